@@ -1,0 +1,165 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+)
+
+func startCluster(t *testing.T, n int, key []byte) []*Membership {
+	t.Helper()
+	var ms []*Membership
+	for i := range n {
+		cfg := DefaultMembershipConfig(fmt.Sprintf("n%d", i))
+		cfg.SecretKey = key
+		role := RoleCloud
+		if i == 0 {
+			role = RoleEdge
+		}
+		m, err := NewMembership(cfg, Meta{Role: role, QUICAddr: fmt.Sprintf("127.0.0.1:%d", 7000+i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { m.Shutdown() })
+		ms = append(ms, m)
+	}
+	return ms
+}
+
+// waitFor polls cond until it holds or limit passes, returning the time taken.
+func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > limit {
+			t.Fatalf("%s: not within %v", what, limit)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+func alivePeers(m *Membership) int {
+	n := 0
+	for _, p := range m.Peers() {
+		if p.Alive {
+			n++
+		}
+	}
+	return n
+}
+
+func TestGossipConvergence(t *testing.T) {
+	if testing.Short() {
+		t.Skip("gossip timing test: skipped with -short")
+	}
+	const n = 10
+	key := []byte("0123456789abcdef")
+	ms := startCluster(t, n, key)
+	ctx := context.Background()
+	start := time.Now()
+	for _, m := range ms[1:] {
+		if _, err := m.Join(ctx, []string{ms[0].Addr()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	converge := waitFor(t, 10*time.Second, "convergence", func() bool {
+		for _, m := range ms {
+			if alivePeers(m) != n-1 {
+				return false
+			}
+		}
+		return true
+	})
+	t.Logf("%d nodes: joins + convergence took %v (after the last join: %v)", n, time.Since(start), converge)
+
+	// A metadata change reaches everyone.
+	meta := ms[3].Meta()
+	meta.Load = 0.75
+	meta.Queue = 7
+	changed := time.Now()
+	if err := ms[3].UpdateMeta(ctx, meta); err != nil {
+		t.Fatal(err)
+	}
+	spread := waitFor(t, 10*time.Second, "metadata spread", func() bool {
+		for i, m := range ms {
+			if i == 3 {
+				continue
+			}
+			p, ok := m.Peer("n3")
+			if !ok || p.Meta.Queue != 7 {
+				return false
+			}
+		}
+		return true
+	})
+	total := time.Since(changed)
+	t.Logf("metadata change visible on all %d peers %v after UpdateMeta was called (it blocked for %v)", n-1, total, total-spread)
+
+	// A crash (shutdown without leave) is detected.
+	crashed := time.Now()
+	ms[5].Shutdown()
+	waitFor(t, 15*time.Second, "crash detection", func() bool {
+		for i, m := range ms {
+			if i == 5 {
+				continue
+			}
+			if p, _ := m.Peer("n5"); p.Alive {
+				return false
+			}
+		}
+		return true
+	})
+	t.Logf("crash of n5 detected by all peers after %v", time.Since(crashed))
+}
+
+func TestGossipWrongKeyIgnored(t *testing.T) {
+	good := startCluster(t, 2, []byte("0123456789abcdef"))
+	ctx := context.Background()
+	if _, err := good[1].Join(ctx, []string{good[0].Addr()}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultMembershipConfig("intruder")
+	cfg.SecretKey = []byte("fedcba9876543210")
+	bad, err := NewMembership(cfg, Meta{Role: RoleCloud})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bad.Shutdown()
+	jctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	if _, err := bad.Join(jctx, []string{good[0].Addr()}); err == nil {
+		t.Error("join with the wrong gossip key succeeded")
+	}
+	time.Sleep(300 * time.Millisecond)
+	for _, m := range good {
+		if _, ok := m.Peer("intruder"); ok {
+			t.Errorf("%s sees the intruder", m.cfg.Name)
+		}
+	}
+}
+
+func TestMetaLimits(t *testing.T) {
+	m := Meta{Role: RoleCloud}
+	for i := range 40 {
+		m.Models = append(m.Models, ModelRef{ID: fmt.Sprintf("model-with-a-long-name-%d", i), Version: "v1"})
+	}
+	if _, err := m.Encode(); err == nil {
+		t.Fatal("oversized metadata encoded without error")
+	}
+	if _, err := DecodeMeta([]byte(`{"r":"robot"}`)); err == nil {
+		t.Error("unknown role decoded without error")
+	}
+	if _, err := DecodeMeta([]byte(`{"r":`)); err == nil {
+		t.Error("truncated metadata decoded without error")
+	}
+	b, err := Meta{Role: RoleEdge, Models: []ModelRef{{ID: "seed-cnn", Version: "1"}}}.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := DecodeMeta(b)
+	if err != nil || !got.Serves("seed-cnn") || got.Role != RoleEdge {
+		t.Fatalf("round trip: %+v, %v", got, err)
+	}
+}

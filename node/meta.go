@@ -1,0 +1,91 @@
+package node
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+// Role is what a node does in the cluster.
+type Role string
+
+// The roles a node can take.
+const (
+	RoleEdge  Role = "edge"  // runs heads, takes client requests
+	RoleCloud Role = "cloud" // runs tails for edges
+)
+
+// ParseRole checks s is a known role.
+func ParseRole(s string) (Role, error) {
+	switch Role(s) {
+	case RoleEdge, RoleCloud:
+		return Role(s), nil
+	}
+	return "", fmt.Errorf("node: unknown role %q (want edge or cloud)", s)
+}
+
+// MaxMetaSize is memberlist's limit on node metadata; a larger Meta is an
+// error, never a panic.
+const MaxMetaSize = 512
+
+// ErrMetaTooLarge is returned when a node's metadata does not fit in
+// MaxMetaSize bytes.
+var ErrMetaTooLarge = errors.New("node: metadata over 512 bytes")
+
+// ModelRef names a model version a node serves.
+type ModelRef struct {
+	ID      string `json:"i"`
+	Version string `json:"v,omitempty"`
+}
+
+// Meta is the capability metadata a node gossips. It is encoded as compact
+// JSON and must fit in MaxMetaSize bytes.
+type Meta struct {
+	Role          Role       `json:"r"`
+	QUICAddr      string     `json:"q,omitempty"` // host:port of the node's QUIC endpoint
+	HTTPAddr      string     `json:"h,omitempty"` // client API (edges)
+	Device        string     `json:"d,omitempty"` // device profile name
+	Slowdown      float64    `json:"s,omitempty"` // compute slowdown factor (1 = native)
+	Models        []ModelRef `json:"m,omitempty"`
+	ProfileDigest string     `json:"p,omitempty"`  // digest of the node's latency profile
+	Load          float64    `json:"l,omitempty"`  // busy fraction of the workers, 0..1
+	Queue         int        `json:"qd,omitempty"` // requests waiting
+	Seq           uint64     `json:"n,omitempty"`  // bumped on each update
+}
+
+// Encode returns the gossip form of m, or ErrMetaTooLarge.
+func (m Meta) Encode() ([]byte, error) {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("node: encode metadata: %w", err)
+	}
+	if len(b) > MaxMetaSize {
+		return nil, fmt.Errorf("%w: %d bytes (%d models)", ErrMetaTooLarge, len(b), len(m.Models))
+	}
+	return b, nil
+}
+
+// DecodeMeta parses gossiped metadata.
+func DecodeMeta(b []byte) (Meta, error) {
+	var m Meta
+	if len(b) > MaxMetaSize {
+		return m, fmt.Errorf("%w: %d bytes", ErrMetaTooLarge, len(b))
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return m, fmt.Errorf("node: decode metadata: %w", err)
+	}
+	if _, err := ParseRole(string(m.Role)); err != nil {
+		return m, err
+	}
+	return m, nil
+}
+
+// Serves reports whether m lists model id.
+func (m Meta) Serves(id string) bool {
+	for _, r := range m.Models {
+		if r.ID == id {
+			return true
+		}
+	}
+	return false
+}
