@@ -50,6 +50,7 @@ type Meta struct {
 	ProfileDigest string     `json:"p,omitempty"`  // digest of the node's latency profile
 	Load          float64    `json:"l,omitempty"`  // busy fraction of the workers, 0..1
 	Queue         int        `json:"qd,omitempty"` // requests waiting
+	ServiceMicros int64      `json:"st,omitempty"` // mean segment service time, µs
 	Seq           uint64     `json:"n,omitempty"`  // bumped on each update
 }
 

@@ -16,46 +16,85 @@ var ErrRange = errors.New("partition: position out of range")
 // topological order, as a standalone graph. g must be simplified (see
 // model.Simplify: nodes sorted, shapes inferred).
 //
-// The segment's inputs are the tensors it reads that are produced before
-// from (or are graph inputs), in order of first use; its outputs are the
-// tensors it produces that are read at or after to, or are graph outputs, in
-// production order. Initializers are shared with g, not copied: treat them as
-// read-only.
+// The segment's inputs are the tensors it reads that are produced outside it
+// (or are graph inputs): graph inputs first in their order, then the rest in
+// the order g produces them. Its outputs are the tensors it produces that are
+// read by a node after the segment or are graph outputs, in production order.
+// Initializers are shared with g, not copied: treat them as read-only.
 func Segment(g *model.Graph, from, to int) (*model.Graph, error) {
 	n := len(g.Nodes)
 	if from < 0 || to > n || from > to {
 		return nil, fmt.Errorf("%w: segment [%d,%d) of a %d-node graph", ErrRange, from, to, n)
 	}
-	producer := g.Producers()
-	lastUse := lastUses(g)
-	seg := model.NewGraph(fmt.Sprintf("%s[%d:%d]", g.Name, from, to))
-	seg.OpsetVersion = g.OpsetVersion
-	seg.Nodes = make([]*model.Node, 0, to-from)
-	seen := make(map[string]bool)
+	idx := make([]int, 0, to-from)
 	for i := from; i < to; i++ {
+		idx = append(idx, i)
+	}
+	seg, err := SegmentNodes(g, idx)
+	if err != nil {
+		return nil, err
+	}
+	seg.Name = fmt.Sprintf("%s[%d:%d]", g.Name, from, to)
+	return seg, nil
+}
+
+// SegmentNodes is Segment for any set of node indices (ascending, no
+// repeats): the piece a DAG cut puts on one side, which need not be a range of
+// the canonical order. A tensor is an output when a node outside the set
+// reads it, or when it is a graph output.
+func SegmentNodes(g *model.Graph, idx []int) (*model.Graph, error) {
+	n := len(g.Nodes)
+	in := make([]bool, n)
+	for j, i := range idx {
+		if i < 0 || i >= n || (j > 0 && i <= idx[j-1]) {
+			return nil, fmt.Errorf("%w: node set must be ascending indices in [0,%d), got %v", ErrRange, n, idx)
+		}
+		in[i] = true
+	}
+	producer := g.Producers()
+	// readOutside marks tensors read by a node outside the set.
+	readOutside := make(map[string]bool)
+	for i, nd := range g.Nodes {
+		if in[i] {
+			continue
+		}
+		for _, t := range nd.Inputs {
+			if t != "" {
+				readOutside[t] = true
+			}
+		}
+	}
+	for _, o := range g.Outputs {
+		readOutside[o.Name] = true
+	}
+	seg := model.NewGraph(g.Name)
+	seg.OpsetVersion = g.OpsetVersion
+	seg.Nodes = make([]*model.Node, 0, len(idx))
+	seen := make(map[string]bool)
+	for _, i := range idx {
 		nd := g.Nodes[i]
 		seg.Nodes = append(seg.Nodes, nd)
-		for _, in := range nd.Inputs {
-			if in == "" || seen[in] {
+		for _, t := range nd.Inputs {
+			if t == "" || seen[t] {
 				continue
 			}
-			seen[in] = true
-			if w, ok := g.Initializers[in]; ok {
-				seg.Initializers[in] = w
-				seg.Shapes[in] = w.Shape().Clone()
+			seen[t] = true
+			if w, ok := g.Initializers[t]; ok {
+				seg.Initializers[t] = w
+				seg.Shapes[t] = w.Shape().Clone()
 				continue
 			}
-			if p, ok := producer[in]; ok && p >= from {
+			if p, ok := producer[t]; ok && in[p] {
 				continue // produced inside the segment
 			}
-			shape, err := shapeOf(g, in)
+			shape, err := shapeOf(g, t)
 			if err != nil {
 				return nil, err
 			}
-			seg.Inputs = append(seg.Inputs, model.ValueInfo{Name: in, Shape: shape})
+			seg.Inputs = append(seg.Inputs, model.ValueInfo{Name: t, Shape: shape})
 		}
 	}
-	for i := from; i < to; i++ {
+	for _, i := range idx {
 		for _, out := range g.Nodes[i].Outputs {
 			if out == "" {
 				continue
@@ -65,16 +104,14 @@ func Segment(g *model.Graph, from, to int) (*model.Graph, error) {
 				return nil, err
 			}
 			seg.Shapes[out] = shape
-			if lastUse[out] >= to {
+			if readOutside[out] {
 				seg.Outputs = append(seg.Outputs, model.ValueInfo{Name: out, Shape: shape})
 			}
 		}
 	}
-	// Inputs in a deterministic order: graph inputs in their original order,
-	// then inner tensors in the order the graph produces them.
 	rank := make(map[string]int, len(g.Inputs))
-	for i, in := range g.Inputs {
-		rank[in.Name] = i - len(g.Inputs)
+	for i, gi := range g.Inputs {
+		rank[gi.Name] = i - len(g.Inputs)
 	}
 	for name, p := range producer {
 		rank[name] = p
@@ -82,8 +119,8 @@ func Segment(g *model.Graph, from, to int) (*model.Graph, error) {
 	sort.SliceStable(seg.Inputs, func(a, b int) bool {
 		return rank[seg.Inputs[a].Name] < rank[seg.Inputs[b].Name]
 	})
-	for _, in := range seg.Inputs {
-		seg.Shapes[in.Name] = in.Shape
+	for _, vi := range seg.Inputs {
+		seg.Shapes[vi.Name] = vi.Shape
 	}
 	return seg, nil
 }

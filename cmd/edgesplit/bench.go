@@ -32,7 +32,7 @@ func newBenchModelCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			x, err := loadInput(inputPath, g)
+			x, err := loadInput(inputPath, g, nil)
 			if err != nil {
 				return err
 			}

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/edgesplit/edgesplit/model"
+	"github.com/edgesplit/edgesplit/model/dataset"
 	"github.com/edgesplit/edgesplit/partition"
 	"github.com/spf13/cobra"
 	"gorgonia.org/tensor"
@@ -14,7 +15,7 @@ import (
 
 // loadInput reads the model's single input from a .npy file or an image.
 // An empty path gives a seeded uniform [0,1) tensor of the input's shape.
-func loadInput(path string, g *model.Graph) (*tensor.Dense, error) {
+func loadInput(path string, g *model.Graph, sc *dataset.Sidecar) (*tensor.Dense, error) {
 	if len(g.Inputs) != 1 {
 		return nil, fmt.Errorf("model has %d inputs; this command feeds exactly one", len(g.Inputs))
 	}
@@ -28,7 +29,7 @@ func loadInput(path string, g *model.Graph) (*tensor.Dense, error) {
 	case ".npy":
 		t, err = readNPY(path)
 	case ".png", ".jpg", ".jpeg":
-		t, err = imageInput(path, vi)
+		t, err = imageInput(path, vi, sc)
 	default:
 		return nil, fmt.Errorf("input %s: want a .npy, .png, .jpg or .jpeg file", path)
 	}
@@ -67,11 +68,11 @@ func newInferCmd() *cobra.Command {
 		Use:   "infer --model M.onnx --input x.npy|img.png|img.jpg --output y.npy [--cut K]",
 		Short: "Run a model (with --cut: head then tail, passing the boundary tensors) and write its first output as .npy",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			g, err := loadGraph(modelPath)
+			g, sc, err := loadModel(modelPath)
 			if err != nil {
 				return err
 			}
-			x, err := loadInput(inputPath, g)
+			x, err := loadInput(inputPath, g, sc)
 			if err != nil {
 				return err
 			}

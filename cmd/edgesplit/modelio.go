@@ -1,42 +1,87 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"strings"
 
 	"github.com/edgesplit/edgesplit/model"
+	"github.com/edgesplit/edgesplit/model/dataset"
 	"github.com/edgesplit/edgesplit/model/npy"
 	"github.com/edgesplit/edgesplit/model/onnx"
 	"github.com/edgesplit/edgesplit/model/zoo"
 	"gorgonia.org/tensor"
 )
 
-// loadGraph reads a model given as an ONNX file path or a zoo name (see
-// `edgesplit inspect --help`) and returns it simplified.
+// trainedName names the embedded trained seed-cnn in --model flags.
+const trainedName = "seed-cnn-trained"
+
+// loadGraph reads a model given as an ONNX file path, the embedded trained
+// model, or a zoo name (see modelFlagHelp) and returns it simplified, with
+// its sidecar when it has one (ONNX files: M.json beside M.onnx).
 func loadGraph(spec string) (*model.Graph, error) {
+	g, _, err := loadModel(spec)
+	return g, err
+}
+
+func loadModel(spec string) (*model.Graph, *dataset.Sidecar, error) {
 	var g *model.Graph
+	var sc *dataset.Sidecar
 	var err error
-	if _, statErr := os.Stat(spec); statErr == nil || strings.HasSuffix(spec, ".onnx") {
+	if spec == trainedName {
+		var s dataset.Sidecar
+		g, s, err = zoo.SeedCNNTrained()
+		sc = &s
+	} else if _, statErr := os.Stat(spec); statErr == nil || strings.HasSuffix(spec, ".onnx") {
 		g, err = onnx.Load(spec)
+		if err == nil {
+			if s, serr := dataset.ReadSidecar(dataset.SidecarPath(spec)); serr == nil {
+				sc = &s
+			} else if !errors.Is(serr, fs.ErrNotExist) {
+				return nil, nil, serr
+			}
+		}
 	} else {
-		name, seed := spec, int64(1)
+		name, seed := spec, uint64(1)
 		if i := strings.LastIndexByte(spec, '@'); i > 0 {
 			if _, err := fmt.Sscan(spec[i+1:], &seed); err != nil {
-				return nil, fmt.Errorf("model %q: bad seed after @: %w", spec, err)
+				return nil, nil, fmt.Errorf("model %q: bad seed after @: %w", spec, err)
 			}
 			name = spec[:i]
 		}
 		g, err = zoo.Build(name, seed)
 		if err != nil {
-			return nil, fmt.Errorf("model %q is neither a readable .onnx file nor a zoo model (%s): %w",
-				spec, strings.Join(zoo.Names(), ", "), err)
+			return nil, nil, fmt.Errorf("model %q is neither a readable .onnx file nor a zoo model (%s, %s): %w",
+				spec, trainedName, strings.Join(zoo.Names(), ", "), err)
 		}
 	}
 	if err != nil {
+		return nil, nil, err
+	}
+	g, err = model.Simplify(g, nil)
+	return g, sc, err
+}
+
+// imageInput preprocesses an image file for the model input vi: with the
+// model's sidecar pipeline when it has one, else resize to the input's H×W,
+// grayscale when it has one channel, scale to [0,1].
+func imageInput(path string, vi model.ValueInfo, sc *dataset.Sidecar) (*tensor.Dense, error) {
+	var p dataset.Preprocess
+	if sc != nil {
+		p = sc.Preprocess
+	} else {
+		if len(vi.Shape) != 4 || (vi.Shape[1] != 1 && vi.Shape[1] != 3) {
+			return nil, fmt.Errorf("input %q has shape %v: images need a 1×C×H×W input with C = 1 or 3", vi.Name, vi.Shape)
+		}
+		p = dataset.Preprocess{Grayscale: vi.Shape[1] == 1, Width: vi.Shape[3], Height: vi.Shape[2]}
+	}
+	data, err := dataset.LoadImage(path, p)
+	if err != nil {
 		return nil, err
 	}
-	return model.Simplify(g, nil)
+	return tensor.New(tensor.WithShape(p.Shape()...), tensor.WithBacking(data)), nil
 }
 
 func readNPY(path string) (*tensor.Dense, error) {

@@ -23,7 +23,7 @@ func newProfileCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			x, err := loadInput(inputPath, g)
+			x, err := loadInput(inputPath, g, nil)
 			if err != nil {
 				return err
 			}

@@ -1,0 +1,175 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"image"
+	_ "image/jpeg" // decoders for POST /v1/infer
+	_ "image/png"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/edgesplit/edgesplit/model/dataset"
+	"github.com/edgesplit/edgesplit/model/npy"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"gorgonia.org/tensor"
+)
+
+// MaxInferBody limits the body of POST /v1/infer.
+const MaxInferBody = 32 << 20
+
+// InferResponse is the JSON answer of POST /v1/infer. Durations are in
+// milliseconds.
+type InferResponse struct {
+	Model      string             `json:"model"`
+	Class      int                `json:"class"`
+	Label      string             `json:"label,omitempty"`
+	Score      float32            `json:"score"`
+	Output     []float32          `json:"output"`
+	Policy     string             `json:"policy"`
+	Cut        int                `json:"cut"`
+	Codec      string             `json:"codec,omitempty"`
+	Cloud      string             `json:"cloud,omitempty"`
+	BytesSent  int64              `json:"bytes_sent"`
+	Fallback   string             `json:"fallback,omitempty"`
+	Errors     []string           `json:"errors,omitempty"`
+	Predicted  float64            `json:"predicted_ms"`
+	Breakdown  map[string]float64 `json:"breakdown_ms"`
+	RequestMS  float64            `json:"total_ms"`
+	EdgeDevice string             `json:"edge_device"`
+}
+
+type apiError struct {
+	Error string `json:"error"`
+}
+
+// Handler returns the node's client API: POST /v1/infer, GET /v1/cluster,
+// GET /metrics.
+func (n *Node) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/infer", n.handleInfer)
+	mux.HandleFunc("GET /v1/cluster", n.handleCluster)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(n.cfg.Registry, promhttp.HandlerOpts{}))
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func ms(d time.Duration) float64 { return float64(d) / 1e6 }
+
+// handleInfer takes an image (PNG/JPEG) or a .npy body. Query parameters:
+// model, policy, codec, deadline (a Go duration, e.g. 500ms).
+func (n *Node) handleInfer(w http.ResponseWriter, r *http.Request) {
+	if n.cfg.Role != RoleEdge {
+		writeJSON(w, http.StatusMisdirectedRequest, apiError{ErrNotEdge.Error()})
+		return
+	}
+	q := r.URL.Query()
+	m, err := n.model(q.Get("model"))
+	if err != nil {
+		writeJSON(w, http.StatusNotFound, apiError{err.Error()})
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, MaxInferBody+1))
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, apiError{"reading body: " + err.Error()})
+		return
+	}
+	if len(body) > MaxInferBody {
+		writeJSON(w, http.StatusRequestEntityTooLarge, apiError{fmt.Sprintf("body over %d bytes", MaxInferBody)})
+		return
+	}
+	x, err := decodeInput(body, m)
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, apiError{err.Error()})
+		return
+	}
+	ctx := r.Context()
+	if d := q.Get("deadline"); d != "" {
+		dl, err := time.ParseDuration(d)
+		if err != nil || dl <= 0 {
+			writeJSON(w, http.StatusBadRequest, apiError{fmt.Sprintf("deadline %q: want a positive duration like 500ms", d)})
+			return
+		}
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, dl)
+		defer cancel()
+	}
+	res, err := n.Infer(ctx, InferRequest{Model: m.ID, Inputs: []*tensor.Dense{x}, Policy: q.Get("policy"), Codec: q.Get("codec")})
+	if err != nil {
+		code := http.StatusInternalServerError
+		if errors.Is(err, ErrUnknownModel) {
+			code = http.StatusNotFound
+		}
+		writeJSON(w, code, apiError{err.Error()})
+		return
+	}
+	out := res.Outputs[len(res.Outputs)-1].Data().([]float32)
+	writeJSON(w, http.StatusOK, InferResponse{
+		Model: m.ID, Class: res.Class, Label: res.Label, Score: res.Score, Output: out,
+		Policy: res.Policy, Cut: res.Cut, Codec: res.Codec, Cloud: res.Cloud, BytesSent: res.BytesSent,
+		Fallback: res.Fallback, Errors: res.Errors, Predicted: ms(res.Predicted), RequestMS: ms(res.Measured.Total),
+		EdgeDevice: n.cfg.Device.Name,
+		Breakdown: map[string]float64{
+			"edge_compute": ms(res.Measured.EdgeCompute), "encode": ms(res.Measured.Encode),
+			"transfer": ms(res.Measured.Transfer), "queue": ms(res.Measured.Queue),
+			"cloud_compute": ms(res.Measured.CloudCompute), "decode": ms(res.Measured.Decode),
+		},
+	})
+}
+
+// decodeInput reads a .npy tensor or an image preprocessed for m.
+func decodeInput(body []byte, m *Model) (*tensor.Dense, error) {
+	vi := m.Graph.Inputs[0]
+	if bytes.HasPrefix(body, []byte("\x93NUMPY")) {
+		t, err := npy.Read(bytes.NewReader(body))
+		if err != nil {
+			return nil, err
+		}
+		if err := checkInputs(m.Graph.Inputs[:1], []*tensor.Dense{t}); err != nil {
+			return nil, err
+		}
+		return t, nil
+	}
+	img, _, err := image.Decode(bytes.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("body is neither .npy nor a PNG/JPEG image: %w", err)
+	}
+	var p dataset.Preprocess
+	if m.Sidecar != nil {
+		p = m.Sidecar.Preprocess
+	} else if len(vi.Shape) == 4 && (vi.Shape[1] == 1 || vi.Shape[1] == 3) {
+		p = dataset.Preprocess{Grayscale: vi.Shape[1] == 1, Width: vi.Shape[3], Height: vi.Shape[2]}
+	} else {
+		return nil, fmt.Errorf("model %s input %v does not take images", m.ID, vi.Shape)
+	}
+	return p.Image(img)
+}
+
+// ClusterMember is one entry of GET /v1/cluster.
+type ClusterMember struct {
+	Name   string `json:"name"`
+	Addr   string `json:"gossip_addr"`
+	Alive  bool   `json:"alive"`
+	Meta   Meta   `json:"meta"`
+	Banned bool   `json:"banned,omitempty"`
+}
+
+func (n *Node) handleCluster(w http.ResponseWriter, _ *http.Request) {
+	self := ClusterMember{Name: n.cfg.Name, Addr: n.members.Addr(), Alive: true, Meta: n.members.Meta()}
+	out := []ClusterMember{self}
+	for _, p := range n.members.Peers() {
+		out = append(out, ClusterMember{Name: p.Name, Addr: p.Addr, Alive: p.Alive, Meta: p.Meta, Banned: n.bans.Banned(p.Name)})
+	}
+	writeJSON(w, http.StatusOK, out)
+}

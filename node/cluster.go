@@ -1,0 +1,195 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/edgesplit/edgesplit/transport/linkem"
+	"github.com/edgesplit/edgesplit/transport/pki"
+)
+
+// LocalClusterConfig describes an in-process cluster on loopback: real
+// gossip, real QUIC with mutual TLS from an ephemeral CA, and the edges'
+// access links emulated.
+type LocalClusterConfig struct {
+	Edges, Clouds int
+	// Models are held by every node (shared read-only between them).
+	Models []*Model
+	// EdgeDevice and CloudDevice emulate compute speed.
+	EdgeDevice, CloudDevice Device
+	// Uplink and Downlink are the edges' emulated access link.
+	Uplink, Downlink linkem.LinkSettings
+	// Policy is the edges' split policy (default auto).
+	Policy string
+	// Codecs restricts the codec presets (default all).
+	Codecs []string
+	// GossipKey encrypts gossip when set.
+	GossipKey []byte
+	// Tune adjusts each node's Config before it starts.
+	Tune   func(*Config)
+	Logger *slog.Logger
+}
+
+// LocalCluster is a running in-process cluster.
+type LocalCluster struct {
+	CA     *pki.CA
+	Edges  []*Node
+	Clouds []*Node
+	cfg    LocalClusterConfig
+}
+
+// StartLocalCluster starts the nodes, joins them through the first node and
+// waits until every edge sees every cloud.
+func StartLocalCluster(ctx context.Context, cfg LocalClusterConfig) (*LocalCluster, error) {
+	ca, err := pki.NewCA(pki.CAOptions{})
+	if err != nil {
+		return nil, err
+	}
+	lc := &LocalCluster{CA: ca, cfg: cfg}
+	var seed string
+	start := func(name string, role Role) (*Node, error) {
+		nc, err := lc.nodeConfig(name, role)
+		if err != nil {
+			return nil, err
+		}
+		nd, err := New(ctx, nc)
+		if err != nil {
+			return nil, err
+		}
+		if seed == "" {
+			seed = nd.GossipAddr()
+		} else if err := nd.Join(ctx, []string{seed}); err != nil {
+			nd.Kill()
+			return nil, err
+		}
+		return nd, nil
+	}
+	for i := range cfg.Clouds {
+		nd, err := start(fmt.Sprintf("cloud-%d", i+1), RoleCloud)
+		if err != nil {
+			lc.Kill()
+			return nil, err
+		}
+		lc.Clouds = append(lc.Clouds, nd)
+	}
+	for i := range cfg.Edges {
+		nd, err := start(fmt.Sprintf("edge-%d", i+1), RoleEdge)
+		if err != nil {
+			lc.Kill()
+			return nil, err
+		}
+		lc.Edges = append(lc.Edges, nd)
+	}
+	if err := lc.WaitConverged(ctx, 10*time.Second); err != nil {
+		lc.Kill()
+		return nil, err
+	}
+	return lc, nil
+}
+
+func (lc *LocalCluster) nodeConfig(name string, role Role) (Config, error) {
+	id, err := lc.CA.Issue(name, pki.IssueOptions{})
+	if err != nil {
+		return Config{}, err
+	}
+	nc := DefaultConfig(name, role)
+	nc.Identity = id
+	nc.Models = lc.cfg.Models
+	nc.Gossip.SecretKey = lc.cfg.GossipKey
+	nc.Codecs = lc.cfg.Codecs
+	if lc.cfg.Logger != nil {
+		nc.Logger = lc.cfg.Logger
+	}
+	if role == RoleEdge {
+		nc.Device = lc.cfg.EdgeDevice
+		nc.Uplink, nc.Downlink = lc.cfg.Uplink, lc.cfg.Downlink
+		if lc.cfg.Policy != "" {
+			nc.Policy = lc.cfg.Policy
+		}
+	} else {
+		nc.Device = lc.cfg.CloudDevice
+	}
+	if lc.cfg.Tune != nil {
+		lc.cfg.Tune(&nc)
+	}
+	return nc, nil
+}
+
+// AddCloud starts one more cloud node and joins it to the cluster.
+func (lc *LocalCluster) AddCloud(ctx context.Context, name string) (*Node, error) {
+	nc, err := lc.nodeConfig(name, RoleCloud)
+	if err != nil {
+		return nil, err
+	}
+	nd, err := New(ctx, nc)
+	if err != nil {
+		return nil, err
+	}
+	seeds := []string{}
+	for _, e := range lc.Edges {
+		seeds = append(seeds, e.GossipAddr())
+	}
+	if err := nd.Join(ctx, seeds); err != nil {
+		nd.Kill()
+		return nil, err
+	}
+	lc.Clouds = append(lc.Clouds, nd)
+	return nd, nil
+}
+
+// WaitConverged waits until every edge sees every running cloud alive.
+func (lc *LocalCluster) WaitConverged(ctx context.Context, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for {
+		ok := true
+		for _, e := range lc.Edges {
+			alive := map[string]bool{}
+			for _, p := range e.Members() {
+				alive[p.Name] = p.Alive
+			}
+			for _, c := range lc.Clouds {
+				if !c.isClosed() && !alive[c.Name()] {
+					ok = false
+				}
+			}
+		}
+		if ok {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return errors.New("node: cluster did not converge in time")
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// Shutdown stops every node gracefully.
+func (lc *LocalCluster) Shutdown(ctx context.Context) error {
+	var errs []error
+	for _, nd := range append(append([]*Node{}, lc.Edges...), lc.Clouds...) {
+		if err := nd.Shutdown(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Kill stops every node abruptly.
+func (lc *LocalCluster) Kill() {
+	for _, nd := range append(append([]*Node{}, lc.Edges...), lc.Clouds...) {
+		nd.Kill()
+	}
+}
+
+func (n *Node) isClosed() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.closed
+}

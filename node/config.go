@@ -1,0 +1,149 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/edgesplit/edgesplit/transport/linkem"
+	"github.com/edgesplit/edgesplit/transport/pki"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Config configures a Node. Start from DefaultConfig.
+type Config struct {
+	// Name is the node's unique name; it must match its certificate.
+	Name string
+	// Role is edge or cloud.
+	Role Role
+	// Device is the emulated compute device (default: server, no slowdown).
+	Device Device
+	// Models are the models the node holds. Edges run heads (and whole
+	// models as fallback); clouds run tails. Required: at least one.
+	Models []*Model
+	// Identity is the node's certificate from the cluster CA. Required.
+	Identity *pki.Identity
+	// QUICAddr is the UDP address of the node's QUIC endpoint. Default
+	// "127.0.0.1:0".
+	QUICAddr string
+	// Uplink and Downlink emulate the node's access link (all its QUIC
+	// traffic passes through them). Zero values pass packets through.
+	Uplink, Downlink linkem.LinkSettings
+	// Gossip configures membership; Gossip.Name is set from Name.
+	Gossip MembershipConfig
+	// HTTPAddr, when set, serves the client API (/v1/infer, /v1/cluster,
+	// /metrics) there. Edges only.
+	HTTPAddr string
+	// Policy is the default split policy (scheduler.ParsePolicy). Default
+	// "auto".
+	Policy string
+	// Codecs are the tensorcodec presets the scheduler may choose from.
+	// Default: all presets.
+	Codecs []string
+	// Workers is how many segments a cloud runs at once. Default 1.
+	Workers int
+	// ProfileRuns is the number of timed runs per node when profiling a
+	// model at start. Default 7.
+	ProfileRuns int
+	// Attempts is how many clouds an edge tries for one request before it
+	// finishes the tail itself. Default 2.
+	Attempts int
+	// BanBase is how long a failed cloud is avoided at first (doubling on
+	// repeated failures, as Petals does). Default 15 s.
+	BanBase time.Duration
+	// MetaInterval is how often a cloud gossips its load. Default 250 ms.
+	MetaInterval time.Duration
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// Registry receives the node's Prometheus metrics. Default: a new
+	// registry of the node's own (served on /metrics).
+	Registry *prometheus.Registry
+}
+
+// DefaultConfig returns a configuration for a node on loopback with the
+// fast-converging gossip defaults.
+func DefaultConfig(name string, role Role) Config {
+	return Config{
+		Name:         name,
+		Role:         role,
+		Device:       Device{Name: "server", Slowdown: 1},
+		QUICAddr:     "127.0.0.1:0",
+		Gossip:       DefaultMembershipConfig(name),
+		Policy:       "auto",
+		Workers:      1,
+		ProfileRuns:  7,
+		Attempts:     2,
+		BanBase:      15 * time.Second,
+		MetaInterval: 250 * time.Millisecond,
+	}
+}
+
+func (c *Config) validate() error {
+	var errs []error
+	if c.Name == "" {
+		errs = append(errs, errors.New("Name is empty"))
+	}
+	if _, err := ParseRole(string(c.Role)); err != nil {
+		errs = append(errs, err)
+	}
+	if len(c.Models) == 0 {
+		errs = append(errs, errors.New("no Models"))
+	}
+	seen := make(map[string]bool)
+	for _, m := range c.Models {
+		if seen[m.ID] {
+			errs = append(errs, fmt.Errorf("model %q listed twice", m.ID))
+		}
+		seen[m.ID] = true
+	}
+	if c.Identity == nil {
+		errs = append(errs, errors.New("no Identity (certificate)"))
+	} else if c.Identity.Name != c.Name {
+		errs = append(errs, fmt.Errorf("certificate is for %q, node is %q", c.Identity.Name, c.Name))
+	}
+	if c.Device.Slowdown == 0 {
+		c.Device = Device{Name: "server", Slowdown: 1}
+	}
+	if c.Device.Slowdown < 1 {
+		errs = append(errs, fmt.Errorf("device slowdown %g < 1", c.Device.Slowdown))
+	}
+	if err := c.Uplink.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("uplink: %w", err))
+	}
+	if err := c.Downlink.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("downlink: %w", err))
+	}
+	if c.QUICAddr == "" {
+		c.QUICAddr = "127.0.0.1:0"
+	}
+	if c.Policy == "" {
+		c.Policy = "auto"
+	}
+	if c.Workers <= 0 {
+		c.Workers = 1
+	}
+	if c.ProfileRuns <= 0 {
+		c.ProfileRuns = 7
+	}
+	if c.Attempts <= 0 {
+		c.Attempts = 2
+	}
+	if c.BanBase <= 0 {
+		c.BanBase = 15 * time.Second
+	}
+	if c.MetaInterval <= 0 {
+		c.MetaInterval = 250 * time.Millisecond
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Registry == nil {
+		c.Registry = prometheus.NewRegistry()
+	}
+	c.Gossip.Name = c.Name
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("node: invalid config: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,212 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"text/tabwriter"
+	"time"
+
+	"github.com/edgesplit/edgesplit/transport/linkem"
+	"gorgonia.org/tensor"
+)
+
+// DemoPhase is one period of the demo's link schedule.
+type DemoPhase struct {
+	Name      string // shown in the table
+	Profile   string // linkem profile name
+	KillCloud bool   // kill one cloud node at the start of this phase
+}
+
+// DemoConfig configures RunDemo. Zero fields take the defaults of
+// DefaultDemoConfig.
+type DemoConfig struct {
+	Model      *Model
+	EdgeDevice Device
+	Clouds     int
+	Phases     []DemoPhase
+	// Requests is the number of auto-policy requests per phase; each phase
+	// also runs Baseline requests forced edge-only and cloud-only.
+	Requests, Baseline int
+	Logger             *slog.Logger
+}
+
+// DefaultDemoPhases is Wi-Fi → 5G mid-band → LTE → mmWave (with blockage)
+// → 5G mid-band, killing a cloud node halfway.
+func DefaultDemoPhases() []DemoPhase {
+	return []DemoPhase{
+		{Name: "1 wifi", Profile: "wifi"},
+		{Name: "2 5g-midband", Profile: "5g-midband"},
+		{Name: "3 lte", Profile: "lte", KillCloud: true},
+		{Name: "4 5g-mmwave", Profile: "5g-mmwave"},
+		{Name: "5 5g-midband", Profile: "5g-midband"},
+	}
+}
+
+// DemoRow is one line of the demo's report.
+type DemoRow struct {
+	Phase, Link, Policy, Cut, Codec, Cloud string
+	Predicted, Measured                    time.Duration
+	Bytes                                  int64
+	EdgeOnly, CloudOnly                    time.Duration
+	Fallbacks                              int
+	Clouds                                 int // clouds alive at the phase's end
+}
+
+// RunDemo starts an in-process cluster (one edge on an emulated slow device
+// and link, cfg.Clouds cloud nodes) with real gossip and real QUIC on
+// loopback, sends a stream of requests while the edge's link follows the
+// phase schedule, kills a cloud node where the schedule says, and writes a
+// table per phase to w. It returns the rows.
+func RunDemo(ctx context.Context, cfg DemoConfig, w io.Writer) ([]DemoRow, error) {
+	if cfg.Model == nil {
+		return nil, fmt.Errorf("node: demo needs a model")
+	}
+	if cfg.Clouds <= 0 {
+		cfg.Clouds = 2
+	}
+	if len(cfg.Phases) == 0 {
+		cfg.Phases = DefaultDemoPhases()
+	}
+	if cfg.Requests <= 0 {
+		cfg.Requests = 6
+	}
+	if cfg.Baseline <= 0 {
+		cfg.Baseline = 2
+	}
+	if cfg.EdgeDevice.Slowdown == 0 {
+		cfg.EdgeDevice, _ = ParseDevice("raspberry-pi-4")
+	}
+	first, err := linkem.LookupProfile(cfg.Phases[0].Profile)
+	if err != nil {
+		return nil, err
+	}
+	started := time.Now()
+	fmt.Fprintf(w, "starting 1 edge (%s, %.0f× slower) + %d clouds on loopback: gossip, QUIC + mutual TLS, emulated edge link; model %s (%d nodes)\n",
+		cfg.EdgeDevice.Name, cfg.EdgeDevice.Slowdown, cfg.Clouds, cfg.Model.ID, cfg.Model.Nodes())
+	lc, err := StartLocalCluster(ctx, LocalClusterConfig{
+		Edges: 1, Clouds: cfg.Clouds, Models: []*Model{cfg.Model},
+		EdgeDevice: cfg.EdgeDevice, Uplink: first.Up, Downlink: first.Down,
+		GossipKey: demoKey(), Logger: cfg.Logger, Policy: "auto",
+		Tune: func(c *Config) { c.ProfileRuns = 3; c.BanBase = 5 * time.Second },
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer lc.Kill()
+	fmt.Fprintf(w, "cluster up and converged in %v\n\n", time.Since(started).Round(time.Millisecond))
+	edge := lc.Edges[0]
+	shape := cfg.Model.Graph.Inputs[0].Shape
+	rng := rand.New(rand.NewPCG(42, 7))
+	input := func() *tensor.Dense {
+		n := 1
+		for _, d := range shape {
+			n *= d
+		}
+		data := make([]float32, n)
+		for i := range data {
+			data[i] = rng.Float32()
+		}
+		return tensor.New(tensor.WithShape(shape...), tensor.WithBacking(data))
+	}
+	var rows []DemoRow
+	killed := 0
+	for _, ph := range cfg.Phases {
+		prof, err := linkem.LookupProfile(ph.Profile)
+		if err != nil {
+			return rows, err
+		}
+		if err := edge.SetLink(prof.Up, prof.Down); err != nil {
+			return rows, err
+		}
+		if ph.KillCloud && killed < len(lc.Clouds)-1 {
+			lc.Clouds[killed].Kill()
+			fmt.Fprintf(w, "[phase %s] killed %s (crash, no leave)\n", ph.Name, lc.Clouds[killed].Name())
+			killed++
+		}
+		row := DemoRow{Phase: ph.Name, Link: ph.Profile, Policy: "auto"}
+		var preds, meas []time.Duration
+		var last *InferResult
+		for range cfg.Requests {
+			res, err := edge.Infer(ctx, InferRequest{Inputs: []*tensor.Dense{input()}})
+			if err != nil {
+				return rows, fmt.Errorf("phase %s: %w", ph.Name, err)
+			}
+			if res.Fallback != "" {
+				row.Fallbacks++
+			}
+			preds = append(preds, res.Predicted)
+			meas = append(meas, res.Measured.Total)
+			row.Bytes += res.BytesSent
+			last = res
+		}
+		row.Bytes /= int64(cfg.Requests)
+		row.Cut = fmt.Sprint(last.Cut)
+		if last.Cut == cfg.Model.Nodes() {
+			row.Cut += " (edge)"
+		}
+		row.Codec, row.Cloud = last.Codec, last.Cloud
+		// Median of the second half: after the plan settles on the new link.
+		row.Predicted = median(preds[len(preds)/2:])
+		row.Measured = median(meas[len(meas)/2:])
+		for _, base := range []string{"edge-only", "cloud-only"} {
+			var ts []time.Duration
+			for range cfg.Baseline {
+				res, err := edge.Infer(ctx, InferRequest{Inputs: []*tensor.Dense{input()}, Policy: base})
+				if err != nil {
+					return rows, fmt.Errorf("phase %s %s: %w", ph.Name, base, err)
+				}
+				ts = append(ts, res.Measured.Total)
+			}
+			if base == "edge-only" {
+				row.EdgeOnly = median(ts)
+			} else {
+				row.CloudOnly = median(ts)
+			}
+		}
+		for _, p := range edge.Members() {
+			if p.Alive && p.Meta.Role == RoleCloud {
+				row.Clouds++
+			}
+		}
+		rows = append(rows, row)
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "phase\tlink\tpolicy\tcut\tcodec\tcloud\tpredicted ms\tmeasured ms\tbytes up\tedge-only ms\tcloud-only ms\tvs edge\tvs cloud\tfallbacks\tclouds alive")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%.1f\t%.1f\t%d\t%.1f\t%.1f\t%.2f×\t%.2f×\t%d\t%d\n",
+			r.Phase, r.Link, r.Policy, r.Cut, dash(r.Codec), dash(r.Cloud), ms(r.Predicted), ms(r.Measured), r.Bytes,
+			ms(r.EdgeOnly), ms(r.CloudOnly), ratio(r.EdgeOnly, r.Measured), ratio(r.CloudOnly, r.Measured), r.Fallbacks, r.Clouds)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "\ndemo finished in %v\n", time.Since(started).Round(time.Millisecond))
+	return rows, nil
+}
+
+func demoKey() []byte { return []byte("edgesplit-demo-gossip-key-32byte") }
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func ratio(a, b time.Duration) float64 {
+	if b <= 0 {
+		return 0
+	}
+	return float64(a) / float64(b)
+}
+
+func median(ds []time.Duration) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[len(s)/2]
+}

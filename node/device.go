@@ -1,0 +1,91 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Device is an emulated compute device: a node runs its kernels natively and
+// then sleeps so that each piece takes Slowdown times as long as it took here.
+// It lets one machine stand in for a phone and a server at once.
+type Device struct {
+	Name     string
+	Slowdown float64 // ≥ 1; 1 = this machine's speed
+	Note     string  // where the factor comes from
+}
+
+// devices lists the built-in device profiles. The factors are single-thread
+// CNN inference time relative to one core of a current x86 server (the
+// reference machine edgesplit is developed on, ≈ 30–60 GFLOP/s per core on
+// SGEMM). They are synthesised from published per-core figures, not measured
+// on the devices themselves; docs/architecture.md ("Device emulation") gives
+// the reasoning. Override with an explicit factor (--device slowdown:F).
+var devices = []Device{
+	{Name: "server", Slowdown: 1, Note: "the reference machine itself"},
+	{Name: "laptop", Slowdown: 1.5, Note: "mobile x86 core, lower clocks and narrower SIMD than a server core"},
+	{Name: "jetson-nano", Slowdown: 6, Note: "Cortex-A57 @1.43 GHz, 128-bit NEON: ~1/6 of a server core's FMA rate (CPU path, GPU unused)"},
+	{Name: "raspberry-pi-4", Slowdown: 8, Note: "Cortex-A72 @1.5 GHz, 128-bit NEON, small caches: ~1/8 of a server core on CNN kernels"},
+	{Name: "phone", Slowdown: 3, Note: "2020s flagship big core (Cortex-X class) on CPU inference"},
+	{Name: "mcu-class", Slowdown: 40, Note: "low-end single-board device; pessimistic bound for sweeps"},
+}
+
+// Devices returns the built-in device profiles, sorted by slowdown.
+func Devices() []Device {
+	out := slices.Clone(devices)
+	slices.SortFunc(out, func(a, b Device) int {
+		switch {
+		case a.Slowdown < b.Slowdown:
+			return -1
+		case a.Slowdown > b.Slowdown:
+			return 1
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
+	return out
+}
+
+// ParseDevice resolves a device profile name, or "slowdown:F" for an explicit
+// factor F ≥ 1. The empty string is "server".
+func ParseDevice(s string) (Device, error) {
+	if s == "" {
+		s = "server"
+	}
+	if f, ok := strings.CutPrefix(s, "slowdown:"); ok {
+		var x float64
+		if _, err := fmt.Sscan(f, &x); err != nil || x < 1 || x > 1000 {
+			return Device{}, fmt.Errorf("node: device %q: slowdown must be a number in [1, 1000]", s)
+		}
+		return Device{Name: s, Slowdown: x, Note: "explicit factor"}, nil
+	}
+	for _, d := range devices {
+		if d.Name == s {
+			return d, nil
+		}
+	}
+	names := make([]string, len(devices))
+	for i, d := range devices {
+		names[i] = d.Name
+	}
+	return Device{}, fmt.Errorf("node: unknown device %q (known: %s, or slowdown:F)", s, strings.Join(names, ", "))
+}
+
+// Stretch sleeps so that work that took elapsed here takes Slowdown×elapsed
+// in total, as it would on the emulated device. It returns early with ctx's
+// error if ctx ends.
+func (d Device) Stretch(ctx context.Context, elapsed time.Duration) error {
+	if d.Slowdown <= 1 || elapsed <= 0 {
+		return nil
+	}
+	extra := time.Duration(float64(elapsed) * (d.Slowdown - 1))
+	t := time.NewTimer(extra)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

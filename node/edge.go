@@ -1,0 +1,554 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/edgesplit/edgesplit/partition"
+	"github.com/edgesplit/edgesplit/scheduler"
+	"github.com/edgesplit/edgesplit/tensorcodec"
+	"github.com/edgesplit/edgesplit/transport"
+	"gorgonia.org/tensor"
+)
+
+// InferRequest asks an edge node to run a model on one input.
+type InferRequest struct {
+	// Model is the model id; empty means the node's first model.
+	Model string
+	// Inputs follow the model's inputs (usually one NCHW tensor).
+	Inputs []*tensor.Dense
+	// Policy overrides the node's policy for this request ("" = node's).
+	Policy string
+	// Codec forces a codec preset ("" = the scheduler chooses).
+	Codec string
+}
+
+// Measured is the measured latency of one request, split as the cost model
+// splits its prediction. Transfer is the network time (upload, propagation,
+// download) seen by the edge: the call's duration less the cloud's reported
+// queue and work.
+type Measured struct {
+	EdgeCompute  time.Duration `json:"edge_compute"`
+	Encode       time.Duration `json:"encode"`
+	Transfer     time.Duration `json:"transfer"`
+	Queue        time.Duration `json:"queue"`
+	CloudCompute time.Duration `json:"cloud_compute"`
+	Decode       time.Duration `json:"decode"`
+	Total        time.Duration `json:"total"`
+}
+
+// InferResult is the answer to an InferRequest.
+type InferResult struct {
+	Outputs []*tensor.Dense `json:"-"`
+	// Class is the argmax of the last output; Label its name when known.
+	Class int     `json:"class"`
+	Label string  `json:"label,omitempty"`
+	Score float32 `json:"score"`
+	// Plan is what ran (after any fallback); Predicted its predicted cost.
+	Plan      scheduler.Plan `json:"-"`
+	Policy    string         `json:"policy"`
+	Cut       int            `json:"cut"`
+	Codec     string         `json:"codec,omitempty"`
+	Cloud     string         `json:"cloud,omitempty"`
+	BytesSent int64          `json:"bytes_sent"`
+	Predicted time.Duration  `json:"predicted"`
+	Measured  Measured       `json:"measured"`
+	// Fallback says what happened when the planned cloud failed: "" (none),
+	// "retried:<cloud>", "local".
+	Fallback string   `json:"fallback,omitempty"`
+	Errors   []string `json:"errors,omitempty"`
+}
+
+// ErrNotEdge is returned by Infer on a cloud node.
+var ErrNotEdge = errors.New("node: only edge nodes take inference requests")
+
+// Infer runs one request: plan, run the head here, send the boundary to the
+// chosen cloud, receive the result. If the cloud fails or misses the
+// deadline, the cloud is banned for a while and the request is retried on
+// another cloud or finished here. Exactly one result (or error) is returned
+// per call.
+func (n *Node) Infer(ctx context.Context, req InferRequest) (*InferResult, error) {
+	if n.cfg.Role != RoleEdge {
+		return nil, ErrNotEdge
+	}
+	start := time.Now()
+	m, err := n.model(req.Model)
+	if err != nil {
+		return nil, err
+	}
+	if len(req.Inputs) != len(m.Graph.Inputs) {
+		return nil, fmt.Errorf("node: model %s takes %d inputs, got %d", m.ID, len(m.Graph.Inputs), len(req.Inputs))
+	}
+	if err := checkInputs(m.Graph.Inputs, req.Inputs); err != nil {
+		return nil, fmt.Errorf("node: model %s: %w", m.ID, err)
+	}
+	policyName := req.Policy
+	if policyName == "" {
+		policyName = n.cfg.Policy
+	}
+	res := &InferResult{Policy: policyName}
+	var lastHead *headResult
+	for attempt := 0; attempt < n.cfg.Attempts; attempt++ {
+		plan, err := n.plan(ctx, m, policyName, req.Codec)
+		if err != nil {
+			return nil, err
+		}
+		if plan.EdgeOnly() {
+			break
+		}
+		head, err := n.runHead(ctx, m, plan, req.Inputs, lastHead)
+		if err != nil {
+			return nil, err
+		}
+		lastHead = head
+		err = n.offload(ctx, m, plan, head, res)
+		if err == nil {
+			n.bans.Succeed(plan.Cloud)
+			res.Plan = plan
+			n.finish(m, res, start, "offloaded")
+			return res, nil
+		}
+		res.Errors = append(res.Errors, fmt.Sprintf("%s: %v", plan.Cloud, err))
+		ban := n.bans.Fail(plan.Cloud)
+		n.log.Warn("cloud failed; banned", "cloud", plan.Cloud, "for", ban, "err", err)
+		res.Fallback = "retried"
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	// Edge-only, or every cloud tried failed: finish here.
+	if err := n.runLocal(ctx, m, req.Inputs, lastHead, res); err != nil {
+		return nil, err
+	}
+	outcome := "edge"
+	if res.Fallback != "" {
+		res.Fallback = "local"
+		outcome = "fallback_local"
+	}
+	n.finish(m, res, start, outcome)
+	return res, nil
+}
+
+func (n *Node) model(id string) (*Model, error) {
+	if id == "" {
+		return n.cfg.Models[0], nil
+	}
+	m, ok := n.models[id]
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownModel, id)
+	}
+	return m, nil
+}
+
+// finish fills the result's summary fields and metrics.
+func (n *Node) finish(m *Model, res *InferResult, start time.Time, outcome string) {
+	res.Measured.Total = time.Since(start)
+	res.Cut = res.Plan.K
+	res.Codec = res.Plan.Codec
+	res.Cloud = res.Plan.Cloud
+	res.Predicted = res.Plan.Predicted.Total
+	out := res.Outputs[len(res.Outputs)-1]
+	data := out.Data().([]float32)
+	for i, v := range data {
+		if v > data[res.Class] {
+			res.Class = i
+		}
+	}
+	if len(data) > 0 {
+		res.Score = data[res.Class]
+	}
+	if m.Sidecar != nil && res.Class < len(m.Sidecar.Labels) {
+		res.Label = m.Sidecar.Labels[res.Class]
+	}
+	n.metrics.requests.WithLabelValues(outcome).Inc()
+	n.metrics.latency.WithLabelValues("total").Observe(res.Measured.Total.Seconds())
+	n.metrics.latency.WithLabelValues("edge").Observe(res.Measured.EdgeCompute.Seconds())
+	n.metrics.latency.WithLabelValues("transfer").Observe(res.Measured.Transfer.Seconds())
+	n.metrics.cut.Set(float64(res.Plan.K))
+}
+
+// Plan returns the plan the node would use now for model id under policy
+// (e.g. for `edgesplit plan` against a live node, and tests).
+func (n *Node) Plan(ctx context.Context, id, policy string) (scheduler.Plan, error) {
+	m, err := n.model(id)
+	if err != nil {
+		return scheduler.Plan{}, err
+	}
+	if policy == "" {
+		policy = n.cfg.Policy
+	}
+	return n.plan(ctx, m, policy, "")
+}
+
+// Inputs assembles what the scheduler decides from: this edge's profile,
+// the model DAG, the codec table, and every live cloud serving the model
+// with its profile, link estimate and queue.
+func (n *Node) Inputs(ctx context.Context, id string) (*scheduler.Inputs, error) {
+	m, err := n.model(id)
+	if err != nil {
+		return nil, err
+	}
+	return n.inputs(ctx, m, ""), nil
+}
+
+func (n *Node) inputs(ctx context.Context, m *Model, codec string) *scheduler.Inputs {
+	in := &scheduler.Inputs{Edge: n.profiles[m.ID], DAG: n.dags[m.ID], Codecs: n.codecs}
+	if codec != "" {
+		in.Codecs = nil
+		for _, c := range n.codecs {
+			if c.Name == codec {
+				in.Codecs = append(in.Codecs, c)
+			}
+		}
+	}
+	for _, p := range n.members.Peers() {
+		if !p.Alive || p.Meta.Role != RoleCloud || !servesVersion(p.Meta, m) {
+			continue
+		}
+		prof, err := n.remoteProfile(ctx, p, m)
+		if err != nil {
+			n.log.Debug("no profile from cloud yet", "cloud", p.Name, "err", err)
+			continue
+		}
+		ci := scheduler.CloudInput{ID: p.Name, Profile: prof, Link: n.linkEstimate(p.Meta.QUICAddr)}
+		ci.Queue = time.Duration(p.Meta.Queue) * time.Duration(p.Meta.ServiceMicros) * time.Microsecond
+		in.Clouds = append(in.Clouds, ci)
+	}
+	n.bans.Apply(in.Clouds)
+	return in
+}
+
+func servesVersion(meta Meta, m *Model) bool {
+	for _, r := range meta.Models {
+		if r.ID == m.ID && r.Version == m.Version {
+			return true
+		}
+	}
+	return false
+}
+
+// linkEstimate is transport's live estimate of the path to addr, with the
+// configured link as the prior for what has not been measured yet.
+func (n *Node) linkEstimate(addr string) scheduler.LinkEstimate {
+	prior := scheduler.LinkEstimate{RTT: 2 * (n.cfg.Uplink.Delay + n.cfg.Downlink.Delay) / 2, Up: 10e6 / 8, Down: 50e6 / 8}
+	if r := n.cfg.Uplink.MeanRate(); r > 0 {
+		prior.Up = r / 8
+	}
+	if r := n.cfg.Downlink.MeanRate(); r > 0 {
+		prior.Down = r / 8
+	}
+	if prior.RTT <= 0 {
+		prior.RTT = time.Millisecond
+	}
+	est, ok := n.ep.Estimate(addr)
+	if !ok {
+		return prior
+	}
+	le := prior
+	if est.SmoothedRTT > 0 {
+		le.RTT = est.SmoothedRTT
+	}
+	if est.SendGoodput > 0 {
+		le.Up = est.SendGoodput / 8
+	}
+	if est.RecvGoodput > 0 {
+		le.Down = est.RecvGoodput / 8
+	}
+	return le
+}
+
+// remoteProfile returns the cloud's profile of m, fetching it over
+// transport when the cloud's gossiped digest changed.
+func (n *Node) remoteProfile(ctx context.Context, p Peer, m *Model) (*partition.Profile, error) {
+	key := p.Name + "/" + m.ID
+	n.remoteMu.Lock()
+	rp, ok := n.remote[key]
+	n.remoteMu.Unlock()
+	if ok && rp.digest == p.Meta.ProfileDigest {
+		return rp.profile, nil
+	}
+	fctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	resp, err := n.ep.Call(fctx, p.Meta.QUICAddr, &transport.Request{
+		ID: n.reqID.Add(1), Model: m.ID, Version: m.Version, From: 0, To: 0,
+		Meta: map[string]string{metaOp: opProfile},
+	}, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var prof partition.Profile
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&prof); err != nil {
+		return nil, fmt.Errorf("node: profile from %s: %w", p.Name, err)
+	}
+	if len(prof.Nodes) != m.Nodes() || len(prof.Cuts) != m.Nodes()+1 {
+		return nil, fmt.Errorf("node: profile from %s has %d nodes, model %s has %d", p.Name, len(prof.Nodes), m.ID, m.Nodes())
+	}
+	n.remoteMu.Lock()
+	n.remote[key] = remoteProfile{digest: p.Meta.ProfileDigest, profile: &prof}
+	n.remoteMu.Unlock()
+	return &prof, nil
+}
+
+// plan asks the policy for a plan.
+func (n *Node) plan(ctx context.Context, m *Model, policyName, codec string) (scheduler.Plan, error) {
+	pol, err := n.policy(m, policyName)
+	if err != nil {
+		return scheduler.Plan{}, err
+	}
+	in := n.inputs(ctx, m, codec)
+	if codec != "" && len(in.Codecs) == 0 {
+		return scheduler.Plan{}, fmt.Errorf("node: unknown codec %q", codec)
+	}
+	if len(in.Clouds) == 0 || allUnavailable(in.Clouds) {
+		return scheduler.EdgeOnly{}.Plan(in)
+	}
+	plan, err := pol.Plan(in)
+	if errors.Is(err, scheduler.ErrNoCloud) {
+		return scheduler.EdgeOnly{}.Plan(in)
+	}
+	return plan, err
+}
+
+func allUnavailable(cs []scheduler.CloudInput) bool {
+	for _, c := range cs {
+		if !c.Unavailable {
+			return false
+		}
+	}
+	return true
+}
+
+// policy returns the policy to use: the shared Auto instance of the model
+// (which keeps hysteresis state) or a fresh stateless one.
+func (n *Node) policy(m *Model, name string) (scheduler.Policy, error) {
+	if strings.EqualFold(name, "auto") {
+		n.autoMu.Lock()
+		defer n.autoMu.Unlock()
+		a, ok := n.autos[m.ID]
+		if !ok {
+			a = scheduler.NewAuto(scheduler.DefaultAutoConfig())
+			n.autos[m.ID] = a
+		}
+		return a, nil
+	}
+	return scheduler.ParsePolicy(name)
+}
+
+// headResult is what the edge computed for a plan: every tensor the head
+// produced or was given, by name.
+type headResult struct {
+	k       int
+	idx     []int  // the head's node set
+	set     string // formatRanges of idx
+	values  map[string]*tensor.Dense
+	elapsed time.Duration
+}
+
+// headSet returns the edge's node set of plan p.
+func headSet(p scheduler.Plan) []int {
+	if p.K >= 0 {
+		idx := make([]int, p.K)
+		for i := range idx {
+			idx[i] = i
+		}
+		return idx
+	}
+	return p.Head
+}
+
+// runHead runs the plan's head on the inputs (device-stretched).
+func (n *Node) runHead(ctx context.Context, m *Model, p scheduler.Plan, inputs []*tensor.Dense, prev *headResult) (*headResult, error) {
+	set := headSet(p)
+	key := formatRanges(set)
+	if prev != nil && prev.set == key {
+		return prev, nil
+	}
+	h := &headResult{k: p.K, idx: set, set: key, values: make(map[string]*tensor.Dense)}
+	for i, in := range m.Graph.Inputs {
+		h.values[in.Name] = inputs[i]
+	}
+	if len(set) == 0 {
+		return h, nil
+	}
+	pr, err := m.pieceSet(set)
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	hin := make([]*tensor.Dense, len(pr.piece.Graph.Inputs))
+	for i, vi := range pr.piece.Graph.Inputs {
+		hin[i] = h.values[vi.Name]
+	}
+	outs, err := pr.run(ctx, hin)
+	if err != nil {
+		return nil, fmt.Errorf("node: head of %s: %w", m.ID, err)
+	}
+	if err := n.cfg.Device.Stretch(ctx, time.Since(start)); err != nil {
+		return nil, err
+	}
+	h.elapsed = time.Since(start)
+	for i, vi := range pr.piece.Graph.Outputs {
+		h.values[vi.Name] = outs[i]
+	}
+	return h, nil
+}
+
+// tailSet is the complement of the head set.
+func tailSet(m *Model, head []int) []int {
+	in := make([]bool, m.Nodes())
+	for _, i := range head {
+		in[i] = true
+	}
+	var idx []int
+	for i := range in {
+		if !in[i] {
+			idx = append(idx, i)
+		}
+	}
+	return idx
+}
+
+// offload sends the tail's inputs to the plan's cloud and fills res.
+func (n *Node) offload(ctx context.Context, m *Model, p scheduler.Plan, h *headResult, res *InferResult) error {
+	tail := tailSet(m, headSet(p))
+	pr, err := m.pieceSet(tail)
+	if err != nil {
+		return err
+	}
+	tin := make([]*tensor.Dense, len(pr.piece.Graph.Inputs))
+	for i, vi := range pr.piece.Graph.Inputs {
+		t, ok := h.values[vi.Name]
+		if !ok {
+			return fmt.Errorf("node: boundary tensor %q missing", vi.Name)
+		}
+		tin[i] = t
+	}
+	preset, err := tensorcodec.ParsePreset(p.Codec)
+	if err != nil {
+		return err
+	}
+	encStart := time.Now()
+	payload, _, err := tensorcodec.EncodePreset(nil, preset, tin...)
+	if err != nil {
+		return fmt.Errorf("node: encode boundary: %w", err)
+	}
+	encode := time.Since(encStart)
+	peer, ok := n.members.Peer(p.Cloud)
+	if !ok || !peer.Alive {
+		return fmt.Errorf("node: cloud %s is gone", p.Cloud)
+	}
+	req := &transport.Request{ID: n.reqID.Add(1), Model: m.ID, Version: m.Version, Codec: p.Codec,
+		From: uint32(tail[0]), To: uint32(tail[len(tail)-1] + 1)}
+	if p.K < 0 {
+		req.Meta = map[string]string{metaNodes: formatRanges(tail)}
+	}
+	// Give the cloud a deadline proportional to the prediction so a stuck
+	// cloud is abandoned in time to finish elsewhere.
+	limit := 3*p.Predicted.Total + 500*time.Millisecond
+	cctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	callStart := time.Now()
+	resp, err := n.ep.Call(cctx, peer.Meta.QUICAddr, req, bytes.NewReader(payload))
+	if err != nil {
+		return err
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<30))
+	resp.Body.Close()
+	if err != nil {
+		return err
+	}
+	call := time.Since(callStart)
+	decStart := time.Now()
+	outs, err := tensorcodec.Decode(nil, body)
+	if err != nil {
+		return fmt.Errorf("node: result from %s: %w", p.Cloud, err)
+	}
+	if len(outs) != len(pr.piece.Graph.Outputs) {
+		return fmt.Errorf("node: result from %s has %d tensors, want %d", p.Cloud, len(outs), len(pr.piece.Graph.Outputs))
+	}
+	decode := time.Since(decStart)
+	for i, vi := range pr.piece.Graph.Outputs {
+		h.values[vi.Name] = outs[i]
+	}
+	res.Outputs = res.Outputs[:0]
+	for _, o := range m.Graph.Outputs {
+		t, ok := h.values[o.Name]
+		if !ok {
+			return fmt.Errorf("node: output %q not produced", o.Name)
+		}
+		res.Outputs = append(res.Outputs, t)
+	}
+	q, c, d, e := metaDur(resp.Meta, metaQueue), metaDur(resp.Meta, metaCompute), metaDur(resp.Meta, metaDecode), metaDur(resp.Meta, metaEncode)
+	res.Measured = Measured{
+		EdgeCompute: h.elapsed, Encode: encode, Queue: q, CloudCompute: c, Decode: d + e + decode,
+		Transfer: max(0, call-q-c-d-e),
+	}
+	res.BytesSent = int64(len(payload))
+	n.metrics.bytesSent.Add(float64(len(payload)))
+	return nil
+}
+
+func metaDur(m map[string]string, k string) time.Duration {
+	v, err := strconv.ParseInt(m[k], 10, 64)
+	if err != nil || v < 0 {
+		return 0
+	}
+	return time.Duration(v)
+}
+
+// runLocal finishes the model here: the whole model, or the tail after a
+// head already computed for a failed offload.
+func (n *Node) runLocal(ctx context.Context, m *Model, inputs []*tensor.Dense, h *headResult, res *InferResult) error {
+	var set []int
+	if h == nil {
+		set = make([]int, m.Nodes())
+		for i := range set {
+			set[i] = i
+		}
+		h = &headResult{values: make(map[string]*tensor.Dense)}
+		for i, in := range m.Graph.Inputs {
+			h.values[in.Name] = inputs[i]
+		}
+	} else {
+		set = tailSet(m, h.idx)
+	}
+	start := time.Now()
+	if len(set) > 0 {
+		pr, err := m.pieceSet(set)
+		if err != nil {
+			return err
+		}
+		in := make([]*tensor.Dense, len(pr.piece.Graph.Inputs))
+		for i, vi := range pr.piece.Graph.Inputs {
+			in[i] = h.values[vi.Name]
+		}
+		outs, err := pr.run(ctx, in)
+		if err != nil {
+			return fmt.Errorf("node: run %s locally: %w", m.ID, err)
+		}
+		if err := n.cfg.Device.Stretch(ctx, time.Since(start)); err != nil {
+			return err
+		}
+		for i, vi := range pr.piece.Graph.Outputs {
+			h.values[vi.Name] = outs[i]
+		}
+	}
+	res.Outputs = res.Outputs[:0]
+	for _, o := range m.Graph.Outputs {
+		res.Outputs = append(res.Outputs, h.values[o.Name])
+	}
+	prof := n.profiles[m.ID]
+	res.Plan = scheduler.Plan{Policy: res.Policy, K: m.Nodes(), Predicted: scheduler.Breakdown{
+		EdgeCompute: prof.HeadLatency(m.Nodes()), Total: prof.HeadLatency(m.Nodes())}}
+	res.Measured = Measured{EdgeCompute: h.elapsed + time.Since(start)}
+	res.BytesSent = 0
+	return nil
+}

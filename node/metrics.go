@@ -1,0 +1,50 @@
+package node
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// metrics are a node's Prometheus collectors, registered on its own
+// registry (no global state).
+type metrics struct {
+	requests     *prometheus.CounterVec   // outcome: offloaded, edge, fallback-local, retried, error
+	latency      *prometheus.HistogramVec // stage: total, edge, transfer, cloud
+	bytesSent    prometheus.Counter
+	segments     *prometheus.CounterVec // served by a cloud: code
+	segmentTime  prometheus.Histogram
+	queueDepth   prometheus.Gauge
+	cut          prometheus.Gauge
+	clusterNodes *prometheus.GaugeVec // role, alive
+}
+
+func newMetrics(reg *prometheus.Registry, node string) *metrics {
+	labels := prometheus.Labels{"node": node}
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "edgesplit_requests_total", Help: "Inference requests handled by this edge, by outcome.", ConstLabels: labels,
+		}, []string{"outcome"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "edgesplit_request_seconds", Help: "Measured latency of inference requests, by stage.", ConstLabels: labels,
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}, []string{"stage"}),
+		bytesSent: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "edgesplit_boundary_bytes_sent_total", Help: "Encoded boundary bytes sent to clouds.", ConstLabels: labels,
+		}),
+		segments: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "edgesplit_segments_served_total", Help: "Segments run for edges, by result code.", ConstLabels: labels,
+		}, []string{"code"}),
+		segmentTime: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "edgesplit_segment_seconds", Help: "Time to run a served segment (queue excluded).", ConstLabels: labels,
+			Buckets: prometheus.ExponentialBuckets(0.0002, 2, 16),
+		}),
+		queueDepth: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "edgesplit_queue_depth", Help: "Segments waiting for a worker.", ConstLabels: labels,
+		}),
+		cut: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "edgesplit_last_cut", Help: "Cut position of the last plan (-1: a DAG cut).", ConstLabels: labels,
+		}),
+		clusterNodes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "edgesplit_cluster_nodes", Help: "Peers seen through gossip, by role and liveness.", ConstLabels: labels,
+		}, []string{"role", "alive"}),
+	}
+	reg.MustRegister(m.requests, m.latency, m.bytesSent, m.segments, m.segmentTime, m.queueDepth, m.cut, m.clusterNodes)
+	return m
+}

@@ -1,0 +1,127 @@
+package node
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/edgesplit/edgesplit/model"
+	"github.com/edgesplit/edgesplit/model/dataset"
+	"github.com/edgesplit/edgesplit/model/onnx"
+	"github.com/edgesplit/edgesplit/partition"
+	"gorgonia.org/tensor"
+)
+
+// ErrUnknownModel is returned for a model id the node does not hold.
+var ErrUnknownModel = errors.New("node: unknown model")
+
+// Model is one model a node holds: the simplified graph every piece is cut
+// from, its version (a digest of the graph's ONNX form unless given), and its
+// sidecar (preprocessing, labels) when known.
+type Model struct {
+	ID      string
+	Version string
+	Graph   *model.Graph
+	Sidecar *dataset.Sidecar
+
+	mu     sync.Mutex
+	pieces map[string]*pieceRunner
+}
+
+// NewModel simplifies g and wraps it. An empty version is derived from the
+// graph's content, so two nodes holding the same weights agree on it.
+func NewModel(id, version string, g *model.Graph, sc *dataset.Sidecar) (*Model, error) {
+	sg, err := model.Simplify(g, nil)
+	if err != nil {
+		return nil, fmt.Errorf("node: model %s: %w", id, err)
+	}
+	if version == "" {
+		b, err := onnx.Encode(sg)
+		if err != nil {
+			return nil, fmt.Errorf("node: model %s: digest: %w", id, err)
+		}
+		sum := sha256.Sum256(b)
+		version = hex.EncodeToString(sum[:6])
+	}
+	return &Model{ID: id, Version: version, Graph: sg, Sidecar: sc, pieces: make(map[string]*pieceRunner)}, nil
+}
+
+// Nodes is the number of nodes in the model's canonical order.
+func (m *Model) Nodes() int { return len(m.Graph.Nodes) }
+
+// maxPieces bounds the compiled segments a model caches: at most one per
+// cut of each side, plus DAG cuts, so a node's memory stays bounded whatever
+// its peers ask.
+const maxPieces = 256
+
+// pieceSet returns the compiled segment of the node set idx (ascending),
+// compiling it once.
+func (m *Model) pieceSet(idx []int) (*pieceRunner, error) {
+	key := formatRanges(idx)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if p, ok := m.pieces[key]; ok {
+		return p, nil
+	}
+	seg, err := partition.SegmentNodes(m.Graph, idx)
+	if err != nil {
+		return nil, err
+	}
+	if len(seg.Nodes) == 0 {
+		return nil, fmt.Errorf("node: empty segment of model %s", m.ID)
+	}
+	net, err := model.Compile(seg, model.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("node: compile segment %s of model %s: %w", key, m.ID, err)
+	}
+	if len(m.pieces) >= maxPieces {
+		clear(m.pieces)
+	}
+	pc := &partition.Piece{From: idx[0], To: idx[len(idx)-1] + 1, Graph: seg, Net: net}
+	p := &pieceRunner{piece: pc}
+	p.pool.New = func() any { return net.NewExtractor() }
+	m.pieces[key] = p
+	return p, nil
+}
+
+// piece returns the compiled range [from, to).
+func (m *Model) piece(from, to int) (*pieceRunner, error) {
+	if from < 0 || to > m.Nodes() || from >= to {
+		return nil, fmt.Errorf("%w: segment [%d,%d) of model %s (%d nodes)", partition.ErrRange, from, to, m.ID, m.Nodes())
+	}
+	idx := make([]int, 0, to-from)
+	for i := from; i < to; i++ {
+		idx = append(idx, i)
+	}
+	return m.pieceSet(idx)
+}
+
+// pieceRunner runs one compiled piece from any goroutine, with a pool of
+// extractors so concurrent requests don't share an arena.
+type pieceRunner struct {
+	piece *partition.Piece
+	pool  sync.Pool
+}
+
+// run executes the piece on inputs (in the piece's input order) and returns
+// copies of its outputs (the extractor's buffers go back to the pool).
+func (p *pieceRunner) run(ctx context.Context, inputs []*tensor.Dense) ([]*tensor.Dense, error) {
+	if len(inputs) != len(p.piece.Graph.Inputs) {
+		return nil, fmt.Errorf("node: segment [%d,%d) takes %d tensors, got %d",
+			p.piece.From, p.piece.To, len(p.piece.Graph.Inputs), len(inputs))
+	}
+	ex := p.pool.Get().(*model.Extractor)
+	defer p.pool.Put(ex)
+	outs, err := ex.Run(ctx, inputs...)
+	if err != nil {
+		return nil, err
+	}
+	cp := make([]*tensor.Dense, len(outs))
+	for i, o := range outs {
+		cp[i] = o.Clone().(*tensor.Dense)
+	}
+	return cp, nil
+}

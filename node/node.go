@@ -1,0 +1,362 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/edgesplit/edgesplit/partition"
+	"github.com/edgesplit/edgesplit/scheduler"
+	"github.com/edgesplit/edgesplit/tensorcodec"
+	"github.com/edgesplit/edgesplit/transport"
+	"github.com/edgesplit/edgesplit/transport/linkem"
+	"gorgonia.org/tensor"
+)
+
+// Node is one edgesplit daemon: gossip membership, a QUIC endpoint (over an
+// emulated link when configured), the models it holds with their measured
+// profiles, and — for edges — the scheduler and client API. It is safe for
+// concurrent use.
+type Node struct {
+	cfg     Config
+	log     *slog.Logger
+	ep      *transport.Endpoint
+	link    *linkem.Conn // nil when the link is not emulated
+	members *Membership
+	models  map[string]*Model
+	// profiles are this node's own measured profiles, device slowdown
+	// applied, per model id; digests their short hashes for gossip.
+	profiles map[string]*partition.Profile
+	dags     map[string]*scheduler.DAG
+	codecs   []scheduler.CodecModel
+	metrics  *metrics
+	httpSrv  *http.Server
+	httpLn   net.Listener
+
+	// cloud side
+	workers  chan struct{}
+	waiting  atomic.Int64
+	busy     atomic.Int64
+	serviceT scheduler.EWMA // mean segment service time, ns (guarded by mu)
+
+	// edge side
+	bans     *scheduler.BanList
+	autoMu   sync.Mutex
+	autos    map[string]*scheduler.Auto // per model, keeps hysteresis
+	remoteMu sync.Mutex
+	remote   map[string]remoteProfile // key: peer name + "/" + model id
+	reqID    atomic.Uint64
+
+	mu       sync.Mutex
+	closed   bool
+	stopMeta chan struct{}
+	wg       sync.WaitGroup
+}
+
+type remoteProfile struct {
+	digest  string
+	profile *partition.Profile
+}
+
+// New starts a node: it profiles its models on this machine (device slowdown
+// applied), measures its codecs, opens its QUIC endpoint (through the
+// emulated link when one is configured), starts gossip and, for an edge with
+// HTTPAddr, the client API. Join the cluster with Join.
+func New(ctx context.Context, cfg Config) (*Node, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	n := &Node{
+		cfg:      cfg,
+		log:      cfg.Logger.With("node", cfg.Name, "role", string(cfg.Role)),
+		models:   make(map[string]*Model),
+		profiles: make(map[string]*partition.Profile),
+		dags:     make(map[string]*scheduler.DAG),
+		metrics:  newMetrics(cfg.Registry, cfg.Name),
+		workers:  make(chan struct{}, cfg.Workers),
+		bans:     scheduler.NewBanList(scheduler.BanConfig{Base: cfg.BanBase}),
+		autos:    make(map[string]*scheduler.Auto),
+		remote:   make(map[string]remoteProfile),
+		stopMeta: make(chan struct{}),
+	}
+	n.serviceT.Alpha = 0.2
+	meta := Meta{Role: cfg.Role, Device: cfg.Device.Name, Slowdown: cfg.Device.Slowdown}
+	for _, m := range cfg.Models {
+		n.models[m.ID] = m
+		p, err := n.measure(ctx, m)
+		if err != nil {
+			return nil, err
+		}
+		n.profiles[m.ID] = p
+		dag, err := scheduler.NewDAG(m.Graph, p)
+		if err != nil {
+			return nil, fmt.Errorf("node: model %s: %w", m.ID, err)
+		}
+		n.dags[m.ID] = dag
+		meta.Models = append(meta.Models, ModelRef{ID: m.ID, Version: m.Version})
+	}
+	meta.ProfileDigest = profileDigest(n.profiles)
+	var err error
+	if n.codecs, err = measureCodecs(ctx, cfg.Codecs); err != nil {
+		return nil, err
+	}
+
+	pc, err := net.ListenPacket("udp", cfg.QUICAddr)
+	if err != nil {
+		return nil, fmt.Errorf("node: QUIC socket on %s: %w", cfg.QUICAddr, err)
+	}
+	var conn net.PacketConn = pc
+	if !cfg.Uplink.PassThrough() || !cfg.Downlink.PassThrough() || cfg.Role == RoleEdge {
+		// Edges always get an emulator so their link can be changed live.
+		n.link, err = linkem.New(pc, cfg.Uplink, cfg.Downlink, linkem.Options{ShapeableDownlink: true})
+		if err != nil {
+			pc.Close()
+			return nil, fmt.Errorf("node: link emulation: %w", err)
+		}
+		conn = n.link
+	}
+	n.ep, err = transport.Listen(conn, transport.Config{
+		Identity: cfg.Identity,
+		Handler:  transport.HandlerFunc(n.serveSegment),
+		Logger:   n.log,
+	})
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("node: QUIC endpoint: %w", err)
+	}
+	meta.QUICAddr = n.ep.Addr().String()
+
+	if cfg.HTTPAddr != "" {
+		if n.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+			n.ep.Close()
+			return nil, fmt.Errorf("node: client API on %s: %w", cfg.HTTPAddr, err)
+		}
+		meta.HTTPAddr = n.httpLn.Addr().String()
+	}
+	if n.members, err = NewMembership(cfg.Gossip, meta); err != nil {
+		n.ep.Close()
+		if n.httpLn != nil {
+			n.httpLn.Close()
+		}
+		return nil, err
+	}
+	if n.httpLn != nil {
+		n.httpSrv = &http.Server{Handler: n.Handler(), ReadHeaderTimeout: 5 * time.Second}
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			if err := n.httpSrv.Serve(n.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				n.log.Error("client API stopped", "err", err)
+			}
+		}()
+	}
+	n.wg.Add(1)
+	go n.metaLoop()
+	n.log.Info("node started", "quic", meta.QUICAddr, "gossip", n.members.Addr(), "http", meta.HTTPAddr,
+		"device", cfg.Device.Name, "models", len(cfg.Models))
+	return n, nil
+}
+
+// measure profiles m on this machine and stretches it by the device factor.
+func (n *Node) measure(ctx context.Context, m *Model) (*partition.Profile, error) {
+	inputs := make([]*tensor.Dense, len(m.Graph.Inputs))
+	for i, in := range m.Graph.Inputs {
+		inputs[i] = zeroTensor(in.Shape)
+	}
+	p, err := partition.Measure(ctx, m.Graph, inputs, partition.ProfileConfig{Runs: n.cfg.ProfileRuns, Device: n.cfg.Device.Name})
+	if err != nil {
+		return nil, fmt.Errorf("node: profile model %s: %w", m.ID, err)
+	}
+	p.Model = m.ID
+	for i := range p.Nodes {
+		p.Nodes[i].Latency = time.Duration(float64(p.Nodes[i].Latency) * n.cfg.Device.Slowdown)
+	}
+	return p, nil
+}
+
+func zeroTensor(shape []int) *tensor.Dense {
+	s := make([]int, len(shape))
+	size := 1
+	for i, d := range shape {
+		if d < 0 {
+			d = 1
+		}
+		s[i] = d
+		size *= d
+	}
+	return tensor.New(tensor.WithShape(s...), tensor.WithBacking(make([]float32, size)))
+}
+
+// measureCodecs measures each preset's ratio and speed on a synthetic
+// post-ReLU activation, for the scheduler's codec cost.
+func measureCodecs(ctx context.Context, names []string) ([]scheduler.CodecModel, error) {
+	presets := tensorcodec.Presets()
+	if len(names) > 0 {
+		presets = presets[:0:0]
+		for _, name := range names {
+			p, err := tensorcodec.ParsePreset(name)
+			if err != nil {
+				return nil, fmt.Errorf("node: %w", err)
+			}
+			presets = append(presets, p)
+		}
+	}
+	act := tensorcodec.SyntheticActivation(1, 32, 28, 28)
+	var out []scheduler.CodecModel
+	for _, p := range presets {
+		r, err := tensorcodec.Bench(ctx, p, []*tensor.Dense{act}, tensorcodec.BenchOptions{MinTime: 15 * time.Millisecond})
+		if err != nil {
+			return nil, fmt.Errorf("node: measure codec %s: %w", p, err)
+		}
+		out = append(out, scheduler.CodecModel{
+			Name: p.String(), Ratio: r.Ratio,
+			EncodeBps: r.EncodeMBps * 1e6, DecodeBps: r.DecodeMBps * 1e6,
+			MaxRelErr: r.RelRMSE,
+		})
+	}
+	return out, nil
+}
+
+// Join contacts the cluster through seed gossip addresses.
+func (n *Node) Join(ctx context.Context, seeds []string) error {
+	_, err := n.members.Join(ctx, seeds)
+	return err
+}
+
+// Name returns the node's name.
+func (n *Node) Name() string { return n.cfg.Name }
+
+// Role returns the node's role.
+func (n *Node) Role() Role { return n.cfg.Role }
+
+// GossipAddr is the address other nodes join through.
+func (n *Node) GossipAddr() string { return n.members.Addr() }
+
+// QUICAddr is the node's QUIC endpoint address.
+func (n *Node) QUICAddr() string { return n.ep.Addr().String() }
+
+// HTTPAddr is the client API address ("" when not serving one).
+func (n *Node) HTTPAddr() string {
+	if n.httpLn == nil {
+		return ""
+	}
+	return n.httpLn.Addr().String()
+}
+
+// Members returns the node's view of the cluster.
+func (n *Node) Members() []Peer { return n.members.Peers() }
+
+// Profile returns the node's own profile of model id.
+func (n *Node) Profile(id string) (*partition.Profile, bool) {
+	p, ok := n.profiles[id]
+	return p, ok
+}
+
+// Codecs returns the codec cost table the node measured.
+func (n *Node) Codecs() []scheduler.CodecModel { return slices.Clone(n.codecs) }
+
+// SetLink changes the node's emulated access link live (both directions).
+func (n *Node) SetLink(up, down linkem.LinkSettings) error {
+	if n.link == nil {
+		return errors.New("node: this node has no emulated link")
+	}
+	if err := n.link.SetLink(linkem.Uplink, up); err != nil {
+		return err
+	}
+	return n.link.SetLink(linkem.Downlink, down)
+}
+
+// metaLoop gossips the node's load when it changes.
+func (n *Node) metaLoop() {
+	defer n.wg.Done()
+	t := time.NewTicker(n.cfg.MetaInterval)
+	defer t.Stop()
+	var last Meta
+	for {
+		select {
+		case <-n.stopMeta:
+			return
+		case <-t.C:
+		}
+		m := n.members.Meta()
+		m.Queue = int(n.waiting.Load())
+		workers := float64(cap(n.workers))
+		m.Load = float64(n.busy.Load()) / workers
+		n.mu.Lock()
+		m.ServiceMicros = int64(n.serviceT.Value() / 1e3)
+		n.mu.Unlock()
+		if m.Queue != last.Queue || m.Load != last.Load || m.ServiceMicros != last.ServiceMicros {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			if err := n.members.UpdateMeta(ctx, m); err != nil {
+				n.log.Warn("gossip load update failed", "err", err)
+			}
+			cancel()
+			last = m
+		}
+		alive := map[[2]string]float64{}
+		for _, p := range n.members.Peers() {
+			alive[[2]string{string(p.Meta.Role), fmt.Sprint(p.Alive)}]++
+		}
+		n.metrics.clusterNodes.Reset()
+		for k, v := range alive {
+			n.metrics.clusterNodes.WithLabelValues(k[0], k[1]).Set(v)
+		}
+	}
+}
+
+// Shutdown leaves the cluster, stops the client API, lets in-flight
+// requests finish (until ctx ends) and closes everything. Safe to call more
+// than once.
+func (n *Node) Shutdown(ctx context.Context) error {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return nil
+	}
+	n.closed = true
+	close(n.stopMeta)
+	n.mu.Unlock()
+	var errs []error
+	if err := n.members.Leave(500 * time.Millisecond); err != nil {
+		errs = append(errs, err)
+	}
+	if n.httpSrv != nil {
+		if err := n.httpSrv.Shutdown(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := n.ep.Shutdown(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	if err := n.members.Shutdown(); err != nil {
+		errs = append(errs, err)
+	}
+	n.wg.Wait()
+	return errors.Join(errs...)
+}
+
+// Kill stops the node abruptly, as a crash would: no leave message, no
+// draining. For failure tests and the demo.
+func (n *Node) Kill() {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return
+	}
+	n.closed = true
+	close(n.stopMeta)
+	n.mu.Unlock()
+	n.members.Shutdown()
+	if n.httpSrv != nil {
+		n.httpSrv.Close()
+	}
+	n.ep.Close()
+	n.wg.Wait()
+}

@@ -1,0 +1,196 @@
+package node
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/edgesplit/edgesplit/model"
+	"github.com/edgesplit/edgesplit/model/zoo"
+	"gorgonia.org/tensor"
+)
+
+func testModel(t testing.TB) *Model {
+	t.Helper()
+	m, err := NewModel("lenet5", "", zoo.LeNet5(7), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func randInput(seed uint64, shape []int) *tensor.Dense {
+	rng := rand.New(rand.NewPCG(seed, 1))
+	n := 1
+	for _, d := range shape {
+		n *= d
+	}
+	data := make([]float32, n)
+	for i := range data {
+		data[i] = rng.Float32()
+	}
+	return tensor.New(tensor.WithShape(shape...), tensor.WithBacking(data))
+}
+
+func localRun(t testing.TB, m *Model, x *tensor.Dense) []float32 {
+	t.Helper()
+	net, err := model.Compile(m.Graph, model.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	outs, err := net.NewExtractor().Run(context.Background(), x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return slices.Clone(outs[len(outs)-1].Data().([]float32))
+}
+
+func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func startTestCluster(t *testing.T, clouds int, policy string) (*LocalCluster, *Model) {
+	t.Helper()
+	m := testModel(t)
+	ctx := context.Background()
+	lc, err := StartLocalCluster(ctx, LocalClusterConfig{
+		Edges: 1, Clouds: clouds, Models: []*Model{m},
+		EdgeDevice: Device{Name: "slow", Slowdown: 4}, Policy: policy,
+		GossipKey: []byte("0123456789abcdef"),
+		Logger:    quietLogger(),
+		Tune:      func(c *Config) { c.ProfileRuns = 3; c.BanBase = 2 * time.Second },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(lc.Kill)
+	return lc, m
+}
+
+func TestSplitInferenceMatchesLocal(t *testing.T) {
+	lc, m := startTestCluster(t, 2, "auto")
+	edge := lc.Edges[0]
+	x := randInput(1, m.Graph.Inputs[0].Shape)
+	want := localRun(t, m, x)
+	ctx := context.Background()
+	for _, pol := range []string{"cloud-only", "fixed:3", "neurosurgeon", "dads", "edge-only", "auto"} {
+		res, err := edge.Infer(ctx, InferRequest{Inputs: []*tensor.Dense{x}, Policy: pol, Codec: "lossless"})
+		if err != nil {
+			t.Fatalf("%s: %v", pol, err)
+		}
+		got := res.Outputs[len(res.Outputs)-1].Data().([]float32)
+		if !slices.Equal(got, want) {
+			t.Errorf("%s (cut %d on %q): output %v, local %v", pol, res.Cut, res.Cloud, got, want)
+		}
+		if pol == "cloud-only" && (res.Cloud == "" || res.Cut != 0 || res.BytesSent == 0) {
+			t.Errorf("cloud-only: ran cut %d on %q sending %d bytes", res.Cut, res.Cloud, res.BytesSent)
+		}
+		if pol == "fixed:3" && res.Cut != 3 {
+			t.Errorf("fixed:3 ran cut %d", res.Cut)
+		}
+		t.Logf("%-12s cut=%d cloud=%s bytes=%d predicted=%v measured=%v", pol, res.Cut, res.Cloud, res.BytesSent, res.Predicted, res.Measured.Total)
+	}
+	// Lossy codec: within the codec's bound of the local result.
+	res, err := edge.Infer(ctx, InferRequest{Inputs: []*tensor.Dense{x}, Policy: "fixed:2", Codec: "int8"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := res.Outputs[len(res.Outputs)-1].Data().([]float32)
+	if argmax(got) != argmax(want) {
+		t.Errorf("int8: class %d, local %d", argmax(got), argmax(want))
+	}
+}
+
+func argmax(v []float32) int {
+	best := 0
+	for i := range v {
+		if v[i] > v[best] {
+			best = i
+		}
+	}
+	return best
+}
+
+func TestCloudFailureFallsBack(t *testing.T) {
+	lc, m := startTestCluster(t, 2, "cloud-only")
+	edge := lc.Edges[0]
+	x := randInput(2, m.Graph.Inputs[0].Shape)
+	want := localRun(t, m, x)
+	ctx := context.Background()
+	res, err := edge.Infer(ctx, InferRequest{Inputs: []*tensor.Dense{x}, Codec: "lossless"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Kill the cloud that served the request; the next requests must still
+	// be answered, correctly, by the other cloud or locally.
+	for _, c := range lc.Clouds {
+		if c.Name() == res.Cloud {
+			c.Kill()
+		}
+	}
+	for i := range 5 {
+		res, err := edge.Infer(ctx, InferRequest{Inputs: []*tensor.Dense{x}, Codec: "lossless"})
+		if err != nil {
+			t.Fatalf("request %d after the kill: %v", i, err)
+		}
+		if got := res.Outputs[len(res.Outputs)-1].Data().([]float32); !slices.Equal(got, want) {
+			t.Fatalf("request %d: wrong answer", i)
+		}
+		t.Logf("after kill #%d: cloud=%q fallback=%q errors=%v", i, res.Cloud, res.Fallback, res.Errors)
+	}
+}
+
+func TestConcurrentRequestsWithChurn(t *testing.T) {
+	if testing.Short() {
+		t.Skip("chaos test skipped with -short")
+	}
+	lc, m := startTestCluster(t, 2, "cloud-only")
+	edge := lc.Edges[0]
+	ctx := context.Background()
+	const clients, perClient = 4, 50
+	inputs := make([]*tensor.Dense, 8)
+	wants := make([][]float32, len(inputs))
+	for i := range inputs {
+		inputs[i] = randInput(uint64(10+i), m.Graph.Inputs[0].Shape)
+		wants[i] = localRun(t, m, inputs[i])
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	answered, wrong := 0, 0
+	var lat []time.Duration
+	for c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range perClient {
+				k := (c*perClient + i) % len(inputs)
+				res, err := edge.Infer(ctx, InferRequest{Inputs: []*tensor.Dense{inputs[k]}, Codec: "lossless"})
+				mu.Lock()
+				if err != nil {
+					t.Errorf("client %d request %d: %v", c, i, err)
+				} else {
+					answered++
+					lat = append(lat, res.Measured.Total)
+					if !slices.Equal(res.Outputs[len(res.Outputs)-1].Data().([]float32), wants[k]) {
+						wrong++
+					}
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	time.Sleep(100 * time.Millisecond)
+	lc.Clouds[0].Kill()
+	if _, err := lc.AddCloud(ctx, "cloud-3"); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	if answered != clients*perClient || wrong != 0 {
+		t.Fatalf("answered %d of %d, %d wrong", answered, clients*perClient, wrong)
+	}
+	slices.Sort(lat)
+	t.Logf("%d requests, 0 lost, 0 wrong; p50 %v p99 %v", answered, lat[len(lat)/2], lat[len(lat)*99/100])
+}
