@@ -132,7 +132,7 @@ func (n *Node) handleInfer(w http.ResponseWriter, r *http.Request) {
 func decodeInput(body []byte, m *Model) (*tensor.Dense, error) {
 	vi := m.Graph.Inputs[0]
 	if bytes.HasPrefix(body, []byte("\x93NUMPY")) {
-		t, err := npy.Read(bytes.NewReader(body))
+		t, err := npy.Read(bytes.NewReader(body), npy.WithMaxBytes(MaxInferBody))
 		if err != nil {
 			return nil, err
 		}

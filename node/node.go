@@ -90,7 +90,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	meta := Meta{Role: cfg.Role, Device: cfg.Device.Name, Slowdown: cfg.Device.Slowdown}
 	for _, m := range cfg.Models {
 		n.models[m.ID] = m
-		p, err := n.measure(ctx, m)
+		p, err := MeasureProfile(ctx, m, cfg.Device, cfg.ProfileRuns)
 		if err != nil {
 			return nil, err
 		}
@@ -104,7 +104,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	meta.ProfileDigest = profileDigest(n.profiles)
 	var err error
-	if n.codecs, err = measureCodecs(ctx, cfg.Codecs); err != nil {
+	if n.codecs, err = MeasureCodecs(ctx, cfg.Codecs); err != nil {
 		return nil, err
 	}
 
@@ -164,19 +164,23 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	return n, nil
 }
 
-// measure profiles m on this machine and stretches it by the device factor.
-func (n *Node) measure(ctx context.Context, m *Model) (*partition.Profile, error) {
+// MeasureProfile profiles m on this machine (median of runs per node) and
+// stretches every latency by the device's slowdown: the profile the device
+// would have.
+func MeasureProfile(ctx context.Context, m *Model, dev Device, runs int) (*partition.Profile, error) {
 	inputs := make([]*tensor.Dense, len(m.Graph.Inputs))
 	for i, in := range m.Graph.Inputs {
 		inputs[i] = zeroTensor(in.Shape)
 	}
-	p, err := partition.Measure(ctx, m.Graph, inputs, partition.ProfileConfig{Runs: n.cfg.ProfileRuns, Device: n.cfg.Device.Name})
+	p, err := partition.Measure(ctx, m.Graph, inputs, partition.ProfileConfig{Runs: runs, Device: dev.Name})
 	if err != nil {
 		return nil, fmt.Errorf("node: profile model %s: %w", m.ID, err)
 	}
 	p.Model = m.ID
-	for i := range p.Nodes {
-		p.Nodes[i].Latency = time.Duration(float64(p.Nodes[i].Latency) * n.cfg.Device.Slowdown)
+	if dev.Slowdown > 1 {
+		for i := range p.Nodes {
+			p.Nodes[i].Latency = time.Duration(float64(p.Nodes[i].Latency) * dev.Slowdown)
+		}
 	}
 	return p, nil
 }
@@ -194,9 +198,9 @@ func zeroTensor(shape []int) *tensor.Dense {
 	return tensor.New(tensor.WithShape(s...), tensor.WithBacking(make([]float32, size)))
 }
 
-// measureCodecs measures each preset's ratio and speed on a synthetic
-// post-ReLU activation, for the scheduler's codec cost.
-func measureCodecs(ctx context.Context, names []string) ([]scheduler.CodecModel, error) {
+// MeasureCodecs measures each named preset's (default: all) ratio and speed
+// on a synthetic post-ReLU activation, for the scheduler's codec cost.
+func MeasureCodecs(ctx context.Context, names []string) ([]scheduler.CodecModel, error) {
 	presets := tensorcodec.Presets()
 	if len(names) > 0 {
 		presets = presets[:0:0]

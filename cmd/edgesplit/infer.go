@@ -1,8 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -62,12 +67,28 @@ func randomInput(vi model.ValueInfo, seed uint64) *tensor.Dense {
 }
 
 func newInferCmd() *cobra.Command {
-	var modelPath, inputPath, outputPath string
+	var modelPath, inputPath, outputPath, nodeURL, policy, codec, deadline string
 	var k int
 	cmd := &cobra.Command{
-		Use:   "infer --model M.onnx --input x.npy|img.png|img.jpg --output y.npy [--cut K]",
-		Short: "Run a model (with --cut: head then tail, passing the boundary tensors) and write its first output as .npy",
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		Use:   "infer --model M.onnx --input x.npy|img.png|img.jpg --output y.npy [--cut K]  |  infer --node http://EDGE [--model ID] img.png",
+		Short: "Run a model locally (with --cut: head then tail), or ask an edge node (--node) to run it split",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				if inputPath != "" {
+					return fmt.Errorf("give the input either as an argument or with --input, not both")
+				}
+				inputPath = args[0]
+			}
+			if inputPath == "" {
+				return fmt.Errorf("no input: pass a file or --input")
+			}
+			if nodeURL != "" {
+				return inferRemote(cmd, nodeURL, inputPath, modelPath, policy, codec, deadline)
+			}
+			if modelPath == "" || outputPath == "" {
+				return fmt.Errorf("local inference needs --model and --output (or use --node URL)")
+			}
 			g, sc, err := loadModel(modelPath)
 			if err != nil {
 				return err
@@ -107,8 +128,46 @@ func newInferCmd() *cobra.Command {
 	cmd.Flags().StringVar(&inputPath, "input", "", "input .npy (float32) or image (.png/.jpg: resized to the model input, grayscale when it has 1 channel, scaled to [0,1])")
 	cmd.Flags().StringVar(&outputPath, "output", "", "where to write the first output (.npy float32)")
 	cmd.Flags().IntVar(&k, "cut", -1, "run head [0,K) then tail [K,N) passing the boundary tensors (default: unsplit)")
-	_ = cmd.MarkFlagRequired("model")
-	_ = cmd.MarkFlagRequired("input")
-	_ = cmd.MarkFlagRequired("output")
+	cmd.Flags().StringVar(&nodeURL, "node", "", "edge node's client API, e.g. http://127.0.0.1:8080: send the input there instead of running locally")
+	cmd.Flags().StringVar(&policy, "policy", "", "with --node: split policy for this request")
+	cmd.Flags().StringVar(&codec, "codec", "", "with --node: force a codec preset")
+	cmd.Flags().StringVar(&deadline, "deadline", "", "with --node: request deadline, e.g. 500ms")
 	return cmd
+}
+
+// inferRemote posts the input file to an edge node's /v1/infer and prints
+// the JSON answer.
+func inferRemote(cmd *cobra.Command, base, path, modelID, policy, codec, deadline string) error {
+	body, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	q := url.Values{}
+	for k, v := range map[string]string{"model": modelID, "policy": policy, "codec": codec, "deadline": deadline} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	u := strings.TrimRight(base, "/") + "/v1/infer"
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	req, err := http.NewRequestWithContext(cmd.Context(), http.MethodPost, u, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	out, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s: %s", u, resp.Status, strings.TrimSpace(string(out)))
+	}
+	_, err = cmd.OutOrStdout().Write(out)
+	return err
 }

@@ -37,6 +37,10 @@ func newRootCmd() *cobra.Command {
 		newSplitCmd(),
 		newBenchCmd(),
 		newProfileCmd(),
+		newNodeCmd(),
+		newCACmd(),
+		newExportCmd(),
+		newPlanCmd(),
 	)
 	return root
 }

@@ -122,3 +122,15 @@ func checkInputShape(vi model.ValueInfo, t *tensor.Dense) error {
 	}
 	return nil
 }
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func joinNames(ns []string) string { return strings.Join(ns, ", ") }

@@ -1,0 +1,53 @@
+package main
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/edgesplit/edgesplit/transport/pki"
+	"github.com/spf13/cobra"
+)
+
+func newCACmd() *cobra.Command {
+	var dir string
+	cmd := &cobra.Command{
+		Use:   "ca",
+		Short: "Manage the cluster certificate authority (mutual TLS between nodes)",
+	}
+	cmd.PersistentFlags().StringVar(&dir, "dir", "edgesplit-ca", "folder holding ca.crt/ca.key and node certificates")
+	initCmd := &cobra.Command{
+		Use:   "init [--dir DIR]",
+		Short: "Create a new cluster CA (refuses to overwrite one)",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ca, err := pki.InitDir(dir, pki.CAOptions{})
+			if err != nil {
+				return err
+			}
+			c := ca.Certificate()
+			fmt.Fprintf(cmd.OutOrStdout(), "created CA %q in %s (valid until %s)\n", c.Subject.CommonName, dir, c.NotAfter.Format(time.DateOnly))
+			return nil
+		},
+	}
+	var nodeName string
+	var validity time.Duration
+	issueCmd := &cobra.Command{
+		Use:   "issue --node NAME [--dir DIR]",
+		Short: "Issue a node certificate signed by the cluster CA (NAME.crt, NAME.key)",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !pki.ValidNodeName(nodeName) {
+				return fmt.Errorf("--node %q: node names are letters, digits, '-', '_' and '.'", nodeName)
+			}
+			crt, key, err := pki.IssueToDir(dir, nodeName, pki.IssueOptions{Validity: validity})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "issued %s and %s\n", crt, key)
+			return nil
+		},
+	}
+	issueCmd.Flags().StringVar(&nodeName, "node", "", "node name (the certificate's common name)")
+	issueCmd.Flags().DurationVar(&validity, "validity", 0, "certificate lifetime (default: the pki default)")
+	_ = issueCmd.MarkFlagRequired("node")
+	cmd.AddCommand(initCmd, issueCmd)
+	return cmd
+}

@@ -1,0 +1,32 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/edgesplit/edgesplit/model/onnx"
+	"github.com/spf13/cobra"
+)
+
+func newExportCmd() *cobra.Command {
+	var modelPath, out string
+	cmd := &cobra.Command{
+		Use:   "export --model M --out M.onnx",
+		Short: "Write a model (a zoo model, or an ONNX file after simplification) as an ONNX file",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			g, err := loadGraph(modelPath)
+			if err != nil {
+				return err
+			}
+			if err := onnx.Save(out, g); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s (%d nodes, %d inputs, %d outputs)\n", out, len(g.Nodes), len(g.Inputs), len(g.Outputs))
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&modelPath, "model", "", modelFlagHelp)
+	cmd.Flags().StringVar(&out, "out", "", "output .onnx path")
+	_ = cmd.MarkFlagRequired("model")
+	_ = cmd.MarkFlagRequired("out")
+	return cmd
+}

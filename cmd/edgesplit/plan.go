@@ -1,0 +1,96 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/edgesplit/edgesplit/node"
+	"github.com/edgesplit/edgesplit/scheduler"
+	"github.com/edgesplit/edgesplit/transport/linkem"
+	"github.com/spf13/cobra"
+)
+
+func newPlanCmd() *cobra.Command {
+	var modelPath, link, edgeDev, cloudDev, policy, codecs string
+	var runs int
+	cmd := &cobra.Command{
+		Use:   "plan --model M --profile LINK [--edge-device D] [--cloud-device D] [--policy P]",
+		Short: "Explain a split decision: the predicted latency of every cut × codec on a link, and the plan chosen",
+		Long: `plan profiles the model on this machine, scales it to the edge and cloud device profiles, measures the
+codec presets, takes the link profile's rates and delay as the link estimate, and prints the cost model's
+prediction for every prefix cut × codec (plus a DAG cut when dads finds one), marking the chosen plan.`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			g, sc, err := loadModel(modelPath)
+			if err != nil {
+				return err
+			}
+			m, err := node.NewModel(modelPath, "", g, sc)
+			if err != nil {
+				return err
+			}
+			prof, err := linkem.LookupProfile(link)
+			if err != nil {
+				return err
+			}
+			edge, err := node.ParseDevice(edgeDev)
+			if err != nil {
+				return err
+			}
+			cloud, err := node.ParseDevice(cloudDev)
+			if err != nil {
+				return err
+			}
+			pol, err := scheduler.ParsePolicy(policy)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			ep, err := node.MeasureProfile(ctx, m, edge, runs)
+			if err != nil {
+				return err
+			}
+			cp, err := node.MeasureProfile(ctx, m, cloud, runs)
+			if err != nil {
+				return err
+			}
+			var names []string
+			if codecs != "" {
+				names = splitList(codecs)
+			}
+			cms, err := node.MeasureCodecs(ctx, names)
+			if err != nil {
+				return err
+			}
+			dag, err := scheduler.NewDAG(m.Graph, ep)
+			if err != nil {
+				return err
+			}
+			in := &scheduler.Inputs{Edge: ep, DAG: dag, Codecs: cms, Clouds: []scheduler.CloudInput{{
+				ID: "cloud", Profile: cp,
+				Link: scheduler.LinkEstimate{RTT: prof.Up.Delay + prof.Down.Delay, Up: prof.Up.MeanRate() / 8, Down: prof.Down.MeanRate() / 8},
+			}}}
+			ex, err := scheduler.Explain(pol, in)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "model %s (%d nodes) · link %s (up %.1f Mbit/s, down %.1f Mbit/s, RTT %v) · edge %s ×%g · cloud %s ×%g · policy %s\n\n",
+				m.ID, m.Nodes(), link, prof.Up.MeanRate()/1e6, prof.Down.MeanRate()/1e6, prof.Up.Delay+prof.Down.Delay,
+				edge.Name, edge.Slowdown, cloud.Name, cloud.Slowdown, pol.Name())
+			if err := ex.Format(out); err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "\nchosen: %s\n", ex.Chosen)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&modelPath, "model", "", modelFlagHelp)
+	f.StringVar(&link, "profile", "lte", "link profile ("+joinNames(linkem.ProfileNames())+")")
+	f.StringVar(&edgeDev, "edge-device", "raspberry-pi-4", "edge device profile or slowdown:F")
+	f.StringVar(&cloudDev, "cloud-device", "server", "cloud device profile or slowdown:F")
+	f.StringVar(&policy, "policy", "auto", "split policy")
+	f.StringVar(&codecs, "codecs", "", "comma-separated codec presets (default all)")
+	f.IntVar(&runs, "runs", 5, "profiling runs per node")
+	_ = cmd.MarkFlagRequired("model")
+	return cmd
+}
