@@ -1,0 +1,248 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/edgesplit/edgesplit/model"
+	"github.com/edgesplit/edgesplit/model/npy"
+	"github.com/edgesplit/edgesplit/node"
+)
+
+// buildBinary compiles edgesplit once for the process tests.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "edgesplit")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func run(t *testing.T, bin string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(bin, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("edgesplit %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+var startedRe = regexp.MustCompile(`gossip=(\S+) quic=(\S+) http=(\S*)`)
+
+// startNode starts `edgesplit node` and waits for its start line.
+func startNode(t *testing.T, bin string, args ...string) (gossip, httpAddr string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, bin, append([]string{"node"}, args...)...)
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	cmd.WaitDelay = 5 * time.Second
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("node %v stderr:\n%s", args, stderr.String())
+		}
+	})
+	lines := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			select {
+			case lines <- sc.Text():
+			default:
+			}
+		}
+	}()
+	select {
+	case l := <-lines:
+		m := startedRe.FindStringSubmatch(l)
+		if m == nil {
+			t.Fatalf("unexpected start line %q", l)
+		}
+		return m[1], m[3]
+	case <-time.After(60 * time.Second):
+		t.Fatalf("node %v did not start; stderr:\n%s", args, stderr.String())
+	}
+	return "", ""
+}
+
+// TestMultiProcessCluster runs three `edgesplit node` OS processes on
+// loopback (one edge, two clouds): they find each other by gossip, the edge
+// serves /v1/infer, and split results equal local inference (lossless) or
+// stay within the codec's bound (int8: same class).
+func TestMultiProcessCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process test skipped with -short")
+	}
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	ca := filepath.Join(dir, "ca")
+	run(t, bin, "ca", "init", "--dir", ca)
+	for _, n := range []string{"edge", "cloud1", "cloud2"} {
+		run(t, bin, "ca", "issue", "--dir", ca, "--node", n)
+	}
+	const mdl = "lenet5"
+	key := "000102030405060708090a0b0c0d0e0f"
+	common := []string{"--ca", ca, "--model", mdl, "--gossip-key", key, "--bind", "127.0.0.1:0"}
+	seed, _ := startNode(t, bin, append([]string{"--role", "cloud", "--name", "cloud1"}, common...)...)
+	startNode(t, bin, append([]string{"--role", "cloud", "--name", "cloud2", "--join", seed}, common...)...)
+	_, httpAddr := startNode(t, bin, append([]string{"--role", "edge", "--name", "edge", "--join", seed,
+		"--http", "127.0.0.1:0", "--link", "ethernet", "--device", "raspberry-pi-4"}, common...)...)
+	base := "http://" + httpAddr
+
+	// Gossip: the edge sees both clouds alive.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var members []node.ClusterMember
+		getJSON(t, base+"/v1/cluster", &members)
+		alive := 0
+		for _, m := range members {
+			if m.Alive && m.Meta.Role == node.RoleCloud {
+				alive++
+			}
+		}
+		if alive == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("edge sees %d live clouds: %+v", alive, members)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	// Local reference with the same binary.
+	x := filepath.Join(dir, "x.npy")
+	yLocal := filepath.Join(dir, "y.npy")
+	writeRandomNPY(t, x, []int{1, 1, 28, 28})
+	run(t, bin, "infer", "--model", mdl, "--input", x, "--output", yLocal)
+	want := readNPYData(t, yLocal)
+
+	body, err := os.ReadFile(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ policy, codec string }{
+		{"cloud-only", "lossless"}, {"fixed:4", "lossless"}, {"fixed:7", "lossless"}, {"cloud-only", "lossless"},
+		{"fixed:4", "int8"}, {"edge-only", ""},
+	} {
+		var res node.InferResponse
+		postJSON(t, fmt.Sprintf("%s/v1/infer?policy=%s&codec=%s", base, tc.policy, tc.codec), body, &res)
+		if tc.codec == "lossless" || tc.policy == "edge-only" {
+			if !slices.Equal(res.Output, want) {
+				t.Errorf("%s/%s: output %v, local %v", tc.policy, tc.codec, res.Output, want)
+			}
+		} else if argmaxOf(res.Output) != argmaxOf(want) {
+			t.Errorf("%s/%s: class %d, local %d", tc.policy, tc.codec, argmaxOf(res.Output), argmaxOf(want))
+		}
+		if tc.policy != "edge-only" && res.Cloud == "" {
+			t.Errorf("%s/%s: not offloaded (fallback %q, errors %v)", tc.policy, tc.codec, res.Fallback, res.Errors)
+		}
+		t.Logf("%s/%s: cut %d on %q, %d bytes up, %.2f ms", tc.policy, tc.codec, res.Cut, res.Cloud, res.BytesSent, res.RequestMS)
+	}
+	// The client command against the node.
+	out := run(t, bin, "infer", "--node", base, "--policy", "cloud-only", x)
+	if !strings.Contains(out, `"cloud"`) {
+		t.Errorf("infer --node printed %s", out)
+	}
+	// Metrics are served.
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !bytes.Contains(metrics, []byte("edgesplit_requests_total")) {
+		t.Errorf("/metrics lacks edgesplit_requests_total")
+	}
+}
+
+func argmaxOf(v []float32) int {
+	best := 0
+	for i := range v {
+		if v[i] > v[best] {
+			best = i
+		}
+	}
+	return best
+}
+
+func writeRandomNPY(t *testing.T, path string, shape []int) {
+	t.Helper()
+	x := randomInput(model0(shape), 9)
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := npy.Write(f, x); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+}
+
+func readNPYData(t *testing.T, path string) []float32 {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	y, err := npy.Read(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return y.Data().([]float32)
+}
+
+func getJSON(t *testing.T, url string, v any) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func postJSON(t *testing.T, url string, body []byte, v any) {
+	t.Helper()
+	resp, err := http.Post(url, "application/octet-stream", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("POST %s: %s: %s", url, resp.Status, b)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func model0(shape []int) model.ValueInfo { return model.ValueInfo{Name: "x", Shape: shape} }
