@@ -28,11 +28,7 @@ func newBenchModelCmd() *cobra.Command {
 			if iters < 1 {
 				return fmt.Errorf("--iters must be at least 1, got %d", iters)
 			}
-			g, err := loadGraph(modelPath)
-			if err != nil {
-				return err
-			}
-			x, err := loadInput(inputPath, g, nil)
+			g, _, x, err := loadModelInput(modelPath, inputPath)
 			if err != nil {
 				return err
 			}

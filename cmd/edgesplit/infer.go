@@ -89,11 +89,7 @@ func newInferCmd() *cobra.Command {
 			if modelPath == "" || outputPath == "" {
 				return fmt.Errorf("local inference needs --model and --output (or use --node URL)")
 			}
-			g, sc, err := loadModel(modelPath)
-			if err != nil {
-				return err
-			}
-			x, err := loadInput(inputPath, g, sc)
+			g, _, x, err := loadModelInput(modelPath, inputPath)
 			if err != nil {
 				return err
 			}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/edgesplit/edgesplit/model"
@@ -27,6 +28,49 @@ func loadGraph(spec string) (*model.Graph, error) {
 }
 
 func loadModel(spec string) (*model.Graph, *dataset.Sidecar, error) {
+	g, sc, err := rawModel(spec)
+	if err != nil {
+		return nil, nil, err
+	}
+	g, err = model.Simplify(g, nil)
+	return g, sc, err
+}
+
+// loadModelInput loads a model and its single input: a .npy input fixes the
+// shapes a model leaves dynamic (e.g. 1×3×-1×-1); an image or no input
+// takes the model's declared shape (unknown dimensions become 1).
+func loadModelInput(spec, inputPath string) (*model.Graph, *dataset.Sidecar, *tensor.Dense, error) {
+	g, sc, err := rawModel(spec)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	var shapes map[string][]int
+	var x *tensor.Dense
+	if strings.EqualFold(filepath.Ext(inputPath), ".npy") {
+		if len(g.Inputs) != 1 {
+			return nil, nil, nil, fmt.Errorf("model has %d inputs; this command feeds exactly one", len(g.Inputs))
+		}
+		if x, err = readNPY(inputPath); err != nil {
+			return nil, nil, nil, err
+		}
+		if err := checkInputShape(g.Inputs[0], x); err != nil {
+			return nil, nil, nil, err
+		}
+		shapes = map[string][]int{g.Inputs[0].Name: x.Shape().Clone()}
+	}
+	if g, err = model.Simplify(g, shapes); err != nil {
+		return nil, nil, nil, err
+	}
+	if x == nil {
+		if x, err = loadInput(inputPath, g, sc); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	return g, sc, x, nil
+}
+
+// rawModel reads a model without simplifying it.
+func rawModel(spec string) (*model.Graph, *dataset.Sidecar, error) {
 	var g *model.Graph
 	var sc *dataset.Sidecar
 	var err error
@@ -60,8 +104,7 @@ func loadModel(spec string) (*model.Graph, *dataset.Sidecar, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	g, err = model.Simplify(g, nil)
-	return g, sc, err
+	return g, sc, nil
 }
 
 // imageInput preprocesses an image file for the model input vi: with the

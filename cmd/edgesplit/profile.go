@@ -19,11 +19,7 @@ func newProfileCmd() *cobra.Command {
 		Use:   "profile --model M.onnx --input x.npy [--json]",
 		Short: "Measure per-node latency (median of N runs), output bytes, MACs and params",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			g, err := loadGraph(modelPath)
-			if err != nil {
-				return err
-			}
-			x, err := loadInput(inputPath, g, nil)
+			g, _, x, err := loadModelInput(modelPath, inputPath)
 			if err != nil {
 				return err
 			}

@@ -1,0 +1,52 @@
+// Command mkinput writes a seeded uniform [0,1) float32 tensor as .npy, for
+// benchmark scripts that feed the same input to edgesplit and a reference.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"log"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/edgesplit/edgesplit/model/npy"
+	"gorgonia.org/tensor"
+)
+
+func main() {
+	shapeFlag := flag.String("shape", "1,3,224,224", "comma-separated shape")
+	out := flag.String("out", "x.npy", "output file")
+	seed := flag.Uint64("seed", 1, "PCG seed")
+	flag.Parse()
+	var shape []int
+	n := 1
+	for _, f := range strings.Split(*shapeFlag, ",") {
+		d, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || d <= 0 || d > 1<<16 {
+			log.Fatalf("mkinput: bad -shape %q", *shapeFlag)
+		}
+		shape = append(shape, d)
+		n *= d
+	}
+	if n > 1<<28 {
+		log.Fatalf("mkinput: shape %v too large", shape)
+	}
+	rng := rand.New(rand.NewPCG(*seed, 0x5eed))
+	data := make([]float32, n)
+	for i := range data {
+		data[i] = rng.Float32()
+	}
+	f, err := os.Create(*out)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := npy.Write(f, tensor.New(tensor.WithShape(shape...), tensor.WithBacking(data))); err != nil {
+		log.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(*out)
+}
