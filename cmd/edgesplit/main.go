@@ -41,6 +41,7 @@ func newRootCmd() *cobra.Command {
 		newCACmd(),
 		newExportCmd(),
 		newPlanCmd(),
+		newSimCmd(),
 	)
 	return root
 }

@@ -1,0 +1,100 @@
+package main
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/edgesplit/edgesplit/partition"
+	"github.com/edgesplit/edgesplit/scheduler"
+	"github.com/edgesplit/edgesplit/sim"
+	"github.com/spf13/cobra"
+	"gorgonia.org/tensor"
+)
+
+func newSimCmd() *cobra.Command {
+	var scenario, out, modelName, link, policy string
+	var seed uint64
+	var devices, clouds int
+	var duration time.Duration
+	var rate, slowdown float64
+	cmd := &cobra.Command{
+		Use:   "sim --scenario S.yaml --out DIR [--seed N]  |  sim --devices N --model M --link L --policy P --duration D",
+		Short: "Discrete-event simulation of split inference at scale, with the real scheduler",
+		Long: `sim runs a scenario in the discrete-event simulator, which plans with the same scheduler policies
+and cost model as real nodes. Models are the simulator's synthetic profiles (` + joinNames(sim.SyntheticModels()) + `),
+or any model edgesplit can load (a zoo name or an ONNX file), profiled with the engine on this machine as the
+reference device. With --out, per-request rows go to DIR/requests.csv and the summary to DIR/summary.txt.`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var s *sim.Scenario
+			var err error
+			if scenario != "" {
+				s, err = sim.LoadScenario(scenario)
+			} else {
+				s, err = sim.QuickScenario(sim.Quick{Devices: devices, Model: modelName, Link: link, Policy: policy,
+					Duration: duration, Rate: rate, Slowdown: slowdown, Clouds: clouds, Seed: seed})
+			}
+			if err != nil {
+				return err
+			}
+			cfg := sim.Config{Seed: seed, Resolve: profileForSim(cmd)}
+			start := time.Now()
+			var sum *sim.Summary
+			if out != "" {
+				sum, err = sim.RunDir(cmd.Context(), s, out, cfg)
+			} else {
+				sum, err = sim.Run(cmd.Context(), s, cfg)
+			}
+			if err != nil {
+				return err
+			}
+			if err := sum.Format(cmd.OutOrStdout()); err != nil {
+				return err
+			}
+			wall := time.Since(start)
+			fmt.Fprintf(cmd.OutOrStdout(), "wall time %v (%.2f M simulated requests per second)\n",
+				wall.Round(time.Millisecond), float64(sum.Requests)/wall.Seconds()/1e6)
+			if out != "" {
+				fmt.Fprintf(cmd.OutOrStdout(), "wrote %s/requests.csv and %s/summary.txt\n", out, out)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&scenario, "scenario", "", "scenario YAML file (see docs/scenarios)")
+	f.StringVar(&out, "out", "", "folder for requests.csv and summary.txt")
+	f.Uint64Var(&seed, "seed", 0, "random seed (overrides the scenario's; 0 keeps it)")
+	f.IntVar(&devices, "devices", 100, "without --scenario: edge devices")
+	f.StringVar(&modelName, "model", "resnet18", "without --scenario: model")
+	f.StringVar(&link, "link", "lte", "without --scenario: link profile ("+joinNames(sim.LinkProfileNames())+")")
+	f.StringVar(&policy, "policy", "auto", "without --scenario: split policy")
+	f.DurationVar(&duration, "duration", time.Minute, "without --scenario: simulated time")
+	f.Float64Var(&rate, "rate", 1, "without --scenario: requests per second per device (Poisson)")
+	f.Float64Var(&slowdown, "slowdown", 8, "without --scenario: edge device slowdown vs the reference")
+	f.IntVar(&clouds, "clouds", 1, "without --scenario: cloud servers")
+	return cmd
+}
+
+// profileForSim resolves a model the simulator does not know by profiling it
+// with the engine on this machine.
+func profileForSim(cmd *cobra.Command) func(string) (sim.Model, error) {
+	return func(name string) (sim.Model, error) {
+		g, err := loadGraph(name)
+		if err != nil {
+			return sim.Model{}, err
+		}
+		inputs := make([]*tensor.Dense, len(g.Inputs))
+		for i, in := range g.Inputs {
+			inputs[i] = randomInput(in, 1)
+		}
+		fmt.Fprintf(cmd.ErrOrStderr(), "profiling %s on this machine...\n", name)
+		p, err := partition.Measure(cmd.Context(), g, inputs, partition.ProfileConfig{Runs: 5})
+		if err != nil {
+			return sim.Model{}, err
+		}
+		dag, err := scheduler.NewDAG(g, p)
+		if err != nil {
+			return sim.Model{}, err
+		}
+		return sim.Model{Profile: p, DAG: dag}, nil
+	}
+}
