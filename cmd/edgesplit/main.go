@@ -42,6 +42,7 @@ func newRootCmd() *cobra.Command {
 		newExportCmd(),
 		newPlanCmd(),
 		newSimCmd(),
+		newLinkCmd(),
 	)
 	return root
 }

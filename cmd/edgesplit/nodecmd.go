@@ -111,7 +111,7 @@ client requests on --http (POST /v1/infer, GET /v1/cluster, GET /metrics).`,
 	f.StringVar(&bind, "bind", "127.0.0.1:7946", "gossip address host:port (port 0 picks one)")
 	f.StringVar(&join, "join", "", "comma-separated gossip addresses of nodes to join")
 	f.StringSliceVar(&models, "model", nil, modelFlagHelp+" (repeatable)")
-	f.StringVar(&link, "link", "", "emulated access link: a profile ("+strings.Join(linkem.ProfileNames(), ", ")+")")
+	f.StringVar(&link, "link", "", "emulated access link: a profile ("+strings.Join(linkem.ProfileNames(), ", ")+") or Mahimahi traces up.trace,down.trace")
 	f.StringVar(&device, "device", "server", "emulated device profile (server, laptop, phone, jetson-nano, raspberry-pi-4, mcu-class) or slowdown:F")
 	f.StringVar(&httpAddr, "http", "", "client API address (edges), e.g. 127.0.0.1:8080")
 	f.StringVar(&quicAddr, "quic", "127.0.0.1:0", "QUIC (UDP) address")
@@ -124,8 +124,11 @@ client requests on --http (POST /v1/infer, GET /v1/cluster, GET /metrics).`,
 	return cmd
 }
 
-// parseLink reads a --link value: a profile name.
+// parseLink reads a --link value: a profile name, or up.trace,down.trace.
 func parseLink(s string) (up, down linkem.LinkSettings, err error) {
+	if strings.Contains(s, ",") {
+		return parseTraces(s)
+	}
 	p, err := linkem.LookupProfile(s)
 	if err != nil {
 		return up, down, err
