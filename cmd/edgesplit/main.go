@@ -43,6 +43,7 @@ func newRootCmd() *cobra.Command {
 		newPlanCmd(),
 		newSimCmd(),
 		newLinkCmd(),
+		newCodecCmd(),
 	)
 	return root
 }
