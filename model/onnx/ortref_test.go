@@ -1,0 +1,135 @@
+//go:build ortref
+
+package onnx_test
+
+import (
+	"context"
+	"testing"
+
+	ort "github.com/yalue/onnxruntime_go"
+
+	"github.com/edgesplit/edgesplit/model"
+	"github.com/edgesplit/edgesplit/model/onnx"
+)
+
+// TestORTRunsExport checks, in ONNX Runtime itself, that what Encode writes
+// runs and gives the reference output: the PP-OCR classifier as imported,
+// after the engine's Simplify (BatchNorm folded, shape arithmetic folded),
+// and split into a head and a tail at every single-tensor boundary K.
+// Needs cgo and scripts/fetch-models.sh; run with -tags ortref.
+func TestORTRunsExport(t *testing.T) {
+	path := cachedModel(t, ppocrModel)
+	lib := cachedModel(t, "libonnxruntime.so.1")
+	ort.SetSharedLibraryPath(lib)
+	if err := ort.InitializeEnvironment(); err != nil {
+		t.Fatal(err)
+	}
+	defer ort.DestroyEnvironment()
+	opts, err := ort.NewSessionOptions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer opts.Destroy()
+	opts.SetIntraOpNumThreads(1)
+
+	g, err := onnx.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := readNpy(t, "testdata/ppocr/x.npy")
+	want := readNpy(t, "testdata/ppocr/out0.npy").Data().([]float32)
+	g.Inputs[0].Shape = append([]int(nil), x.Shape()...)
+	sg, err := model.Simplify(g, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// runORT runs an encoded graph with one input and one output.
+	runORT := func(what string, pg *model.Graph, in []float32) []float32 {
+		t.Helper()
+		data, err := onnx.Encode(pg)
+		if err != nil {
+			t.Fatalf("%s: Encode: %v", what, err)
+		}
+		ish, osh := sg.Shapes[pg.Inputs[0].Name], sg.Shapes[pg.Outputs[0].Name]
+		it, err := ort.NewTensor(ort.NewShape(i64(ish)...), in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer it.Destroy()
+		ot, err := ort.NewEmptyTensor[float32](ort.NewShape(i64(osh)...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ot.Destroy()
+		s, err := ort.NewAdvancedSessionWithONNXData(data, []string{pg.Inputs[0].Name}, []string{pg.Outputs[0].Name},
+			[]ort.Value{it}, []ort.Value{ot}, opts)
+		if err != nil {
+			t.Fatalf("%s: ONNX Runtime rejects the export: %v", what, err)
+		}
+		defer s.Destroy()
+		if err := s.Run(); err != nil {
+			t.Fatalf("%s: ONNX Runtime run: %v", what, err)
+		}
+		return append([]float32(nil), ot.GetData()...)
+	}
+	xs := x.Data().([]float32)
+	for _, tc := range []struct {
+		name string
+		g    *model.Graph
+	}{{"imported", g}, {"simplified", sg}} {
+		got := runORT(tc.name, tc.g, xs)
+		abs, scaled := maxDiffs(got, want)
+		t.Logf("%s graph in ONNX Runtime: max|diff| %.3g, scaled %.3g vs reference", tc.name, abs, scaled)
+		if scaled > 1e-5 {
+			t.Errorf("%s: differs by %.3g", tc.name, scaled)
+		}
+	}
+	// Heads and tails at every single-tensor boundary of the simplified graph.
+	net, err := model.Compile(sg, model.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ex := net.NewExtractor()
+	if _, err := ex.Run(context.Background(), x); err != nil {
+		t.Fatal(err)
+	}
+	produced := sg.Producers()
+	cuts := 0
+	for k := 1; k < len(sg.Nodes); k++ {
+		// Boundary: tensors produced before k and consumed at or after k.
+		var boundary []string
+		seen := map[string]bool{}
+		for _, n := range sg.Nodes[k:] {
+			for _, in := range n.Inputs {
+				if p, ok := produced[in]; ok && p < k && !seen[in] {
+					seen[in] = true
+					boundary = append(boundary, in)
+				}
+			}
+		}
+		if len(boundary) != 1 {
+			continue
+		}
+		b := boundary[0]
+		head := &model.Graph{Name: "head", Inputs: sg.Inputs, Outputs: []model.ValueInfo{{Name: b, Shape: sg.Shapes[b]}},
+			Nodes: sg.Nodes[:k], Initializers: sg.Initializers, Shapes: sg.Shapes, OpsetVersion: sg.OpsetVersion}
+		tail := &model.Graph{Name: "tail", Inputs: []model.ValueInfo{{Name: b, Shape: sg.Shapes[b]}}, Outputs: sg.Outputs,
+			Nodes: sg.Nodes[k:], Initializers: sg.Initializers, Shapes: sg.Shapes, OpsetVersion: sg.OpsetVersion}
+		mid := runORT("head", head, xs)
+		got := runORT("tail", tail, mid)
+		_, scaled := maxDiffs(got, want)
+		if scaled > 1e-5 {
+			t.Errorf("cut %d at %q: head+tail in ONNX Runtime differ by %.3g", k, b, scaled)
+		}
+		cuts++
+	}
+	t.Logf("%d head/tail pairs exported and chained in ONNX Runtime", cuts)
+}
+
+func i64(s []int) []int64 {
+	r := make([]int64, len(s))
+	for i, d := range s {
+		r[i] = int64(d)
+	}
+	return r
+}

@@ -1,0 +1,160 @@
+package onnx_test
+
+import (
+	"bufio"
+	"context"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"gorgonia.org/tensor"
+
+	"github.com/edgesplit/edgesplit/model"
+	"github.com/edgesplit/edgesplit/model/npy"
+	"github.com/edgesplit/edgesplit/model/onnx"
+)
+
+const ppocrModel = "ch_ppocr_mobile_v2.0_cls_infer.onnx"
+
+// cachedModel returns the path of a file fetched by scripts/fetch-models.sh,
+// or skips the test.
+func cachedModel(t testing.TB, name string) string {
+	dir := os.Getenv("EDGESPLIT_CACHE")
+	if dir == "" {
+		base := os.Getenv("XDG_CACHE_HOME")
+		if base == "" {
+			home, _ := os.UserHomeDir()
+			base = filepath.Join(home, ".cache")
+		}
+		dir = filepath.Join(base, "edgesplit")
+	}
+	p := filepath.Join(dir, name)
+	if _, err := os.Stat(p); err != nil {
+		t.Skipf("%s not cached (run scripts/fetch-models.sh): %v", name, err)
+	}
+	return p
+}
+
+func readNpy(t testing.TB, path string) *tensor.Dense {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	x, err := npy.Read(f)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return x
+}
+
+// maxDiffs returns the largest |a-b| and the largest |a-b|/max(1,|b|).
+func maxDiffs(a, b []float32) (abs, scaled float64) {
+	for i := range b {
+		d := math.Abs(float64(a[i]) - float64(b[i]))
+		abs = math.Max(abs, d)
+		scaled = math.Max(scaled, d/math.Max(1, math.Abs(float64(b[i]))))
+		if math.IsNaN(d) {
+			return math.Inf(1), math.Inf(1)
+		}
+	}
+	return abs, scaled
+}
+
+// TestPPOCRMatchesONNXRuntime runs the PP-OCR direction classifier on the
+// seeded input in testdata/ppocr and compares its output, and six
+// intermediate tensors, with ONNX Runtime's (written by internal/refgen):
+// |edgesplit - ORT| <= 1e-4 * max(1, |ORT|) for every element.
+func TestPPOCRMatchesONNXRuntime(t *testing.T) {
+	path := cachedModel(t, ppocrModel)
+	g, err := onnx.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := readNpy(t, "testdata/ppocr/x.npy")
+	g.Inputs[0].Shape = append([]int(nil), x.Shape()...)
+
+	mf, err := os.Open("testdata/ppocr/manifest.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mf.Close()
+	var names, files []string
+	sc := bufio.NewScanner(mf)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		f := strings.Fields(line)
+		names, files = append(names, f[0]), append(files, f[1])
+	}
+	if len(names) == 0 || names[0] != g.Outputs[0].Name {
+		t.Fatalf("manifest lists %v, want the model output %q first", names, g.Outputs[0].Name)
+	}
+
+	run := func(g *model.Graph) []*tensor.Dense {
+		net, err := model.Compile(g, model.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		outs, err := net.NewExtractor().Run(context.Background(), x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return outs
+	}
+	check := func(what string, got *tensor.Dense, file string) {
+		want := readNpy(t, filepath.Join("testdata/ppocr", file))
+		if !got.Shape().Eq(want.Shape()) {
+			t.Errorf("%s: shape %v, ONNX Runtime %v", what, got.Shape(), want.Shape())
+			return
+		}
+		abs, scaled := maxDiffs(got.Data().([]float32), want.Data().([]float32))
+		t.Logf("%-26s shape %-14v max|diff| %.3g  max scaled diff %.3g", what, want.Shape(), abs, scaled)
+		if scaled > 1e-4 {
+			t.Errorf("%s differs from ONNX Runtime by %.3g (scaled), over 1e-4", what, scaled)
+		}
+	}
+
+	// The model as it is.
+	outs := run(g)
+	check(names[0], outs[0], files[0])
+	final := append([]float32(nil), outs[0].Data().([]float32)...)
+
+	// Intermediate tensors, as extra graph outputs.
+	tapped, err := onnx.Decode(mustEncode(t, g))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range names[1:] {
+		tapped.Outputs = append(tapped.Outputs, model.ValueInfo{Name: n})
+	}
+	touts := run(tapped)
+	for i := 1; i < len(names); i++ {
+		check(names[i], touts[i], files[i])
+	}
+
+	// Export and re-import give the same result, bit for bit.
+	again, err := onnx.Decode(mustEncode(t, g))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range run(again)[0].Data().([]float32) {
+		if v != final[i] {
+			t.Fatalf("after Encode/Decode, output %d = %v, was %v", i, v, final[i])
+		}
+	}
+}
+
+func mustEncode(t testing.TB, g *model.Graph) []byte {
+	t.Helper()
+	b, err := onnx.Encode(g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

@@ -1,0 +1,70 @@
+// Package scheduler decides where a model is split: which cut, which tensor
+// codec and which cloud node minimise the predicted end-to-end latency of one
+// request, given the model's per-node profiles, link estimates and cloud load.
+//
+// # Cost model
+//
+// For a split whose head runs on the edge and whose tail runs on a cloud node
+// the predicted latency is
+//
+//	edge_compute(head) + encode + wire_bytes/uplink + RTT/2
+//	  + queue + cloud_compute(tail) + decode + result/downlink + RTT/2
+//
+// where encode and decode are raw boundary bytes divided by the codec's
+// throughput, wire_bytes are raw bytes divided by the codec's ratio, result
+// is the model output (sent back uncompressed), and queue is the cloud's
+// advertised queueing delay. Edge-only plans cost edge_compute(all) and
+// nothing else. Every term is in [Breakdown].
+//
+// # Policies
+//
+// A [Policy] turns [Inputs] into a [Plan]. [ParsePolicy] understands
+// "edge-only", "cloud-only", "fixed:K", "neurosurgeon" (scan of the cuts whose
+// boundary is a single tensor, Kang et al., ASPLOS 2017), "dads" (a minimum
+// s–t cut over the model DAG, Hu et al., INFOCOM 2019, so that cuts inside
+// residual blocks are found) and "auto" (the best of those, codec and cloud
+// chosen jointly, with hysteresis). [Explain] tabulates the predicted latency
+// of every cut × codec × cloud for `edgesplit plan`.
+//
+// # DADS construction
+//
+// The DAG of a model is a set of nodes (operators, in the canonical
+// topological order of partition's profile) and tensors (each with one
+// producer, or none for a graph input, and its consumers). The flow network
+// has a source s standing for the edge device and a sink t for the cloud; a
+// node on the s side of the cut runs on the edge, one on the t side on the
+// cloud. Its arcs are:
+//
+//   - s → v with capacity cloud_compute(v) (+ downlink time of any graph output
+//     v produces): cut when v runs on the cloud;
+//   - v → t with capacity edge_compute(v): cut when v runs on the edge;
+//   - for every tensor x an auxiliary vertex a(x), producer(x) → a(x) (s → a(x)
+//     for a graph input) with capacity encode+transfer+decode of x, and
+//     a(x) → c with infinite capacity for each consumer c, so a tensor read by
+//     several cloud nodes is paid for once (the DADS paper's auxiliary-vertex
+//     trick for multi-successor vertices; a tensor with one reader gets a
+//     direct producer → reader arc instead);
+//   - c → producer(x) with infinite capacity, so the edge side is closed under
+//     predecessors: data never flows back from the cloud to the edge.
+//
+// The capacity of a cut is then exactly the additive part of the cost model;
+// the constant part (RTT and queue, paid once if anything is offloaded) is
+// added afterwards and the result compared with edge-only, which makes the
+// choice exact. The max-flow is Dinic's algorithm; the edge side is the set
+// of vertices reachable from s in the residual network (the minimal one).
+// The edge side need not be a prefix of the canonical order; then
+// [Plan.K] is -1 and [Plan.Head] lists the edge nodes.
+//
+// # Estimators
+//
+// [EWMA] and [LinkEstimator] smooth measured RTT and goodput; [BanList]
+// keeps failed clouds out of the plan for an exponentially growing backoff
+// (15 s first, as Petals does). [Predictor] fits a per-operator-type linear
+// model of latency (Neurosurgeon-style regression on MACs, parameters and
+// input/output bytes) from measured profiles and predicts the profile of a
+// device or model not measured yet.
+//
+// Planning is pure computation: a decision takes microseconds and allocates
+// little; the stateful pieces ([Auto], [LinkEstimator], [BanList]) are safe
+// for concurrent use, the policies without state are too.
+package scheduler

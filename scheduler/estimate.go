@@ -1,0 +1,220 @@
+package scheduler
+
+import (
+	"sync"
+	"time"
+)
+
+// EWMA is an exponentially weighted moving average: each Add moves the value
+// Alpha of the way towards the sample; the first sample sets it. The zero
+// value uses Alpha 0.3. It is a plain value, not safe for concurrent use.
+type EWMA struct {
+	Alpha float64
+	v     float64
+	n     int
+}
+
+// Add folds in one sample.
+func (e *EWMA) Add(x float64) {
+	a := e.Alpha
+	if a <= 0 || a > 1 {
+		a = 0.3
+	}
+	if e.n == 0 {
+		e.v = x
+	} else {
+		e.v += a * (x - e.v)
+	}
+	e.n++
+}
+
+// Value is the current average (0 before any sample).
+func (e *EWMA) Value() float64 { return e.v }
+
+// Count is the number of samples seen.
+func (e *EWMA) Count() int { return e.n }
+
+// LinkEstimator smooths RTT and goodput measurements of one path into a
+// LinkEstimate. It is safe for concurrent use.
+type LinkEstimator struct {
+	mu            sync.Mutex
+	prior         LinkEstimate
+	rtt, up, down EWMA
+}
+
+// NewLinkEstimator returns an estimator with smoothing factor alpha (0:
+// 0.3) that reports prior until it has samples.
+func NewLinkEstimator(alpha float64, prior LinkEstimate) *LinkEstimator {
+	l := &LinkEstimator{prior: prior}
+	l.rtt.Alpha, l.up.Alpha, l.down.Alpha = alpha, alpha, alpha
+	return l
+}
+
+// ObserveRTT adds one round-trip sample.
+func (l *LinkEstimator) ObserveRTT(d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	l.mu.Lock()
+	l.rtt.Add(float64(d))
+	l.mu.Unlock()
+}
+
+// ObserveUp adds an uplink goodput sample: n bytes took d to send (without
+// the propagation delay). Samples with d ≤ 0 or n ≤ 0 are ignored.
+func (l *LinkEstimator) ObserveUp(n int64, d time.Duration) { l.observe(&l.up, n, d) }
+
+// ObserveDown adds a downlink goodput sample, like ObserveUp.
+func (l *LinkEstimator) ObserveDown(n int64, d time.Duration) { l.observe(&l.down, n, d) }
+
+func (l *LinkEstimator) observe(e *EWMA, n int64, d time.Duration) {
+	if n <= 0 || d <= 0 {
+		return
+	}
+	l.mu.Lock()
+	e.Add(float64(n) / d.Seconds())
+	l.mu.Unlock()
+}
+
+// Estimate returns the smoothed estimate, the prior for what has no sample.
+func (l *LinkEstimator) Estimate() LinkEstimate {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	e := l.prior
+	if l.rtt.Count() > 0 {
+		e.RTT = time.Duration(l.rtt.Value())
+	}
+	if l.up.Count() > 0 {
+		e.Up = l.up.Value()
+	}
+	if l.down.Count() > 0 {
+		e.Down = l.down.Value()
+	}
+	return e
+}
+
+// BanConfig configures a BanList.
+type BanConfig struct {
+	// Base is the first ban's length; each further consecutive failure
+	// doubles it. Default 15 s (as Petals bans a failed server).
+	Base time.Duration
+	// Max caps a ban. Default 5 minutes.
+	Max time.Duration
+	// Now is the clock; default time.Now. sim and tests replace it.
+	Now func() time.Time
+}
+
+type banEntry struct {
+	until    time.Time
+	failures int
+}
+
+// BanList keeps cloud nodes that failed out of plans for an exponentially
+// growing backoff. It is safe for concurrent use.
+type BanList struct {
+	cfg     BanConfig
+	mu      sync.Mutex
+	entries map[string]*banEntry
+}
+
+// NewBanList returns an empty ban list; zero fields of cfg get defaults.
+func NewBanList(cfg BanConfig) *BanList {
+	if cfg.Base <= 0 {
+		cfg.Base = 15 * time.Second
+	}
+	if cfg.Max <= 0 {
+		cfg.Max = 5 * time.Minute
+	}
+	if cfg.Max < cfg.Base {
+		cfg.Max = cfg.Base
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &BanList{cfg: cfg, entries: make(map[string]*banEntry)}
+}
+
+// Fail records a failure of id and bans it for Base·2^(consecutive
+// failures−1), capped at Max; it returns the ban's length.
+func (b *BanList) Fail(id string) time.Duration {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	e := b.entries[id]
+	if e == nil {
+		e = &banEntry{}
+		b.entries[id] = e
+	}
+	e.failures++
+	d := b.cfg.Base
+	for i := 1; i < e.failures && d < b.cfg.Max; i++ {
+		d *= 2
+	}
+	d = min(d, b.cfg.Max)
+	e.until = b.cfg.Now().Add(d)
+	return d
+}
+
+// Succeed records a success of id, which forgets its failures.
+func (b *BanList) Succeed(id string) {
+	b.mu.Lock()
+	delete(b.entries, id)
+	b.mu.Unlock()
+}
+
+// Banned reports whether id is banned now.
+func (b *BanList) Banned(id string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.bannedLocked(id, b.cfg.Now())
+}
+
+func (b *BanList) bannedLocked(id string, now time.Time) bool {
+	e := b.entries[id]
+	return e != nil && now.Before(e.until)
+}
+
+// Until returns when id's ban ends, and false when it is not banned.
+func (b *BanList) Until(id string) (time.Time, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.bannedLocked(id, b.cfg.Now()) {
+		return time.Time{}, false
+	}
+	return b.entries[id].until, true
+}
+
+// Apply marks the banned clouds of cs Unavailable (it never clears the flag).
+func (b *BanList) Apply(cs []CloudInput) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := b.cfg.Now()
+	for i := range cs {
+		if b.bannedLocked(cs[i].ID, now) {
+			cs[i].Unavailable = true
+		}
+	}
+}
+
+// Prune forgets nodes whose ban ended more than Max ago, so a node that
+// fails again much later starts over at Base and the list stays bounded by
+// the nodes that failed recently.
+func (b *BanList) Prune() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.pruneLocked(b.cfg.Now())
+}
+
+func (b *BanList) pruneLocked(now time.Time) {
+	for id, e := range b.entries {
+		if now.Sub(e.until) > b.cfg.Max {
+			delete(b.entries, id)
+		}
+	}
+}
+
+// Len is the number of nodes with a failure record (banned or not).
+func (b *BanList) Len() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.entries)
+}

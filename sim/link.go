@@ -1,0 +1,244 @@
+package sim
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// MTU is the bytes one Mahimahi delivery opportunity carries.
+const MTU = 1500
+
+// maxTraceLines bounds a trace file (a day of 1 Gbit/s is far below it).
+const maxTraceLines = 50_000_000
+
+// Trace is a Mahimahi packet-delivery trace: each entry is a millisecond
+// offset at which one MTU-sized packet can be delivered; the trace repeats
+// with a period of its last timestamp.
+type Trace struct {
+	ops    []int64 // ms, non-decreasing
+	period int64   // ms
+}
+
+// ParseTrace reads a Mahimahi trace: one non-negative integer millisecond
+// timestamp per line, non-decreasing, the last one positive. Blank lines and
+// lines starting with # are skipped.
+func ParseTrace(r io.Reader) (*Trace, error) {
+	sc := bufio.NewScanner(r)
+	t := &Trace{}
+	line := 0
+	for sc.Scan() {
+		line++
+		s := strings.TrimSpace(sc.Text())
+		if s == "" || s[0] == '#' {
+			continue
+		}
+		v, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || v < 0 {
+			return nil, fmt.Errorf("trace line %d: %q is not a millisecond timestamp ≥ 0", line, s)
+		}
+		if n := len(t.ops); n > 0 && v < t.ops[n-1] {
+			return nil, fmt.Errorf("trace line %d: timestamp %d goes back (previous %d)", line, v, t.ops[n-1])
+		}
+		if len(t.ops) >= maxTraceLines {
+			return nil, fmt.Errorf("trace: more than %d lines", maxTraceLines)
+		}
+		t.ops = append(t.ops, v)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("trace: %w", err)
+	}
+	if len(t.ops) == 0 {
+		return nil, fmt.Errorf("trace: no timestamps")
+	}
+	t.period = t.ops[len(t.ops)-1]
+	if t.period <= 0 {
+		return nil, fmt.Errorf("trace: last timestamp must be > 0 (it is the period)")
+	}
+	return t, nil
+}
+
+// TraceFromRate builds a trace of a constant rate in Mbit/s over periodMs.
+func TraceFromRate(mbps float64, periodMs int64) *Trace {
+	perMs := mbps * 1e6 / 8 / MTU / 1000
+	t := &Trace{period: periodMs}
+	acc := 0.0
+	for ms := int64(1); ms <= periodMs; ms++ {
+		acc += perMs
+		for acc >= 1 {
+			t.ops = append(t.ops, ms)
+			acc--
+		}
+	}
+	if len(t.ops) == 0 || t.ops[len(t.ops)-1] != periodMs {
+		t.ops = append(t.ops, periodMs)
+	}
+	return t
+}
+
+// MeanMbps is the trace's average rate.
+func (t *Trace) MeanMbps() float64 {
+	return float64(len(t.ops)) * MTU * 8 / (float64(t.period) / 1000) / 1e6
+}
+
+// count is the number of opportunities strictly before time ns (from 0).
+func (t *Trace) count(ns int64) int64 {
+	if ns <= 0 {
+		return 0
+	}
+	ms := (ns + 999_999) / 1_000_000 // opportunities at ms < ns/1e6 → ceil
+	loops := ms / t.period
+	off := ms - loops*t.period
+	i := sort.Search(len(t.ops), func(i int) bool { return t.ops[i] >= off })
+	return loops*int64(len(t.ops)) + int64(i)
+}
+
+// at is the time (ns) of opportunity number c (0-based).
+func (t *Trace) at(c int64) int64 {
+	n := int64(len(t.ops))
+	loops := c / n
+	return (loops*t.period + t.ops[c%n]) * 1_000_000
+}
+
+// finish returns when bytes sent from time start (ns) have all been
+// delivered: the time of the ceil(bytes/MTU)-th opportunity at or after
+// start. phase shifts the trace (ns).
+func (t *Trace) finish(start, phase, bytes int64) int64 {
+	if bytes <= 0 {
+		return start
+	}
+	pk := (bytes + MTU - 1) / MTU
+	c := t.count(start + phase)
+	return t.at(c+pk-1) - phase
+}
+
+// rate is the mean rate in bytes/s over [from, to) (ns), phase-shifted.
+func (t *Trace) rate(from, to, phase int64) float64 {
+	if to <= from {
+		return 0
+	}
+	c := t.count(to+phase) - t.count(from+phase)
+	return float64(c*MTU) / (float64(to-from) / 1e9)
+}
+
+// cell shares an uplink among the flows in progress by egalitarian
+// processor sharing, using virtual time: every active flow has received v
+// bytes since the cell was idle; a flow finishes when v reaches its start v
+// plus its size. The next completion is rescheduled on every change; events
+// of an older generation are ignored.
+type cell struct {
+	rate  float64 // uplink bytes per ns
+	down  float64 // downlink bytes per ns (no sharing)
+	delay int64   // one-way ns
+	v     float64
+	last  int64
+	flows flowHeap
+	gen   int32
+	busy  int64 // ns with at least one flow (for utilisation)
+}
+
+func (c *cell) advance(now int64) {
+	if n := len(c.flows); n > 0 {
+		c.v += float64(now-c.last) * c.rate / float64(n)
+		c.busy += now - c.last
+	}
+	c.last = now
+}
+
+// next returns when the earliest flow completes, given no change.
+func (c *cell) next(now int64) int64 {
+	d := (c.flows[0].fin - c.v) * float64(len(c.flows)) / c.rate
+	return now + max(1, int64(math.Ceil(d)))
+}
+
+// due reports whether the earliest flow has been served (to rounding).
+func (c *cell) due() bool {
+	return len(c.flows) > 0 && c.flows[0].fin <= c.v+1e-9*math.Abs(c.v)+1e-6
+}
+
+type flow struct {
+	fin float64
+	seq uint64
+	req int32
+}
+
+// flowHeap is a min-heap of flows by (fin, seq).
+type flowHeap []flow
+
+func (h flowHeap) less(i, j int) bool {
+	return h[i].fin < h[j].fin || (h[i].fin == h[j].fin && h[i].seq < h[j].seq)
+}
+
+func (h *flowHeap) push(f flow) {
+	*h = append(*h, f)
+	s := *h
+	i := len(s) - 1
+	for i > 0 {
+		p := (i - 1) / 2
+		if !s.less(i, p) {
+			break
+		}
+		s[i], s[p] = s[p], s[i]
+		i = p
+	}
+}
+
+func (h *flowHeap) pop() flow {
+	s := *h
+	top := s[0]
+	n := len(s) - 1
+	s[0] = s[n]
+	s = s[:n]
+	i := 0
+	for {
+		l := 2*i + 1
+		if l >= n {
+			break
+		}
+		m := l
+		if r := l + 1; r < n && s.less(r, l) {
+			m = r
+		}
+		if !s.less(m, i) {
+			break
+		}
+		s[i], s[m] = s[m], s[i]
+		i = m
+	}
+	*h = s
+	return top
+}
+
+// LinkProfile is a named fixed link: rates in Mbit/s, one-way delay in
+// milliseconds, random loss as a fraction.
+type LinkProfile struct {
+	UpMbps, DownMbps float64
+	DelayMs          float64
+	Loss             float64
+	Source           string
+}
+
+// LinkProfileNamed returns the named link profile. The table mirrors the
+// named profiles of transport/linkem (sim does not import transport); the
+// values are starting points from the literature, each with its source.
+func LinkProfileNamed(name string) (LinkProfile, bool) {
+	p, ok := profiles[name]
+	return p, ok
+}
+
+// LinkProfileNames lists the named link profiles, sorted.
+func LinkProfileNames() []string { return sortedKeys(profiles) }
+
+var profiles = map[string]LinkProfile{
+	"3g":         {UpMbps: 1.1, DownMbps: 2.0, DelayMs: 50, Source: "Neurosurgeon (ASPLOS 2017) 3G uplink 1.1 Mbit/s; downlink and RTT assumed"},
+	"lte":        {UpMbps: 6.3, DownMbps: 20, DelayMs: 27.5, Source: "Opensignal 2019 US LTE: uplink ≈ 6.3 Mbit/s, 44–66 ms latency (RTT 55 ms); Neurosurgeon measured 5.85"},
+	"wifi":       {UpMbps: 18.9, DownMbps: 54, DelayMs: 5, Source: "Neurosurgeon Wi-Fi uplink 18.9 Mbit/s; downlink and RTT assumed"},
+	"5g-lowband": {UpMbps: 9, DownMbps: 60, DelayMs: 15, Source: "Opensignal 2021 US 5G uplinks ≈ 9–16 Mbit/s (low end); RTT 30 ms assumed"},
+	"5g-midband": {UpMbps: 16, DownMbps: 200, DelayMs: 12, Source: "Opensignal 2021 US 5G uplinks ≈ 9–16 Mbit/s (high end); RTT 24 ms assumed"},
+	"5g-mmwave":  {UpMbps: 30, DownMbps: 700, DelayMs: 8, Source: "mmWave ≈ 700 Mbit/s average downlink, erratic uplink (30 assumed, no blockage in the fixed profile)"},
+	"ethernet":   {UpMbps: 1000, DownMbps: 1000, DelayMs: 0.25, Source: "gigabit LAN"},
+}
