@@ -44,6 +44,8 @@ func newRootCmd() *cobra.Command {
 		newSimCmd(),
 		newLinkCmd(),
 		newCodecCmd(),
+		newTrainCmd(),
+		newEvalCmd(),
 	)
 	return root
 }

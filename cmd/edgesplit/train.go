@@ -1,0 +1,119 @@
+package main
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/edgesplit/edgesplit/model/dataset"
+	"github.com/edgesplit/edgesplit/model/train"
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+)
+
+func newTrainCmd() *cobra.Command {
+	var arch, ds, out, optimizer string
+	var epochs, batch, workers, limit int
+	var lr, decay float64
+	var seed uint64
+	cmd := &cobra.Command{
+		Use:   "train --arch seed-cnn|lenet5|lenet-exits --dataset mnist|fashion-mnist|DIR --epochs N [--batch 32] [--lr] [--seed] --out model.onnx",
+		Short: "Train a CNN in Go and write it as ONNX plus a JSON sidecar (preprocessing, labels, accuracy)",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			errOut := cmd.ErrOrStderr()
+			var bar *progressbar.ProgressBar
+			var barEpoch int
+			cfg := train.Config{
+				Arch: arch, Dataset: ds, Epochs: epochs, Batch: batch, LR: lr, LRDecay: decay, Optimizer: optimizer,
+				Seed: seed, Workers: workers, DatasetOptions: dataset.Options{Seed: seed, Limit: limit},
+				Progress: func(p train.Progress) {
+					if bar == nil || barEpoch != p.Epoch {
+						if bar != nil {
+							_ = bar.Finish()
+						}
+						barEpoch = p.Epoch
+						bar = progressbar.NewOptions(p.Batches, progressbar.OptionSetWriter(errOut),
+							progressbar.OptionSetDescription(fmt.Sprintf("epoch %d/%d", p.Epoch, p.Epochs)),
+							progressbar.OptionShowCount(), progressbar.OptionSetPredictTime(true), progressbar.OptionFullWidth(),
+							progressbar.OptionOnCompletion(func() { fmt.Fprintln(errOut) }))
+					}
+					bar.Describe(fmt.Sprintf("epoch %d/%d loss %.4f acc %.2f%% %.0f img/s ETA %v", p.Epoch, p.Epochs,
+						p.Loss, 100*p.Accuracy, p.ImagesPerSec, p.ETA.Round(time.Second)))
+					_ = bar.Set(p.Batch)
+				},
+			}
+			res, err := train.Run(cmd.Context(), cfg)
+			if bar != nil {
+				_ = bar.Finish()
+			}
+			if err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			for _, e := range res.Epochs {
+				fmt.Fprintf(w, "epoch %d: loss %.4f, train accuracy %.2f%%, %.0f images/s, %v\n",
+					e.Epoch+1, e.Loss, 100*e.Accuracy, e.ImagesPerSec, e.Duration.Round(time.Millisecond))
+			}
+			if len(res.Skipped) > 0 {
+				fmt.Fprintf(w, "skipped %d unusable files, e.g. %+v\n", len(res.Skipped), res.Skipped[0])
+			}
+			if err := res.Test.Format(w, res.Sidecar.Labels); err != nil {
+				return err
+			}
+			if err := res.Save(out); err != nil {
+				return err
+			}
+			fmt.Fprintf(w, "wrote %s and %s\n", out, dataset.SidecarPath(out))
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&arch, "arch", "seed-cnn", "architecture: seed-cnn, lenet5, lenet-exits")
+	f.StringVar(&ds, "dataset", "mnist", "mnist, fashion-mnist, or a folder with one sub-folder of images per class")
+	f.IntVar(&epochs, "epochs", 3, "epochs")
+	f.IntVar(&batch, "batch", 32, "mini-batch size")
+	f.Float64Var(&lr, "lr", 0, "learning rate (default: the optimiser's, 0.001 for Adam)")
+	f.Float64Var(&decay, "lr-decay", 1, "learning-rate factor per epoch")
+	f.StringVar(&optimizer, "optimizer", "adam", "adam or sgd (momentum 0.9)")
+	f.Uint64Var(&seed, "seed", 1, "seed for weights, shuffling and the data split")
+	f.IntVar(&workers, "workers", 2, "goroutines per mini-batch")
+	f.IntVar(&limit, "limit", 0, "use at most this many training images (0 = all)")
+	f.StringVar(&out, "out", "model.onnx", "output ONNX file (the sidecar goes beside it as .json)")
+	return cmd
+}
+
+func newEvalCmd() *cobra.Command {
+	var modelPath, ds string
+	var threshold float64
+	var workers int
+	cmd := &cobra.Command{
+		Use:   "eval --model M.onnx --dataset mnist",
+		Short: "Evaluate a model on a dataset's test split: accuracy, confusion matrix, and per-exit figures for multi-exit models",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			g, sc, err := loadModel(modelPath)
+			if err != nil {
+				return err
+			}
+			opts := dataset.Options{}
+			if sc != nil {
+				opts.Preprocess = &sc.Preprocess
+			}
+			data, err := dataset.Load(cmd.Context(), ds, opts)
+			if err != nil {
+				return err
+			}
+			ev, err := train.EvaluateGraph(cmd.Context(), g, data.Test, workers, threshold)
+			if err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "accuracy %.2f%% on %d test images of %s\n", 100*ev.Accuracy, ev.N, ds)
+			return ev.Format(w, data.Classes)
+		},
+	}
+	cmd.Flags().StringVar(&modelPath, "model", "", modelFlagHelp)
+	cmd.Flags().StringVar(&ds, "dataset", "mnist", "mnist, fashion-mnist or an image folder")
+	cmd.Flags().Float64Var(&threshold, "threshold", 0.5, "early-exit entropy threshold in nats (multi-exit models)")
+	cmd.Flags().IntVar(&workers, "workers", 2, "goroutines")
+	_ = cmd.MarkFlagRequired("model")
+	return cmd
+}
