@@ -234,11 +234,11 @@ func LinkProfileNamed(name string) (LinkProfile, bool) {
 func LinkProfileNames() []string { return sortedKeys(profiles) }
 
 var profiles = map[string]LinkProfile{
-	"3g":         {UpMbps: 1.1, DownMbps: 2.0, DelayMs: 50, Source: "Neurosurgeon (ASPLOS 2017) 3G uplink 1.1 Mbit/s; downlink and RTT assumed"},
-	"lte":        {UpMbps: 6.3, DownMbps: 20, DelayMs: 27.5, Source: "Opensignal 2019 US LTE: uplink ≈ 6.3 Mbit/s, 44–66 ms latency (RTT 55 ms); Neurosurgeon measured 5.85"},
-	"wifi":       {UpMbps: 18.9, DownMbps: 54, DelayMs: 5, Source: "Neurosurgeon Wi-Fi uplink 18.9 Mbit/s; downlink and RTT assumed"},
-	"5g-lowband": {UpMbps: 9, DownMbps: 60, DelayMs: 15, Source: "Opensignal 2021 US 5G uplinks ≈ 9–16 Mbit/s (low end); RTT 30 ms assumed"},
-	"5g-midband": {UpMbps: 16, DownMbps: 200, DelayMs: 12, Source: "Opensignal 2021 US 5G uplinks ≈ 9–16 Mbit/s (high end); RTT 24 ms assumed"},
-	"5g-mmwave":  {UpMbps: 30, DownMbps: 700, DelayMs: 8, Source: "mmWave ≈ 700 Mbit/s average downlink, erratic uplink (30 assumed, no blockage in the fixed profile)"},
+	"3g":         {UpMbps: 1.1, DownMbps: 2.0, DelayMs: 50, Source: "Neurosurgeon (ASPLOS 2017) 3G uplink 1.1 Mbit/s; downlink and RTT typical of HSPA"},
+	"lte":        {UpMbps: 6.3, DownMbps: 30, DelayMs: 27.5, Source: "Opensignal 2019 US LTE: uplink ≈ 6.3 Mbit/s, 44–66 ms latency (RTT 55 ms); Neurosurgeon measured 5.85"},
+	"wifi":       {UpMbps: 18.9, DownMbps: 50, DelayMs: 5, Source: "Neurosurgeon Wi-Fi uplink 18.9 Mbit/s; downlink and RTT typical"},
+	"5g-lowband": {UpMbps: 9, DownMbps: 60, DelayMs: 20, Source: "Opensignal 2021 US 5G uplinks ≈ 9–16 Mbit/s (low end); RTT 40 ms"},
+	"5g-midband": {UpMbps: 16, DownMbps: 200, DelayMs: 15, Source: "Opensignal 2021 US 5G uplinks ≈ 9–16 Mbit/s (high end); RTT 30 ms"},
+	"5g-mmwave":  {UpMbps: 35, DownMbps: 656, DelayMs: 10, Source: "linkem's 5g-mmwave trace means (≈ 35 up / 656 down Mbit/s); the fixed profile has no blockage"},
 	"ethernet":   {UpMbps: 1000, DownMbps: 1000, DelayMs: 0.25, Source: "gigabit LAN"},
 }
