@@ -1,0 +1,77 @@
+package pki
+
+import (
+	"crypto/x509"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+func TestDirRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	ca, err := InitDir(dir, CAOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := InitDir(dir, CAOptions{}); err == nil {
+		t.Fatal("InitDir overwrote an existing CA")
+	}
+	if st, _ := os.Stat(filepath.Join(dir, CAKeyFile)); st.Mode().Perm() != 0o600 {
+		t.Fatalf("CA key mode %v", st.Mode())
+	}
+	if _, _, err := IssueToDir(dir, "edge-1", IssueOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	id, err := LoadIdentityDir(dir, "edge-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id.Name != "edge-1" || id.Certificate.Leaf == nil {
+		t.Fatalf("identity %+v", id)
+	}
+	if err := VerifyPeer([]*x509.Certificate{id.Certificate.Leaf}, ca.Pool(), x509.ExtKeyUsageClientAuth, "edge-1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := VerifyPeer([]*x509.Certificate{id.Certificate.Leaf}, ca.Pool(), x509.ExtKeyUsageServerAuth, "cloud"); !errors.Is(err, ErrUntrustedPeer) {
+		t.Fatalf("wrong name accepted: %v", err)
+	}
+	for _, bad := range []string{"", "../x", "a/b", "-x", string(make([]byte, 70))} {
+		if _, _, err := IssueToDir(dir, bad, IssueOptions{}); err == nil {
+			t.Errorf("node name %q accepted", bad)
+		}
+	}
+}
+
+func TestRejects(t *testing.T) {
+	ca, _ := NewCA(CAOptions{})
+	other, _ := NewCA(CAOptions{})
+	id, _ := ca.Issue("n", IssueOptions{})
+	old, _ := ca.Issue("n", IssueOptions{NotBefore: time.Now().Add(-2 * time.Hour), Validity: time.Hour})
+	if err := VerifyPeer([]*x509.Certificate{id.Certificate.Leaf}, other.Pool(), x509.ExtKeyUsageServerAuth, ""); !errors.Is(err, ErrUntrustedPeer) {
+		t.Errorf("other CA: %v", err)
+	}
+	if err := VerifyPeer([]*x509.Certificate{old.Certificate.Leaf}, ca.Pool(), x509.ExtKeyUsageServerAuth, ""); !errors.Is(err, ErrUntrustedPeer) {
+		t.Errorf("expired: %v", err)
+	}
+	if err := VerifyPeer(nil, ca.Pool(), x509.ExtKeyUsageServerAuth, ""); !errors.Is(err, ErrUntrustedPeer) {
+		t.Errorf("no cert: %v", err)
+	}
+	k, _ := id.KeyPEM()
+	if _, err := LoadIdentity(id.CertPEM(), k, other.CertPEM()); err == nil {
+		t.Error("identity loaded against the wrong CA")
+	}
+	for _, bad := range [][]byte{nil, []byte("junk"), []byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")} {
+		if _, err := LoadIdentity(bad, k, ca.CertPEM()); !errors.Is(err, ErrBadPEM) {
+			t.Errorf("bad PEM %q: %v", bad, err)
+		}
+	}
+	ok, _ := ca.KeyPEM()
+	if _, err := LoadCA(ca.CertPEM(), ok); err != nil {
+		t.Error(err)
+	}
+	if _, err := LoadCA(ca.CertPEM(), k); err == nil {
+		t.Error("CA loaded with a node key")
+	}
+}
