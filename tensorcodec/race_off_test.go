@@ -1,0 +1,5 @@
+//go:build !race
+
+package tensorcodec
+
+const raceEnabled = false
