@@ -1,0 +1,278 @@
+package train
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/edgesplit/edgesplit/model"
+	"gorgonia.org/tensor"
+)
+
+// tb is a tiny graph builder for the gradient checks.
+type tb struct {
+	g   *model.Graph
+	rng *rand.Rand
+	n   int
+}
+
+func newTB(shape ...int) *tb {
+	g := model.NewGraph("gradcheck")
+	g.Inputs = []model.ValueInfo{{Name: "x", Shape: shape}}
+	return &tb{g: g, rng: rand.New(rand.NewPCG(42, 7))}
+}
+
+func (b *tb) init(shape []int, scale float64, offset float64) string {
+	b.n++
+	name := fmt.Sprintf("w%d", b.n)
+	d := make([]float32, shapeSize(shape))
+	for i := range d {
+		d[i] = float32(offset + scale*b.rng.NormFloat64())
+	}
+	b.g.Initializers[name] = tensor.New(tensor.WithShape(shape...), tensor.WithBacking(d))
+	return name
+}
+
+func (b *tb) scalar(v float32) string {
+	b.n++
+	name := fmt.Sprintf("s%d", b.n)
+	b.g.Initializers[name] = tensor.New(tensor.FromScalar(v))
+	return name
+}
+
+func (b *tb) op(op string, attrs map[string]model.Attribute, inputs ...string) string {
+	b.n++
+	out := fmt.Sprintf("t%d", b.n)
+	if attrs == nil {
+		attrs = map[string]model.Attribute{}
+	}
+	b.g.Nodes = append(b.g.Nodes, &model.Node{Name: fmt.Sprintf("n%d", b.n), Op: op, Inputs: inputs, Outputs: []string{out}, Attrs: attrs})
+	return out
+}
+
+func ai(v ...int64) model.Attribute { return model.Attribute{Kind: model.AttrInts, Ints: v} }
+func a1(v int64) model.Attribute    { return model.Attribute{Kind: model.AttrInt, Int: v} }
+func af(v float32) model.Attribute  { return model.Attribute{Kind: model.AttrFloat, Float: v} }
+
+// head adds Flatten → Gemm(classes) → Softmax as output name.
+func (b *tb) head(x string, features, classes int, out string) {
+	f := b.op("Flatten", map[string]model.Attribute{"axis": a1(1)}, x)
+	z := b.op("Gemm", map[string]model.Attribute{"transB": a1(1)}, f,
+		b.init([]int{classes, features}, 0.3, 0), b.init([]int{classes}, 0.1, 0))
+	b.g.Nodes = append(b.g.Nodes, &model.Node{Name: "sm" + out, Op: "Softmax", Inputs: []string{z}, Outputs: []string{out},
+		Attrs: map[string]model.Attribute{"axis": a1(1)}})
+	b.g.Outputs = append(b.g.Outputs, model.ValueInfo{Name: out})
+}
+
+func conv(b *tb, x string, inC, outC, k int, attrs map[string]model.Attribute, bias bool) string {
+	group := 1
+	if a, ok := attrs["group"]; ok {
+		group = int(a.Int)
+	}
+	attrs["kernel_shape"] = ai(int64(k), int64(k))
+	in := []string{x, b.init([]int{outC, inC / group, k, k}, 0.4, 0)}
+	if bias {
+		in = append(in, b.init([]int{outC}, 0.1, 0))
+	}
+	return b.op("Conv", attrs, in...)
+}
+
+type gradCase struct {
+	name    string
+	batch   int
+	build   func() *model.Graph
+	weights []float64
+}
+
+func gradCases() []gradCase {
+	return []gradCase{
+		{"conv3x3_pad1_bias", 2, func() *model.Graph {
+			b := newTB(1, 2, 5, 5)
+			y := conv(b, "x", 2, 3, 3, map[string]model.Attribute{"pads": ai(1, 1, 1, 1)}, true)
+			b.head(y, 3*5*5, 3, "out")
+			return b.g
+		}, nil},
+		{"conv_stride2_asym_pads", 2, func() *model.Graph {
+			b := newTB(1, 2, 6, 5)
+			y := conv(b, "x", 2, 2, 3, map[string]model.Attribute{"pads": ai(1, 0, 0, 1), "strides": ai(2, 2)}, true)
+			b.head(y, 2*3*2, 3, "out")
+			return b.g
+		}, nil},
+		{"conv_groups2_dilation2", 2, func() *model.Graph {
+			b := newTB(1, 4, 6, 6)
+			y := conv(b, "x", 4, 2, 2, map[string]model.Attribute{"group": a1(2), "dilations": ai(2, 2), "pads": ai(1, 1, 1, 1)}, false)
+			b.head(y, 2*6*6, 3, "out")
+			return b.g
+		}, nil},
+		{"conv_depthwise", 2, func() *model.Graph {
+			b := newTB(1, 3, 5, 5)
+			y := conv(b, "x", 3, 3, 3, map[string]model.Attribute{"group": a1(3), "pads": ai(1, 1, 1, 1), "strides": ai(2, 2)}, true)
+			b.head(y, 3*3*3, 3, "out")
+			return b.g
+		}, nil},
+		{"conv1x1_direct", 2, func() *model.Graph {
+			b := newTB(1, 3, 4, 4)
+			y := conv(b, "x", 3, 2, 1, map[string]model.Attribute{}, true)
+			b.head(y, 2*4*4, 3, "out")
+			return b.g
+		}, nil},
+		{"gemm_transB0_alpha_beta", 3, func() *model.Graph {
+			b := newTB(1, 6)
+			y := b.op("Gemm", map[string]model.Attribute{"alpha": af(0.5), "beta": af(2)}, "x", b.init([]int{6, 4}, 0.5, 0), b.init([]int{1, 4}, 0.2, 0))
+			b.head(y, 4, 3, "out")
+			return b.g
+		}, nil},
+		{"relu", 2, func() *model.Graph {
+			b := newTB(1, 2, 4, 4)
+			y := b.op("Relu", nil, conv(b, "x", 2, 2, 3, map[string]model.Attribute{"pads": ai(1, 1, 1, 1)}, true))
+			b.head(y, 2*4*4, 3, "out")
+			return b.g
+		}, nil},
+		{"clip_relu6", 2, func() *model.Graph {
+			b := newTB(1, 1, 4, 4)
+			c := conv(b, "x", 1, 2, 3, map[string]model.Attribute{"pads": ai(1, 1, 1, 1)}, true)
+			y := b.op("Clip", nil, c, b.scalar(-0.5), b.scalar(0.5))
+			b.head(y, 2*4*4, 3, "out")
+			return b.g
+		}, nil},
+		{"maxpool2x2", 2, func() *model.Graph {
+			b := newTB(1, 2, 4, 4)
+			y := b.op("MaxPool", map[string]model.Attribute{"kernel_shape": ai(2, 2), "strides": ai(2, 2)}, "x")
+			b.head(y, 2*2*2, 3, "out")
+			return b.g
+		}, nil},
+		{"maxpool3x3_s2_pad1", 2, func() *model.Graph {
+			b := newTB(1, 2, 5, 5)
+			y := b.op("MaxPool", map[string]model.Attribute{"kernel_shape": ai(3, 3), "strides": ai(2, 2), "pads": ai(1, 1, 1, 1)}, "x")
+			b.head(y, 2*3*3, 3, "out")
+			return b.g
+		}, nil},
+		{"avgpool_exclude_pad", 2, func() *model.Graph {
+			b := newTB(1, 2, 4, 4)
+			y := b.op("AveragePool", map[string]model.Attribute{"kernel_shape": ai(3, 3), "pads": ai(1, 1, 1, 1)}, "x")
+			b.head(y, 2*4*4, 3, "out")
+			return b.g
+		}, nil},
+		{"avgpool_include_pad_stride2", 2, func() *model.Graph {
+			b := newTB(1, 2, 5, 5)
+			y := b.op("AveragePool", map[string]model.Attribute{"kernel_shape": ai(3, 3), "strides": ai(2, 2),
+				"pads": ai(1, 1, 1, 1), "count_include_pad": a1(1)}, "x")
+			b.head(y, 2*3*3, 3, "out")
+			return b.g
+		}, nil},
+		{"global_avg_pool", 2, func() *model.Graph {
+			b := newTB(1, 3, 3, 4)
+			y := b.op("GlobalAveragePool", nil, "x")
+			b.head(y, 3, 3, "out")
+			return b.g
+		}, nil},
+		{"add_residual_identity", 2, func() *model.Graph {
+			b := newTB(1, 2, 4, 4)
+			c := conv(b, "x", 2, 2, 3, map[string]model.Attribute{"pads": ai(1, 1, 1, 1)}, true)
+			y := b.op("Add", nil, b.op("Identity", nil, c), "x")
+			b.head(y, 2*4*4, 3, "out")
+			return b.g
+		}, nil},
+		{"batchnorm_train", 4, func() *model.Graph {
+			b := newTB(1, 2, 3, 3)
+			c := conv(b, "x", 2, 3, 3, map[string]model.Attribute{"pads": ai(1, 1, 1, 1)}, false)
+			y := b.op("BatchNormalization", map[string]model.Attribute{"epsilon": af(1e-3)}, c,
+				b.init([]int{3}, 0.2, 1), b.init([]int{3}, 0.2, 0), b.init([]int{3}, 0, 0), b.init([]int{3}, 0, 1))
+			b.head(y, 3*3*3, 3, "out")
+			return b.g
+		}, nil},
+		{"dropout", 2, func() *model.Graph {
+			b := newTB(1, 6)
+			y := b.op("Dropout", nil, "x", b.scalar(0.3))
+			b.head(y, 6, 3, "out")
+			return b.g
+		}, nil},
+		{"two_exits_weighted", 2, func() *model.Graph {
+			b := newTB(1, 1, 4, 4)
+			c := b.op("Relu", nil, conv(b, "x", 1, 2, 3, map[string]model.Attribute{"pads": ai(1, 1, 1, 1)}, true))
+			b.head(c, 2*4*4, 3, "exit1")
+			p := b.op("MaxPool", map[string]model.Attribute{"kernel_shape": ai(2, 2), "strides": ai(2, 2)}, c)
+			b.head(p, 2*2*2, 3, "final")
+			return b.g
+		}, []float64{0.3, 1}},
+	}
+}
+
+// lossAndGrads runs forward+backward on worker 0 with the dropout generator
+// reseeded identically every call, returning the mean loss, the parameter
+// gradients and the input gradient.
+func lossAndGrads(tr *Trainer, x []float32, labels []int) (float64, [][]float32, []float32) {
+	w := tr.workers[0]
+	tr.pcg[0].Seed(1, 2)
+	if g := w.grad[tr.net.input]; g != nil {
+		clear(g)
+	}
+	r := tr.runWorker(w, x, labels, len(labels))
+	return r.loss / float64(len(labels)), w.pgrad, w.grad[tr.net.input]
+}
+
+func TestGradients(t *testing.T) {
+	for _, c := range gradCases() {
+		t.Run(c.name, func(t *testing.T) {
+			net, err := newNet(c.build(), true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tr, err := NewTrainer(net, Options{Batch: c.batch, Workers: 1, ExitWeights: c.weights})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rng := rand.New(rand.NewPCG(3, 4))
+			in := net.values[net.input].size
+			x := make([]float32, c.batch*in)
+			for i := range x {
+				x[i] = float32(rng.NormFloat64())
+			}
+			labels := make([]int, c.batch)
+			for i := range labels {
+				labels[i] = rng.IntN(3)
+			}
+			_, pg, xg := lossAndGrads(tr, x, labels)
+			analytic := make([][]float32, 0, len(pg)+1)
+			for _, g := range pg {
+				analytic = append(analytic, append([]float32(nil), g...))
+			}
+			analytic = append(analytic, append([]float32(nil), xg...))
+			targets := make([][]float32, 0, len(pg)+1)
+			names := make([]string, 0, len(pg)+1)
+			for _, p := range net.params {
+				targets = append(targets, p.data)
+				names = append(names, p.name)
+			}
+			targets = append(targets, x)
+			names = append(names, "input")
+			const eps = 2e-3
+			checked := 0
+			for ti, data := range targets {
+				step := max(1, len(data)/12)
+				for j := 0; j < len(data); j += step {
+					orig := data[j]
+					data[j] = orig + eps
+					lp, _, _ := lossAndGrads(tr, x, labels)
+					data[j] = orig - eps
+					lm, _, _ := lossAndGrads(tr, x, labels)
+					data[j] = orig
+					l0, _, _ := lossAndGrads(tr, x, labels)
+					num := (lp - lm) / (2 * eps)
+					got := float64(analytic[ti][j])
+					close := func(n float64) bool { return math.Abs(got-n) <= 1e-3+2e-2*math.Abs(n) }
+					// A ReLU/max kink inside [x−ε, x+ε] spoils the central
+					// difference; then one one-sided difference still holds.
+					if !close(num) && !close((lp-l0)/eps) && !close((l0-lm)/eps) {
+						t.Errorf("%s[%d]: backward %.6f, finite difference %.6f", names[ti], j, got, num)
+					}
+					checked++
+				}
+			}
+			if checked < 10 {
+				t.Fatalf("only %d coordinates checked", checked)
+			}
+		})
+	}
+}
