@@ -32,6 +32,7 @@ const (
 	metaDecode  = "d"     // ns decoding the request payload
 	metaEncode  = "e"     // ns encoding the result
 	opProfile   = "profile"
+	opProbe     = "probe" // body is discarded: lets an edge measure the link while it computes locally
 )
 
 // resultPreset encodes results (logits; small) without loss.
@@ -62,6 +63,13 @@ func (n *Node) serveSegment(ctx context.Context, req *transport.Request, body io
 	}
 	if req.Version != "" && req.Version != m.Version {
 		return transport.Errorf(transport.CodeNotFound, "model %q version %s not held by %s (have %s)", req.Model, req.Version, n.cfg.Name, m.Version)
+	}
+	if req.Meta[metaOp] == opProbe {
+		if _, err := io.Copy(io.Discard, body); err != nil {
+			return err
+		}
+		_, err := w.Write([]byte{0})
+		return err
 	}
 	if req.Meta[metaOp] == opProfile {
 		b, err := json.Marshal(n.profiles[m.ID])

@@ -101,6 +101,7 @@ func (n *Node) Infer(ctx context.Context, req InferRequest) (*InferResult, error
 			return nil, err
 		}
 		if plan.EdgeOnly() {
+			n.maybeProbe(m)
 			break
 		}
 		head, err := n.runHead(ctx, m, plan, req.Inputs, lastHead)
@@ -552,3 +553,62 @@ func (n *Node) runLocal(ctx context.Context, m *Model, inputs []*tensor.Dense, h
 	res.BytesSent = 0
 	return nil
 }
+
+// ProbeBytes is the size of a link probe: above transport's 32 KiB minimum
+// burst for a goodput sample, small enough to cost little uplink.
+const ProbeBytes = 48 << 10
+
+// probeInterval is the least time between two probes to one cloud.
+const probeInterval = time.Second
+
+// maybeProbe keeps the link estimates fresh while requests run on the edge:
+// with nothing offloaded, transport measures no goodput and an improved link
+// would never be noticed. At most once per probeInterval per cloud, it sends
+// ProbeBytes to each live cloud in the background (the cloud discards them).
+func (n *Node) maybeProbe(m *Model) {
+	if n.isClosed() {
+		return
+	}
+	now := time.Now()
+	for _, p := range n.members.Peers() {
+		if !p.Alive || p.Meta.Role != RoleCloud || !servesVersion(p.Meta, m) || n.bans.Banned(p.Name) {
+			continue
+		}
+		n.probeMu.Lock()
+		last := n.lastProbe[p.Name]
+		due := now.Sub(last) >= probeInterval
+		if due {
+			n.lastProbe[p.Name] = now
+		}
+		n.probeMu.Unlock()
+		if !due {
+			continue
+		}
+		n.wg.Add(1)
+		go func(addr string) {
+			defer n.wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			resp, err := n.ep.Call(ctx, addr, &transport.Request{ID: n.reqID.Add(1), Model: m.ID, Version: m.Version,
+				Meta: map[string]string{metaOp: opProbe}}, bytes.NewReader(probePayload[:]))
+			if err != nil {
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}(p.Meta.QUICAddr)
+	}
+}
+
+// probePayload is incompressible-looking filler (QUIC does not compress,
+// but keep it realistic for any middlebox that would).
+var probePayload = func() (b [ProbeBytes]byte) {
+	x := uint32(2463534242)
+	for i := range b {
+		x ^= x << 13
+		x ^= x >> 17
+		x ^= x << 5
+		b[i] = byte(x)
+	}
+	return b
+}()

@@ -47,12 +47,14 @@ type Node struct {
 	serviceT scheduler.EWMA // mean segment service time, ns (guarded by mu)
 
 	// edge side
-	bans     *scheduler.BanList
-	autoMu   sync.Mutex
-	autos    map[string]*scheduler.Auto // per model, keeps hysteresis
-	remoteMu sync.Mutex
-	remote   map[string]remoteProfile // key: peer name + "/" + model id
-	reqID    atomic.Uint64
+	bans      *scheduler.BanList
+	autoMu    sync.Mutex
+	autos     map[string]*scheduler.Auto // per model, keeps hysteresis
+	remoteMu  sync.Mutex
+	remote    map[string]remoteProfile // key: peer name + "/" + model id
+	reqID     atomic.Uint64
+	probeMu   sync.Mutex
+	lastProbe map[string]time.Time // per cloud name
 
 	mu       sync.Mutex
 	closed   bool
@@ -74,17 +76,18 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{
-		cfg:      cfg,
-		log:      cfg.Logger.With("node", cfg.Name, "role", string(cfg.Role)),
-		models:   make(map[string]*Model),
-		profiles: make(map[string]*partition.Profile),
-		dags:     make(map[string]*scheduler.DAG),
-		metrics:  newMetrics(cfg.Registry, cfg.Name),
-		workers:  make(chan struct{}, cfg.Workers),
-		bans:     scheduler.NewBanList(scheduler.BanConfig{Base: cfg.BanBase}),
-		autos:    make(map[string]*scheduler.Auto),
-		remote:   make(map[string]remoteProfile),
-		stopMeta: make(chan struct{}),
+		cfg:       cfg,
+		log:       cfg.Logger.With("node", cfg.Name, "role", string(cfg.Role)),
+		models:    make(map[string]*Model),
+		profiles:  make(map[string]*partition.Profile),
+		dags:      make(map[string]*scheduler.DAG),
+		metrics:   newMetrics(cfg.Registry, cfg.Name),
+		workers:   make(chan struct{}, cfg.Workers),
+		bans:      scheduler.NewBanList(scheduler.BanConfig{Base: cfg.BanBase}),
+		autos:     make(map[string]*scheduler.Auto),
+		remote:    make(map[string]remoteProfile),
+		lastProbe: make(map[string]time.Time),
+		stopMeta:  make(chan struct{}),
 	}
 	n.serviceT.Alpha = 0.2
 	meta := Meta{Role: cfg.Role, Device: cfg.Device.Name, Slowdown: cfg.Device.Slowdown}

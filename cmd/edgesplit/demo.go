@@ -51,7 +51,7 @@ requests forced edge-only and cloud-only. It needs no files and no network.`,
 	cmd.Flags().StringVar(&modelName, "model", "mobilenetv2", "zoo model to split")
 	cmd.Flags().StringVar(&device, "device", "raspberry-pi-4", "edge device profile (or slowdown:F)")
 	cmd.Flags().IntVar(&clouds, "clouds", 2, "cloud nodes")
-	cmd.Flags().IntVar(&requests, "requests", 6, "auto-policy requests per phase")
+	cmd.Flags().IntVar(&requests, "requests", 10, "auto-policy requests per phase")
 	cmd.Flags().IntVar(&baseline, "baseline", 2, "edge-only and cloud-only requests per phase")
 	cmd.Flags().BoolVar(&verbose, "verbose", false, "log node events to stderr")
 	return cmd
