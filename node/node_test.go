@@ -150,7 +150,7 @@ func TestConcurrentRequestsWithChurn(t *testing.T) {
 	lc, m := startTestCluster(t, 2, "cloud-only")
 	edge := lc.Edges[0]
 	ctx := context.Background()
-	const clients, perClient = 4, 50
+	const clients, perClient = 4, 250
 	inputs := make([]*tensor.Dense, 8)
 	wants := make([][]float32, len(inputs))
 	for i := range inputs {
@@ -161,18 +161,25 @@ func TestConcurrentRequestsWithChurn(t *testing.T) {
 	var mu sync.Mutex
 	answered, wrong := 0, 0
 	var lat []time.Duration
+	served := map[string]int{} // cloud name ("" = finished on the edge)
+	fallbacks := 0
 	for c := range clients {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := range perClient {
 				k := (c*perClient + i) % len(inputs)
+				time.Sleep(8 * time.Millisecond) // spread the stream over the churn
 				res, err := edge.Infer(ctx, InferRequest{Inputs: []*tensor.Dense{inputs[k]}, Codec: "lossless"})
 				mu.Lock()
 				if err != nil {
 					t.Errorf("client %d request %d: %v", c, i, err)
 				} else {
 					answered++
+					served[res.Cloud]++
+					if res.Fallback != "" {
+						fallbacks++
+					}
 					lat = append(lat, res.Measured.Total)
 					if !slices.Equal(res.Outputs[len(res.Outputs)-1].Data().([]float32), wants[k]) {
 						wrong++
@@ -182,15 +189,30 @@ func TestConcurrentRequestsWithChurn(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(100 * time.Millisecond)
-	lc.Clouds[0].Kill()
+	// Kill the cloud serving the stream, let a new one join, then kill the
+	// other original cloud so the newcomer must take over.
+	time.Sleep(500 * time.Millisecond)
+	mu.Lock()
+	first, second := lc.Clouds[0], lc.Clouds[1]
+	if served[second.Name()] > served[first.Name()] {
+		first, second = second, first
+	}
+	mu.Unlock()
+	first.Kill()
+	time.Sleep(300 * time.Millisecond)
 	if _, err := lc.AddCloud(ctx, "cloud-3"); err != nil {
 		t.Fatal(err)
 	}
+	time.Sleep(500 * time.Millisecond)
+	second.Kill()
 	wg.Wait()
 	if answered != clients*perClient || wrong != 0 {
 		t.Fatalf("answered %d of %d, %d wrong", answered, clients*perClient, wrong)
 	}
+	if served["cloud-3"] == 0 {
+		t.Errorf("the cloud that joined mid-stream served nothing: %v", served)
+	}
 	slices.Sort(lat)
-	t.Logf("%d requests, 0 lost, 0 wrong; p50 %v p99 %v", answered, lat[len(lat)/2], lat[len(lat)*99/100])
+	t.Logf("%d requests from %d clients, 0 lost, 0 duplicated, 0 wrong; served by %v; %d retried after a failure; p50 %v p99 %v",
+		answered, clients, served, fallbacks, lat[len(lat)/2], lat[len(lat)*99/100])
 }
