@@ -72,7 +72,7 @@ func newTrainCmd() *cobra.Command {
 	f.IntVar(&epochs, "epochs", 3, "epochs")
 	f.IntVar(&batch, "batch", 32, "mini-batch size")
 	f.Float64Var(&lr, "lr", 0, "learning rate (default: the optimiser's, 0.001 for Adam)")
-	f.Float64Var(&decay, "lr-decay", 1, "learning-rate factor per epoch")
+	f.Float64Var(&decay, "lr-decay", 0.3, "learning-rate factor per epoch (step decay; 1 = constant)")
 	f.StringVar(&optimizer, "optimizer", "adam", "adam or sgd (momentum 0.9)")
 	f.Uint64Var(&seed, "seed", 1, "seed for weights, shuffling and the data split")
 	f.IntVar(&workers, "workers", 2, "goroutines per mini-batch")
