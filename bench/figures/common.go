@@ -1,0 +1,251 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/edgesplit/edgesplit/model"
+	"github.com/edgesplit/edgesplit/model/zoo"
+	"github.com/edgesplit/edgesplit/node"
+	"github.com/edgesplit/edgesplit/partition"
+	"github.com/edgesplit/edgesplit/scheduler"
+	"github.com/edgesplit/edgesplit/sim"
+	"github.com/schollz/progressbar/v3"
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/plotutil"
+	"gonum.org/v1/plot/vg"
+	"gorgonia.org/tensor"
+)
+
+// env holds the flags every figure shares.
+type env struct {
+	out       string // CSV + PNG folder (docs/figures)
+	cache     string // profile cache folder (bench/out)
+	runs      int    // profiling runs per node
+	edge      float64
+	cloud     float64
+	rttMs     float64
+	downMult  float64
+	models    []string
+	linkCheck bool
+}
+
+// graphFor builds the named zoo model; "seed-cnn-trained" is the embedded
+// trained MNIST CNN.
+func graphFor(name string) (*model.Graph, error) {
+	if name == "seed-cnn-trained" {
+		g, _, err := zoo.SeedCNNTrained()
+		return g, err
+	}
+	return zoo.Build(name, 1)
+}
+
+// loadModel returns the engine-measured profile (reference device: this
+// machine, slowdown 1) and DAG of a zoo model, from the JSON cache in
+// e.cache when present.
+func (e *env) loadModel(ctx context.Context, name string) (sim.Model, error) {
+	path := filepath.Join(e.cache, "profile-"+name+".json")
+	if f, err := os.Open(path); err == nil {
+		defer f.Close()
+		m, err := sim.ReadModel(f)
+		if err == nil {
+			return m, nil
+		}
+		fmt.Fprintf(os.Stderr, "cached profile %s unreadable (%v); measuring again\n", path, err)
+	}
+	g, err := graphFor(name)
+	if err != nil {
+		return sim.Model{}, err
+	}
+	nm, err := node.NewModel(name, "", g, nil) // simplifies the graph as the nodes do
+	if err != nil {
+		return sim.Model{}, err
+	}
+	g = nm.Graph
+	inputs := make([]*tensor.Dense, len(g.Inputs))
+	for i, in := range g.Inputs {
+		shape := slices.Clone(in.Shape)
+		n := 1
+		for j := range shape {
+			if shape[j] <= 0 {
+				shape[j] = 1
+			}
+			n *= shape[j]
+		}
+		data := make([]float32, n)
+		for k := range data {
+			data[k] = float32((k*7919)%1000) / 1000
+		}
+		inputs[i] = tensor.New(tensor.WithShape(shape...), tensor.WithBacking(data))
+	}
+	start := time.Now()
+	fmt.Fprintf(os.Stderr, "profiling %s with the engine (%d runs per node)...\n", name, e.runs)
+	p, err := partition.Measure(ctx, g, inputs, partition.ProfileConfig{Runs: e.runs, Warmup: 1, Device: "reference"})
+	if err != nil {
+		return sim.Model{}, fmt.Errorf("profile %s: %w", name, err)
+	}
+	p.Model = name
+	dag, err := scheduler.NewDAG(g, p)
+	if err != nil {
+		return sim.Model{}, fmt.Errorf("dag %s: %w", name, err)
+	}
+	fmt.Fprintf(os.Stderr, "profiled %s in %v: whole model %v on this machine\n", name, time.Since(start).Round(time.Millisecond), p.HeadLatency(len(p.Nodes)))
+	m := sim.Model{Profile: p, DAG: dag}
+	if err := os.MkdirAll(e.cache, 0o755); err != nil {
+		return m, err
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return m, err
+	}
+	defer f.Close()
+	return m, sim.WriteModel(f, m)
+}
+
+// loadCodecs returns the codec cost table (node.MeasureCodecs), cached.
+func (e *env) loadCodecs(ctx context.Context) ([]scheduler.CodecModel, error) {
+	path := filepath.Join(e.cache, "codecs.json")
+	if b, err := os.ReadFile(path); err == nil {
+		var cs []scheduler.CodecModel
+		if err := json.Unmarshal(b, &cs); err == nil && len(cs) > 0 {
+			return cs, nil
+		}
+	}
+	cs, err := node.MeasureCodecs(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	b, _ := json.MarshalIndent(cs, "", "  ")
+	if err := os.MkdirAll(e.cache, 0o755); err != nil {
+		return cs, err
+	}
+	return cs, os.WriteFile(path, b, 0o644)
+}
+
+// scaled returns a copy of p with every latency multiplied by f.
+func scaled(p *partition.Profile, f float64, device string) *partition.Profile {
+	q := *p
+	q.Device = device
+	q.Nodes = slices.Clone(p.Nodes)
+	for i := range q.Nodes {
+		q.Nodes[i].Latency = time.Duration(float64(q.Nodes[i].Latency) * f)
+	}
+	return &q
+}
+
+// codecSpecs turns measured codec costs into sim's form.
+func codecSpecs(cs []scheduler.CodecModel) []sim.CodecSpec {
+	out := make([]sim.CodecSpec, len(cs))
+	for i, c := range cs {
+		out[i] = sim.CodecSpec{Name: c.Name, Ratio: c.Ratio, EncodeMBps: c.EncodeBps / 1e6, DecodeMBps: c.DecodeBps / 1e6, MaxRelErr: c.MaxRelErr}
+	}
+	return out
+}
+
+func bar(n int, desc string) *progressbar.ProgressBar {
+	return progressbar.NewOptions(n, progressbar.OptionSetDescription(desc), progressbar.OptionSetWriter(os.Stderr),
+		progressbar.OptionShowCount(), progressbar.OptionSetWidth(30), progressbar.OptionClearOnFinish(),
+		progressbar.OptionThrottle(100*time.Millisecond))
+}
+
+// logSpace returns n values from lo to hi, evenly spaced on a log scale.
+func logSpace(lo, hi float64, n int) []float64 {
+	out := make([]float64, n)
+	for i := range out {
+		out[i] = math.Exp(math.Log(lo) + (math.Log(hi)-math.Log(lo))*float64(i)/float64(n-1))
+	}
+	return out
+}
+
+// series is one line of a plot.
+type series struct {
+	name string
+	xy   plotter.XYs
+}
+
+// linePlot draws series as lines with points and saves the PNG.
+func linePlot(path, title, xl, yl string, logX, logY bool, ss []series) error {
+	p := plot.New()
+	p.Title.Text = title
+	p.X.Label.Text = xl
+	p.Y.Label.Text = yl
+	if logX {
+		p.X.Scale = plot.LogScale{}
+		p.X.Tick.Marker = ticks125{}
+	}
+	if logY {
+		p.Y.Scale = plot.LogScale{}
+		p.Y.Tick.Marker = ticks125{}
+	}
+	p.Add(plotter.NewGrid())
+	for i, s := range ss {
+		var pts plotter.XYs
+		for _, v := range s.xy {
+			if math.IsNaN(v.Y) || math.IsInf(v.Y, 0) || (logY && v.Y <= 0) || (logX && v.X <= 0) {
+				continue
+			}
+			pts = append(pts, v)
+		}
+		if len(pts) == 0 {
+			continue
+		}
+		l, sc, err := plotter.NewLinePoints(pts)
+		if err != nil {
+			return err
+		}
+		l.Color = plotutil.Color(i)
+		l.Dashes = plotutil.Dashes(i % 4)
+		sc.Color = plotutil.Color(i)
+		sc.Shape = plotutil.Shape(i)
+		p.Add(l, sc)
+		p.Legend.Add(s.name, l, sc)
+	}
+	p.Legend.Top = true
+	return save(p, path)
+}
+
+func save(p *plot.Plot, path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	if err := p.Save(7*vg.Inch, 4.5*vg.Inch, path); err != nil {
+		return fmt.Errorf("save %s: %w", path, err)
+	}
+	fmt.Fprintf(os.Stderr, "wrote %s\n", path)
+	return nil
+}
+
+func ms(d time.Duration) float64 { return float64(d) / 1e6 }
+
+// ticks125 labels a log axis at 1, 2 and 5 times each power of ten.
+type ticks125 struct{}
+
+func (ticks125) Ticks(lo, hi float64) []plot.Tick {
+	var ts []plot.Tick
+	if lo <= 0 || hi <= lo {
+		return plot.LogTicks{Prec: -1}.Ticks(lo, hi)
+	}
+	for e := math.Floor(math.Log10(lo)); e <= math.Ceil(math.Log10(hi)); e++ {
+		base := math.Pow(10, e)
+		for m := 1; m <= 9; m++ {
+			v := float64(m) * base
+			if v < lo || v > hi {
+				continue
+			}
+			t := plot.Tick{Value: v}
+			if m == 1 || m == 2 || m == 5 {
+				t.Label = strconv.FormatFloat(v, 'g', -1, 64)
+			}
+			ts = append(ts, t)
+		}
+	}
+	return ts
+}
