@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -200,14 +201,9 @@ func (n *Node) Inputs(ctx context.Context, id string) (*scheduler.Inputs, error)
 }
 
 func (n *Node) inputs(ctx context.Context, m *Model, codec string) *scheduler.Inputs {
-	in := &scheduler.Inputs{Edge: n.profiles[m.ID], DAG: n.dags[m.ID], Codecs: n.codecs}
+	in := &scheduler.Inputs{Edge: n.profiles[m.ID], DAG: n.dags[m.ID], Codecs: n.tables[m.ID].snapshot()}
 	if codec != "" {
-		in.Codecs = nil
-		for _, c := range n.codecs {
-			if c.Name == codec {
-				in.Codecs = append(in.Codecs, c)
-			}
-		}
+		in.Codecs = slices.DeleteFunc(in.Codecs, func(c scheduler.CodecModel) bool { return c.Name != codec })
 	}
 	for _, p := range n.members.Peers() {
 		if !p.Alive || p.Meta.Role != RoleCloud || !servesVersion(p.Meta, m) {
@@ -218,7 +214,7 @@ func (n *Node) inputs(ctx context.Context, m *Model, codec string) *scheduler.In
 			n.log.Debug("no profile from cloud yet", "cloud", p.Name, "err", err)
 			continue
 		}
-		ci := scheduler.CloudInput{ID: p.Name, Profile: prof, Link: n.linkEstimate(p.Meta.QUICAddr)}
+		ci := scheduler.CloudInput{ID: p.Name, Profile: prof, Link: n.linkEstimate(p)}
 		ci.Queue = time.Duration(p.Meta.Queue) * time.Duration(p.Meta.ServiceMicros) * time.Microsecond
 		in.Clouds = append(in.Clouds, ci)
 	}
@@ -235,31 +231,29 @@ func servesVersion(meta Meta, m *Model) bool {
 	return false
 }
 
-// linkEstimate is transport's live estimate of the path to addr, with the
-// configured link as the prior for what has not been measured yet.
-func (n *Node) linkEstimate(addr string) scheduler.LinkEstimate {
-	prior := scheduler.LinkEstimate{RTT: 2 * (n.cfg.Uplink.Delay + n.cfg.Downlink.Delay) / 2, Up: 10e6 / 8, Down: 50e6 / 8}
+// linkEstimate is what the edge knows of its path to cloud p: the RTT from
+// its pings (minimum of the recent ones), the uplink goodput its own
+// transfers and probes achieved, the downlink goodput transport measured;
+// the configured access link is the prior for what is not measured yet.
+func (n *Node) linkEstimate(p Peer) scheduler.LinkEstimate {
+	le := scheduler.LinkEstimate{RTT: n.cfg.Uplink.Delay + n.cfg.Downlink.Delay, Up: 10e6 / 8, Down: 50e6 / 8}
 	if r := n.cfg.Uplink.MeanRate(); r > 0 {
-		prior.Up = r / 8
+		le.Up = r / 8
 	}
 	if r := n.cfg.Downlink.MeanRate(); r > 0 {
-		prior.Down = r / 8
+		le.Down = r / 8
 	}
-	if prior.RTT <= 0 {
-		prior.RTT = time.Millisecond
+	if le.RTT <= 0 {
+		le.RTT = time.Millisecond
 	}
-	est, ok := n.ep.Estimate(addr)
-	if !ok {
-		return prior
+	l := n.linkTo(p.Name)
+	if rtt := l.rtt(); rtt > 0 {
+		le.RTT = rtt
 	}
-	le := prior
-	if est.SmoothedRTT > 0 {
-		le.RTT = est.SmoothedRTT
+	if up := l.upRate(); up > 0 {
+		le.Up = up
 	}
-	if est.SendGoodput > 0 {
-		le.Up = est.SendGoodput / 8
-	}
-	if est.RecvGoodput > 0 {
+	if est, ok := n.ep.Estimate(p.Meta.QUICAddr); ok && est.RecvGoodput > 0 {
 		le.Down = est.RecvGoodput / 8
 	}
 	return le
@@ -459,6 +453,11 @@ func (n *Node) offload(ctx context.Context, m *Model, p scheduler.Plan, h *headR
 	callStart := time.Now()
 	resp, err := n.ep.Call(cctx, peer.Meta.QUICAddr, req, bytes.NewReader(payload))
 	if err != nil {
+		if transport.CodeOf(err) == transport.CodeDeadlineExceeded {
+			// The boundary did not get through in time: whatever else went
+			// wrong, the uplink delivered at most this much.
+			n.linkTo(p.Cloud).observeUp(int64(len(payload)), time.Since(callStart))
+		}
 		return err
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<30))
@@ -494,6 +493,19 @@ func (n *Node) offload(ctx context.Context, m *Model, p scheduler.Plan, h *headR
 	}
 	res.BytesSent = int64(len(payload))
 	n.metrics.bytesSent.Add(float64(len(payload)))
+	// Learn from what this send achieved: the codec's ratio at this cut,
+	// and the uplink goodput (network time less one RTT and the result's
+	// download).
+	var raw int64
+	for _, t := range tin {
+		raw += int64(4 * t.Shape().TotalSize())
+	}
+	if p.K >= 0 {
+		n.tables[m.ID].observe(p.Codec, p.K, raw, int64(len(payload)))
+	}
+	le := n.linkEstimate(peer)
+	wire := res.Measured.Transfer - le.RTT - time.Duration(float64(len(body))/le.Down*float64(time.Second))
+	n.linkTo(p.Cloud).observeUp(int64(len(payload)), max(wire, 100*time.Microsecond))
 	return nil
 }
 
@@ -571,7 +583,9 @@ func (n *Node) maybeProbe(m *Model) {
 	}
 	now := time.Now()
 	for _, p := range n.members.Peers() {
-		if !p.Alive || p.Meta.Role != RoleCloud || !servesVersion(p.Meta, m) || n.bans.Banned(p.Name) {
+		// Banned clouds are probed too, so their estimate is fresh when the
+		// ban ends.
+		if !p.Alive || p.Meta.Role != RoleCloud || !servesVersion(p.Meta, m) {
 			continue
 		}
 		n.probeMu.Lock()
@@ -585,18 +599,15 @@ func (n *Node) maybeProbe(m *Model) {
 			continue
 		}
 		n.wg.Add(1)
-		go func(addr string) {
+		go func(p Peer) {
 			defer n.wg.Done()
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			defer cancel()
-			resp, err := n.ep.Call(ctx, addr, &transport.Request{ID: n.reqID.Add(1), Model: m.ID, Version: m.Version,
-				Meta: map[string]string{metaOp: opProbe}}, bytes.NewReader(probePayload[:]))
+			d, err := n.probe(p, probePayload[:])
 			if err != nil {
 				return
 			}
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-		}(p.Meta.QUICAddr)
+			l := n.linkTo(p.Name)
+			l.observeUp(ProbeBytes, max(d-l.rtt(), 100*time.Microsecond))
+		}(p)
 	}
 }
 

@@ -55,6 +55,9 @@ type Node struct {
 	reqID     atomic.Uint64
 	probeMu   sync.Mutex
 	lastProbe map[string]time.Time // per cloud name
+	linksMu   sync.Mutex
+	links     map[string]*linkEstimate // per cloud name
+	tables    map[string]*codecTable   // per model id
 
 	mu       sync.Mutex
 	closed   bool
@@ -87,6 +90,8 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		autos:     make(map[string]*scheduler.Auto),
 		remote:    make(map[string]remoteProfile),
 		lastProbe: make(map[string]time.Time),
+		links:     make(map[string]*linkEstimate),
+		tables:    make(map[string]*codecTable),
 		stopMeta:  make(chan struct{}),
 	}
 	n.serviceT.Alpha = 0.2
@@ -109,6 +114,13 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	var err error
 	if n.codecs, err = MeasureCodecs(ctx, cfg.Codecs); err != nil {
 		return nil, err
+	}
+	if cfg.Role == RoleEdge {
+		for _, m := range cfg.Models {
+			if n.tables[m.ID], err = newCodecTable(ctx, m, n.codecs); err != nil {
+				return nil, fmt.Errorf("node: codec ratios of model %s: %w", m.ID, err)
+			}
+		}
 	}
 
 	pc, err := net.ListenPacket("udp", cfg.QUICAddr)
@@ -162,6 +174,10 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	n.wg.Add(1)
 	go n.metaLoop()
+	if cfg.Role == RoleEdge {
+		n.wg.Add(1)
+		go n.pingLoop()
+	}
 	n.log.Info("node started", "quic", meta.QUICAddr, "gossip", n.members.Addr(), "http", meta.HTTPAddr,
 		"device", cfg.Device.Name, "models", len(cfg.Models))
 	return n, nil

@@ -150,7 +150,7 @@ func TestConcurrentRequestsWithChurn(t *testing.T) {
 	lc, m := startTestCluster(t, 2, "cloud-only")
 	edge := lc.Edges[0]
 	ctx := context.Background()
-	const clients, perClient = 4, 250
+	const clients, minRequests = 4, 1000
 	inputs := make([]*tensor.Dense, 8)
 	wants := make([][]float32, len(inputs))
 	for i := range inputs {
@@ -163,15 +163,23 @@ func TestConcurrentRequestsWithChurn(t *testing.T) {
 	var lat []time.Duration
 	served := map[string]int{} // cloud name ("" = finished on the edge)
 	fallbacks := 0
+	sent := 0
+	stop := make(chan struct{})
 	for c := range clients {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := range perClient {
-				k := (c*perClient + i) % len(inputs)
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				k := (c + i) % len(inputs)
 				time.Sleep(8 * time.Millisecond) // spread the stream over the churn
 				res, err := edge.Infer(ctx, InferRequest{Inputs: []*tensor.Dense{inputs[k]}, Codec: "lossless"})
 				mu.Lock()
+				sent++
 				if err != nil {
 					t.Errorf("client %d request %d: %v", c, i, err)
 				} else {
@@ -203,11 +211,27 @@ func TestConcurrentRequestsWithChurn(t *testing.T) {
 	if _, err := lc.AddCloud(ctx, "cloud-3"); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(500 * time.Millisecond)
+	if err := lc.WaitConverged(ctx, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
 	second.Kill()
+	// Keep the stream going until the newcomer has served and the total
+	// reaches minRequests.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		mu.Lock()
+		done := sent >= minRequests && served["cloud-3"] >= 50
+		mu.Unlock()
+		if done || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	close(stop)
 	wg.Wait()
-	if answered != clients*perClient || wrong != 0 {
-		t.Fatalf("answered %d of %d, %d wrong", answered, clients*perClient, wrong)
+	if answered != sent || wrong != 0 || sent < minRequests {
+		t.Fatalf("answered %d of %d sent, %d wrong", answered, sent, wrong)
 	}
 	if served["cloud-3"] == 0 {
 		t.Errorf("the cloud that joined mid-stream served nothing: %v", served)

@@ -38,13 +38,26 @@ type LinkEstimate struct {
 // tensorcodec: Ratio is raw bytes ÷ wire bytes (1 for raw float32, ≈ 4–7 for
 // uint8 quantisation), EncodeBps and DecodeBps are raw bytes per second (0
 // means free), MaxRelErr is the preset's error bound (0 for lossless; the
-// scheduler only reports it).
+// scheduler only reports it). CutRatios, when set, holds the ratio measured at
+// each prefix cut K's boundary (index K); a missing or zero entry falls back to
+// Ratio. Activations compress very differently from cut to cut (an input image
+// against a post-ReLU map), so per-cut ratios make the prediction honest.
 type CodecModel struct {
 	Name      string
 	Ratio     float64
 	EncodeBps float64
 	DecodeBps float64
 	MaxRelErr float64
+	CutRatios []float64
+}
+
+// RatioAt is the codec's ratio at prefix cut k: CutRatios[k] when known,
+// else Ratio.
+func (c *CodecModel) RatioAt(k int) float64 {
+	if k >= 0 && k < len(c.CutRatios) && c.CutRatios[k] > 0 {
+		return c.CutRatios[k]
+	}
+	return c.Ratio
 }
 
 // RawCodec is the identity codec: float32 as is, no time spent.
@@ -96,6 +109,11 @@ func (in *Inputs) Validate() error {
 	for i, c := range in.Codecs {
 		if !(c.Ratio > 0) || math.IsInf(c.Ratio, 0) {
 			return &InputError{fmt.Sprintf("Codecs[%d].Ratio", i), fmt.Sprintf("must be > 0, got %v", c.Ratio)}
+		}
+		for k, r := range c.CutRatios {
+			if r < 0 || math.IsNaN(r) || math.IsInf(r, 0) {
+				return &InputError{fmt.Sprintf("Codecs[%d].CutRatios[%d]", i, k), fmt.Sprintf("must be ≥ 0 and finite, got %v", r)}
+			}
 		}
 		if c.EncodeBps < 0 || c.DecodeBps < 0 || math.IsNaN(c.EncodeBps) || math.IsNaN(c.DecodeBps) {
 			return &InputError{fmt.Sprintf("Codecs[%d]", i), "negative throughput"}
@@ -216,7 +234,7 @@ func (in *Inputs) costPrefix(k int, head, tail time.Duration, c *CodecModel, cl 
 		return b, 0, 0
 	}
 	raw := in.Edge.Cuts[k].Bytes
-	wire := int64(math.Ceil(float64(raw) / c.Ratio))
+	wire := int64(math.Ceil(float64(raw) / c.RatioAt(k)))
 	b.Encode = durOf(float64(raw) * perByte(c.EncodeBps))
 	b.Uplink = durOf(float64(wire) / cl.Link.Up)
 	b.RTT = cl.Link.RTT

@@ -432,3 +432,30 @@ func TestSameCloudsDifferentQueues(t *testing.T) {
 		}
 	}
 }
+
+// TestCutRatios: a ratio measured at a cut replaces the codec's global one
+// there and nowhere else; bad entries are input errors.
+func TestCutRatios(t *testing.T) {
+	in, _ := tiny()
+	base1, err := in.Cost(1, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base0, _ := in.Cost(0, 0, 0)
+	in.Codecs[0].CutRatios = []float64{0, 4} // cut 1: 4000 B raw → 1000 B wire instead of 2000
+	got1, err := in.Cost(1, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got1.Uplink != base1.Uplink/2 {
+		t.Errorf("cut 1 uplink %v with ratio 4, want half of %v", got1.Uplink, base1.Uplink)
+	}
+	if got0, _ := in.Cost(0, 0, 0); got0 != base0 {
+		t.Errorf("cut 0 changed: %+v vs %+v", got0, base0)
+	}
+	in.Codecs[0].CutRatios = []float64{0, -1}
+	var ie *InputError
+	if err := in.Validate(); !errors.As(err, &ie) || ie.Field != "Codecs[0].CutRatios[1]" {
+		t.Errorf("negative cut ratio: %v", err)
+	}
+}

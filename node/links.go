@@ -1,0 +1,249 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/edgesplit/edgesplit/model"
+	"github.com/edgesplit/edgesplit/partition"
+	"github.com/edgesplit/edgesplit/scheduler"
+	"github.com/edgesplit/edgesplit/tensorcodec"
+	"github.com/edgesplit/edgesplit/transport"
+	"gorgonia.org/tensor"
+)
+
+// pingInterval is how often an edge pings each cloud to track the path's
+// round-trip time.
+const pingInterval = 500 * time.Millisecond
+
+// pingWindow is how many recent pings the RTT estimate takes the minimum of:
+// the minimum filters out pings queued behind the edge's own transfers, and a
+// short window follows a path whose delay grew within pingWindow·pingInterval.
+const pingWindow = 6
+
+// upAlpha weighs each new uplink sample: per request, not per second of busy
+// time, so a few transfers on a new link outweigh a long history on an old
+// one.
+const upAlpha = 0.5
+
+// linkEstimate is an edge's view of its path to one cloud: the RTT from
+// pings, the uplink goodput from what its own transfers and probes achieved.
+type linkEstimate struct {
+	mu    sync.Mutex
+	pings [pingWindow]time.Duration
+	np    int // pings recorded (ring index = np % pingWindow)
+	up    scheduler.EWMA
+}
+
+func (l *linkEstimate) observePing(d time.Duration) {
+	l.mu.Lock()
+	l.pings[l.np%pingWindow] = d
+	l.np++
+	l.mu.Unlock()
+}
+
+// rtt is the minimum of the recent pings, 0 when none.
+func (l *linkEstimate) rtt() time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := min(l.np, pingWindow)
+	if n == 0 {
+		return 0
+	}
+	return slices.Min(l.pings[:n])
+}
+
+// observeUp folds in a transfer of n bytes that took d on the wire.
+func (l *linkEstimate) observeUp(n int64, d time.Duration) {
+	if n <= 0 || d <= 0 {
+		return
+	}
+	l.mu.Lock()
+	l.up.Add(float64(n) / d.Seconds())
+	l.mu.Unlock()
+}
+
+func (l *linkEstimate) upRate() float64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.up.Value()
+}
+
+// linkTo returns the estimate for the named cloud, creating it.
+func (n *Node) linkTo(cloud string) *linkEstimate {
+	n.linksMu.Lock()
+	defer n.linksMu.Unlock()
+	l, ok := n.links[cloud]
+	if !ok {
+		l = &linkEstimate{}
+		l.up.Alpha = upAlpha
+		n.links[cloud] = l
+	}
+	return l
+}
+
+// pingLoop pings every live cloud each pingInterval (edges only).
+func (n *Node) pingLoop() {
+	defer n.wg.Done()
+	t := time.NewTicker(pingInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.stopMeta:
+			return
+		case <-t.C:
+		}
+		for _, p := range n.members.Peers() {
+			if !p.Alive || p.Meta.Role != RoleCloud || len(p.Meta.Models) == 0 {
+				continue
+			}
+			n.wg.Add(1)
+			go func(p Peer) {
+				defer n.wg.Done()
+				if d, err := n.probe(p, nil); err == nil {
+					n.linkTo(p.Name).observePing(d)
+				}
+			}(p)
+		}
+	}
+}
+
+// probe sends body (nil: nothing) to cloud p, which discards it, and returns
+// how long the exchange took.
+func (n *Node) probe(p Peer, body []byte) (time.Duration, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	ref := p.Meta.Models[0]
+	start := time.Now()
+	var r io.Reader
+	if body != nil {
+		r = bytes.NewReader(body)
+	}
+	resp, err := n.ep.Call(ctx, p.Meta.QUICAddr, &transport.Request{ID: n.reqID.Add(1), Model: ref.ID, Version: ref.Version,
+		Meta: map[string]string{metaOp: opProbe}}, r)
+	if err != nil {
+		return 0, err
+	}
+	_, err = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return time.Since(start), err
+}
+
+// codecTable is an edge's codec costs for one model: speeds measured at
+// start, ratios per prefix cut measured at start on a seeded input and then
+// learned from every boundary actually sent.
+type codecTable struct {
+	mu     sync.Mutex
+	codecs []scheduler.CodecModel // CutRatios filled, len = nodes+1
+}
+
+// ratioAlpha weighs a ratio observed on a real send against the table.
+const ratioAlpha = 0.5
+
+// snapshot returns a copy the scheduler can read while sends update the table.
+func (t *codecTable) snapshot() []scheduler.CodecModel {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := slices.Clone(t.codecs)
+	for i := range out {
+		out[i].CutRatios = slices.Clone(out[i].CutRatios)
+	}
+	return out
+}
+
+// observe folds the ratio of one real send at prefix cut k into the table.
+func (t *codecTable) observe(codec string, k int, raw, wire int64) {
+	if raw <= 0 || wire <= 0 || k < 0 {
+		return
+	}
+	r := float64(raw) / float64(wire)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for i := range t.codecs {
+		c := &t.codecs[i]
+		if c.Name != codec || k >= len(c.CutRatios) {
+			continue
+		}
+		if c.CutRatios[k] > 0 {
+			c.CutRatios[k] += ratioAlpha * (r - c.CutRatios[k])
+		} else {
+			c.CutRatios[k] = r
+		}
+	}
+}
+
+// newCodecTable measures each codec's ratio at every prefix cut of m: it runs
+// m once on a seeded input with every boundary tensor kept as an output, and
+// encodes each cut's boundary with each preset.
+func newCodecTable(ctx context.Context, m *Model, base []scheduler.CodecModel) (*codecTable, error) {
+	cuts, err := partition.Cuts(m.Graph)
+	if err != nil {
+		return nil, err
+	}
+	g := *m.Graph
+	g.Outputs = nil
+	seen := map[string]bool{}
+	for _, c := range cuts {
+		for _, name := range c.Boundary {
+			if !seen[name] {
+				seen[name] = true
+				g.Outputs = append(g.Outputs, model.ValueInfo{Name: name, Shape: m.Graph.Shapes[name]})
+			}
+		}
+	}
+	net, err := model.Compile(&g, model.Options{})
+	if err != nil {
+		return nil, err
+	}
+	rng := rand.New(rand.NewPCG(7, 11))
+	inputs := make([]*tensor.Dense, len(g.Inputs))
+	for i, in := range g.Inputs {
+		t := zeroTensor(in.Shape)
+		for j, d := 0, t.Data().([]float32); j < len(d); j++ {
+			d[j] = rng.Float32()
+		}
+		inputs[i] = t
+	}
+	outs, err := net.NewExtractor().Run(ctx, inputs...)
+	if err != nil {
+		return nil, err
+	}
+	byName := make(map[string]*tensor.Dense, len(outs))
+	for i, o := range g.Outputs {
+		byName[o.Name] = outs[i]
+	}
+	for i, in := range g.Inputs {
+		byName[in.Name] = inputs[i]
+	}
+	t := &codecTable{codecs: slices.Clone(base)}
+	var buf []byte
+	ts := make([]*tensor.Dense, 0, 4)
+	for i := range t.codecs {
+		c := &t.codecs[i]
+		p, err := tensorcodec.ParsePreset(c.Name)
+		if err != nil {
+			return nil, err
+		}
+		c.CutRatios = make([]float64, len(cuts))
+		for k, cut := range cuts {
+			if k == len(cuts)-1 {
+				break // edge-only sends nothing
+			}
+			ts = ts[:0]
+			for _, name := range cut.Boundary {
+				ts = append(ts, byName[name])
+			}
+			var st tensorcodec.Stats
+			if buf, st, err = tensorcodec.EncodePreset(buf[:0], p, ts...); err != nil {
+				return nil, err
+			}
+			c.CutRatios[k] = st.Ratio()
+		}
+	}
+	return t, nil
+}
