@@ -282,8 +282,20 @@ func (n *Node) Profile(id string) (*partition.Profile, bool) {
 	return p, ok
 }
 
-// Codecs returns the codec cost table the node measured.
+// Codecs returns the codec cost table the node measured at start (speeds and
+// ratios on a synthetic activation).
 func (n *Node) Codecs() []scheduler.CodecModel { return slices.Clone(n.codecs) }
+
+// CodecTable returns an edge's codec costs for model id with the ratio at
+// every prefix cut, as measured at start and learned from the boundaries it
+// sent since; nil on clouds.
+func (n *Node) CodecTable(id string) []scheduler.CodecModel {
+	t, ok := n.tables[id]
+	if !ok {
+		return nil
+	}
+	return t.snapshot()
+}
 
 // SetLink changes the node's emulated access link live (both directions).
 func (n *Node) SetLink(up, down linkem.LinkSettings) error {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -73,6 +74,9 @@ type EstimationSpec struct {
 type CodecSpec struct {
 	Name       string  `yaml:"name"`
 	Ratio      float64 `yaml:"ratio"`
+	// CutRatios optionally gives the ratio at each prefix cut K (index K;
+	// 0 = use Ratio), as an edge node measures and learns them.
+	CutRatios []float64 `yaml:"cut_ratios,omitempty"`
 	EncodeMBps float64 `yaml:"encode_mbps"`
 	DecodeMBps float64 `yaml:"decode_mbps"`
 	MaxRelErr  float64 `yaml:"max_rel_err"`
@@ -328,6 +332,11 @@ func (s *Scenario) validate() error {
 			return bad(f+".name", "duplicate %q", c.Name)
 		}
 		names[c.Name] = true
+		for k, r := range c.CutRatios {
+			if r < 0 || math.IsNaN(r) || math.IsInf(r, 0) {
+				return bad(fmt.Sprintf("%s.cut_ratios[%d]", f, k), "must be ≥ 0 and finite, got %v", r)
+			}
+		}
 		if err := positive(f+".ratio", c.Ratio); err != nil {
 			return err
 		}

@@ -263,7 +263,7 @@ func newWorld(s *Scenario, cfg Config) (*world, error) {
 		w.codecs = []scheduler.CodecModel{scheduler.RawCodec}
 	}
 	for _, c := range s.Codecs {
-		w.codecs = append(w.codecs, scheduler.CodecModel{Name: c.Name, Ratio: c.Ratio, EncodeBps: c.EncodeMBps * 1e6, DecodeBps: c.DecodeMBps * 1e6, MaxRelErr: c.MaxRelErr})
+		w.codecs = append(w.codecs, scheduler.CodecModel{Name: c.Name, Ratio: c.Ratio, EncodeBps: c.EncodeMBps * 1e6, DecodeBps: c.DecodeMBps * 1e6, MaxRelErr: c.MaxRelErr, CutRatios: c.CutRatios})
 	}
 	for _, c := range w.codecs {
 		w.codecNm = append(w.codecNm, []byte(c.Name))

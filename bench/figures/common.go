@@ -145,7 +145,8 @@ func scaled(p *partition.Profile, f float64, device string) *partition.Profile {
 func codecSpecs(cs []scheduler.CodecModel) []sim.CodecSpec {
 	out := make([]sim.CodecSpec, len(cs))
 	for i, c := range cs {
-		out[i] = sim.CodecSpec{Name: c.Name, Ratio: c.Ratio, EncodeMBps: c.EncodeBps / 1e6, DecodeMBps: c.DecodeBps / 1e6, MaxRelErr: c.MaxRelErr}
+		out[i] = sim.CodecSpec{Name: c.Name, Ratio: c.Ratio, EncodeMBps: c.EncodeBps / 1e6, DecodeMBps: c.DecodeBps / 1e6, MaxRelErr: c.MaxRelErr,
+			CutRatios: slices.Clone(c.CutRatios)}
 	}
 	return out
 }

@@ -138,9 +138,8 @@ func figFidelity(ctx context.Context, e *env, modelName, device, policy string, 
 		}
 	}
 
-	// The same world in sim: the cloud node's own profile is the reference
-	// (cloud slowdown 1), the edge's slowdown is the ratio of the edge's
-	// measured profile to it, the codecs are the edge's measured table.
+	// The same world in sim: the codecs are the edge's table (per cut,
+	// measured and learned); the profiles follow.
 	cp, ok := lc.Clouds[0].Profile(modelName)
 	if !ok {
 		return fmt.Errorf("cloud has no profile of %s", modelName)
@@ -151,11 +150,15 @@ func figFidelity(ctx context.Context, e *env, modelName, device, policy string, 
 	}
 	n := len(cp.Nodes)
 	slow := float64(ep.HeadLatency(n)) / float64(cp.HeadLatency(n))
-	dag, err := scheduler.NewDAG(m.Graph, cp)
+	// The edge's own profile is the reference (so the edge's plans see the
+	// same per-node latencies in both worlds) and the clouds run it
+	// 1/slow times as long: the edge's profile is the one planning depends
+	// on, and cloud compute is a small term.
+	dag, err := scheduler.NewDAG(m.Graph, ep)
 	if err != nil {
 		return err
 	}
-	simModel := sim.Model{Profile: cp, DAG: dag}
+	simModel := sim.Model{Profile: ep, DAG: dag}
 	period := 2 * time.Second
 	var sched []sim.LinkPhase
 	for pi, ph := range phases[1:] {
@@ -164,12 +167,15 @@ func figFidelity(ctx context.Context, e *env, modelName, device, policy string, 
 	runSim := func(label string, codecs []sim.CodecSpec) ([]fidRow, error) {
 		s, err := buildScenario(&sim.Scenario{
 			Name: "fidelity-" + label, Seed: 1, Duration: sim.Duration(time.Duration(len(phases)*perPhase) * period), Policy: policy,
-			Estimation: sim.EstimationSpec{Interval: sim.Duration(250 * time.Millisecond)},
+			// The edge learns its link from its own transfers (and pings),
+			// one request per period, and plans each request with what the
+			// previous one taught it: one sample per period, one period old.
+			Estimation: sim.EstimationSpec{Interval: sim.Duration(period), Lag: sim.Duration(period)},
 			Codecs:     codecs,
 			Models:     []sim.ModelSpec{{Name: modelName}},
-			Edges: []sim.EdgeSpec{{Name: "edge", Count: 1, Model: modelName, Slowdown: slow,
+			Edges: []sim.EdgeSpec{{Name: "edge", Count: 1, Model: modelName, Slowdown: 1,
 				Link: sim.LinkSpec{Profile: phases[0].Profile, Schedule: sched}, Arrivals: sim.Arrivals{Process: "periodic", FPS: 1 / period.Seconds()}}},
-			Clouds: []sim.CloudSpec{{Name: "cloud", Count: 2, Workers: 1, Slowdown: 1}},
+			Clouds: []sim.CloudSpec{{Name: "cloud", Count: 2, Workers: 1, Slowdown: 1 / slow}},
 		})
 		if err != nil {
 			return nil, err
@@ -185,16 +191,19 @@ func figFidelity(ctx context.Context, e *env, modelName, device, policy string, 
 		rows       []fidRow
 	}
 	srcs := []source{{name: "emulation", desc: "emulated cluster", rows: emu}}
-	simRows, err := runSim("sim", codecSpecs(edge.Codecs()))
+	simRows, err := runSim("sim", codecSpecs(edge.CodecTable(modelName)))
 	if err != nil {
 		return err
 	}
-	srcs = append(srcs, source{"sim", "sim, codec ratios as the node measured them (synthetic post-ReLU activation)", simRows})
+	srcs = append(srcs, source{"sim", "sim, codec ratios per cut as the edge measured and learned them", simRows})
 	if len(ratios) > 0 {
-		cal := codecSpecs(edge.Codecs())
+		cal := codecSpecs(edge.CodecTable(modelName))
 		for i := range cal {
 			if r, ok := ratios[cal[i].Name]; ok {
 				cal[i].Ratio = r
+				if len(cal[i].CutRatios) > 0 {
+					cal[i].CutRatios[0] = r // the link check sent the model's input
+				}
 			}
 		}
 		calRows, err := runSim("sim-calibrated", cal)
