@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"slices"
 	"text/tabwriter"
 	"time"
 
+	"github.com/edgesplit/edgesplit/model"
 	"github.com/edgesplit/edgesplit/transport/linkem"
 	"gorgonia.org/tensor"
 )
@@ -100,17 +100,10 @@ func RunDemo(ctx context.Context, cfg DemoConfig, w io.Writer) ([]DemoRow, error
 	fmt.Fprintf(w, "cluster up and converged in %v\n\n", time.Since(started).Round(time.Millisecond))
 	edge := lc.Edges[0]
 	shape := cfg.Model.Graph.Inputs[0].Shape
-	rng := rand.New(rand.NewPCG(42, 7))
+	var seed uint64 = 42
 	input := func() *tensor.Dense {
-		n := 1
-		for _, d := range shape {
-			n *= d
-		}
-		data := make([]float32, n)
-		for i := range data {
-			data[i] = rng.Float32()
-		}
-		return tensor.New(tensor.WithShape(shape...), tensor.WithBacking(data))
+		seed++
+		return model.UniformTensor(shape, seed)
 	}
 	var rows []DemoRow
 	killed := 0

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"math/rand/v2"
 	"slices"
 	"sync"
 	"time"
@@ -200,14 +199,9 @@ func newCodecTable(ctx context.Context, m *Model, base []scheduler.CodecModel) (
 	if err != nil {
 		return nil, err
 	}
-	rng := rand.New(rand.NewPCG(7, 11))
 	inputs := make([]*tensor.Dense, len(g.Inputs))
 	for i, in := range g.Inputs {
-		t := zeroTensor(in.Shape)
-		for j, d := 0, t.Data().([]float32); j < len(d); j++ {
-			d[j] = rng.Float32()
-		}
-		inputs[i] = t
+		inputs[i] = model.UniformTensor(in.Shape, uint64(7+i))
 	}
 	outs, err := net.NewExtractor().Run(ctx, inputs...)
 	if err != nil {

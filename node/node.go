@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/edgesplit/edgesplit/model"
 	"github.com/edgesplit/edgesplit/partition"
 	"github.com/edgesplit/edgesplit/scheduler"
 	"github.com/edgesplit/edgesplit/tensorcodec"
@@ -189,7 +190,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 func MeasureProfile(ctx context.Context, m *Model, dev Device, runs int) (*partition.Profile, error) {
 	inputs := make([]*tensor.Dense, len(m.Graph.Inputs))
 	for i, in := range m.Graph.Inputs {
-		inputs[i] = zeroTensor(in.Shape)
+		inputs[i] = model.UniformTensor(in.Shape, uint64(1+i))
 	}
 	p, err := partition.Measure(ctx, m.Graph, inputs, partition.ProfileConfig{Runs: runs, Device: dev.Name})
 	if err != nil {
@@ -202,19 +203,6 @@ func MeasureProfile(ctx context.Context, m *Model, dev Device, runs int) (*parti
 		}
 	}
 	return p, nil
-}
-
-func zeroTensor(shape []int) *tensor.Dense {
-	s := make([]int, len(shape))
-	size := 1
-	for i, d := range shape {
-		if d < 0 {
-			d = 1
-		}
-		s[i] = d
-		size *= d
-	}
-	return tensor.New(tensor.WithShape(s...), tensor.WithBacking(make([]float32, size)))
 }
 
 // MeasureCodecs measures each named preset's (default: all) ratio and speed

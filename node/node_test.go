@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"slices"
 	"sync"
 	"testing"
@@ -24,18 +23,7 @@ func testModel(t testing.TB) *Model {
 	return m
 }
 
-func randInput(seed uint64, shape []int) *tensor.Dense {
-	rng := rand.New(rand.NewPCG(seed, 1))
-	n := 1
-	for _, d := range shape {
-		n *= d
-	}
-	data := make([]float32, n)
-	for i := range data {
-		data[i] = rng.Float32()
-	}
-	return tensor.New(tensor.WithShape(shape...), tensor.WithBacking(data))
-}
+func randInput(seed uint64, shape []int) *tensor.Dense { return model.UniformTensor(shape, seed) }
 
 func localRun(t testing.TB, m *Model, x *tensor.Dense) []float32 {
 	t.Helper()

@@ -1,18 +1,18 @@
-// Command mkinput writes a seeded uniform [0,1) float32 tensor as .npy, for
-// benchmark scripts that feed the same input to edgesplit and a reference.
+// Command mkinput writes a seeded uniform [0,1) float32 tensor
+// (model.UniformTensor) as .npy, for benchmark scripts that feed the same
+// input to edgesplit and a reference runtime.
 package main
 
 import (
 	"flag"
 	"fmt"
 	"log"
-	"math/rand/v2"
 	"os"
 	"strconv"
 	"strings"
 
+	"github.com/edgesplit/edgesplit/model"
 	"github.com/edgesplit/edgesplit/model/npy"
-	"gorgonia.org/tensor"
 )
 
 func main() {
@@ -30,19 +30,14 @@ func main() {
 		shape = append(shape, d)
 		n *= d
 	}
-	if n > 1<<28 {
-		log.Fatalf("mkinput: shape %v too large", shape)
-	}
-	rng := rand.New(rand.NewPCG(*seed, 0x5eed))
-	data := make([]float32, n)
-	for i := range data {
-		data[i] = rng.Float32()
+	if n > model.MaxTensorElements {
+		log.Fatalf("mkinput: shape %v has more than %d elements", shape, model.MaxTensorElements)
 	}
 	f, err := os.Create(*out)
 	if err != nil {
 		log.Fatal(err)
 	}
-	if err := npy.Write(f, tensor.New(tensor.WithShape(shape...), tensor.WithBacking(data))); err != nil {
+	if err := npy.Write(f, model.UniformTensor(shape, *seed)); err != nil {
 		log.Fatal(err)
 	}
 	if err := f.Close(); err != nil {

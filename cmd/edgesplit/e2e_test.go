@@ -192,7 +192,7 @@ func argmaxOf(v []float32) int {
 
 func writeRandomNPY(t *testing.T, path string, shape []int) {
 	t.Helper()
-	x := randomInput(model0(shape), 9)
+	x := model.UniformTensor(shape, 9)
 	f, err := os.Create(path)
 	if err != nil {
 		t.Fatal(err)
@@ -244,5 +244,3 @@ func postJSON(t *testing.T, url string, body []byte, v any) {
 		t.Fatal(err)
 	}
 }
-
-func model0(shape []int) model.ValueInfo { return model.ValueInfo{Name: "x", Shape: shape} }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"os"
@@ -26,7 +25,7 @@ func loadInput(path string, g *model.Graph, sc *dataset.Sidecar) (*tensor.Dense,
 	}
 	vi := g.Inputs[0]
 	if path == "" {
-		return randomInput(vi, 1), nil
+		return model.UniformTensor(vi.Shape, 1), nil
 	}
 	var t *tensor.Dense
 	var err error
@@ -45,25 +44,6 @@ func loadInput(path string, g *model.Graph, sc *dataset.Sidecar) (*tensor.Dense,
 		return nil, err
 	}
 	return t, nil
-}
-
-// randomInput returns a deterministic uniform [0,1) tensor for vi.
-func randomInput(vi model.ValueInfo, seed uint64) *tensor.Dense {
-	shape := make([]int, len(vi.Shape))
-	n := 1
-	for i, d := range vi.Shape {
-		if d < 0 {
-			d = 1
-		}
-		shape[i] = d
-		n *= d
-	}
-	rng := rand.New(rand.NewPCG(seed, 0x5eed))
-	data := make([]float32, n)
-	for i := range data {
-		data[i] = rng.Float32()
-	}
-	return tensor.New(tensor.WithShape(shape...), tensor.WithBacking(data))
 }
 
 func newInferCmd() *cobra.Command {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/edgesplit/edgesplit/model"
 	"github.com/edgesplit/edgesplit/partition"
 	"github.com/edgesplit/edgesplit/scheduler"
 	"github.com/edgesplit/edgesplit/sim"
@@ -84,7 +85,7 @@ func profileForSim(cmd *cobra.Command) func(string) (sim.Model, error) {
 		}
 		inputs := make([]*tensor.Dense, len(g.Inputs))
 		for i, in := range g.Inputs {
-			inputs[i] = randomInput(in, 1)
+			inputs[i] = model.UniformTensor(in.Shape, 1)
 		}
 		fmt.Fprintf(cmd.ErrOrStderr(), "profiling %s on this machine...\n", name)
 		p, err := partition.Measure(cmd.Context(), g, inputs, partition.ProfileConfig{Runs: 5})
