@@ -24,14 +24,14 @@ func main() {
 	n := 1
 	for _, f := range strings.Split(*shapeFlag, ",") {
 		d, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || d <= 0 || d > 1<<16 {
+		if err != nil || d <= 0 {
 			log.Fatalf("mkinput: bad -shape %q", *shapeFlag)
+		}
+		if n > model.MaxTensorElements/d {
+			log.Fatalf("mkinput: shape %s has more than %d elements", *shapeFlag, model.MaxTensorElements)
 		}
 		shape = append(shape, d)
 		n *= d
-	}
-	if n > model.MaxTensorElements {
-		log.Fatalf("mkinput: shape %v has more than %d elements", shape, model.MaxTensorElements)
 	}
 	f, err := os.Create(*out)
 	if err != nil {
