@@ -8,12 +8,12 @@ import (
 )
 
 func newExportCmd() *cobra.Command {
-	var modelPath, out string
+	var modelPath, out, shape string
 	cmd := &cobra.Command{
 		Use:   "export --model M --out M.onnx",
 		Short: "Write a model (a zoo model, or an ONNX file after simplification) as an ONNX file",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			g, err := loadGraph(modelPath)
+			g, _, err := loadModelShaped(modelPath, shape)
 			if err != nil {
 				return err
 			}
@@ -25,6 +25,7 @@ func newExportCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&modelPath, "model", "", modelFlagHelp)
+	cmd.Flags().StringVar(&shape, "shape", "", "fix the input shape of a model with dynamic dimensions, e.g. 1,3,48,192")
 	cmd.Flags().StringVar(&out, "out", "", "output .onnx path")
 	_ = cmd.MarkFlagRequired("model")
 	_ = cmd.MarkFlagRequired("out")

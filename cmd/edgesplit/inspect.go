@@ -35,13 +35,13 @@ type inspectReport struct {
 }
 
 func newInspectCmd() *cobra.Command {
-	var modelPath string
+	var modelPath, shape string
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "inspect --model M.onnx [--json]",
 		Short: "List a model's nodes (op, output shape, MACs, params, bytes) and its cut points",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			g, err := loadGraph(modelPath)
+			g, _, err := loadModelShaped(modelPath, shape)
 			if err != nil {
 				return err
 			}
@@ -81,6 +81,7 @@ func newInspectCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&modelPath, "model", "", modelFlagHelp)
+	cmd.Flags().StringVar(&shape, "shape", "", "fix the input shape of a model with dynamic dimensions, e.g. 1,3,48,192")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON instead of a table")
 	_ = cmd.MarkFlagRequired("model")
 	return cmd

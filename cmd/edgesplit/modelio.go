@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/edgesplit/edgesplit/model"
@@ -28,11 +29,33 @@ func loadGraph(spec string) (*model.Graph, error) {
 }
 
 func loadModel(spec string) (*model.Graph, *dataset.Sidecar, error) {
+	return loadModelShaped(spec, "")
+}
+
+// loadModelShaped is loadModel with the single input's shape fixed by a
+// "1,3,48,192"-style flag value (empty: the model's declared shape), for
+// models whose input dimensions are dynamic.
+func loadModelShaped(spec, shape string) (*model.Graph, *dataset.Sidecar, error) {
 	g, sc, err := rawModel(spec)
 	if err != nil {
 		return nil, nil, err
 	}
-	g, err = model.Simplify(g, nil)
+	var shapes map[string][]int
+	if shape != "" {
+		if len(g.Inputs) != 1 {
+			return nil, nil, fmt.Errorf("--shape: model has %d inputs; it sets exactly one", len(g.Inputs))
+		}
+		var dims []int
+		for _, f := range splitList(shape) {
+			d, err := strconv.Atoi(f)
+			if err != nil || d <= 0 {
+				return nil, nil, fmt.Errorf("--shape %q: want positive integers like 1,3,224,224", shape)
+			}
+			dims = append(dims, d)
+		}
+		shapes = map[string][]int{g.Inputs[0].Name: dims}
+	}
+	g, err = model.Simplify(g, shapes)
 	return g, sc, err
 }
 

@@ -11,13 +11,13 @@ import (
 )
 
 func newSplitCmd() *cobra.Command {
-	var modelPath, outDir string
+	var modelPath, outDir, shape string
 	var k int
 	cmd := &cobra.Command{
 		Use:   "split --model M.onnx --cut K --out DIR",
 		Short: "Write the head (nodes [0,K)) and tail (nodes [K,N)) of a model as two standalone ONNX files",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			g, err := loadGraph(modelPath)
+			g, _, err := loadModelShaped(modelPath, shape)
 			if err != nil {
 				return err
 			}
@@ -41,6 +41,7 @@ func newSplitCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&modelPath, "model", "", modelFlagHelp)
+	cmd.Flags().StringVar(&shape, "shape", "", "fix the input shape of a model with dynamic dimensions, e.g. 1,3,48,192")
 	cmd.Flags().IntVar(&k, "cut", 0, "cut position K: the head is the first K nodes of the canonical order")
 	cmd.Flags().StringVar(&outDir, "out", "", "output folder")
 	_ = cmd.MarkFlagRequired("model")

@@ -6,8 +6,9 @@ import (
 	"context"
 	"testing"
 
-	ort "github.com/yalue/onnxruntime_go"
+	"gorgonia.org/tensor"
 
+	"github.com/edgesplit/edgesplit/internal/ortref"
 	"github.com/edgesplit/edgesplit/model"
 	"github.com/edgesplit/edgesplit/model/onnx"
 )
@@ -19,18 +20,15 @@ import (
 // Needs cgo and scripts/fetch-models.sh; run with -tags ortref.
 func TestORTRunsExport(t *testing.T) {
 	path := cachedModel(t, ppocrModel)
-	lib := cachedModel(t, "libonnxruntime.so.1")
-	ort.SetSharedLibraryPath(lib)
-	if err := ort.InitializeEnvironment(); err != nil {
-		t.Fatal(err)
+	lib, err := ortref.LibPath()
+	if err != nil {
+		t.Skip(err)
 	}
-	defer ort.DestroyEnvironment()
-	opts, err := ort.NewSessionOptions()
+	closeORT, err := ortref.Init(lib)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer opts.Destroy()
-	opts.SetIntraOpNumThreads(1)
+	defer closeORT()
 
 	g, err := onnx.Load(path)
 	if err != nil {
@@ -50,27 +48,13 @@ func TestORTRunsExport(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: Encode: %v", what, err)
 		}
-		ish, osh := sg.Shapes[pg.Inputs[0].Name], sg.Shapes[pg.Outputs[0].Name]
-		it, err := ort.NewTensor(ort.NewShape(i64(ish)...), in)
+		in := tensor.New(tensor.WithShape(sg.Shapes[pg.Inputs[0].Name]...), tensor.WithBacking(in))
+		outs, err := ortref.Run(data, []string{pg.Inputs[0].Name}, []*tensor.Dense{in},
+			[]string{pg.Outputs[0].Name}, [][]int{sg.Shapes[pg.Outputs[0].Name]}, 1)
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("%s: in ONNX Runtime: %v", what, err)
 		}
-		defer it.Destroy()
-		ot, err := ort.NewEmptyTensor[float32](ort.NewShape(i64(osh)...))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ot.Destroy()
-		s, err := ort.NewAdvancedSessionWithONNXData(data, []string{pg.Inputs[0].Name}, []string{pg.Outputs[0].Name},
-			[]ort.Value{it}, []ort.Value{ot}, opts)
-		if err != nil {
-			t.Fatalf("%s: ONNX Runtime rejects the export: %v", what, err)
-		}
-		defer s.Destroy()
-		if err := s.Run(); err != nil {
-			t.Fatalf("%s: ONNX Runtime run: %v", what, err)
-		}
-		return append([]float32(nil), ot.GetData()...)
+		return outs[0].Data().([]float32)
 	}
 	xs := x.Data().([]float32)
 	for _, tc := range []struct {
@@ -124,12 +108,4 @@ func TestORTRunsExport(t *testing.T) {
 		cuts++
 	}
 	t.Logf("%d head/tail pairs exported and chained in ONNX Runtime", cuts)
-}
-
-func i64(s []int) []int64 {
-	r := make([]int64, len(s))
-	for i, d := range s {
-		r[i] = int64(d)
-	}
-	return r
 }

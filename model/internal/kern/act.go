@@ -68,7 +68,7 @@ func (a Activation) Apply(x []float32) {
 	case ActHardSigmoid:
 		al, be := a.Alpha, a.Beta
 		for i, v := range x {
-			v = al*v + be
+			v = float32(al*v) + be // two roundings, as the assembly epilogue
 			if v < 0 {
 				v = 0
 			}
@@ -79,7 +79,7 @@ func (a Activation) Apply(x []float32) {
 		}
 	case ActHardSwish:
 		for i, v := range x {
-			t := v*(1.0/6) + 0.5
+			t := float32(v*(1.0/6)) + 0.5 // two roundings, as the assembly epilogue
 			if t < 0 {
 				t = 0
 			}

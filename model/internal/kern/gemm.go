@@ -68,7 +68,7 @@ func (e *epilogue) clampOnly() bool { return e.ea == 1 && e.eb == 0 && e.mulx ==
 
 // apply is the scalar form of the in-register epilogue.
 func (e *epilogue) apply(v float32) float32 {
-	t := e.ea*v + e.eb
+	t := float32(e.ea*v) + e.eb // the conversion forbids fusing into an FMA
 	t = min(e.hi, max(e.lo, t))
 	if e.mulx != 0 {
 		t *= v

@@ -56,7 +56,8 @@
 #define AVX2_ACT(off) \
 	VMOVUPS off(DX), Y0 \
 	VMOVAPS Y0, Y1 \
-	VFMADD213PS Y13, Y12, Y1 \
+	VMULPS Y12, Y1, Y1 \
+	VADDPS Y13, Y1, Y1 \
 	VMAXPS Y14, Y1, Y1 \
 	VMINPS Y15, Y1, Y1 \
 	TESTL R10, R10 \
@@ -221,9 +222,14 @@ avx2_ret:
 	VADDPS Z0, hi, hi
 
 // Activation in registers: constants Z12..Z15 (ea, eb, lo, hi), R10 = mulx.
+// ea·x + eb is a multiply then an add (two roundings), never an FMA, so the
+// fused epilogue gives exactly what the Go code of a standalone activation
+// node gives: a graph cut between a Conv and its activation stays
+// bit-identical.
 #define Z_ACT(x) \
 	VMOVAPS x, Z0 \
-	VFMADD213PS Z13, Z12, Z0 \
+	VMULPS Z12, Z0, Z0 \
+	VADDPS Z13, Z0, Z0 \
 	VMAXPS Z14, Z0, Z0 \
 	VMINPS Z15, Z0, Z0 \
 	TESTL R10, R10 \
@@ -431,8 +437,9 @@ GLOBL dwmask<>(SB), RODATA|NOPTR, $64
 #define DW_ACT(x, t) \
 	VMOVAPS x, t \
 	TESTQ R12, R12 \
-	JZ 7(PC) \
-	VFMADD213PS Y12, Y11, t \
+	JZ 8(PC) \
+	VMULPS Y11, t, t \
+	VADDPS Y12, t, t \
 	VMAXPS Y13, t, t \
 	VMINPS Y14, t, t \
 	TESTL R11, R11 \
@@ -1044,9 +1051,10 @@ GLOBL dwzmask<>(SB), RODATA|NOPTR, $34
 // Activation of x in place; constants Z11..Z14 (ea, eb, lo, hi).
 #define DW3_ACT(x) \
 	CMPL DW_ACTF(DI), $0 \
-	JEQ  9(PC) \
+	JEQ  10(PC) \
 	VMOVAPS x, Z5 \
-	VFMADD213PS Z12, Z11, Z5 \
+	VMULPS Z11, Z5, Z5 \
+	VADDPS Z12, Z5, Z5 \
 	VMAXPS Z13, Z5, Z5 \
 	VMINPS Z14, Z5, Z5 \
 	CMPL DW_MULX(DI), $0 \

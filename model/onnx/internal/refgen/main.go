@@ -5,8 +5,8 @@
 // it, as NumPy .npy files, plus a manifest.
 //
 // It runs ONNX Runtime (the shared library from npm onnxruntime-node@1.30.0,
-// fetched by scripts/fetch-models.sh) through github.com/yalue/onnxruntime_go
-// with one intra-op thread. Besides the model's own output it records a few
+// fetched by scripts/fetch-models.sh) through internal/ortref with one
+// intra-op thread. Besides the model's own output it records a few
 // intermediate tensors ("taps"): the model is re-exported by onnx.Encode with
 // those tensors added as graph outputs, which also checks that ONNX Runtime
 // accepts edgesplit's exporter output.
@@ -29,9 +29,9 @@ import (
 	"path/filepath"
 	"strings"
 
-	ort "github.com/yalue/onnxruntime_go"
 	"gorgonia.org/tensor"
 
+	"github.com/edgesplit/edgesplit/internal/ortref"
 	"github.com/edgesplit/edgesplit/model"
 	"github.com/edgesplit/edgesplit/model/npy"
 	"github.com/edgesplit/edgesplit/model/onnx"
@@ -39,15 +39,22 @@ import (
 
 func main() {
 	modelPath := flag.String("model", "", "ONNX model file")
-	ortLib := flag.String("ort", "", "path to libonnxruntime.so")
+	ortLib := flag.String("ort", "", "path to libonnxruntime.so (default: the one scripts/fetch-models.sh caches)")
 	outDir := flag.String("out", "model/onnx/testdata/ppocr", "output folder")
 	shapeFlag := flag.String("shape", "1,3,48,192", "input shape")
 	seed := flag.Uint64("seed", 20261128, "PRNG seed (PCG, stream 1) for the input, uniform in [-1, 1)")
 	taps := flag.String("taps", "hardswish_0.tmp_0,relu_1.tmp_0,p2o.Mul.51,hardswish_17.tmp_0,p2o.GlobalAveragePool.19,p2o.Add.87",
 		"comma-separated intermediate tensors to record as well")
 	flag.Parse()
-	if *modelPath == "" || *ortLib == "" {
-		log.Fatal("refgen: -model and -ort are required")
+	if *modelPath == "" {
+		log.Fatal("refgen: -model is required")
+	}
+	if *ortLib == "" {
+		lib, err := ortref.LibPath()
+		if err != nil {
+			log.Fatal("refgen: ", err)
+		}
+		*ortLib = lib
 	}
 	if err := run(*modelPath, *ortLib, *outDir, *shapeFlag, *seed, splitList(*taps)); err != nil {
 		log.Fatal("refgen: ", err)
@@ -110,83 +117,50 @@ func run(modelPath, ortLib, outDir, shapeFlag string, seed uint64, taps []string
 	if err != nil {
 		return fmt.Errorf("shape inference: %w", err)
 	}
-
-	ort.SetSharedLibraryPath(ortLib)
-	if err := ort.InitializeEnvironment(); err != nil {
-		return err
-	}
-	defer ort.DestroyEnvironment()
-	opts, err := ort.NewSessionOptions()
-	if err != nil {
-		return err
-	}
-	defer opts.Destroy()
-	if err := opts.SetIntraOpNumThreads(1); err != nil {
-		return err
-	}
-	if err := opts.SetInterOpNumThreads(1); err != nil {
-		return err
-	}
-
-	x := seededInput(shape, seed)
-	in, err := ort.NewTensor(ort.NewShape(int64s(shape)...), x)
-	if err != nil {
-		return err
-	}
-	defer in.Destroy()
 	var outNames []string
-	var outs []ort.Value
-	var outTensors []*ort.Tensor[float32]
 	for _, o := range g.Outputs {
-		s, ok := sg.Shapes[o.Name]
-		if !ok {
-			return fmt.Errorf("no inferred shape for %q", o.Name)
-		}
-		t, err := ort.NewEmptyTensor[float32](ort.NewShape(int64s(s)...))
-		if err != nil {
-			return err
-		}
-		defer t.Destroy()
 		outNames = append(outNames, o.Name)
-		outs = append(outs, t)
-		outTensors = append(outTensors, t)
 	}
-	sess, err := ort.NewAdvancedSessionWithONNXData(data, []string{g.Inputs[0].Name}, outNames, []ort.Value{in}, outs, opts)
+	outShapes, err := ortref.Shapes(sg, outNames...)
 	if err != nil {
-		return fmt.Errorf("ONNX Runtime rejected the exported model: %w", err)
+		return err
 	}
-	defer sess.Destroy()
-	if err := sess.Run(); err != nil {
+	orig, err := os.ReadFile(modelPath)
+	if err != nil {
 		return err
 	}
 
+	closeORT, err := ortref.Init(ortLib)
+	if err != nil {
+		return err
+	}
+	defer closeORT()
+	x := seededInput(shape, seed)
+	in := []*tensor.Dense{tensor.New(tensor.WithShape(shape...), tensor.WithBacking(x))}
+	inNames := []string{g.Inputs[0].Name}
+	outs, err := ortref.Run(data, inNames, in, outNames, outShapes, 1)
+	if err != nil {
+		return fmt.Errorf("exported model: %w", err)
+	}
 	// The unmodified model too: its output must equal the tapped export's.
-	final, err := ort.NewEmptyTensor[float32](outTensors[0].GetShape())
+	final, err := ortref.Run(orig, inNames, in, []string{finalOut}, outShapes[:1], 1)
 	if err != nil {
-		return err
-	}
-	defer final.Destroy()
-	sess0, err := ort.NewAdvancedSession(modelPath, []string{g.Inputs[0].Name}, []string{finalOut}, []ort.Value{in}, []ort.Value{final}, opts)
-	if err != nil {
-		return err
-	}
-	defer sess0.Destroy()
-	if err := sess0.Run(); err != nil {
-		return err
+		return fmt.Errorf("original model: %w", err)
 	}
 	// ONNX Runtime fuses differently when intermediate tensors are outputs,
 	// so the two may differ in the last bits; the recorded final output is
 	// the original model's.
 	worst := 0.0
-	for i, v := range final.GetData() {
-		d := math.Abs(float64(v-outTensors[0].GetData()[i])) / math.Max(1, math.Abs(float64(v)))
+	tapped := outs[0].Data().([]float32)
+	for i, v := range final[0].Data().([]float32) {
+		d := math.Abs(float64(v-tapped[i])) / math.Max(1, math.Abs(float64(v)))
 		worst = math.Max(worst, d)
 	}
 	if worst > 1e-5 {
 		return fmt.Errorf("exported model's output differs from the original model's by %g", worst)
 	}
 	log.Printf("refgen: exported (tapped) model vs original in ONNX Runtime: max scaled diff %g", worst)
-	copy(outTensors[0].GetData(), final.GetData())
+	outs[0] = final[0]
 
 	if err := os.MkdirAll(outDir, 0o755); err != nil {
 		return err
@@ -194,16 +168,12 @@ func run(modelPath, ortLib, outDir, shapeFlag string, seed uint64, taps []string
 	var manifest strings.Builder
 	fmt.Fprintf(&manifest, "# Written by model/onnx/internal/refgen (ONNX Runtime 1.30, 1 thread) for %s\n", filepath.Base(modelPath))
 	fmt.Fprintf(&manifest, "# input: x.npy, shape %v, uniform [-1,1) from PCG(%d, 1); outputs: tensor name, file\n", shape, seed)
-	if err := writeNpy(filepath.Join(outDir, "x.npy"), shape, x); err != nil {
+	if err := writeNpy(filepath.Join(outDir, "x.npy"), in[0]); err != nil {
 		return err
 	}
 	for i, name := range outNames {
 		file := fmt.Sprintf("out%d.npy", i)
-		s := []int{}
-		for _, d := range outTensors[i].GetShape() {
-			s = append(s, int(d))
-		}
-		if err := writeNpy(filepath.Join(outDir, file), s, outTensors[i].GetData()); err != nil {
+		if err := writeNpy(filepath.Join(outDir, file), outs[i]); err != nil {
 			return err
 		}
 		fmt.Fprintf(&manifest, "%s %s\n", name, file)
@@ -211,20 +181,11 @@ func run(modelPath, ortLib, outDir, shapeFlag string, seed uint64, taps []string
 	return os.WriteFile(filepath.Join(outDir, "manifest.txt"), []byte(manifest.String()), 0o644)
 }
 
-func int64s(s []int) []int64 {
-	r := make([]int64, len(s))
-	for i, d := range s {
-		r[i] = int64(d)
-	}
-	return r
-}
-
-func writeNpy(path string, shape []int, data []float32) error {
+func writeNpy(path string, t *tensor.Dense) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return err
 	}
-	t := tensor.New(tensor.WithShape(shape...), tensor.WithBacking(append([]float32(nil), data...)))
 	if err := npy.Write(f, t); err != nil {
 		f.Close()
 		return err
