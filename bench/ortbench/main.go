@@ -4,7 +4,8 @@
 // model, printing the same line as `edgesplit bench model`:
 // median_ms=<float> min_ms=<float>. It is the reference side of
 // bench/engine.sh and needs cgo plus the shared library fetched by
-// scripts/fetch-models.sh:
+// scripts/fetch-models.sh (-ort defaults to the cached one; set-up is
+// internal/ortref's):
 //
 //	go run -tags ortref ./bench/ortbench -model M.onnx -ort ~/.cache/edgesplit/libonnxruntime.so.1
 package main
@@ -18,8 +19,7 @@ import (
 	"slices"
 	"time"
 
-	ort "github.com/yalue/onnxruntime_go"
-
+	"github.com/edgesplit/edgesplit/internal/ortref"
 	"github.com/edgesplit/edgesplit/model"
 	"github.com/edgesplit/edgesplit/model/npy"
 	"github.com/edgesplit/edgesplit/model/onnx"
@@ -27,7 +27,7 @@ import (
 
 func main() {
 	modelPath := flag.String("model", "", "ONNX model")
-	lib := flag.String("ort", "", "libonnxruntime.so path")
+	lib := flag.String("ort", "", "libonnxruntime.so path (default: the one scripts/fetch-models.sh caches)")
 	iters := flag.Int("iters", 50, "timed runs")
 	warmup := flag.Int("warmup", 5, "untimed runs first")
 	threads := flag.Int("threads", 1, "intra-op threads")
@@ -39,8 +39,14 @@ func main() {
 }
 
 func run(modelPath, lib, input string, iters, warmup, threads int) error {
-	if modelPath == "" || lib == "" || iters < 1 {
-		return fmt.Errorf("-model, -ort and -iters ≥ 1 are required")
+	if modelPath == "" || iters < 1 {
+		return fmt.Errorf("-model and -iters ≥ 1 are required")
+	}
+	if lib == "" {
+		var err error
+		if lib, err = ortref.LibPath(); err != nil {
+			return err
+		}
 	}
 	g, err := onnx.Load(modelPath)
 	if err != nil {
@@ -65,56 +71,40 @@ func run(modelPath, lib, input string, iters, warmup, threads int) error {
 	if err != nil {
 		return err
 	}
-	ort.SetSharedLibraryPath(lib)
-	if err := ort.InitializeEnvironment(); err != nil {
-		return err
-	}
-	defer ort.DestroyEnvironment()
-	opts, err := ort.NewSessionOptions()
+	data, err := os.ReadFile(modelPath)
 	if err != nil {
 		return err
 	}
-	defer opts.Destroy()
-	if err := opts.SetIntraOpNumThreads(threads); err != nil {
-		return err
-	}
-	if err := opts.SetInterOpNumThreads(1); err != nil {
-		return err
-	}
-	var ins, outs []ort.Value
 	var inNames, outNames []string
-	rng := rand.New(rand.NewPCG(1, 0x5eed))
+	var inShapes [][]int
 	for _, in := range sg.Inputs {
-		n := 1
-		for _, d := range in.Shape {
-			n *= d
-		}
-		x := make([]float32, n)
-		for i := range x {
-			x[i] = rng.Float32()
-		}
-		t, err := ort.NewTensor(ort.NewShape(int64s(in.Shape)...), x)
-		if err != nil {
-			return err
-		}
-		defer t.Destroy()
-		ins = append(ins, t)
 		inNames = append(inNames, in.Name)
+		inShapes = append(inShapes, in.Shape)
 	}
 	for _, o := range sg.Outputs {
-		t, err := ort.NewEmptyTensor[float32](ort.NewShape(int64s(sg.Shapes[o.Name])...))
-		if err != nil {
-			return err
-		}
-		defer t.Destroy()
-		outs = append(outs, t)
 		outNames = append(outNames, o.Name)
 	}
-	sess, err := ort.NewAdvancedSession(modelPath, inNames, outNames, ins, outs, opts)
+	outShapes, err := ortref.Shapes(sg, outNames...)
 	if err != nil {
 		return err
 	}
-	defer sess.Destroy()
+	closeORT, err := ortref.Init(lib)
+	if err != nil {
+		return err
+	}
+	defer closeORT()
+	sess, err := ortref.New(data, inNames, inShapes, outNames, outShapes, threads)
+	if err != nil {
+		return err
+	}
+	defer sess.Close()
+	rng := rand.New(rand.NewPCG(1, 0x5eed))
+	for i := range inNames {
+		x := sess.Input(i)
+		for j := range x {
+			x[j] = rng.Float32()
+		}
+	}
 	for range warmup {
 		if err := sess.Run(); err != nil {
 			return err
@@ -131,12 +121,4 @@ func run(modelPath, lib, input string, iters, warmup, threads int) error {
 	slices.Sort(times)
 	fmt.Printf("median_ms=%.4f min_ms=%.4f\n", float64(times[len(times)/2])/1e6, float64(times[0])/1e6)
 	return nil
-}
-
-func int64s(s []int) []int64 {
-	out := make([]int64, len(s))
-	for i, d := range s {
-		out[i] = int64(d)
-	}
-	return out
 }

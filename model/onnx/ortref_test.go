@@ -20,16 +20,7 @@ import (
 // Needs cgo and scripts/fetch-models.sh; run with -tags ortref.
 func TestORTRunsExport(t *testing.T) {
 	path := cachedModel(t, ppocrModel)
-	lib, err := ortref.LibPath()
-	if err != nil {
-		t.Skip(err)
-	}
-	closeORT, err := ortref.Init(lib)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closeORT()
-
+	ortref.InitTest(t)
 	g, err := onnx.Load(path)
 	if err != nil {
 		t.Fatal(err)
@@ -48,8 +39,8 @@ func TestORTRunsExport(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: Encode: %v", what, err)
 		}
-		in := tensor.New(tensor.WithShape(sg.Shapes[pg.Inputs[0].Name]...), tensor.WithBacking(in))
-		outs, err := ortref.Run(data, []string{pg.Inputs[0].Name}, []*tensor.Dense{in},
+		it := tensor.New(tensor.WithShape(sg.Shapes[pg.Inputs[0].Name]...), tensor.WithBacking(in))
+		outs, err := ortref.Run(data, []string{pg.Inputs[0].Name}, []*tensor.Dense{it},
 			[]string{pg.Outputs[0].Name}, [][]int{sg.Shapes[pg.Outputs[0].Name]}, 1)
 		if err != nil {
 			t.Fatalf("%s: in ONNX Runtime: %v", what, err)

@@ -5,32 +5,14 @@ package train
 import (
 	"context"
 	"math"
-	"os"
-	"path/filepath"
 	"testing"
 
-	ort "github.com/yalue/onnxruntime_go"
-
+	"github.com/edgesplit/edgesplit/internal/ortref"
 	"github.com/edgesplit/edgesplit/model"
 	"github.com/edgesplit/edgesplit/model/onnx"
 	"github.com/edgesplit/edgesplit/model/zoo"
 	"gorgonia.org/tensor"
 )
-
-// ortLib finds the ONNX Runtime shared library (from the npm package
-// onnxruntime-node@1.30.0, cached by scripts/fetch-models.sh).
-func ortLib(t *testing.T) string {
-	dir := os.Getenv("EDGESPLIT_CACHE")
-	if dir == "" {
-		home, _ := os.UserHomeDir()
-		dir = filepath.Join(home, ".cache", "edgesplit")
-	}
-	p := filepath.Join(dir, "libonnxruntime.so.1")
-	if _, err := os.Stat(p); err != nil {
-		t.Skipf("ONNX Runtime library not cached: %v", err)
-	}
-	return p
-}
 
 // TestORTMatchesTrainer runs the exported, trained models in ONNX Runtime
 // and checks their logits and probabilities against edgesplit's engine and
@@ -38,18 +20,7 @@ func ortLib(t *testing.T) string {
 // embedded seed-cnn and a briefly trained lenet-exits (three exits).
 // Needs cgo; run with -tags ortref.
 func TestORTMatchesTrainer(t *testing.T) {
-	ort.SetSharedLibraryPath(ortLib(t))
-	if err := ort.InitializeEnvironment(); err != nil {
-		t.Fatal(err)
-	}
-	defer ort.DestroyEnvironment()
-	opts, err := ort.NewSessionOptions()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer opts.Destroy()
-	opts.SetIntraOpNumThreads(1)
-
+	ortref.InitTest(t)
 	sp := mnistSubset(t, 1200)
 	seed, _, err := zoo.SeedCNNTrained()
 	if err != nil {
@@ -89,33 +60,21 @@ func TestORTMatchesTrainer(t *testing.T) {
 				t.Fatal(err)
 			}
 			ex := en.NewExtractor()
-			in, err := ort.NewTensor(ort.NewShape(1, 1, 28, 28), make([]float32, 784))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer in.Destroy()
 			var names []string
-			var outs []ort.Value
-			var outT []*ort.Tensor[float32]
+			var shapes [][]int
 			for _, o := range g.Outputs {
-				ot, err := ort.NewEmptyTensor[float32](ort.NewShape(1, 10))
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer ot.Destroy()
 				names = append(names, o.Name)
-				outs = append(outs, ot)
-				outT = append(outT, ot)
+				shapes = append(shapes, []int{1, 10})
 			}
-			s, err := ort.NewAdvancedSessionWithONNXData(data, []string{g.Inputs[0].Name}, names, []ort.Value{in}, outs, opts)
+			s, err := ortref.New(data, []string{g.Inputs[0].Name}, [][]int{{1, 1, 28, 28}}, names, shapes, 1)
 			if err != nil {
 				t.Fatalf("ONNX Runtime rejects the export: %v", err)
 			}
-			defer s.Destroy()
+			defer s.Close()
 			var worst float64
 			for i := 0; i < 100; i++ {
 				img := sp.Test.Image(i)
-				copy(in.GetData(), img)
+				copy(s.Input(0), img)
 				if err := s.Run(); err != nil {
 					t.Fatal(err)
 				}
@@ -128,7 +87,7 @@ func TestORTMatchesTrainer(t *testing.T) {
 					t.Fatal(err)
 				}
 				for k := range names {
-					ref := outT[k].GetData()
+					ref := s.Output(k)
 					got := eo[k].Data().([]float32)
 					for j := range ref {
 						d := math.Abs(float64(got[j] - ref[j]))
