@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -72,20 +73,35 @@ func ParseDevice(s string) (Device, error) {
 	return Device{}, fmt.Errorf("node: unknown device %q (known: %s, or slowdown:F)", s, strings.Join(names, ", "))
 }
 
-// Stretch sleeps so that work that took elapsed here takes Slowdown×elapsed
+// Stretch waits so that work that took elapsed here takes Slowdown×elapsed
 // in total, as it would on the emulated device. It returns early with ctx's
-// error if ctx ends.
+// error if ctx ends. Go timers wake up to a millisecond late, which would
+// dwarf the sub-millisecond layers of a small model, so the last
+// millisecond is spun out (the emulated device would be busy computing then
+// anyway).
 func (d Device) Stretch(ctx context.Context, elapsed time.Duration) error {
 	if d.Slowdown <= 1 || elapsed <= 0 {
 		return nil
 	}
 	extra := time.Duration(float64(elapsed) * (d.Slowdown - 1))
-	t := time.NewTimer(extra)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+	deadline := time.Now().Add(extra)
+	if sleep := extra - spinSlack; sleep > 0 {
+		t := time.NewTimer(sleep)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		}
 	}
+	for time.Now().Before(deadline) {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		runtime.Gosched()
+	}
+	return nil
 }
+
+// spinSlack is how much of a Stretch is spun instead of slept.
+const spinSlack = time.Millisecond

@@ -133,6 +133,8 @@ func (n *Node) Infer(ctx context.Context, req InferRequest) (*InferResult, error
 	if res.Fallback != "" {
 		res.Fallback = "local"
 		outcome = "fallback_local"
+	} else {
+		n.overheads[m.ID].observe(time.Since(start) - n.profiles[m.ID].HeadLatency(m.Nodes()))
 	}
 	n.finish(m, res, start, outcome)
 	return res, nil
@@ -179,6 +181,9 @@ func (n *Node) finish(m *Model, res *InferResult, start time.Time, outcome strin
 // Plan returns the plan the node would use now for model id under policy
 // (e.g. for `edgesplit plan` against a live node, and tests).
 func (n *Node) Plan(ctx context.Context, id, policy string) (scheduler.Plan, error) {
+	if n.cfg.Role != RoleEdge {
+		return scheduler.Plan{}, ErrNotEdge
+	}
 	m, err := n.model(id)
 	if err != nil {
 		return scheduler.Plan{}, err
@@ -193,6 +198,9 @@ func (n *Node) Plan(ctx context.Context, id, policy string) (scheduler.Plan, err
 // the model DAG, the codec table, and every live cloud serving the model
 // with its profile, link estimate and queue.
 func (n *Node) Inputs(ctx context.Context, id string) (*scheduler.Inputs, error) {
+	if n.cfg.Role != RoleEdge {
+		return nil, ErrNotEdge
+	}
 	m, err := n.model(id)
 	if err != nil {
 		return nil, err
@@ -201,7 +209,8 @@ func (n *Node) Inputs(ctx context.Context, id string) (*scheduler.Inputs, error)
 }
 
 func (n *Node) inputs(ctx context.Context, m *Model, codec string) *scheduler.Inputs {
-	in := &scheduler.Inputs{Edge: n.profiles[m.ID], DAG: n.dags[m.ID], Codecs: n.tables[m.ID].snapshot()}
+	in := &scheduler.Inputs{Edge: n.profiles[m.ID], DAG: n.dags[m.ID], Codecs: n.tables[m.ID].snapshot(),
+		Overhead: n.overheads[m.ID].value()}
 	if codec != "" {
 		in.Codecs = slices.DeleteFunc(in.Codecs, func(c scheduler.CodecModel) bool { return c.Name != codec })
 	}
@@ -558,9 +567,13 @@ func (n *Node) runLocal(ctx context.Context, m *Model, inputs []*tensor.Dense, h
 	for _, o := range m.Graph.Outputs {
 		res.Outputs = append(res.Outputs, h.values[o.Name])
 	}
-	prof := n.profiles[m.ID]
+	compute := n.profiles[m.ID].HeadLatency(m.Nodes())
+	var over time.Duration
+	if o, ok := n.overheads[m.ID]; ok {
+		over = o.value()
+	}
 	res.Plan = scheduler.Plan{Policy: res.Policy, K: m.Nodes(), Predicted: scheduler.Breakdown{
-		EdgeCompute: prof.HeadLatency(m.Nodes()), Total: prof.HeadLatency(m.Nodes())}}
+		Overhead: over, EdgeCompute: compute, Total: over + compute}}
 	res.Measured = Measured{EdgeCompute: h.elapsed + time.Since(start)}
 	res.BytesSent = 0
 	return nil

@@ -241,3 +241,55 @@ func newCodecTable(ctx context.Context, m *Model, base []scheduler.CodecModel) (
 	}
 	return t, nil
 }
+
+// overheadAlpha weighs each new residual of an edge-only request.
+const overheadAlpha = 0.2
+
+// maxOverhead bounds the learned per-request overhead, so one request
+// stalled by the machine cannot distort the predictions.
+const maxOverhead = 50 * time.Millisecond
+
+// overheadEstimate learns an edge's fixed per-request cost for one model:
+// what an edge-only request takes beyond the profile's compute (request
+// handling, scheduling, timer wake-ups). It is added to every plan alike.
+type overheadEstimate struct {
+	mu sync.Mutex
+	e  scheduler.EWMA
+}
+
+func (o *overheadEstimate) observe(residual time.Duration) {
+	r := min(max(residual, 0), maxOverhead)
+	o.mu.Lock()
+	o.e.Add(float64(r))
+	o.mu.Unlock()
+}
+
+func (o *overheadEstimate) value() time.Duration {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return time.Duration(o.e.Value())
+}
+
+// calibrateOverhead runs model m edge-only a few times at start, as a
+// request would, to seed the overhead estimate.
+func (n *Node) calibrateOverhead(ctx context.Context, m *Model) error {
+	o := &overheadEstimate{}
+	o.e.Alpha = overheadAlpha
+	n.overheads[m.ID] = o
+	x := make([]*tensor.Dense, len(m.Graph.Inputs))
+	for i, in := range m.Graph.Inputs {
+		x[i] = model.UniformTensor(in.Shape, uint64(3+i))
+	}
+	compute := n.profiles[m.ID].HeadLatency(m.Nodes())
+	var res InferResult
+	for i := range 6 {
+		start := time.Now()
+		if err := n.runLocal(ctx, m, x, nil, &res); err != nil {
+			return err
+		}
+		if i > 0 { // the first run compiles the piece
+			o.observe(time.Since(start) - compute)
+		}
+	}
+	return nil
+}

@@ -163,3 +163,30 @@ func TestMetaLimits(t *testing.T) {
 		t.Fatalf("round trip: %+v, %v", got, err)
 	}
 }
+
+func TestDeviceStretch(t *testing.T) {
+	d, err := ParseDevice("raspberry-pi-4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, elapsed := range []time.Duration{50 * time.Microsecond, 400 * time.Microsecond, 3 * time.Millisecond} {
+		start := time.Now()
+		if err := d.Stretch(context.Background(), elapsed); err != nil {
+			t.Fatal(err)
+		}
+		want := time.Duration(float64(elapsed) * (d.Slowdown - 1))
+		if got := time.Since(start); got < want {
+			t.Errorf("Stretch(%v) waited %v, want at least %v", elapsed, got, want)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := d.Stretch(ctx, time.Second); err == nil {
+		t.Error("Stretch ignored a cancelled context")
+	}
+	for _, bad := range []string{"toaster", "slowdown:0.5", "slowdown:x"} {
+		if _, err := ParseDevice(bad); err == nil {
+			t.Errorf("ParseDevice(%q) accepted", bad)
+		}
+	}
+}

@@ -57,8 +57,9 @@ type Node struct {
 	probeMu   sync.Mutex
 	lastProbe map[string]time.Time // per cloud name
 	linksMu   sync.Mutex
-	links     map[string]*linkEstimate // per cloud name
-	tables    map[string]*codecTable   // per model id
+	links     map[string]*linkEstimate     // per cloud name
+	tables    map[string]*codecTable       // per model id
+	overheads map[string]*overheadEstimate // per model id
 
 	mu       sync.Mutex
 	closed   bool
@@ -93,6 +94,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		lastProbe: make(map[string]time.Time),
 		links:     make(map[string]*linkEstimate),
 		tables:    make(map[string]*codecTable),
+		overheads: make(map[string]*overheadEstimate),
 		stopMeta:  make(chan struct{}),
 	}
 	n.serviceT.Alpha = 0.2
@@ -120,6 +122,9 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		for _, m := range cfg.Models {
 			if n.tables[m.ID], err = newCodecTable(ctx, m, n.codecs); err != nil {
 				return nil, fmt.Errorf("node: codec ratios of model %s: %w", m.ID, err)
+			}
+			if err := n.calibrateOverhead(ctx, m); err != nil {
+				return nil, fmt.Errorf("node: calibrate model %s: %w", m.ID, err)
 			}
 		}
 	}

@@ -89,6 +89,11 @@ type Inputs struct {
 	Codecs []CodecModel
 	// Clouds lists the candidate cloud nodes.
 	Clouds []CloudInput
+	// Overhead is a fixed per-request cost on the edge (request handling,
+	// scheduling, waking up), added to every plan alike: it never changes a
+	// decision, but keeps predictions honest for models whose whole run is
+	// a millisecond. Zero when unknown.
+	Overhead time.Duration
 }
 
 // Validate checks the inputs and returns an *InputError naming the first bad
@@ -100,6 +105,9 @@ func (in *Inputs) Validate() error {
 	n := len(in.Edge.Nodes)
 	if len(in.Edge.Cuts) != n+1 {
 		return &InputError{"Edge.Cuts", fmt.Sprintf("has %d entries, want %d (one per K in 0..%d)", len(in.Edge.Cuts), n+1, n)}
+	}
+	if in.Overhead < 0 {
+		return &InputError{"Overhead", "negative"}
 	}
 	for i, nd := range in.Edge.Nodes {
 		if nd.Latency < 0 {
@@ -160,6 +168,8 @@ func (in *Inputs) anyCloud() bool {
 // Breakdown is a predicted (or, in sim and node, measured) latency split
 // into the cost model's terms. RTT holds both halves.
 type Breakdown struct {
+	// Overhead is the fixed per-request cost on the edge (Inputs.Overhead).
+	Overhead     time.Duration
 	EdgeCompute  time.Duration
 	Encode       time.Duration
 	Uplink       time.Duration
@@ -172,7 +182,7 @@ type Breakdown struct {
 }
 
 func (b *Breakdown) sum() {
-	b.Total = b.EdgeCompute + b.Encode + b.Uplink + b.RTT + b.Queue + b.CloudCompute + b.Decode + b.Downlink
+	b.Total = b.Overhead + b.EdgeCompute + b.Encode + b.Uplink + b.RTT + b.Queue + b.CloudCompute + b.Decode + b.Downlink
 }
 
 // Plan is a decision: run the head on the edge, send the boundary with Codec
@@ -228,6 +238,7 @@ func perByte(bps float64) float64 {
 func (in *Inputs) costPrefix(k int, head, tail time.Duration, c *CodecModel, cl *CloudInput) (Breakdown, int64, int64) {
 	n := len(in.Edge.Nodes)
 	var b Breakdown
+	b.Overhead = in.Overhead
 	b.EdgeCompute = head
 	if k >= n {
 		b.sum()

@@ -236,6 +236,7 @@ func (in *Inputs) costSet(d *DAG, onEdge []bool, c *CodecModel, cl *CloudInput) 
 			}
 		}
 	}
+	b.Overhead = in.Overhead
 	b.Encode = durOf(float64(raw) * perByte(c.EncodeBps))
 	b.Uplink = durOf(float64(wire) / cl.Link.Up)
 	b.RTT = cl.Link.RTT

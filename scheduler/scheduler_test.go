@@ -459,3 +459,34 @@ func TestCutRatios(t *testing.T) {
 		t.Errorf("negative cut ratio: %v", err)
 	}
 }
+
+// TestOverhead: the edge's fixed per-request cost is added to every plan and
+// changes no decision.
+func TestOverhead(t *testing.T) {
+	in, _ := tiny()
+	var before []Plan
+	for _, pol := range []Policy{EdgeOnly{}, CloudOnly{}, Neurosurgeon{}, &DADS{}} {
+		p, err := pol.Plan(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before = append(before, p)
+	}
+	in.Overhead = 3 * time.Millisecond
+	for i, pol := range []Policy{EdgeOnly{}, CloudOnly{}, Neurosurgeon{}, &DADS{}} {
+		p, err := pol.Plan(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.K != before[i].K || p.Codec != before[i].Codec || p.Cloud != before[i].Cloud {
+			t.Errorf("%s: overhead changed the plan %v → %v", pol.Name(), before[i], p)
+		}
+		if p.Predicted.Total != before[i].Predicted.Total+3*time.Millisecond || p.Predicted.Overhead != 3*time.Millisecond {
+			t.Errorf("%s: total %v, want %v + 3ms", pol.Name(), p.Predicted.Total, before[i].Predicted.Total)
+		}
+	}
+	in.Overhead = -1
+	if err := in.Validate(); err == nil {
+		t.Error("negative overhead validated")
+	}
+}
