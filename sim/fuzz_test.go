@@ -34,7 +34,8 @@ func FuzzParseScenario(f *testing.F) {
 }
 
 // FuzzParseTrace: a parsed trace has a positive period and non-decreasing
-// timestamps, and transfers on it finish no earlier than they start.
+// timestamps, and transfers on it finish no earlier than they start; an
+// error is one line starting "trace".
 func FuzzParseTrace(f *testing.F) {
 	f.Add([]byte("1\n1\n3\n4\n"))
 	f.Add([]byte("# x\n\n5\n10\n"))
@@ -42,6 +43,9 @@ func FuzzParseTrace(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		tr, err := ParseTrace(bytes.NewReader(b))
 		if err != nil {
+			if msg := err.Error(); !strings.HasPrefix(msg, "trace") || strings.Contains(msg, "\n") {
+				t.Fatalf("error %q", msg)
+			}
 			return
 		}
 		if tr.period <= 0 {

@@ -2,16 +2,17 @@ package sim
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"math"
-	"sort"
-	"strconv"
-	"strings"
+	"time"
+
+	"github.com/edgesplit/edgesplit/internal/mahimahi"
 )
 
 // MTU is the bytes one Mahimahi delivery opportunity carries.
-const MTU = 1500
+const MTU = mahimahi.OpportunityBytes
 
 // maxTraceLines bounds a trace file (a day of 1 Gbit/s is far below it).
 const maxTraceLines = 50_000_000
@@ -20,49 +21,47 @@ const maxTraceLines = 50_000_000
 // offset at which one MTU-sized packet can be delivered; the trace repeats
 // with a period of its last timestamp.
 type Trace struct {
-	ops    []int64 // ms, non-decreasing
-	period int64   // ms
+	ops    mahimahi.Trace // ms, non-decreasing
+	period int64          // ms
 }
 
 // ParseTrace reads a Mahimahi trace: one non-negative integer millisecond
-// timestamp per line, non-decreasing, the last one positive. Blank lines and
-// lines starting with # are skipped.
+// timestamp (below 2³² ms) per line, non-decreasing, the last one positive.
+// Blank lines and lines starting with # are skipped.
 func ParseTrace(r io.Reader) (*Trace, error) {
-	sc := bufio.NewScanner(r)
-	t := &Trace{}
-	line := 0
-	for sc.Scan() {
-		line++
-		s := strings.TrimSpace(sc.Text())
-		if s == "" || s[0] == '#' {
-			continue
-		}
-		v, err := strconv.ParseInt(s, 10, 64)
-		if err != nil || v < 0 {
-			return nil, fmt.Errorf("trace line %d: %q is not a millisecond timestamp ≥ 0", line, s)
-		}
-		if n := len(t.ops); n > 0 && v < t.ops[n-1] {
-			return nil, fmt.Errorf("trace line %d: timestamp %d goes back (previous %d)", line, v, t.ops[n-1])
-		}
-		if len(t.ops) >= maxTraceLines {
-			return nil, fmt.Errorf("trace: more than %d lines", maxTraceLines)
-		}
-		t.ops = append(t.ops, v)
+	ops, err := mahimahi.Parse(r, mahimahi.Limits{MaxOpportunities: maxTraceLines, MaxLineBytes: bufio.MaxScanTokenSize})
+	if err != nil {
+		return nil, traceError(err)
 	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("trace: %w", err)
-	}
-	if len(t.ops) == 0 {
-		return nil, fmt.Errorf("trace: no timestamps")
-	}
-	t.period = t.ops[len(t.ops)-1]
-	if t.period <= 0 {
-		return nil, fmt.Errorf("trace: last timestamp must be > 0 (it is the period)")
-	}
-	return t, nil
+	return &Trace{ops: ops, period: int64(ops[len(ops)-1])}, nil
 }
 
-// TraceFromRate builds a trace of a constant rate in Mbit/s over periodMs.
+// traceError words a parse error as the simulator always has (it reaches
+// scenario validation messages).
+func traceError(err error) error {
+	var e *mahimahi.Error
+	if !errors.As(err, &e) {
+		return fmt.Errorf("trace: %w", err)
+	}
+	switch e.Kind {
+	case mahimahi.NotTimestamp:
+		return fmt.Errorf("trace line %d: %q is not a millisecond timestamp ≥ 0", e.Line, e.Text)
+	case mahimahi.Decreasing:
+		return fmt.Errorf("trace line %d: timestamp %d goes back (previous %d)", e.Line, e.Value, e.Prev)
+	case mahimahi.TooMany:
+		return fmt.Errorf("trace: more than %d lines", e.Limit)
+	case mahimahi.ReadFailed:
+		return fmt.Errorf("trace: %w", e.Err)
+	case mahimahi.Empty:
+		return errors.New("trace: no timestamps")
+	case mahimahi.NoPeriod:
+		return errors.New("trace: last timestamp must be > 0 (it is the period)")
+	}
+	return fmt.Errorf("trace: %w", err)
+}
+
+// TraceFromRate builds a trace of a constant rate in Mbit/s over periodMs
+// (1 ≤ periodMs < 2³²).
 func TraceFromRate(mbps float64, periodMs int64) *Trace {
 	perMs := mbps * 1e6 / 8 / MTU / 1000
 	t := &Trace{period: periodMs}
@@ -70,39 +69,24 @@ func TraceFromRate(mbps float64, periodMs int64) *Trace {
 	for ms := int64(1); ms <= periodMs; ms++ {
 		acc += perMs
 		for acc >= 1 {
-			t.ops = append(t.ops, ms)
+			t.ops = append(t.ops, uint32(ms))
 			acc--
 		}
 	}
-	if len(t.ops) == 0 || t.ops[len(t.ops)-1] != periodMs {
-		t.ops = append(t.ops, periodMs)
+	if len(t.ops) == 0 || int64(t.ops[len(t.ops)-1]) != periodMs {
+		t.ops = append(t.ops, uint32(periodMs))
 	}
 	return t
 }
 
 // MeanMbps is the trace's average rate.
-func (t *Trace) MeanMbps() float64 {
-	return float64(len(t.ops)) * MTU * 8 / (float64(t.period) / 1000) / 1e6
-}
+func (t *Trace) MeanMbps() float64 { return t.ops.MeanRate() / 1e6 }
 
 // count is the number of opportunities strictly before time ns (from 0).
-func (t *Trace) count(ns int64) int64 {
-	if ns <= 0 {
-		return 0
-	}
-	ms := (ns + 999_999) / 1_000_000 // opportunities at ms < ns/1e6 → ceil
-	loops := ms / t.period
-	off := ms - loops*t.period
-	i := sort.Search(len(t.ops), func(i int) bool { return t.ops[i] >= off })
-	return loops*int64(len(t.ops)) + int64(i)
-}
+func (t *Trace) count(ns int64) int64 { return t.ops.CountBefore(time.Duration(ns)) }
 
 // at is the time (ns) of opportunity number c (0-based).
-func (t *Trace) at(c int64) int64 {
-	n := int64(len(t.ops))
-	loops := c / n
-	return (loops*t.period + t.ops[c%n]) * 1_000_000
-}
+func (t *Trace) at(c int64) int64 { return int64(t.ops.At(c)) }
 
 // finish returns when bytes sent from time start (ns) have all been
 // delivered: the time of the ceil(bytes/MTU)-th opportunity at or after
@@ -121,8 +105,8 @@ func (t *Trace) rate(from, to, phase int64) float64 {
 	if to <= from {
 		return 0
 	}
-	c := t.count(to+phase) - t.count(from+phase)
-	return float64(c*MTU) / (float64(to-from) / 1e9)
+	b := t.ops.Bytes(time.Duration(from+phase), time.Duration(to+phase))
+	return float64(b) / (float64(to-from) / 1e9)
 }
 
 // cell shares an uplink among the flows in progress by egalitarian

@@ -72,14 +72,14 @@ type EstimationSpec struct {
 // CodecSpec is a codec preset's cost (see scheduler.CodecModel); throughputs
 // in MB/s of raw data (0: free).
 type CodecSpec struct {
-	Name       string  `yaml:"name"`
-	Ratio      float64 `yaml:"ratio"`
+	Name  string  `yaml:"name"`
+	Ratio float64 `yaml:"ratio"`
 	// CutRatios optionally gives the ratio at each prefix cut K (index K;
 	// 0 = use Ratio), as an edge node measures and learns them.
-	CutRatios []float64 `yaml:"cut_ratios,omitempty"`
-	EncodeMBps float64 `yaml:"encode_mbps"`
-	DecodeMBps float64 `yaml:"decode_mbps"`
-	MaxRelErr  float64 `yaml:"max_rel_err"`
+	CutRatios  []float64 `yaml:"cut_ratios,omitempty"`
+	EncodeMBps float64   `yaml:"encode_mbps"`
+	DecodeMBps float64   `yaml:"decode_mbps"`
+	MaxRelErr  float64   `yaml:"max_rel_err"`
 }
 
 // ModelSpec names a model and where its profile comes from: a synthetic

@@ -8,19 +8,23 @@ import (
 	"math"
 	"os"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/edgesplit/edgesplit/internal/mahimahi"
 )
 
 // OpportunityBytes is the number of bytes one Mahimahi delivery opportunity
 // carries.
-const OpportunityBytes = 1500
+const OpportunityBytes = mahimahi.OpportunityBytes
 
 // MaxTraceLines bounds the number of delivery opportunities a parsed trace
 // may hold (≈ 20 minutes at 1 Gbit/s), so a hostile file cannot exhaust memory.
 const MaxTraceLines = 100_000_000
+
+// maxTraceLineBytes bounds one line of a trace file.
+const maxTraceLineBytes = 4096
 
 // ErrBadTrace is wrapped by every trace parsing or validation error.
 var ErrBadTrace = errors.New("linkem: bad trace")
@@ -31,7 +35,7 @@ var ErrBadTrace = errors.New("linkem: bad trace")
 // trace loops with a period equal to its last timestamp. A Trace is immutable
 // and safe for concurrent use.
 type Trace struct {
-	ms []uint32
+	ms mahimahi.Trace
 }
 
 // NewTrace builds a trace from opportunity timestamps in milliseconds. The
@@ -44,88 +48,36 @@ func NewTrace(ms []uint32) (*Trace, error) {
 	return t, nil
 }
 
+// validate checks a Trace that may not have come from this package's
+// constructors (a zero Trace literal).
 func (t *Trace) validate() error {
-	if len(t.ms) == 0 {
-		return fmt.Errorf("%w: no delivery opportunities", ErrBadTrace)
-	}
-	for i := 1; i < len(t.ms); i++ {
-		if t.ms[i] < t.ms[i-1] {
-			return fmt.Errorf("%w: line %d: timestamp %d ms is before the previous one (%d ms)", ErrBadTrace, i+1, t.ms[i], t.ms[i-1])
-		}
-	}
-	if t.ms[len(t.ms)-1] == 0 {
-		return fmt.Errorf("%w: last timestamp is 0 ms, so the trace has no period", ErrBadTrace)
+	if err := mahimahi.Validate(t.ms); err != nil {
+		return fmt.Errorf("%w: %w", ErrBadTrace, err)
 	}
 	return nil
 }
 
 // Period returns the loop period (the last timestamp).
-func (t *Trace) Period() time.Duration { return time.Duration(t.ms[len(t.ms)-1]) * time.Millisecond }
+func (t *Trace) Period() time.Duration { return t.ms.Period() }
 
 // Len returns the number of delivery opportunities per period.
 func (t *Trace) Len() int { return len(t.ms) }
 
 // MeanRate returns the trace's mean capacity in bit/s.
-func (t *Trace) MeanRate() float64 {
-	return float64(len(t.ms)) * OpportunityBytes * 8 / t.Period().Seconds()
-}
-
-// countBefore returns the number of opportunities at times < d (d ≥ 0),
-// counting loops.
-func (t *Trace) countBefore(d time.Duration) int64 {
-	if d <= 0 {
-		return 0
-	}
-	period := t.Period()
-	loops := int64(d / period)
-	r := d - time.Duration(loops)*period
-	// opportunities in this loop with ms*1ms < r
-	i := sort.Search(len(t.ms), func(i int) bool { return time.Duration(t.ms[i])*time.Millisecond >= r })
-	return loops*int64(len(t.ms)) + int64(i)
-}
+func (t *Trace) MeanRate() float64 { return t.ms.MeanRate() }
 
 // CapacityBytes returns the bytes the trace can deliver in [from, to),
 // measured on the link's clock (time since the link started).
-func (t *Trace) CapacityBytes(from, to time.Duration) int64 {
-	if to <= from {
-		return 0
-	}
-	return (t.countBefore(to) - t.countBefore(from)) * OpportunityBytes
-}
+func (t *Trace) CapacityBytes(from, to time.Duration) int64 { return t.ms.Bytes(from, to) }
 
 // ParseTrace reads a Mahimahi trace: one non-negative integer millisecond
 // timestamp per line. Blank lines and lines starting with '#' are skipped.
 func ParseTrace(r io.Reader) (*Trace, error) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 4096), 4096)
-	var ms []uint32
-	line := 0
-	for sc.Scan() {
-		line++
-		s := strings.TrimSpace(sc.Text())
-		if s == "" || s[0] == '#' {
-			continue
-		}
-		v, err := strconv.ParseUint(s, 10, 32)
-		if err != nil {
-			return nil, fmt.Errorf("%w: line %d: %q is not a millisecond timestamp", ErrBadTrace, line, s)
-		}
-		if n := len(ms); n > 0 && uint32(v) < ms[n-1] {
-			return nil, fmt.Errorf("%w: line %d: timestamp %d ms is before the previous one (%d ms)", ErrBadTrace, line, v, ms[n-1])
-		}
-		if len(ms) >= MaxTraceLines {
-			return nil, fmt.Errorf("%w: more than %d lines", ErrBadTrace, MaxTraceLines)
-		}
-		ms = append(ms, uint32(v))
+	ms, err := mahimahi.Parse(r, mahimahi.Limits{MaxOpportunities: MaxTraceLines, MaxLineBytes: maxTraceLineBytes})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadTrace, err)
 	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("%w: line %d: %w", ErrBadTrace, line+1, err)
-	}
-	t := &Trace{ms: ms}
-	if err := t.validate(); err != nil {
-		return nil, err
-	}
-	return t, nil
+	return &Trace{ms: ms}, nil
 }
 
 // LoadTrace reads a Mahimahi trace file.
@@ -143,21 +95,7 @@ func LoadTrace(path string) (*Trace, error) {
 }
 
 // WriteTo writes the trace in Mahimahi's format.
-func (t *Trace) WriteTo(w io.Writer) (int64, error) {
-	bw := bufio.NewWriter(w)
-	var n int64
-	var buf [16]byte
-	for _, v := range t.ms {
-		b := strconv.AppendUint(buf[:0], uint64(v), 10)
-		b = append(b, '\n')
-		m, err := bw.Write(b)
-		n += int64(m)
-		if err != nil {
-			return n, err
-		}
-	}
-	return n, bw.Flush()
-}
+func (t *Trace) WriteTo(w io.Writer) (int64, error) { return t.ms.WriteTo(w) }
 
 // TraceFromRates builds a trace from a capacity series: rates[i] Mbit/s
 // holds during [i*step, (i+1)*step). step must be a whole number of
