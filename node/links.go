@@ -245,9 +245,11 @@ func newCodecTable(ctx context.Context, m *Model, base []scheduler.CodecModel) (
 // overheadAlpha weighs each new residual of an edge-only request.
 const overheadAlpha = 0.2
 
-// maxOverhead bounds the learned per-request overhead, so one request
-// stalled by the machine cannot distort the predictions.
-const maxOverhead = 50 * time.Millisecond
+// maxOverhead bounds the learned per-request overhead. The fixed cost of a
+// request is a fraction of a millisecond; a larger residual is the profile
+// being off (a slower or busier machine than when it was measured), which
+// is not a per-request constant and must not be added to every plan.
+const maxOverhead = 2 * time.Millisecond
 
 // overheadEstimate learns an edge's fixed per-request cost for one model:
 // what an edge-only request takes beyond the profile's compute (request
