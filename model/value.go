@@ -140,74 +140,62 @@ func denseToVal(name string, t *tensor.Dense) (v *tval, err error) {
 			return constI(shape, nil), nil
 		}
 	}
-	raw := t.Data()
-	switch d := raw.(type) {
+	short := func(have int) error {
+		return fmt.Errorf("model: initializer %q: %w: %d values for shape %v", name, ErrShape, have, shape)
+	}
+	switch d := t.Data().(type) {
 	case []float32:
 		if len(d) < n {
-			return nil, fmt.Errorf("model: initializer %q: %w: %d values for shape %v", name, ErrShape, len(d), shape)
+			return nil, short(len(d))
 		}
 		return constF(shape, d[:n]), nil
 	case float32:
 		return constF(shape, []float32{d}), nil
 	case []int64:
 		if len(d) < n {
-			return nil, fmt.Errorf("model: initializer %q: %w: %d values for shape %v", name, ErrShape, len(d), shape)
+			return nil, short(len(d))
 		}
 		return constI(shape, d[:n]), nil
 	case int64:
 		return constI(shape, []int64{d}), nil
 	case []float64:
 		if len(d) < n {
-			return nil, fmt.Errorf("model: initializer %q: %w: %d values for shape %v", name, ErrShape, len(d), shape)
+			return nil, short(len(d))
 		}
-		f := make([]float32, n)
-		for i := range f {
-			f[i] = float32(d[i])
-		}
-		return constF(shape, f), nil
+		return constF(shape, convertTo[float32](d[:n])), nil
 	case float64:
 		return constF(shape, []float32{float32(d)}), nil
 	case []int32:
 		if len(d) < n {
-			return nil, fmt.Errorf("model: initializer %q: %w: %d values for shape %v", name, ErrShape, len(d), shape)
+			return nil, short(len(d))
 		}
-		r := make([]int64, n)
-		for i := range r {
-			r[i] = int64(d[i])
-		}
-		return constI(shape, r), nil
+		return constI(shape, convertTo[int64](d[:n])), nil
 	case int32:
 		return constI(shape, []int64{int64(d)}), nil
 	case []int:
 		if len(d) < n {
-			return nil, fmt.Errorf("model: initializer %q: %w: %d values for shape %v", name, ErrShape, len(d), shape)
+			return nil, short(len(d))
 		}
-		r := make([]int64, n)
-		for i := range r {
-			r[i] = int64(d[i])
+		return constI(shape, convertTo[int64](d[:n])), nil
+	case []uint8:
+		if len(d) < n {
+			return nil, short(len(d))
 		}
-		return constI(shape, r), nil
+		return constI(shape, convertTo[int64](d[:n])), nil
+	case []int8:
+		if len(d) < n {
+			return nil, short(len(d))
+		}
+		return constI(shape, convertTo[int64](d[:n])), nil
 	case []bool:
 		if len(d) < n {
-			return nil, fmt.Errorf("model: initializer %q: %w: %d values for shape %v", name, ErrShape, len(d), shape)
+			return nil, short(len(d))
 		}
 		r := make([]int64, n)
 		for i := range r {
 			if d[i] {
 				r[i] = 1
 			}
-		}
-		return constI(shape, r), nil
-	case []uint8:
-		r := make([]int64, n)
-		for i := 0; i < n && i < len(d); i++ {
-			r[i] = int64(d[i])
-		}
-		return constI(shape, r), nil
-	case []int8:
-		r := make([]int64, n)
-		for i := 0; i < n && i < len(d); i++ {
-			r[i] = int64(d[i])
 		}
 		return constI(shape, r), nil
 	}
@@ -264,4 +252,13 @@ func (v *tval) scalarFloat() (float32, bool) {
 		return v.f[0], true
 	}
 	return float32(v.i[0]), true
+}
+
+// convertTo returns a copy of d with every value converted to To.
+func convertTo[To int64 | float32, From float64 | int32 | int | uint8 | int8](d []From) []To {
+	r := make([]To, len(d))
+	for i, v := range d {
+		r[i] = To(v)
+	}
+	return r
 }
