@@ -101,7 +101,7 @@ func (n *Node) Infer(ctx context.Context, req InferRequest) (*InferResult, error
 		if err != nil {
 			return nil, err
 		}
-		if plan.EdgeOnly() {
+		if plan.EdgeOnly() || len(tailSet(m, headSet(plan))) == 0 {
 			n.maybeProbe(m)
 			break
 		}
