@@ -22,6 +22,10 @@ import (
 // MaxInferBody limits the body of POST /v1/infer.
 const MaxInferBody = 32 << 20
 
+// MaxInferPixels limits the size of an image sent to POST /v1/infer, checked
+// from its header before it is decoded (a small file can claim a huge image).
+const MaxInferPixels = 4096 * 4096
+
 // InferResponse is the JSON answer of POST /v1/infer. Durations are in
 // milliseconds.
 type InferResponse struct {
@@ -141,9 +145,16 @@ func decodeInput(body []byte, m *Model) (*tensor.Dense, error) {
 		}
 		return t, nil
 	}
-	img, _, err := image.Decode(bytes.NewReader(body))
+	cfg, _, err := image.DecodeConfig(bytes.NewReader(body))
 	if err != nil {
 		return nil, fmt.Errorf("body is neither .npy nor a PNG/JPEG image: %w", err)
+	}
+	if cfg.Width <= 0 || cfg.Height <= 0 || cfg.Width*cfg.Height > MaxInferPixels {
+		return nil, fmt.Errorf("image is %d×%d pixels; at most %d pixels are accepted", cfg.Width, cfg.Height, MaxInferPixels)
+	}
+	img, _, err := image.Decode(bytes.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("decoding the image: %w", err)
 	}
 	var p dataset.Preprocess
 	if m.Sidecar != nil {

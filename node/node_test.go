@@ -1,15 +1,22 @@
 package node
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
+	"hash/crc32"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/edgesplit/edgesplit/model"
+	"github.com/edgesplit/edgesplit/model/npy"
 	"github.com/edgesplit/edgesplit/model/zoo"
 	"gorgonia.org/tensor"
 )
@@ -227,4 +234,51 @@ func TestConcurrentRequestsWithChurn(t *testing.T) {
 	slices.Sort(lat)
 	t.Logf("%d requests from %d clients, 0 lost, 0 duplicated, 0 wrong; served by %v; %d retried after a failure; p50 %v p99 %v",
 		answered, clients, served, fallbacks, lat[len(lat)/2], lat[len(lat)*99/100])
+}
+
+// TestInferAPIBadInput: bad bodies get clear 4xx errors, never a panic or a
+// huge allocation.
+func TestInferAPIBadInput(t *testing.T) {
+	lc, _ := startTestCluster(t, 1, "auto")
+	h := lc.Edges[0].Handler()
+	// A valid PNG header (IHDR with its CRC) claiming 100000×100000 pixels.
+	ihdr := []byte{'I', 'H', 'D', 'R', 0, 1, 0x86, 0xa0, 0, 1, 0x86, 0xa0, 8, 0, 0, 0, 0}
+	hugePNG := append([]byte("\x89PNG\r\n\x1a\n\x00\x00\x00\x0d"), ihdr...)
+	hugePNG = binary.BigEndian.AppendUint32(hugePNG, crc32.ChecksumIEEE(ihdr))
+	for _, tc := range []struct {
+		name, query string
+		body        []byte
+		code        int
+	}{
+		{"garbage", "", []byte("hello"), http.StatusBadRequest},
+		{"huge image", "", hugePNG, http.StatusBadRequest}, // refused from its header
+		{"npy of the wrong shape", "", npyBytes(t, randInput(1, []int{1, 3, 8, 8})), http.StatusBadRequest},
+		{"unknown model", "?model=nope", []byte("x"), http.StatusNotFound},
+		{"bad deadline", "?deadline=-5s", npyBytes(t, randInput(1, []int{1, 1, 28, 28})), http.StatusBadRequest},
+		{"unknown policy", "?policy=magic", npyBytes(t, randInput(1, []int{1, 1, 28, 28})), http.StatusInternalServerError},
+	} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/v1/infer"+tc.query, bytes.NewReader(tc.body)))
+		if rec.Code != tc.code || !strings.Contains(rec.Body.String(), `"error"`) {
+			t.Errorf("%s: %d %s, want %d with an error", tc.name, rec.Code, rec.Body.String(), tc.code)
+		}
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/v1/infer", bytes.NewReader(hugePNG)))
+	if !strings.Contains(rec.Body.String(), "100000×100000 pixels") {
+		t.Errorf("huge image: %s, want the pixel limit named", rec.Body.String())
+	}
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/v1/infer", bytes.NewReader(npyBytes(t, randInput(2, []int{1, 1, 28, 28})))))
+	if rec.Code != http.StatusOK {
+		t.Fatalf("good request: %d %s", rec.Code, rec.Body.String())
+	}
+}
+
+func npyBytes(t *testing.T, x *tensor.Dense) []byte {
+	var b bytes.Buffer
+	if err := npy.Write(&b, x); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
 }
