@@ -147,6 +147,10 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		Identity: cfg.Identity,
 		Handler:  transport.HandlerFunc(n.serveSegment),
 		Logger:   n.log,
+		// A segment's payload is one tensorcodec message, which the cloud
+		// decodes whole: never accept more than the decoder would.
+		MaxBodyBytes:         int64(tensorcodec.DefaultLimits().MaxBytes),
+		MaxConcurrentStreams: int64(max(16, 4*cfg.Workers)),
 	})
 	if err != nil {
 		conn.Close()
