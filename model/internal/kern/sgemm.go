@@ -123,41 +123,6 @@ func sgemmSmall(transA, transB bool, m, n, k int, a []float32, lda int, b []floa
 	}
 }
 
-// sgemmRef is the straightforward reference GEMM.
-func sgemmRef(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int,
-	c []float32, ldc int, accumulate bool) {
-	if m <= 0 || n <= 0 {
-		return
-	}
-	for i := 0; i < m; i++ {
-		crow := c[i*ldc : i*ldc+n]
-		if !accumulate {
-			clear(crow)
-		}
-		for p := 0; p < k; p++ {
-			var av float32
-			if transA {
-				av = a[p*lda+i]
-			} else {
-				av = a[i*lda+p]
-			}
-			if av == 0 {
-				continue
-			}
-			if transB {
-				for j := range crow {
-					crow[j] += av * b[j*ldb+p]
-				}
-			} else {
-				brow := b[p*ldb : p*ldb+n]
-				for j, bv := range brow {
-					crow[j] += av * bv
-				}
-			}
-		}
-	}
-}
-
 // dotGo returns Σ x[i]·y[i] over len(x) elements.
 func dotGo(x, y []float32) float32 {
 	y = y[:len(x)]
