@@ -135,7 +135,7 @@ func (n *Node) serveSegment(ctx context.Context, req *transport.Request, body io
 	decoded := time.Now()
 	outs, err := pr.run(ctx, inputs)
 	if err == nil {
-		err = n.cfg.Device.Stretch(ctx, time.Since(decoded))
+		err = n.cfg.Device.Emulate(ctx, time.Since(decoded), n.deviceLatency(m, idx))
 	}
 	if err != nil {
 		if ctx.Err() != nil {

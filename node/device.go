@@ -10,7 +10,8 @@ import (
 )
 
 // Device is an emulated compute device: a node runs its kernels natively and
-// then sleeps so that each piece takes Slowdown times as long as it took here.
+// then waits until each piece has taken as long as the device's profile says
+// (this machine's per-node medians × Slowdown).
 // It lets one machine stand in for a phone and a server at once.
 type Device struct {
 	Name     string
@@ -73,17 +74,35 @@ func ParseDevice(s string) (Device, error) {
 	return Device{}, fmt.Errorf("node: unknown device %q (known: %s, or slowdown:F)", s, strings.Join(names, ", "))
 }
 
-// Stretch waits so that work that took elapsed here takes Slowdown×elapsed
-// in total, as it would on the emulated device. It returns early with ctx's
-// error if ctx ends. Go timers wake up to a millisecond late, which would
-// dwarf the sub-millisecond layers of a small model, so the last
-// millisecond is spun out (the emulated device would be busy computing then
-// anyway).
-func (d Device) Stretch(ctx context.Context, elapsed time.Duration) error {
+// Emulate waits so that work that has taken elapsed natively takes as long
+// as it would on the emulated device: profiled, the device's own profile of
+// the same nodes (native per-node medians × Slowdown, see MeasureProfile),
+// or Slowdown × elapsed when no profile is known (profiled ≤ 0).
+//
+// Anchoring the wait to the profile rather than to this run's native time is
+// what makes the device behave like a device: a real Raspberry Pi is not
+// slowed down by other processes on the machine that emulates it, whereas
+// stretching each run's own time multiplies every hiccup of the shared host by
+// Slowdown (a 2 ms preemption became 16 ms on a Pi 4). The host still shows
+// through when a run natively takes longer than the device would, since the
+// emulation never finishes early.
+//
+// It returns early with ctx's error if ctx ends. Go timers wake up to a
+// millisecond late, which would dwarf the sub-millisecond layers of a small
+// model, so the last millisecond is spun out (the emulated device would be
+// busy computing then anyway).
+func (d Device) Emulate(ctx context.Context, elapsed, profiled time.Duration) error {
 	if d.Slowdown <= 1 || elapsed <= 0 {
 		return nil
 	}
-	extra := time.Duration(float64(elapsed) * (d.Slowdown - 1))
+	target := profiled
+	if target <= 0 {
+		target = time.Duration(float64(elapsed) * d.Slowdown)
+	}
+	extra := target - elapsed
+	if extra <= 0 {
+		return nil
+	}
 	deadline := time.Now().Add(extra)
 	if sleep := extra - spinSlack; sleep > 0 {
 		t := time.NewTimer(sleep)
@@ -103,5 +122,5 @@ func (d Device) Stretch(ctx context.Context, elapsed time.Duration) error {
 	return nil
 }
 
-// spinSlack is how much of a Stretch is spun instead of slept.
+// spinSlack is how much of an Emulate wait is spun instead of slept.
 const spinSlack = time.Millisecond

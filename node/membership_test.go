@@ -164,25 +164,42 @@ func TestMetaLimits(t *testing.T) {
 	}
 }
 
-func TestDeviceStretch(t *testing.T) {
+func TestDeviceEmulate(t *testing.T) {
 	d, err := ParseDevice("raspberry-pi-4")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, elapsed := range []time.Duration{50 * time.Microsecond, 400 * time.Microsecond, 3 * time.Millisecond} {
-		start := time.Now()
-		if err := d.Stretch(context.Background(), elapsed); err != nil {
+	for _, tc := range []struct {
+		elapsed, profiled, want time.Duration
+	}{
+		{50 * time.Microsecond, 0, 400 * time.Microsecond}, // no profile: Slowdown × elapsed
+		{400 * time.Microsecond, 0, 3200 * time.Microsecond},
+		{3 * time.Millisecond, 0, 24 * time.Millisecond},
+		{400 * time.Microsecond, 2 * time.Millisecond, 2 * time.Millisecond}, // the profile, not 8 × elapsed
+		{3 * time.Millisecond, 6 * time.Millisecond, 6 * time.Millisecond},   // a slow native run is not stretched 8×
+		{5 * time.Millisecond, 1 * time.Millisecond, 5 * time.Millisecond},   // never earlier than the native run
+	} {
+		start := time.Now().Add(-tc.elapsed) // as if the work had just taken elapsed
+		if err := d.Emulate(context.Background(), tc.elapsed, tc.profiled); err != nil {
 			t.Fatal(err)
 		}
-		want := time.Duration(float64(elapsed) * (d.Slowdown - 1))
-		if got := time.Since(start); got < want {
-			t.Errorf("Stretch(%v) waited %v, want at least %v", elapsed, got, want)
+		got := time.Since(start)
+		if got < tc.want {
+			t.Errorf("Emulate(%v, %v) took %v in all, want at least %v", tc.elapsed, tc.profiled, got, tc.want)
 		}
+		// The upper bound is loose (a shared machine), but an 8× stretch
+		// of the native run where the profile applies would exceed it.
+		if tc.profiled > 0 && got > tc.want+20*time.Millisecond {
+			t.Errorf("Emulate(%v, %v) took %v in all, want about %v", tc.elapsed, tc.profiled, got, tc.want)
+		}
+	}
+	if err := (Device{Name: "server", Slowdown: 1}).Emulate(context.Background(), time.Second, 2*time.Second); err != nil {
+		t.Fatal(err) // returns at once: the host is the device
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := d.Stretch(ctx, time.Second); err == nil {
-		t.Error("Stretch ignored a cancelled context")
+	if err := d.Emulate(ctx, time.Second, 0); err == nil {
+		t.Error("Emulate ignored a cancelled context")
 	}
 	for _, bad := range []string{"toaster", "slowdown:0.5", "slowdown:x"} {
 		if _, err := ParseDevice(bad); err == nil {

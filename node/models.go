@@ -57,8 +57,9 @@ func (m *Model) Nodes() int { return len(m.Graph.Nodes) }
 // its peers ask.
 const maxPieces = 256
 
-// pieceSet returns the compiled segment of the node set idx (ascending),
-// compiling it once.
+// pieceSet returns the segment of the node set idx (ascending), cut once and
+// compiled on its first run: an edge needs the boundary of a tail it sends
+// away but compiles it only if it ever has to finish that tail itself.
 func (m *Model) pieceSet(idx []int) (*pieceRunner, error) {
 	key := formatRanges(idx)
 	m.mu.Lock()
@@ -73,16 +74,10 @@ func (m *Model) pieceSet(idx []int) (*pieceRunner, error) {
 	if len(seg.Nodes) == 0 {
 		return nil, fmt.Errorf("node: empty segment of model %s", m.ID)
 	}
-	net, err := model.Compile(seg, model.Options{})
-	if err != nil {
-		return nil, fmt.Errorf("node: compile segment %s of model %s: %w", key, m.ID, err)
-	}
 	if len(m.pieces) >= maxPieces {
 		clear(m.pieces)
 	}
-	pc := &partition.Piece{From: idx[0], To: idx[len(idx)-1] + 1, Graph: seg, Net: net}
-	p := &pieceRunner{piece: pc}
-	p.pool.New = func() any { return net.NewExtractor() }
+	p := &pieceRunner{piece: &partition.Piece{From: idx[0], To: idx[len(idx)-1] + 1, Graph: seg}, key: key, model: m.ID}
 	m.pieces[key] = p
 	return p, nil
 }
@@ -99,11 +94,29 @@ func (m *Model) piece(from, to int) (*pieceRunner, error) {
 	return m.pieceSet(idx)
 }
 
-// pieceRunner runs one compiled piece from any goroutine, with a pool of
-// extractors so concurrent requests don't share an arena.
+// pieceRunner runs one piece from any goroutine, with a pool of extractors
+// so concurrent requests don't share an arena.
 type pieceRunner struct {
-	piece *partition.Piece
-	pool  sync.Pool
+	piece      *partition.Piece
+	key, model string // for errors
+
+	once sync.Once
+	err  error // from compiling
+	pool sync.Pool
+}
+
+// compile compiles the piece on first use.
+func (p *pieceRunner) compile() error {
+	p.once.Do(func() {
+		net, err := model.Compile(p.piece.Graph, model.Options{})
+		if err != nil {
+			p.err = fmt.Errorf("node: compile segment %s of model %s: %w", p.key, p.model, err)
+			return
+		}
+		p.piece.Net = net
+		p.pool.New = func() any { return net.NewExtractor() }
+	})
+	return p.err
 }
 
 // run executes the piece on inputs (in the piece's input order) and returns
@@ -112,6 +125,9 @@ func (p *pieceRunner) run(ctx context.Context, inputs []*tensor.Dense) ([]*tenso
 	if len(inputs) != len(p.piece.Graph.Inputs) {
 		return nil, fmt.Errorf("node: segment [%d,%d) takes %d tensors, got %d",
 			p.piece.From, p.piece.To, len(p.piece.Graph.Inputs), len(inputs))
+	}
+	if err := p.compile(); err != nil {
+		return nil, err
 	}
 	ex := p.pool.Get().(*model.Extractor)
 	defer p.pool.Put(ex)

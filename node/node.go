@@ -55,7 +55,7 @@ type Node struct {
 	remote    map[string]remoteProfile // key: peer name + "/" + model id
 	reqID     atomic.Uint64
 	probeMu   sync.Mutex
-	lastProbe map[string]time.Time // per cloud name
+	nextProbe map[string]time.Time // per cloud name: when its next link probe is due
 	linksMu   sync.Mutex
 	links     map[string]*linkEstimate     // per cloud name
 	tables    map[string]*codecTable       // per model id
@@ -91,7 +91,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		bans:      scheduler.NewBanList(scheduler.BanConfig{Base: cfg.BanBase}),
 		autos:     make(map[string]*scheduler.Auto),
 		remote:    make(map[string]remoteProfile),
-		lastProbe: make(map[string]time.Time),
+		nextProbe: make(map[string]time.Time),
 		links:     make(map[string]*linkEstimate),
 		tables:    make(map[string]*codecTable),
 		overheads: make(map[string]*overheadEstimate),
@@ -212,6 +212,20 @@ func MeasureProfile(ctx context.Context, m *Model, dev Device, runs int) (*parti
 		}
 	}
 	return p, nil
+}
+
+// deviceLatency is the device's profiled latency of model m's node set idx,
+// or 0 when the node holds no profile of m.
+func (n *Node) deviceLatency(m *Model, idx []int) time.Duration {
+	p, ok := n.profiles[m.ID]
+	if !ok || len(p.Nodes) != m.Nodes() {
+		return 0
+	}
+	var d time.Duration
+	for _, i := range idx {
+		d += p.Nodes[i].Latency
+	}
+	return d
 }
 
 // MeasureCodecs measures each named preset's (default: all) ratio and speed
