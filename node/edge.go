@@ -395,7 +395,7 @@ func (n *Node) runHead(ctx context.Context, m *Model, p scheduler.Plan, inputs [
 	if err != nil {
 		return nil, fmt.Errorf("node: head of %s: %w", m.ID, err)
 	}
-	if err := n.cfg.Device.Stretch(ctx, time.Since(start)); err != nil {
+	if err := n.cfg.Device.Emulate(ctx, time.Since(start), n.deviceLatency(m, set)); err != nil {
 		return nil, err
 	}
 	h.elapsed = time.Since(start)
@@ -465,7 +465,7 @@ func (n *Node) offload(ctx context.Context, m *Model, p scheduler.Plan, h *headR
 		if transport.CodeOf(err) == transport.CodeDeadlineExceeded {
 			// The boundary did not get through in time: whatever else went
 			// wrong, the uplink delivered at most this much.
-			n.linkTo(p.Cloud).observeUp(int64(len(payload)), time.Since(callStart))
+			n.linkTo(p.Cloud).observeUp(int64(len(payload)), time.Since(callStart), n.linkEstimate(peer).Up)
 		}
 		return err
 	}
@@ -514,7 +514,7 @@ func (n *Node) offload(ctx context.Context, m *Model, p scheduler.Plan, h *headR
 	}
 	le := n.linkEstimate(peer)
 	wire := res.Measured.Transfer - le.RTT - time.Duration(float64(len(body))/le.Down*float64(time.Second))
-	n.linkTo(p.Cloud).observeUp(int64(len(payload)), max(wire, 100*time.Microsecond))
+	n.linkTo(p.Cloud).observeUp(int64(len(payload)), max(wire, 100*time.Microsecond), le.Up)
 	return nil
 }
 
@@ -556,7 +556,7 @@ func (n *Node) runLocal(ctx context.Context, m *Model, inputs []*tensor.Dense, h
 		if err != nil {
 			return fmt.Errorf("node: run %s locally: %w", m.ID, err)
 		}
-		if err := n.cfg.Device.Stretch(ctx, time.Since(start)); err != nil {
+		if err := n.cfg.Device.Emulate(ctx, time.Since(start), n.deviceLatency(m, set)); err != nil {
 			return err
 		}
 		for i, vi := range pr.piece.Graph.Outputs {
@@ -579,17 +579,37 @@ func (n *Node) runLocal(ctx context.Context, m *Model, inputs []*tensor.Dense, h
 	return nil
 }
 
-// ProbeBytes is the size of a link probe: above transport's 32 KiB minimum
-// burst for a goodput sample, small enough to cost little uplink.
-const ProbeBytes = 48 << 10
+// MaxProbeBytes and MinProbeBytes bound a link probe. A probe carries about
+// probeAirtime of the uplink's estimated goodput, so it is long enough to
+// measure the rate above the RTT's jitter yet short enough not to hold up the
+// requests behind it in the link's queue (a fixed 48 KiB probe held a 3G
+// uplink for 350 ms).
+const (
+	MaxProbeBytes = 48 << 10
+	MinProbeBytes = 8 << 10
+)
 
-// probeInterval is the least time between two probes to one cloud.
-const probeInterval = time.Second
+const (
+	// probeAirtime is the uplink time a probe aims to take.
+	probeAirtime = 50 * time.Millisecond
+	// probeInterval is the least time between two probes to one cloud.
+	probeInterval = time.Second
+	// probeDuty bounds the share of the uplink probes may take: a probe
+	// that took longer than probeInterval·probeDuty delays the next one.
+	probeDuty = 0.05
+)
+
+// probeSize is the probe for an uplink estimated at up bytes per second.
+func probeSize(up float64) int {
+	return int(min(max(up*probeAirtime.Seconds(), MinProbeBytes), MaxProbeBytes))
+}
 
 // maybeProbe keeps the link estimates fresh while requests run on the edge:
 // with nothing offloaded, transport measures no goodput and an improved link
-// would never be noticed. At most once per probeInterval per cloud, it sends
-// ProbeBytes to each live cloud in the background (the cloud discards them).
+// would never be noticed. When a cloud's probe is due (at most once per
+// probeInterval, and at most probeDuty of the uplink's time), it sends a
+// probe sized to the current estimate in the background; the cloud discards
+// it.
 func (n *Node) maybeProbe(m *Model) {
 	if n.isClosed() {
 		return
@@ -602,31 +622,39 @@ func (n *Node) maybeProbe(m *Model) {
 			continue
 		}
 		n.probeMu.Lock()
-		last := n.lastProbe[p.Name]
-		due := now.Sub(last) >= probeInterval
+		due := !now.Before(n.nextProbe[p.Name])
 		if due {
-			n.lastProbe[p.Name] = now
+			n.nextProbe[p.Name] = now.Add(24 * time.Hour) // in flight; set when it ends
 		}
 		n.probeMu.Unlock()
 		if !due {
 			continue
 		}
+		est := n.linkEstimate(p).Up
+		size := probeSize(est)
 		n.wg.Add(1)
 		go func(p Peer) {
 			defer n.wg.Done()
-			d, err := n.probe(p, probePayload[:])
-			if err != nil {
-				return
-			}
+			d, err := n.probe(p, probePayload[:size])
 			l := n.linkTo(p.Name)
-			l.observeUp(ProbeBytes, max(d-l.rtt(), 100*time.Microsecond))
+			airtime := max(d-l.rtt(), 100*time.Microsecond)
+			wait := probeInterval
+			if err == nil {
+				wait = max(wait, time.Duration(float64(airtime)/probeDuty))
+			}
+			n.probeMu.Lock()
+			n.nextProbe[p.Name] = time.Now().Add(wait)
+			n.probeMu.Unlock()
+			if err == nil {
+				l.observeUp(int64(size), airtime, est)
+			}
 		}(p)
 	}
 }
 
 // probePayload is incompressible-looking filler (QUIC does not compress,
 // but keep it realistic for any middlebox that would).
-var probePayload = func() (b [ProbeBytes]byte) {
+var probePayload = func() (b [MaxProbeBytes]byte) {
 	x := uint32(2463534242)
 	for i := range b {
 		x ^= x << 13

@@ -57,14 +57,32 @@ func (l *linkEstimate) rtt() time.Duration {
 	return slices.Min(l.pings[:n])
 }
 
-// observeUp folds in a transfer of n bytes that took d on the wire.
-func (l *linkEstimate) observeUp(n int64, d time.Duration) {
+// upFullWeight is the serialisation time at which a transfer counts as a
+// full uplink sample. A transfer's wire time is what is left of its network
+// time after one RTT (a minimum over pings) and the download, so it carries
+// the RTT's jitter and the timers' noise — a few milliseconds. A 400-byte
+// boundary whose 0.2 ms of serialisation measured as 5 ms would otherwise
+// read as a 25× slower uplink; it now moves the estimate 1/50 as much.
+const upFullWeight = 10 * time.Millisecond
+
+// observeUp folds in a transfer of n bytes that took d on the wire, given the
+// current estimate est (bytes/s): it weighs as much as its serialisation at
+// est is long, relative to upFullWeight. While the estimate is still the
+// prior, a sample of less than half a weight is dropped.
+func (l *linkEstimate) observeUp(n int64, d time.Duration, est float64) {
 	if n <= 0 || d <= 0 {
 		return
 	}
+	w := 1.0
+	if est > 0 {
+		w = min(1, float64(n)/est/upFullWeight.Seconds())
+	}
 	l.mu.Lock()
-	l.up.Add(float64(n) / d.Seconds())
-	l.mu.Unlock()
+	defer l.mu.Unlock()
+	if l.up.Count() == 0 && w < 0.5 {
+		return
+	}
+	l.up.AddWeighted(float64(n)/d.Seconds(), w)
 }
 
 func (l *linkEstimate) upRate() float64 {
@@ -242,8 +260,9 @@ func newCodecTable(ctx context.Context, m *Model, base []scheduler.CodecModel) (
 	return t, nil
 }
 
-// overheadAlpha weighs each new residual of an edge-only request.
-const overheadAlpha = 0.2
+// overheadWindow is how many recent residuals the overhead estimate takes
+// the median of.
+const overheadWindow = 15
 
 // maxOverhead bounds the learned per-request overhead. The fixed cost of a
 // request is a fraction of a millisecond; a larger residual is the profile
@@ -254,29 +273,42 @@ const maxOverhead = 2 * time.Millisecond
 // overheadEstimate learns an edge's fixed per-request cost for one model:
 // what an edge-only request takes beyond the profile's compute (request
 // handling, scheduling, timer wake-ups). It is added to every plan alike.
+// It is the median of the last overheadWindow residuals: a fixed cost, seen
+// through a shared host's occasional preemptions (a probe's encryption
+// running beside the request, a GC), which a mean would fold into every
+// prediction.
 type overheadEstimate struct {
-	mu sync.Mutex
-	e  scheduler.EWMA
+	mu   sync.Mutex
+	ring [overheadWindow]time.Duration
+	n    int // residuals seen (ring index = n % overheadWindow)
 }
 
 func (o *overheadEstimate) observe(residual time.Duration) {
 	r := min(max(residual, 0), maxOverhead)
 	o.mu.Lock()
-	o.e.Add(float64(r))
+	o.ring[o.n%overheadWindow] = r
+	o.n++
 	o.mu.Unlock()
 }
 
 func (o *overheadEstimate) value() time.Duration {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	return time.Duration(o.e.Value())
+	k := min(o.n, overheadWindow)
+	if k == 0 {
+		return 0
+	}
+	var buf [overheadWindow]time.Duration
+	w := buf[:k]
+	copy(w, o.ring[:k])
+	slices.Sort(w)
+	return w[k/2]
 }
 
 // calibrateOverhead runs model m edge-only a few times at start, as a
 // request would, to seed the overhead estimate.
 func (n *Node) calibrateOverhead(ctx context.Context, m *Model) error {
 	o := &overheadEstimate{}
-	o.e.Alpha = overheadAlpha
 	n.overheads[m.ID] = o
 	x := make([]*tensor.Dense, len(m.Graph.Inputs))
 	for i, in := range m.Graph.Inputs {

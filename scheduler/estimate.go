@@ -15,10 +15,19 @@ type EWMA struct {
 }
 
 // Add folds in one sample.
-func (e *EWMA) Add(x float64) {
+func (e *EWMA) Add(x float64) { e.AddWeighted(x, 1) }
+
+// AddWeighted folds in a sample that carries weight w ∈ (0, 1] of a full
+// one: it moves the value w·Alpha of the way (a noisy sample moves it less).
+// The first sample sets the value whatever its weight; a w outside (0, 1]
+// counts as 1.
+func (e *EWMA) AddWeighted(x, w float64) {
 	a := e.Alpha
 	if a <= 0 || a > 1 {
 		a = 0.3
+	}
+	if w > 0 && w < 1 {
+		a *= w
 	}
 	if e.n == 0 {
 		e.v = x

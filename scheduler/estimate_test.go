@@ -19,6 +19,18 @@ func TestEWMA(t *testing.T) {
 	if e.Value() != 17.5 || e.Count() != 3 {
 		t.Errorf("got %v after %d", e.Value(), e.Count())
 	}
+	for _, tc := range []struct {
+		w, want float64
+	}{
+		{1, 15}, {0.5, 12.5}, {0.1, 10.5}, {0, 15}, {2, 15}, // w outside (0, 1] counts as 1
+	} {
+		e := EWMA{Alpha: 0.5}
+		e.AddWeighted(10, 0.01) // the first sample sets the value whatever its weight
+		e.AddWeighted(20, tc.w)
+		if e.Value() != tc.want {
+			t.Errorf("AddWeighted(20, %v) after 10: %v, want %v", tc.w, e.Value(), tc.want)
+		}
+	}
 }
 
 func TestLinkEstimator(t *testing.T) {
