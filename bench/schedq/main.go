@@ -60,6 +60,7 @@ type config struct {
 	adaptModel        string
 	adaptFrom         string
 	steady, afterDrop time.Duration
+	settle            time.Duration
 	recover           time.Duration
 	clients           int
 	verbose           bool
@@ -92,6 +93,7 @@ func run() error {
 	flag.DurationVar(&c.afterDrop, "after-drop", 20*time.Second, "adaptation: period after the drop")
 	flag.DurationVar(&c.recover, "recover", 15*time.Second, "adaptation: period after restoring the first link (0: no restore)")
 	flag.StringVar(&c.drop, "drop", "blockage", "adaptation: the link dropped to: blockage (0.5 Mbit/s up, 2 down, 20 ms each way, the demo's mmWave blockage) or a linkem profile")
+	flag.DurationVar(&c.settle, "settle", 3500*time.Millisecond, "quality: wait after each link change before measuring, so the edge's RTT estimate (the least of its last 6 pings, one per 500 ms) is of the new link; the sweep measures steady links (-adapt measures the change)")
 	flag.BoolVar(&c.verbose, "v", false, "log the nodes' warnings to stderr")
 	flag.IntVar(&c.clients, "clients", 2, "adaptation: concurrent request streams")
 	flag.Parse()
@@ -337,10 +339,17 @@ func quality(ctx context.Context, c *config) error {
 			}
 			t0 := time.Now()
 			// Warm-up: the edge's link estimator learns the new link from
-			// real transfers (cloud-only sends the input), then auto settles.
+			// real transfers (cloud-only sends the input) and pings, then
+			// auto settles.
 			if _, err := measure(ctx, edge, input, "cloud-only", 2); err != nil {
 				lc.Kill()
 				return err
+			}
+			select {
+			case <-time.After(c.settle):
+			case <-ctx.Done():
+				lc.Kill()
+				return ctx.Err()
 			}
 			if _, err := measure(ctx, edge, input, "auto", 1); err != nil {
 				lc.Kill()
