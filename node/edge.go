@@ -241,7 +241,7 @@ func servesVersion(meta Meta, m *Model) bool {
 }
 
 // linkEstimate is what the edge knows of its path to cloud p: the RTT from
-// its pings (minimum of the recent ones), the uplink goodput its own
+// its pings (see linkEstimate.rtt), the uplink goodput its own
 // transfers and probes achieved, the downlink goodput transport measured;
 // the configured access link is the prior for what is not measured yet.
 func (n *Node) linkEstimate(p Peer) scheduler.LinkEstimate {
@@ -460,12 +460,15 @@ func (n *Node) offload(ctx context.Context, m *Model, p scheduler.Plan, h *headR
 	cctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	callStart := time.Now()
-	resp, err := n.ep.Call(cctx, peer.Meta.QUICAddr, req, bytes.NewReader(payload))
+	link := n.linkTo(p.Cloud)
+	up := link.upload(bytes.NewReader(payload))
+	resp, err := n.ep.Call(cctx, peer.Meta.QUICAddr, req, up)
+	up.done()
 	if err != nil {
 		if transport.CodeOf(err) == transport.CodeDeadlineExceeded {
 			// The boundary did not get through in time: whatever else went
 			// wrong, the uplink delivered at most this much.
-			n.linkTo(p.Cloud).observeUp(int64(len(payload)), time.Since(callStart), n.linkEstimate(peer).Up)
+			link.observeUp(int64(len(payload)), time.Since(callStart), n.linkEstimate(peer).Up)
 		}
 		return err
 	}
@@ -514,7 +517,7 @@ func (n *Node) offload(ctx context.Context, m *Model, p scheduler.Plan, h *headR
 	}
 	le := n.linkEstimate(peer)
 	wire := res.Measured.Transfer - le.RTT - time.Duration(float64(len(body))/le.Down*float64(time.Second))
-	n.linkTo(p.Cloud).observeUp(int64(len(payload)), max(wire, 100*time.Microsecond), le.Up)
+	link.observeUp(int64(len(payload)), max(wire, 100*time.Microsecond), le.Up)
 	return nil
 }
 
@@ -592,8 +595,11 @@ const (
 const (
 	// probeAirtime is the uplink time a probe aims to take.
 	probeAirtime = 50 * time.Millisecond
-	// probeInterval is the least time between two probes to one cloud.
-	probeInterval = time.Second
+	// probeInterval is the least time between two probes to one cloud,
+	// maxProbeInterval the most (a probe that met an outage is slow, not
+	// large).
+	probeInterval    = time.Second
+	maxProbeInterval = 3 * time.Second
 	// probeDuty bounds the share of the uplink probes may take: a probe
 	// that took longer than probeInterval·probeDuty delays the next one.
 	probeDuty = 0.05
@@ -635,12 +641,12 @@ func (n *Node) maybeProbe(m *Model) {
 		n.wg.Add(1)
 		go func(p Peer) {
 			defer n.wg.Done()
-			d, err := n.probe(p, probePayload[:size])
 			l := n.linkTo(p.Name)
-			airtime := max(d-l.rtt(), 100*time.Microsecond)
+			d, err := n.probe(p, l.upload(bytes.NewReader(probePayload[:size])))
+			airtime := max(d-n.linkEstimate(p).RTT, 100*time.Microsecond)
 			wait := probeInterval
 			if err == nil {
-				wait = max(wait, time.Duration(float64(airtime)/probeDuty))
+				wait = min(max(wait, time.Duration(float64(airtime)/probeDuty)), maxProbeInterval)
 			}
 			n.probeMu.Lock()
 			n.nextProbe[p.Name] = time.Now().Add(wait)

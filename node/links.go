@@ -1,7 +1,6 @@
 package node
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"slices"
@@ -20,10 +19,17 @@ import (
 // round-trip time.
 const pingInterval = 500 * time.Millisecond
 
-// pingWindow is how many recent pings the RTT estimate takes the minimum of:
-// the minimum filters out pings queued behind the edge's own transfers, and a
-// short window follows a path whose delay grew within pingWindow·pingInterval.
-const pingWindow = 6
+// pingWindow is how many recent pings an estimate keeps. Pings sent while
+// the edge was handing an upload of its own to that cloud are "loaded": they
+// may queue behind it in the link's buffer. The RTT is the median of the last
+// rttClean unloaded pings within the window, so it follows a longer path
+// within rttClean·pingInterval; when there are fewer (the edge offloads back
+// to back) it is the least of the window, since queueing only ever adds to a
+// ping (a longer path then shows after pingWindow·pingInterval).
+const (
+	pingWindow = 6
+	rttClean   = 3
+)
 
 // upAlpha weighs each new uplink sample: per request, not per second of busy
 // time, so a few transfers on a new link outweigh a long history on an old
@@ -33,20 +39,69 @@ const upAlpha = 0.5
 // linkEstimate is an edge's view of its path to one cloud: the RTT from
 // pings, the uplink goodput from what its own transfers and probes achieved.
 type linkEstimate struct {
-	mu    sync.Mutex
-	pings [pingWindow]time.Duration
-	np    int // pings recorded (ring index = np % pingWindow)
-	up    scheduler.EWMA
+	mu      sync.Mutex
+	pings   [pingWindow]ping
+	np      int // pings recorded (ring index = np % pingWindow)
+	up      scheduler.EWMA
+	sending int // uploads (transfers, probes) to this cloud being handed to QUIC
 }
 
-func (l *linkEstimate) observePing(d time.Duration) {
+type ping struct {
+	d      time.Duration
+	loaded bool
+}
+
+// upload wraps the body of a transfer or probe to the cloud: the edge counts
+// as sending from now until the body has been read to its end (handed to
+// QUIC) or done is called, whichever comes first.
+func (l *linkEstimate) upload(r io.Reader) *uploadBody {
 	l.mu.Lock()
-	l.pings[l.np%pingWindow] = d
+	l.sending++
+	l.mu.Unlock()
+	return &uploadBody{r: r, l: l}
+}
+
+type uploadBody struct {
+	r    io.Reader
+	l    *linkEstimate
+	once sync.Once
+}
+
+func (u *uploadBody) Read(p []byte) (int, error) {
+	n, err := u.r.Read(p)
+	if err != nil {
+		u.done()
+	}
+	return n, err
+}
+
+// done ends the upload (idempotent).
+func (u *uploadBody) done() {
+	u.once.Do(func() {
+		u.l.mu.Lock()
+		u.l.sending--
+		u.l.mu.Unlock()
+	})
+}
+
+// busy says whether data of the edge's own is in flight to the cloud.
+func (l *linkEstimate) busy() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.sending > 0
+}
+
+// observePing records a ping that took d; loaded if the edge was sending to
+// the cloud when it left.
+func (l *linkEstimate) observePing(d time.Duration, loaded bool) {
+	l.mu.Lock()
+	l.pings[l.np%pingWindow] = ping{d, loaded}
 	l.np++
 	l.mu.Unlock()
 }
 
-// rtt is the minimum of the recent pings, 0 when none.
+// rtt is the median of the last rttClean unloaded pings, or the least of the
+// window when there are fewer; 0 when there is no ping yet.
 func (l *linkEstimate) rtt() time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -54,7 +109,22 @@ func (l *linkEstimate) rtt() time.Duration {
 	if n == 0 {
 		return 0
 	}
-	return slices.Min(l.pings[:n])
+	var clean [rttClean]time.Duration
+	k := 0
+	lo := l.pings[(l.np-1)%pingWindow].d
+	for i := 1; i <= n; i++ { // newest first
+		p := l.pings[(l.np-i)%pingWindow]
+		lo = min(lo, p.d)
+		if !p.loaded && k < rttClean {
+			clean[k] = p.d
+			k++
+		}
+	}
+	if k < rttClean {
+		return lo
+	}
+	slices.Sort(clean[:])
+	return clean[rttClean/2]
 }
 
 // upFullWeight is the serialisation time at which a transfer counts as a
@@ -122,8 +192,10 @@ func (n *Node) pingLoop() {
 			n.wg.Add(1)
 			go func(p Peer) {
 				defer n.wg.Done()
+				l := n.linkTo(p.Name)
+				loaded := l.busy()
 				if d, err := n.probe(p, nil); err == nil {
-					n.linkTo(p.Name).observePing(d)
+					l.observePing(d, loaded)
 				}
 			}(p)
 		}
@@ -132,14 +204,15 @@ func (n *Node) pingLoop() {
 
 // probe sends body (nil: nothing) to cloud p, which discards it, and returns
 // how long the exchange took.
-func (n *Node) probe(p Peer, body []byte) (time.Duration, error) {
+func (n *Node) probe(p Peer, body *uploadBody) (time.Duration, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	ref := p.Meta.Models[0]
 	start := time.Now()
 	var r io.Reader
 	if body != nil {
-		r = bytes.NewReader(body)
+		r = body
+		defer body.done()
 	}
 	resp, err := n.ep.Call(ctx, p.Meta.QUICAddr, &transport.Request{ID: n.reqID.Add(1), Model: ref.ID, Version: ref.Version,
 		Meta: map[string]string{metaOp: opProbe}}, r)

@@ -1,6 +1,8 @@
 package node
 
 import (
+	"io"
+	"strings"
 	"testing"
 	"time"
 )
@@ -72,5 +74,44 @@ func TestProbeSize(t *testing.T) {
 		if got := probeSize(tc.up); got != tc.want {
 			t.Errorf("probeSize(%g) = %d, want %d", tc.up, got, tc.want)
 		}
+	}
+}
+
+func TestRTTEstimate(t *testing.T) {
+	ms := func(v float64) time.Duration { return time.Duration(v * float64(time.Millisecond)) }
+	type p struct {
+		d      float64
+		loaded bool
+	}
+	for _, tc := range []struct {
+		name  string
+		pings []p // oldest first
+		want  time.Duration
+	}{
+		{"none", nil, 0},
+		{"path got longer: the last clean pings", []p{{10, false}, {10, false}, {10, false}, {30, false}, {31, false}, {29, false}}, ms(30)},
+		{"pings behind the edge's own upload are skipped", []p{{30, false}, {29, false}, {90, true}, {31, false}, {120, true}}, ms(30)},
+		{"too few clean pings: the least of the window", []p{{10, false}, {80, true}, {75, true}, {32, false}, {90, true}}, ms(10)},
+		{"older than the window is forgotten", []p{{5, false}, {40, true}, {41, true}, {42, true}, {43, true}, {44, true}, {45, true}}, ms(40)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var l linkEstimate
+			for _, x := range tc.pings {
+				l.observePing(ms(x.d), x.loaded)
+			}
+			if got := l.rtt(); got != tc.want {
+				t.Errorf("rtt() = %v, want %v", got, tc.want)
+			}
+		})
+	}
+	var l linkEstimate
+	u := l.upload(strings.NewReader("boundary"))
+	if !l.busy() {
+		t.Error("not busy during an upload")
+	}
+	io.Copy(io.Discard, u)
+	u.done() // idempotent after EOF
+	if l.busy() {
+		t.Error("still busy after the body was read")
 	}
 }

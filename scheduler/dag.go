@@ -25,6 +25,41 @@ type Tensor struct {
 type DAG struct {
 	Nodes   int
 	Tensors []Tensor
+
+	// cutOf[i] is the prefix cut K whose boundary is tensor i alone, -1 if
+	// none; nil (a DAG built by hand) when not worked out. It lets a node-set
+	// cut price a tensor with the codec's ratio measured at that cut.
+	cutOf []int
+}
+
+// indexCuts fills d.cutOf from d's prefix cuts.
+func (d *DAG) indexCuts() {
+	d.cutOf = make([]int, len(d.Tensors))
+	for i := range d.cutOf {
+		d.cutOf[i] = -1
+	}
+	idx := make(map[string]int, len(d.Tensors))
+	for i, t := range d.Tensors {
+		idx[t.Name] = i
+	}
+	for _, c := range d.Cuts() {
+		if len(c.Boundary) != 1 {
+			continue
+		}
+		if i, ok := idx[c.Boundary[0]]; ok && d.cutOf[i] < 0 {
+			d.cutOf[i] = c.K
+		}
+	}
+}
+
+// ratio is codec c's ratio on tensor i: the one measured at the prefix cut
+// that sends tensor i alone when there is one, else the codec's overall
+// ratio.
+func (d *DAG) ratio(c *CodecModel, i int) float64 {
+	if i < len(d.cutOf) && d.cutOf[i] >= 0 {
+		return c.RatioAt(d.cutOf[i])
+	}
+	return c.Ratio
 }
 
 // Validate checks indices and order and returns an *InputError naming the
@@ -124,7 +159,11 @@ func NewDAG(g *model.Graph, p *partition.Profile) (*DAG, error) {
 			d.Tensors = append(d.Tensors, Tensor{Name: o, Bytes: size(o, fb), Producer: i, Output: outputs[o]})
 		}
 	}
-	return d, d.Validate()
+	if err := d.Validate(); err != nil {
+		return nil, err
+	}
+	d.indexCuts()
+	return d, nil
 }
 
 // ChainDAG is the DAG of a model known only by its profile, read as a chain:
@@ -157,6 +196,7 @@ func ChainDAG(p *partition.Profile) *DAG {
 		}
 		d.Tensors = append(d.Tensors, t)
 	}
+	d.indexCuts()
 	return d
 }
 
@@ -220,7 +260,7 @@ func (in *Inputs) costSet(d *DAG, onEdge []bool, c *CodecModel, cl *CloudInput) 
 		return b, 0, 0
 	}
 	var raw, wire, result int64
-	for _, t := range d.Tensors {
+	for i, t := range d.Tensors {
 		made := t.Producer < 0 || onEdge[t.Producer]
 		if !made {
 			if t.Output {
@@ -231,7 +271,7 @@ func (in *Inputs) costSet(d *DAG, onEdge []bool, c *CodecModel, cl *CloudInput) 
 		for _, x := range t.Consumers {
 			if !onEdge[x] {
 				raw += t.Bytes
-				wire += int64(math.Ceil(float64(t.Bytes) / c.Ratio))
+				wire += int64(math.Ceil(float64(t.Bytes) / d.ratio(c, i)))
 				break
 			}
 		}

@@ -276,7 +276,7 @@ func buildDADS(f *flowNet, in *Inputs, d *DAG, cloud []partition.NodeProfile, c 
 			continue
 		}
 		a := 2 + n + i
-		w := math.Ceil(float64(t.Bytes) / c.Ratio)
+		w := math.Ceil(float64(t.Bytes) / d.ratio(c, i))
 		capT := (float64(t.Bytes)*encdec + w/cl.Link.Up) * 1e9
 		from := 0
 		if t.Producer >= 0 {

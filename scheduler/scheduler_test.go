@@ -453,6 +453,15 @@ func TestCutRatios(t *testing.T) {
 	if got0, _ := in.Cost(0, 0, 0); got0 != base0 {
 		t.Errorf("cut 0 changed: %+v vs %+v", got0, base0)
 	}
+	// A node-set plan (DAG) sending the same tensor prices it alike.
+	in.DAG = ChainDAG(in.Edge)
+	set, err := in.Evaluate(Plan{K: -1, Head: []int{0}, Codec: "half", Cloud: "c"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if set.Predicted.Uplink != got1.Uplink || set.WireBytes != 1000 {
+		t.Errorf("node set {0}: uplink %v, %d wire bytes; cut 1: %v, 1000", set.Predicted.Uplink, set.WireBytes, got1.Uplink)
+	}
 	in.Codecs[0].CutRatios = []float64{0, -1}
 	var ie *InputError
 	if err := in.Validate(); !errors.As(err, &ie) || ie.Field != "Codecs[0].CutRatios[1]" {

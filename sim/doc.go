@@ -14,7 +14,10 @@
 //
 // # Timing model
 //
-// Times are integer nanoseconds. A request arrives at its device, waits for
+// Times are integer nanoseconds. Requests arrive at each device by a Poisson
+// process, periodically (video frames), from a trace of times, or closed-loop
+// (the next one a think time after the previous answer, as a benchmark
+// client sends them). A request arrives at its device, waits for
 // the device's processor (FIFO) and runs the head; the boundary is encoded
 // (raw bytes ÷ codec encode throughput) and sent: on a fixed link at the
 // configured rate × (1 − loss) after the device's previous transfer; on a

@@ -142,10 +142,14 @@ type LinkPhase struct {
 
 // Arrivals is a request process per device.
 type Arrivals struct {
-	Process string  `yaml:"process"` // poisson (default), periodic, trace
+	Process string  `yaml:"process"` // poisson (default), periodic, trace, closed
 	Rate    float64 `yaml:"rate"`    // poisson: requests per second per device
 	FPS     float64 `yaml:"fps"`     // periodic: frames per second
 	File    string  `yaml:"file"`    // trace: arrival times in ms, one per line; loops
+	// Think is the closed process's pause between a request's answer and
+	// the device's next request (0: back to back, like a benchmark client
+	// or `edgesplit demo`). A closed device has one request at a time.
+	Think Duration `yaml:"think"`
 }
 
 // Power is a device's power model (see the package documentation).
@@ -462,8 +466,12 @@ func (s *Scenario) validate() error {
 			if a.File == "" {
 				return bad(f+".arrivals.file", "required for process trace")
 			}
+		case "closed":
+			if a.Think < 0 {
+				return bad(f+".arrivals.think", "must be ≥ 0")
+			}
 		default:
-			return bad(f+".arrivals.process", "unknown %q (poisson, periodic or trace)", a.Process)
+			return bad(f+".arrivals.process", "unknown %q (poisson, periodic, trace or closed)", a.Process)
 		}
 		if d.Deadline < 0 {
 			return bad(f+".deadline", "must be ≥ 0")

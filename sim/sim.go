@@ -502,6 +502,15 @@ func (w *world) nextArrival(d int32, now int64, first bool) (int64, bool) {
 		} else {
 			t = now + iv
 		}
+	case "closed":
+		// The next request follows the answer (see done); the first comes
+		// at a random point of the first think time.
+		if !first {
+			return 0, false
+		}
+		if a.Think > 0 {
+			t = w.rng.Int64N(int64(a.Think))
+		}
 	case "trace":
 		if first {
 			dv.phase = w.rng.Int64N(c.arrTrace.period) * 1_000_000
@@ -797,6 +806,11 @@ func (w *world) done(ri int32, end int64) {
 	}
 	if w.csv != nil {
 		w.writeRow(r, c, edge, enc, up, queue, cloud, dec, down, total, status, energy)
+	}
+	if a := &c.spec.Arrivals; a.Process == "closed" {
+		if t := end + int64(a.Think); t < w.end {
+			w.q.push(t, evArrival, r.dev, 0)
+		}
 	}
 	w.free = append(w.free, ri)
 }

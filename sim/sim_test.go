@@ -52,6 +52,8 @@ func TestScenarioErrors(t *testing.T) {
 		{"exit probability", strings.Replace(base, "synthetic: tiny}", "synthetic: tiny, exits: [{after: 1, prob: 1.5}]}", 1), "models[0].exits[0].prob"},
 		{"negative workers", strings.Replace(base, "{name: c}", "{name: c, workers: -2}", 1), "clouds[0].workers"},
 		{"wrong type", strings.Replace(base, "rate: 5", "rate: fast", 1), "fast"},
+		{"negative think time", strings.Replace(base, "arrivals: {rate: 5}", "arrivals: {process: closed, think: -1s}", 1), "edges[0].arrivals.think"},
+		{"unknown process", strings.Replace(base, "arrivals: {rate: 5}", "arrivals: {process: bursty}", 1), "edges[0].arrivals.process"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -149,6 +151,32 @@ func TestReproducible(t *testing.T) {
 // devices, cloud-only, constant network delay) and compares the mean
 // queueing delay with the analytic M/M/1 value ρ/(μ−λ) (exponential
 // service) and the M/D/1 value ρ/(2μ(1−ρ)) (fixed service).
+// TestClosedArrivals: a closed device sends its next request when the
+// previous answer is back (plus the think time), so it never has two in
+// flight and makes duration ÷ (latency + think) requests.
+func TestClosedArrivals(t *testing.T) {
+	m, _ := SyntheticModel("tiny")
+	lat := m.Profile.HeadLatency(len(m.Profile.Nodes)) // edge-only, slowdown 1
+	for _, think := range []time.Duration{0, 3 * time.Millisecond} {
+		y := strings.NewReplacer("THINK", think.String()).Replace(`
+name: closed
+duration: 2s
+policy: edge-only
+models: [{name: m, synthetic: tiny}]
+edges: [{name: e, count: 3, model: m, link: {profile: lte}, arrivals: {process: closed, think: THINK}}]
+clouds: [{name: c}]
+`)
+		_, sum := runCSV(t, y, 0)
+		per := float64(2*time.Second) / float64(lat+think)
+		if got, want := float64(sum.Requests)/3, per; math.Abs(got-want) > 1.5 {
+			t.Errorf("think %v: %.1f requests per device, want ≈ %.1f (latency %v)", think, got, want, lat)
+		}
+		if sum.P99 > lat+time.Microsecond {
+			t.Errorf("think %v: p99 %v above the edge latency %v: requests queued on the device", think, sum.P99, lat)
+		}
+	}
+}
+
 func TestMM1(t *testing.T) {
 	m, _ := SyntheticModel("tiny")
 	svc := m.Profile.TailLatency(0).Seconds() // slowdown 1

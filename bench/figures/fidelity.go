@@ -45,7 +45,7 @@ var partNames = [6]string{"edge", "encode", "network", "queue", "cloud", "decode
 // time) on the emulated in-process cluster and in sim, fed with the very
 // profiles and codec costs the cluster measured, and compares mean and p95
 // latency.
-func figFidelity(ctx context.Context, e *env, modelName, device, policy string, perPhase int) error {
+func figFidelity(ctx context.Context, e *env, modelName, device, policy string, perPhase int, period, lag time.Duration) error {
 	g, err := zoo.Build(modelName, 1)
 	if err != nil {
 		return err
@@ -103,16 +103,32 @@ func figFidelity(ctx context.Context, e *env, modelName, device, policy string, 
 	}
 	var emu []fidRow
 	var estimates []string
+	// Requests go one at a time: back to back as `edgesplit demo` sends them
+	// (period 0), or one every period. The link changes when a phase's first
+	// request is due; sim gets the same switch times.
+	start := time.Now()
+	var phaseAt []time.Duration
 	pb := bar(len(phases)*perPhase, "emulated cluster")
 	for pi, ph := range phases {
 		prof, err := linkem.LookupProfile(ph.Profile)
 		if err != nil {
 			return err
 		}
+		if period > 0 {
+			if err := sleepUntil(ctx, start.Add(time.Duration(pi*perPhase)*period)); err != nil {
+				return err
+			}
+		}
+		phaseAt = append(phaseAt, time.Since(start))
 		if err := edge.SetLink(prof.Up, prof.Down); err != nil {
 			return err
 		}
-		for range perPhase {
+		for j := range perPhase {
+			if period > 0 {
+				if err := sleepUntil(ctx, start.Add(time.Duration(pi*perPhase+j)*period)); err != nil {
+					return err
+				}
+			}
 			res, err := edge.Infer(ctx, node.InferRequest{Inputs: []*tensor.Dense{input()}})
 			if err != nil {
 				return fmt.Errorf("phase %s: %w", ph.Name, err)
@@ -129,6 +145,7 @@ func figFidelity(ctx context.Context, e *env, modelName, device, policy string, 
 		}
 	}
 	pb.Finish()
+	emulatedSpan := time.Since(start)
 	var checks []string
 	var ratios map[string]float64
 	if e.linkCheck {
@@ -159,22 +176,32 @@ func figFidelity(ctx context.Context, e *env, modelName, device, policy string, 
 		return err
 	}
 	simModel := sim.Model{Profile: ep, DAG: dag}
-	period := 2 * time.Second
 	var sched []sim.LinkPhase
 	for pi, ph := range phases[1:] {
-		sched = append(sched, sim.LinkPhase{At: sim.Duration(time.Duration(pi+1) * time.Duration(perPhase) * period), Profile: ph.Profile})
+		sched = append(sched, sim.LinkPhase{At: sim.Duration(phaseAt[pi+1]), Profile: ph.Profile})
+	}
+	// The edge's picture of its link lags the link by about a second: while
+	// it offloads, the uplink estimate (α 0.5 per transfer) and auto's
+	// three-decision hysteresis take about five requests to move the plan;
+	// while it computes locally, the next probe is due within 1–3 s
+	// (bench/schedq -adapt measured the plan changing 1.35 s after a drop).
+	// In sim: estimates sampled every 10 ms, seen lag (default 1 s) late.
+	arrivals := sim.Arrivals{Process: "closed"}
+	duration := emulatedSpan
+	est := sim.EstimationSpec{Interval: sim.Duration(10 * time.Millisecond), Lag: sim.Duration(lag)}
+	if period > 0 {
+		arrivals = sim.Arrivals{Process: "periodic", FPS: 1 / period.Seconds()}
+		duration = time.Duration(len(phases)*perPhase) * period
+		est = sim.EstimationSpec{Interval: sim.Duration(period), Lag: sim.Duration(period)}
 	}
 	runSim := func(label string, codecs []sim.CodecSpec) ([]fidRow, error) {
 		s, err := buildScenario(&sim.Scenario{
-			Name: "fidelity-" + label, Seed: 1, Duration: sim.Duration(time.Duration(len(phases)*perPhase) * period), Policy: policy,
-			// The edge learns its link from its own transfers (and pings),
-			// one request per period, and plans each request with what the
-			// previous one taught it: one sample per period, one period old.
-			Estimation: sim.EstimationSpec{Interval: sim.Duration(period), Lag: sim.Duration(period)},
+			Name: "fidelity-" + label, Seed: 1, Duration: sim.Duration(duration), Policy: policy,
+			Estimation: est,
 			Codecs:     codecs,
 			Models:     []sim.ModelSpec{{Name: modelName}},
 			Edges: []sim.EdgeSpec{{Name: "edge", Count: 1, Model: modelName, Slowdown: 1,
-				Link: sim.LinkSpec{Profile: phases[0].Profile, Schedule: sched}, Arrivals: sim.Arrivals{Process: "periodic", FPS: 1 / period.Seconds()}}},
+				Link: sim.LinkSpec{Profile: phases[0].Profile, Schedule: sched}, Arrivals: arrivals}},
 			Clouds: []sim.CloudSpec{{Name: "cloud", Count: 2, Workers: 1, Slowdown: 1 / slow}},
 		})
 		if err != nil {
@@ -184,7 +211,7 @@ func figFidelity(ctx context.Context, e *env, modelName, device, policy string, 
 		if _, err := sim.RunDir(ctx, s, dir, sim.Config{Resolve: func(string) (sim.Model, error) { return simModel, nil }}); err != nil {
 			return nil, err
 		}
-		return readSimRows(filepath.Join(dir, "requests.csv"), perPhase, period, phases)
+		return readSimRows(filepath.Join(dir, "requests.csv"), phaseAt, phases)
 	}
 	type source struct {
 		name, desc string
@@ -233,8 +260,12 @@ func figFidelity(ctx context.Context, e *env, modelName, device, policy string, 
 	if err := w.Error(); err != nil {
 		return err
 	}
-	fmt.Printf("sim vs emulation: %s, edge %s (profile ratio %.2f×), 2 clouds, policy %s, %d requests per phase, one at a time (emulated run took %v)\n",
-		modelName, dev.Name, slow, policy, perPhase, time.Since(t0).Round(time.Second))
+	pace := fmt.Sprintf("back to back (sim: closed-loop arrivals, estimates %v old)", lag)
+	if period > 0 {
+		pace = fmt.Sprintf("one every %v (sim: periodic arrivals, estimates one period old)", period)
+	}
+	fmt.Printf("sim vs emulation: %s, edge %s (profile ratio %.2f×), 2 clouds, policy %s, %d requests per phase, %s; emulated run took %v\n",
+		modelName, dev.Name, slow, policy, perPhase, pace, time.Since(t0).Round(time.Second))
 	var summary []string
 	for _, sr := range srcs[1:] {
 		fmt.Printf("\n### %s\n\n", sr.desc)
@@ -319,8 +350,25 @@ func figFidelity(ctx context.Context, e *env, modelName, device, policy string, 
 	return save(p, filepath.Join(e.out, "sim-vs-emulation"+suffix+".png"))
 }
 
-// readSimRows reads sim's per-request CSV back, phase by arrival time.
-func readSimRows(path string, perPhase int, period time.Duration, phases []node.DemoPhase) ([]fidRow, error) {
+// sleepUntil waits until t or ctx's end.
+func sleepUntil(ctx context.Context, t time.Time) error {
+	d := time.Until(t)
+	if d <= 0 {
+		return ctx.Err()
+	}
+	tm := time.NewTimer(d)
+	defer tm.Stop()
+	select {
+	case <-tm.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// readSimRows reads sim's per-request CSV back, phase by arrival time
+// (phase i starts at phaseAt[i]).
+func readSimRows(path string, phaseAt []time.Duration, phases []node.DemoPhase) ([]fidRow, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -346,12 +394,30 @@ func readSimRows(path string, perPhase int, period time.Duration, phases []node.
 		if err != nil {
 			cut = -1
 		}
-		pi := min(int(arr/float64(period.Milliseconds()))/perPhase, len(phases)-1)
+		pi := 0
+		for i, at := range phaseAt {
+			if time.Duration(arr*1e6) >= at {
+				pi = i
+			}
+		}
 		num := func(c string) float64 { v, _ := strconv.ParseFloat(r[col[c]], 64); return v }
 		out = append(out, fidRow{pi, phases[pi].Profile, time.Duration(tot * 1e6), time.Duration(pred * 1e6), cut, r[col["codec"]],
 			[6]float64{num("edge_ms"), num("encode_ms"), num("uplink_ms") + num("prop_ms") + num("downlink_ms"), num("queue_ms"), num("cloud_ms"), num("decode_ms")}})
 	}
 	return out, nil
+}
+
+// medianLatency is the median measured latency of rs.
+func medianLatency(rs []fidRow) time.Duration {
+	v := make([]time.Duration, len(rs))
+	for i, r := range rs {
+		v[i] = r.measured
+	}
+	slices.Sort(v)
+	if len(v) == 0 {
+		return 0
+	}
+	return v[len(v)/2]
 }
 
 func phaseRows(rs []fidRow, p int) []fidRow {

@@ -51,6 +51,8 @@ func run() error {
 	fidDevice := fs.String("fidelity-device", "raspberry-pi-4", "edge device of the sim-vs-emulation run")
 	fs.BoolVar(&e.linkCheck, "link-check", true, "fidelity: also force cloud-only with every codec on every link and compare network time with sim's model")
 	perPhase := fs.Int("per-phase", 10, "requests per link phase in the sim-vs-emulation run")
+	fidLag := fs.Duration("fidelity-lag", time.Second, "sim-vs-emulation, back to back: how old sim's link estimates are (the edge's estimate follows a change in about a second)")
+	fidPeriod := fs.Duration("fidelity-period", 0, "sim-vs-emulation: one request every period (0: back to back, as `edgesplit demo` sends them; sim then uses closed-loop arrivals)")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: figures [flags] latency|energy|load|codec|fidelity|all ...")
 		fs.PrintDefaults()
@@ -101,7 +103,7 @@ func run() error {
 		case "codec":
 			err = figCodec(ctx, e, *samples)
 		case "fidelity":
-			err = figFidelity(ctx, e, *fidModel, *fidDevice, *fidPolicy, *perPhase)
+			err = figFidelity(ctx, e, *fidModel, *fidDevice, *fidPolicy, *perPhase, *fidPeriod, *fidLag)
 		default:
 			return fmt.Errorf("unknown figure %q (want latency, energy, load, codec, fidelity or all)", c)
 		}
