@@ -129,7 +129,7 @@ func (l *linkEstimate) rtt() time.Duration {
 
 // upFullWeight is the serialisation time at which a transfer counts as a
 // full uplink sample. A transfer's wire time is what is left of its network
-// time after one RTT (a minimum over pings) and the download, so it carries
+// time after one RTT (the ping estimate) and the download, so it carries
 // the RTT's jitter and the timers' noise — a few milliseconds. A 400-byte
 // boundary whose 0.2 ms of serialisation measured as 5 ms would otherwise
 // read as a 25× slower uplink; it now moves the estimate 1/50 as much.

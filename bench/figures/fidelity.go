@@ -407,19 +407,6 @@ func readSimRows(path string, phaseAt []time.Duration, phases []node.DemoPhase) 
 	return out, nil
 }
 
-// medianLatency is the median measured latency of rs.
-func medianLatency(rs []fidRow) time.Duration {
-	v := make([]time.Duration, len(rs))
-	for i, r := range rs {
-		v[i] = r.measured
-	}
-	slices.Sort(v)
-	if len(v) == 0 {
-		return 0
-	}
-	return v[len(v)/2]
-}
-
 func phaseRows(rs []fidRow, p int) []fidRow {
 	var out []fidRow
 	for _, r := range rs {
