@@ -31,6 +31,7 @@ const (
 	metaCompute = "c"     // ns running the segment (device-stretched)
 	metaDecode  = "d"     // ns decoding the request payload
 	metaEncode  = "e"     // ns encoding the result
+	metaRecv    = "r"     // "ns,bytes": the request body's arrival after its first read (see recvClock)
 	opProfile   = "profile"
 	opProbe     = "probe" // body is discarded: lets an edge measure the link while it computes locally
 )
@@ -65,9 +66,11 @@ func (n *Node) serveSegment(ctx context.Context, req *transport.Request, body io
 		return transport.Errorf(transport.CodeNotFound, "model %q version %s not held by %s (have %s)", req.Model, req.Version, n.cfg.Name, m.Version)
 	}
 	if req.Meta[metaOp] == opProbe {
-		if _, err := io.Copy(io.Discard, body); err != nil {
+		rc := &recvClock{r: body}
+		if _, err := io.Copy(io.Discard, rc); err != nil {
 			return err
 		}
+		rc.report(w)
 		_, err := w.Write([]byte{0})
 		return err
 	}
@@ -96,10 +99,12 @@ func (n *Node) serveSegment(ctx context.Context, req *transport.Request, body io
 	buf := bufPool.Get().(*bytes.Buffer)
 	buf.Reset()
 	defer bufPool.Put(buf)
-	if _, err := buf.ReadFrom(body); err != nil {
+	rc := &recvClock{r: body}
+	if _, err := buf.ReadFrom(rc); err != nil {
 		code = "body"
 		return err
 	}
+	rc.report(w)
 
 	// Wait for a worker.
 	queued := time.Now()
@@ -162,6 +167,56 @@ func (n *Node) serveSegment(ctx context.Context, req *transport.Request, body io
 	w.SetMeta(metaEncode, strconv.FormatInt(int64(encoded.Sub(computed)), 10))
 	_, err = w.Write(res)
 	return err
+}
+
+// recvClock times a request body's arrival on the cloud's own clock: from
+// the first read that returned data to the last, and how many bytes came
+// after that first read. Those bytes crossed the uplink back to back behind
+// the first, so bytes/time is the uplink's goodput, free of the RTT and of
+// any clock offset between edge and cloud; and the edge, subtracting this
+// time from the request's network time, is left with an RTT measured by the
+// request itself. The handler starts reading as soon as the header is in,
+// so the first read sees at most what came with it.
+type recvClock struct {
+	r           io.Reader
+	first, last time.Time
+	after       int64
+}
+
+func (c *recvClock) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if n > 0 {
+		now := time.Now()
+		if c.first.IsZero() {
+			c.first = now
+		} else {
+			c.after += int64(n)
+			c.last = now
+		}
+	}
+	return n, err
+}
+
+// report sets the arrival timing on the response, when the body came in
+// more than one read.
+func (c *recvClock) report(w transport.ResponseWriter) {
+	if c.after > 0 {
+		w.SetMeta(metaRecv, strconv.FormatInt(int64(c.last.Sub(c.first)), 10)+","+strconv.FormatInt(c.after, 10))
+	}
+}
+
+// parseRecv reads metaRecv; ok is false when it is absent or malformed.
+func parseRecv(m map[string]string) (d time.Duration, n int64, ok bool) {
+	ds, ns, found := strings.Cut(m[metaRecv], ",")
+	if !found {
+		return 0, 0, false
+	}
+	dv, err1 := strconv.ParseInt(ds, 10, 64)
+	nv, err2 := strconv.ParseInt(ns, 10, 64)
+	if err1 != nil || err2 != nil || dv < 0 || nv <= 0 {
+		return 0, 0, false
+	}
+	return time.Duration(dv), nv, true
 }
 
 // checkInputs verifies decoded tensors against a piece's inputs.

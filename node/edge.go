@@ -459,8 +459,10 @@ func (n *Node) offload(ctx context.Context, m *Model, p scheduler.Plan, h *headR
 	limit := 3*p.Predicted.Total + 500*time.Millisecond
 	cctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
-	callStart := time.Now()
 	link := n.linkTo(p.Cloud)
+	est := n.linkEstimate(peer)
+	loaded := link.busy()
+	callStart := time.Now()
 	up := link.upload(bytes.NewReader(payload))
 	resp, err := n.ep.Call(cctx, peer.Meta.QUICAddr, req, up)
 	up.done()
@@ -468,7 +470,7 @@ func (n *Node) offload(ctx context.Context, m *Model, p scheduler.Plan, h *headR
 		if transport.CodeOf(err) == transport.CodeDeadlineExceeded {
 			// The boundary did not get through in time: whatever else went
 			// wrong, the uplink delivered at most this much.
-			link.observeUp(int64(len(payload)), time.Since(callStart), n.linkEstimate(peer).Up)
+			link.observeUp(int64(len(payload)), time.Since(callStart), est.Up)
 		}
 		return err
 	}
@@ -506,8 +508,7 @@ func (n *Node) offload(ctx context.Context, m *Model, p scheduler.Plan, h *headR
 	res.BytesSent = int64(len(payload))
 	n.metrics.bytesSent.Add(float64(len(payload)))
 	// Learn from what this send achieved: the codec's ratio at this cut,
-	// and the uplink goodput (network time less one RTT and the result's
-	// download).
+	// the RTT and the uplink goodput.
 	var raw int64
 	for _, t := range tin {
 		raw += int64(4 * t.Shape().TotalSize())
@@ -515,9 +516,8 @@ func (n *Node) offload(ctx context.Context, m *Model, p scheduler.Plan, h *headR
 	if p.K >= 0 {
 		n.tables[m.ID].observe(p.Codec, p.K, raw, int64(len(payload)))
 	}
-	le := n.linkEstimate(peer)
-	wire := res.Measured.Transfer - le.RTT - time.Duration(float64(len(body))/le.Down*float64(time.Second))
-	link.observeUp(int64(len(payload)), max(wire, 100*time.Microsecond), le.Up)
+	down := time.Duration(float64(len(body)) / est.Down * float64(time.Second))
+	link.learnUpload(int64(len(payload)), res.Measured.Transfer, down, est, resp.Meta, loaded)
 	return nil
 }
 
@@ -582,85 +582,73 @@ func (n *Node) runLocal(ctx context.Context, m *Model, inputs []*tensor.Dense, h
 	return nil
 }
 
-// MaxProbeBytes and MinProbeBytes bound a link probe. A probe carries about
-// probeAirtime of the uplink's estimated goodput, so it is long enough to
-// measure the rate above the RTT's jitter yet short enough not to hold up the
-// requests behind it in the link's queue (a fixed 48 KiB probe held a 3G
-// uplink for 350 ms).
-const (
-	MaxProbeBytes = 48 << 10
-	MinProbeBytes = 8 << 10
-)
-
-const (
-	// probeAirtime is the uplink time a probe aims to take.
-	probeAirtime = 50 * time.Millisecond
-	// probeInterval is the least time between two probes to one cloud,
-	// maxProbeInterval the most (a probe that met an outage is slow, not
-	// large).
-	probeInterval    = time.Second
-	maxProbeInterval = 3 * time.Second
-	// probeDuty bounds the share of the uplink probes may take: a probe
-	// that took longer than probeInterval·probeDuty delays the next one.
-	probeDuty = 0.05
-)
-
-// probeSize is the probe for an uplink estimated at up bytes per second.
-func probeSize(up float64) int {
-	return int(min(max(up*probeAirtime.Seconds(), MinProbeBytes), MaxProbeBytes))
-}
-
 // maybeProbe keeps the link estimates fresh while requests run on the edge:
 // with nothing offloaded, transport measures no goodput and an improved link
-// would never be noticed. When a cloud's probe is due (at most once per
-// probeInterval, and at most probeDuty of the uplink's time), it sends a
-// probe sized to the current estimate in the background; the cloud discards
-// it.
+// would never be noticed. When a probe is due (scheduler.ProbeWait after
+// the last), it sends one sized to the current estimate
+// (scheduler.ProbeSize) in the background; the cloud discards it and says
+// how long it took to arrive.
 func (n *Node) maybeProbe(m *Model) {
 	if n.isClosed() {
 		return
 	}
 	now := time.Now()
+	// One probe at a time, to the cloud probed least recently: probes to
+	// all clouds at once would share the access link and each read as a
+	// fraction of it. Banned clouds are probed too, so their estimate is
+	// fresh when the ban ends.
+	var target Peer
+	var last time.Time
+	found := false
+	n.probeMu.Lock()
+	if now.Before(n.nextProbe) {
+		n.probeMu.Unlock()
+		return
+	}
 	for _, p := range n.members.Peers() {
-		// Banned clouds are probed too, so their estimate is fresh when the
-		// ban ends.
 		if !p.Alive || p.Meta.Role != RoleCloud || !servesVersion(p.Meta, m) {
 			continue
 		}
-		n.probeMu.Lock()
-		due := !now.Before(n.nextProbe[p.Name])
-		if due {
-			n.nextProbe[p.Name] = now.Add(24 * time.Hour) // in flight; set when it ends
+		if t := n.lastProbe[p.Name]; !found || t.Before(last) {
+			target, last, found = p, t, true
 		}
-		n.probeMu.Unlock()
-		if !due {
-			continue
-		}
-		est := n.linkEstimate(p).Up
-		size := probeSize(est)
-		n.wg.Add(1)
-		go func(p Peer) {
-			defer n.wg.Done()
-			l := n.linkTo(p.Name)
-			d, err := n.probe(p, l.upload(bytes.NewReader(probePayload[:size])))
-			airtime := max(d-n.linkEstimate(p).RTT, 100*time.Microsecond)
-			wait := probeInterval
-			if err == nil {
-				wait = min(max(wait, time.Duration(float64(airtime)/probeDuty)), maxProbeInterval)
-			}
-			n.probeMu.Lock()
-			n.nextProbe[p.Name] = time.Now().Add(wait)
-			n.probeMu.Unlock()
-			if err == nil {
-				l.observeUp(int64(size), airtime, est)
-			}
-		}(p)
 	}
+	if found {
+		n.nextProbe = now.Add(24 * time.Hour) // in flight; set when it ends
+		n.lastProbe[target.Name] = now
+	}
+	n.probeMu.Unlock()
+	if !found {
+		return
+	}
+	est := n.linkEstimate(target)
+	size := scheduler.ProbeSize(est.Up)
+	n.wg.Add(1)
+	go func(p Peer) {
+		defer n.wg.Done()
+		l := n.linkTo(p.Name)
+		loaded := l.busy()
+		d, meta, err := n.probe(p, l.upload(bytes.NewReader(probePayload[:size])))
+		wait := scheduler.ProbeInterval
+		if err == nil {
+			air := d - est.RTT
+			if rd, _, ok := parseRecv(meta); ok {
+				air = rd // the cloud's timing of the arrival is the better measure
+			}
+			wait = scheduler.ProbeWait(air)
+		}
+		n.probeMu.Lock()
+		n.nextProbe = time.Now().Add(wait)
+		n.probeMu.Unlock()
+		if err == nil {
+			l.learnUpload(int64(size), d, 0, est, meta, loaded)
+		}
+	}(target)
 }
 
 // probePayload is incompressible-looking filler (QUIC does not compress,
 // but keep it realistic for any middlebox that would).
-var probePayload = func() (b [MaxProbeBytes]byte) {
+var probePayload = func() (b [scheduler.MaxProbeBytes]byte) {
 	x := uint32(2463534242)
 	for i := range b {
 		x ^= x << 13

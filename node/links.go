@@ -19,51 +19,120 @@ import (
 // round-trip time.
 const pingInterval = 500 * time.Millisecond
 
-// pingWindow is how many recent pings an estimate keeps. Pings sent while
-// the edge was handing an upload of its own to that cloud are "loaded": they
-// may queue behind it in the link's buffer. The RTT is the median of the last
-// rttClean unloaded pings within the window, so it follows a longer path
-// within rttClean·pingInterval; when there are fewer (the edge offloads back
-// to back) it is the least of the window, since queueing only ever adds to a
-// ping (a longer path then shows after pingWindow·pingInterval).
+// RTT samples: pings, and the RTTs that uploads measured themselves
+// (learnUpload). A sample taken while the edge was handing an upload of its
+// own to QUIC (to any cloud: they share the access link's buffer) is
+// "loaded": it may have queued behind that upload. An estimate keeps the
+// last pingWindow samples; the RTT is the median of the last rttClean
+// unloaded ones, so it follows a longer path within rttClean samples.
 const (
 	pingWindow = 6
 	rttClean   = 3
+	// rttFresh is how recent a path's own clean samples must be to be
+	// preferred over the access link's (see linkEstimate.rtt).
+	rttFresh = time.Second
 )
-
-// upAlpha weighs each new uplink sample: per request, not per second of busy
-// time, so a few transfers on a new link outweigh a long history on an old
-// one.
-const upAlpha = 0.5
-
-// linkEstimate is an edge's view of its path to one cloud: the RTT from
-// pings, the uplink goodput from what its own transfers and probes achieved.
-type linkEstimate struct {
-	mu      sync.Mutex
-	pings   [pingWindow]ping
-	np      int // pings recorded (ring index = np % pingWindow)
-	up      scheduler.EWMA
-	sending int // uploads (transfers, probes) to this cloud being handed to QUIC
-}
 
 type ping struct {
 	d      time.Duration
+	at     time.Time
 	loaded bool
 }
 
-// upload wraps the body of a transfer or probe to the cloud: the edge counts
-// as sending from now until the body has been read to its end (handed to
-// QUIC) or done is called, whichever comes first.
+// rttRing holds the recent RTT samples of a path or of the access link.
+type rttRing struct {
+	s [pingWindow]ping
+	n int // samples recorded (ring index = n % pingWindow)
+}
+
+func (r *rttRing) add(p ping) {
+	r.s[r.n%pingWindow] = p
+	r.n++
+}
+
+// clean returns the median of the last rttClean unloaded samples and the
+// time of the oldest of them; ok is false when there are fewer.
+func (r *rttRing) clean() (d time.Duration, oldest time.Time, ok bool) {
+	var c [rttClean]time.Duration
+	k := 0
+	for i := 1; i <= min(r.n, pingWindow) && k < rttClean; i++ { // newest first
+		p := r.s[(r.n-i)%pingWindow]
+		if !p.loaded {
+			c[k] = p.d
+			oldest = p.at
+			k++
+		}
+	}
+	if k < rttClean {
+		return 0, time.Time{}, false
+	}
+	slices.Sort(c[:])
+	return c[rttClean/2], oldest, true
+}
+
+// least is the smallest sample of the window (0 when empty): queueing only
+// ever adds to a sample.
+func (r *rttRing) least() time.Duration {
+	var lo time.Duration
+	for i := 1; i <= min(r.n, pingWindow); i++ {
+		d := r.s[(r.n-i)%pingWindow].d
+		if i == 1 || d < lo {
+			lo = d
+		}
+	}
+	return lo
+}
+
+// linkEstimate is an edge's view of its path to one cloud: the RTT from
+// pings and uploads, the uplink goodput from what its own transfers and
+// probes achieved.
+//
+// Both are learned twice: on this path alone, and on the edge's access link
+// (accessLink: every sample to any cloud counts). The access link is usually
+// every path's bottleneck, so when it changes, the transfers to one cloud
+// tell the edge about all of them, and the planner does not flee to a cloud
+// whose estimate is merely older. The uplink is the path's own estimate
+// scaled by how much the access link's changed since the path's last sample:
+// a change of the radio moves every path alike, and a cloud behind a slower
+// path keeps its ratio to the others. The RTT is the path's own while it has fresh clean samples, the
+// access link's when it has not (a cloud the edge is not sending to, whose
+// pings all queue behind the uploads to another).
+type linkEstimate struct {
+	mu       sync.Mutex
+	rtts     rttRing
+	up       scheduler.RateLearner
+	accessAt float64 // the access link's estimate just after up's last sample
+	access   *accessLink
+}
+
+// accessLink is what an edge learns of its access link from its traffic to
+// all clouds, and whether it is sending on it.
+type accessLink struct {
+	mu      sync.Mutex
+	rtts    rttRing
+	up      scheduler.RateLearner
+	sending int // uploads (transfers, probes) being handed to QUIC
+}
+
+// newLinkEstimate returns the estimate of a path through access.
+func newLinkEstimate(access *accessLink) *linkEstimate {
+	return &linkEstimate{access: access}
+}
+
+// upload wraps the body of a transfer or probe: the edge counts as sending
+// from now until the body has been read to its end (handed to QUIC) or done
+// is called, whichever comes first.
 func (l *linkEstimate) upload(r io.Reader) *uploadBody {
-	l.mu.Lock()
-	l.sending++
-	l.mu.Unlock()
-	return &uploadBody{r: r, l: l}
+	a := l.access
+	a.mu.Lock()
+	a.sending++
+	a.mu.Unlock()
+	return &uploadBody{r: r, a: a}
 }
 
 type uploadBody struct {
 	r    io.Reader
-	l    *linkEstimate
+	a    *accessLink
 	once sync.Once
 }
 
@@ -78,87 +147,149 @@ func (u *uploadBody) Read(p []byte) (int, error) {
 // done ends the upload (idempotent).
 func (u *uploadBody) done() {
 	u.once.Do(func() {
-		u.l.mu.Lock()
-		u.l.sending--
-		u.l.mu.Unlock()
+		u.a.mu.Lock()
+		u.a.sending--
+		u.a.mu.Unlock()
 	})
 }
 
-// busy says whether data of the edge's own is in flight to the cloud.
+// busy says whether the edge is handing data of its own to QUIC.
 func (l *linkEstimate) busy() bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.sending > 0
+	a := l.access
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.sending > 0
 }
 
-// observePing records a ping that took d; loaded if the edge was sending to
-// the cloud when it left.
+// observePing records an RTT sample d taken now; loaded if the edge was
+// sending when it left.
 func (l *linkEstimate) observePing(d time.Duration, loaded bool) {
+	l.observePingAt(time.Now(), d, loaded)
+}
+
+func (l *linkEstimate) observePingAt(at time.Time, d time.Duration, loaded bool) {
+	p := ping{d: d, at: at, loaded: loaded}
 	l.mu.Lock()
-	l.pings[l.np%pingWindow] = ping{d, loaded}
-	l.np++
+	l.rtts.add(p)
 	l.mu.Unlock()
+	l.access.mu.Lock()
+	l.access.rtts.add(p)
+	l.access.mu.Unlock()
 }
 
-// rtt is the median of the last rttClean unloaded pings, or the least of the
-// window when there are fewer; 0 when there is no ping yet.
-func (l *linkEstimate) rtt() time.Duration {
+// rtt is the path's RTT estimate now (see rttAt).
+func (l *linkEstimate) rtt() time.Duration { return l.rttAt(time.Now()) }
+
+// rttAt is the median of the path's last rttClean clean samples when all are
+// within rttFresh of now; else the access link's when its are; else the
+// path's stale median; else the least sample of the path's window; 0 when
+// there is none.
+func (l *linkEstimate) rttAt(now time.Time) time.Duration {
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	n := min(l.np, pingWindow)
-	if n == 0 {
-		return 0
+	own, ownAt, ownOK := l.rtts.clean()
+	least := l.rtts.least()
+	l.mu.Unlock()
+	if ownOK && now.Sub(ownAt) <= rttFresh {
+		return own
 	}
-	var clean [rttClean]time.Duration
-	k := 0
-	lo := l.pings[(l.np-1)%pingWindow].d
-	for i := 1; i <= n; i++ { // newest first
-		p := l.pings[(l.np-i)%pingWindow]
-		lo = min(lo, p.d)
-		if !p.loaded && k < rttClean {
-			clean[k] = p.d
-			k++
-		}
+	l.access.mu.Lock()
+	acc, accAt, accOK := l.access.rtts.clean()
+	l.access.mu.Unlock()
+	switch {
+	case accOK && now.Sub(accAt) <= rttFresh:
+		return acc
+	case ownOK:
+		return own
 	}
-	if k < rttClean {
-		return lo
-	}
-	slices.Sort(clean[:])
-	return clean[rttClean/2]
+	return least
 }
-
-// upFullWeight is the serialisation time at which a transfer counts as a
-// full uplink sample. A transfer's wire time is what is left of its network
-// time after one RTT (the ping estimate) and the download, so it carries
-// the RTT's jitter and the timers' noise — a few milliseconds. A 400-byte
-// boundary whose 0.2 ms of serialisation measured as 5 ms would otherwise
-// read as a 25× slower uplink; it now moves the estimate 1/50 as much.
-const upFullWeight = 10 * time.Millisecond
 
 // observeUp folds in a transfer of n bytes that took d on the wire, given the
-// current estimate est (bytes/s): it weighs as much as its serialisation at
-// est is long, relative to upFullWeight. While the estimate is still the
-// prior, a sample of less than half a weight is dropped.
+// current estimate est (bytes/s). The wire time is what was left of the
+// network time after one RTT (the estimate) and the download, so it carries
+// the RTT's jitter: the sample weighs as much as its serialisation at est
+// is long.
 func (l *linkEstimate) observeUp(n int64, d time.Duration, est float64) {
 	if n <= 0 || d <= 0 {
 		return
 	}
-	w := 1.0
+	ser := scheduler.RateFullWeight
 	if est > 0 {
-		w = min(1, float64(n)/est/upFullWeight.Seconds())
+		ser = time.Duration(float64(n) / est * float64(time.Second))
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.up.Count() == 0 && w < 0.5 {
-		return
-	}
-	l.up.AddWeighted(float64(n)/d.Seconds(), w)
+	l.observeRate(float64(n)/d.Seconds(), ser)
 }
 
+// minTimedBytes is the least a cloud must have timed arriving (after the
+// first read) for its timing to be an uplink sample: three packets, so the
+// rate is not one packet's scheduling noise.
+const minTimedBytes = 3 * 1200
+
+// observeTimedUp folds in n bytes that the cloud saw arrive within d, back
+// to back (recvClock): a sample weighing as much as d is long.
+func (l *linkEstimate) observeTimedUp(n int64, d time.Duration) {
+	if n < minTimedBytes || d <= 0 {
+		return
+	}
+	l.observeRate(float64(n)/d.Seconds(), d)
+}
+
+// observeRate folds an uplink sample into this path's learner and the
+// access link's.
+func (l *linkEstimate) observeRate(rate float64, airtime time.Duration) {
+	l.access.mu.Lock()
+	l.access.up.Observe(rate, airtime)
+	a := l.access.up.Value()
+	l.access.mu.Unlock()
+	l.mu.Lock()
+	l.up.Observe(rate, airtime)
+	l.accessAt = a
+	l.mu.Unlock()
+}
+
+// learnUpload folds in what one upload to the cloud taught: n bytes sent,
+// network the exchange's time less the cloud's own work, down the answer's
+// download at the estimate est (taken before the upload), meta the cloud's
+// response metadata, and loaded whether another upload of the edge's was in
+// flight when it left. When the cloud timed the body's arrival (recvClock),
+// the RTT is what is left of the network time after that arrival, the part
+// that came with the first read (at est) and the download: a sample as clean
+// as an unloaded ping's, so the RTT stays fresh while the edge offloads back
+// to back. The uplink sample is the cloud's timing when it covers enough
+// bytes, else the network time less one RTT and the download.
+func (l *linkEstimate) learnUpload(n int64, network, down time.Duration, est scheduler.LinkEstimate, meta map[string]string, loaded bool) {
+	rd, rb, timed := parseRecv(meta)
+	if !timed || rb > n {
+		rd, rb, timed = 0, 0, false
+	}
+	first := time.Duration(float64(n-rb) / est.Up * float64(time.Second))
+	if rtt := network - rd - first - down; !loaded && rtt > 0 {
+		l.observePing(rtt, false)
+	}
+	if timed && rb >= minTimedBytes {
+		l.observeTimedUp(rb, rd)
+		return
+	}
+	l.observeUp(n, max(network-est.RTT-down, 100*time.Microsecond), est.Up)
+}
+
+// upRate is the uplink estimate in bytes/s: this path's, scaled by the
+// access link's change since the path's last sample; the access link's
+// when the path has none (0: nothing learned yet).
 func (l *linkEstimate) upRate() float64 {
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.up.Value()
+	up, at := l.up.Value(), l.accessAt
+	l.mu.Unlock()
+	l.access.mu.Lock()
+	a := l.access.up.Value()
+	l.access.mu.Unlock()
+	switch {
+	case up == 0:
+		return a
+	case at > 0 && a > 0:
+		return up * a / at
+	}
+	return up
 }
 
 // linkTo returns the estimate for the named cloud, creating it.
@@ -167,8 +298,7 @@ func (n *Node) linkTo(cloud string) *linkEstimate {
 	defer n.linksMu.Unlock()
 	l, ok := n.links[cloud]
 	if !ok {
-		l = &linkEstimate{}
-		l.up.Alpha = upAlpha
+		l = newLinkEstimate(&n.access)
 		n.links[cloud] = l
 	}
 	return l
@@ -194,7 +324,7 @@ func (n *Node) pingLoop() {
 				defer n.wg.Done()
 				l := n.linkTo(p.Name)
 				loaded := l.busy()
-				if d, err := n.probe(p, nil); err == nil {
+				if d, _, err := n.probe(p, nil); err == nil {
 					l.observePing(d, loaded)
 				}
 			}(p)
@@ -203,8 +333,8 @@ func (n *Node) pingLoop() {
 }
 
 // probe sends body (nil: nothing) to cloud p, which discards it, and returns
-// how long the exchange took.
-func (n *Node) probe(p Peer, body *uploadBody) (time.Duration, error) {
+// how long the exchange took and the cloud's response metadata.
+func (n *Node) probe(p Peer, body *uploadBody) (time.Duration, map[string]string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	ref := p.Meta.Models[0]
@@ -217,11 +347,11 @@ func (n *Node) probe(p Peer, body *uploadBody) (time.Duration, error) {
 	resp, err := n.ep.Call(ctx, p.Meta.QUICAddr, &transport.Request{ID: n.reqID.Add(1), Model: ref.ID, Version: ref.Version,
 		Meta: map[string]string{metaOp: opProbe}}, r)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	_, err = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
-	return time.Since(start), err
+	return time.Since(start), resp.Meta, err
 }
 
 // codecTable is an edge's codec costs for one model: speeds measured at

@@ -1,10 +1,14 @@
 package node
 
 import (
+	"fmt"
 	"io"
+	"math"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/edgesplit/edgesplit/scheduler"
 )
 
 func TestOverheadEstimateIgnoresSpikes(t *testing.T) {
@@ -45,8 +49,7 @@ func TestObserveUpWeighsBySerialisation(t *testing.T) {
 		{"large boundary", 100_000, 100 * time.Millisecond, 1.49e6, 1.51e6},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var l linkEstimate
-			l.up.Alpha = upAlpha
+			l := newLinkEstimate(&accessLink{})
 			l.observeUp(200_000, 100*time.Millisecond, est) // 2 MB/s
 			l.observeUp(tc.n, tc.d, est)
 			if got := l.upRate(); got < tc.min || got > tc.max {
@@ -54,38 +57,43 @@ func TestObserveUpWeighsBySerialisation(t *testing.T) {
 			}
 		})
 	}
-	var l linkEstimate
+	l := newLinkEstimate(&accessLink{})
 	l.observeUp(400, 5*time.Millisecond, est) // a light sample does not replace the prior
 	if l.upRate() != 0 {
 		t.Errorf("a light first sample set the estimate to %.3g", l.upRate())
 	}
 }
 
-func TestProbeSize(t *testing.T) {
-	for _, tc := range []struct {
-		up   float64 // bytes/s
-		want int
-	}{
-		{1.1e6 / 8, MinProbeBytes},  // 3G: 50 ms is 6.9 kB
-		{6.3e6 / 8, 39375},          // LTE: 50 ms
-		{18.9e6 / 8, MaxProbeBytes}, // Wi-Fi: capped
-		{0, MinProbeBytes},
-	} {
-		if got := probeSize(tc.up); got != tc.want {
-			t.Errorf("probeSize(%g) = %d, want %d", tc.up, got, tc.want)
-		}
+// The access link is shared: a slower uplink seen on one path lowers the
+// other's estimate; a path slower than the access link keeps its own.
+func TestUplinkSharedByPaths(t *testing.T) {
+	var acc accessLink
+	a, b := newLinkEstimate(&acc), newLinkEstimate(&acc)
+	a.observeTimedUp(200_000, 100*time.Millisecond) // 2 MB/s
+	b.observeTimedUp(200_000, 100*time.Millisecond)
+	for range 4 {
+		a.observeTimedUp(80_000, 100*time.Millisecond) // the radio drops to 0.8 MB/s
+	}
+	if got := b.upRate(); got > 0.9e6 {
+		t.Errorf("b's uplink after a's transfers saw the drop: %.3g B/s, want ≈ 0.8e6", got)
+	}
+	c := newLinkEstimate(&acc)
+	c.observeTimedUp(20_000, 100*time.Millisecond) // behind a slow backhaul
+	if got := c.upRate(); got != 0.2e6 {
+		t.Errorf("c's own slower path: %.3g B/s, want 0.2e6", got)
 	}
 }
 
 func TestRTTEstimate(t *testing.T) {
 	ms := func(v float64) time.Duration { return time.Duration(v * float64(time.Millisecond)) }
+	t0 := time.Unix(1000, 0)
 	type p struct {
 		d      float64
 		loaded bool
 	}
 	for _, tc := range []struct {
 		name  string
-		pings []p // oldest first
+		pings []p // oldest first, 100 ms apart
 		want  time.Duration
 	}{
 		{"none", nil, 0},
@@ -95,23 +103,143 @@ func TestRTTEstimate(t *testing.T) {
 		{"older than the window is forgotten", []p{{5, false}, {40, true}, {41, true}, {42, true}, {43, true}, {44, true}, {45, true}}, ms(40)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var l linkEstimate
-			for _, x := range tc.pings {
-				l.observePing(ms(x.d), x.loaded)
+			l := newLinkEstimate(&accessLink{})
+			for i, x := range tc.pings {
+				l.observePingAt(t0.Add(time.Duration(i)*100*time.Millisecond), ms(x.d), x.loaded)
 			}
-			if got := l.rtt(); got != tc.want {
-				t.Errorf("rtt() = %v, want %v", got, tc.want)
+			if got := l.rttAt(t0.Add(time.Second)); got != tc.want {
+				t.Errorf("rtt = %v, want %v", got, tc.want)
 			}
 		})
 	}
-	var l linkEstimate
-	u := l.upload(strings.NewReader("boundary"))
-	if !l.busy() {
-		t.Error("not busy during an upload")
+
+	// A path without fresh clean samples of its own takes the access
+	// link's: the edge sends to a, and b's pings queue behind it.
+	var acc accessLink
+	a, b := newLinkEstimate(&acc), newLinkEstimate(&acc)
+	for i := range 3 {
+		b.observePingAt(t0.Add(time.Duration(i)*100*time.Millisecond), ms(30), false)
+	}
+	for i := range 3 {
+		at := t0.Add(2*time.Second + time.Duration(i)*100*time.Millisecond)
+		a.observePingAt(at, ms(55), false) // the uploads' own RTTs: the link got longer
+		b.observePingAt(at, ms(150), true)
+	}
+	now := t0.Add(2500 * time.Millisecond)
+	if got := b.rttAt(now); got != ms(55) {
+		t.Errorf("b with stale samples: rtt %v, want the access link's 55ms", got)
+	}
+	if got := b.rttAt(t0.Add(300 * time.Millisecond)); got != ms(30) {
+		t.Errorf("b with fresh samples: rtt %v, want its own 30ms", got)
+	}
+
+	u := a.upload(strings.NewReader("boundary"))
+	if !a.busy() || !b.busy() {
+		t.Error("not busy during an upload (the access link is shared)")
 	}
 	io.Copy(io.Discard, u)
 	u.done() // idempotent after EOF
-	if l.busy() {
+	if a.busy() {
 		t.Error("still busy after the body was read")
 	}
+}
+
+// learnUpload takes the RTT and the uplink from the cloud's timing of the
+// body's arrival when it has one, else from the network time.
+func TestLearnUpload(t *testing.T) {
+	ms := func(v float64) time.Duration { return time.Duration(v * float64(time.Millisecond)) }
+	est := scheduler.LinkEstimate{RTT: ms(10), Up: 2e6, Down: 6e6}
+	timed := map[string]string{metaRecv: fmt.Sprint(int64(ms(49)), ",", 98_000)}
+	for _, tc := range []struct {
+		name    string
+		meta    map[string]string
+		loaded  bool
+		wantRTT time.Duration
+		wantUp  float64
+	}{
+		// 100 kB: 2 kB came with the first read (1 ms at est), 98 kB in
+		// 49 ms (2 MB/s); 80 ms of network time less those and 1 ms of
+		// download leaves a 29 ms RTT.
+		{"timed", timed, false, ms(29), 2e6},
+		{"timed, behind another upload: no RTT sample", timed, true, 0, 2e6},
+		// Untimed: the RTT sample is the network time less the whole
+		// body at est and the download; the uplink the network time
+		// less the prior RTT: 100 kB in 69 ms.
+		{"untimed", nil, false, ms(80 - 50 - 1), 100_000 / ms(69).Seconds()},
+		{"malformed timing", map[string]string{metaRecv: "x,1"}, false, ms(29), 100_000 / ms(69).Seconds()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := newLinkEstimate(&accessLink{})
+			l.learnUpload(100_000, ms(80), ms(1), est, tc.meta, tc.loaded)
+			if got := l.rttAt(time.Now()); got != tc.wantRTT {
+				t.Errorf("rtt %v, want %v", got, tc.wantRTT)
+			}
+			if got := l.upRate(); math.Abs(got-tc.wantUp) > 1 {
+				t.Errorf("uplink %.6g B/s, want %.6g", got, tc.wantUp)
+			}
+		})
+	}
+}
+
+func TestRecvClock(t *testing.T) {
+	pr, pw := io.Pipe()
+	go func() {
+		pw.Write(make([]byte, 1000)) // came with the header
+		time.Sleep(20 * time.Millisecond)
+		pw.Write(make([]byte, 5000))
+		pw.Close()
+	}()
+	rc := &recvClock{r: pr}
+	io.Copy(io.Discard, rc)
+	w := &metaRecorder{}
+	rc.report(w)
+	d, n, ok := parseRecv(w.meta)
+	if !ok || n != 5000 || d < 15*time.Millisecond {
+		t.Errorf("timing %v, %d bytes, ok %v; want ≥ 20ms, 5000 bytes", d, n, ok)
+	}
+	one := &recvClock{r: strings.NewReader("tiny")}
+	io.Copy(io.Discard, one)
+	w = &metaRecorder{}
+	one.report(w)
+	if _, ok := w.meta[metaRecv]; ok {
+		t.Error("a body read in one go reported a timing")
+	}
+	for _, bad := range []string{"", "1", "a,2", "1,b", "-1,2", "1,0"} {
+		if _, _, ok := parseRecv(map[string]string{metaRecv: bad}); ok {
+			t.Errorf("parseRecv(%q) accepted", bad)
+		}
+	}
+}
+
+type metaRecorder struct{ meta map[string]string }
+
+func (m *metaRecorder) SetMeta(k, v string) {
+	if m.meta == nil {
+		m.meta = map[string]string{}
+	}
+	m.meta[k] = v
+}
+func (m *metaRecorder) Write(b []byte) (int, error) { return len(b), nil }
+
+// The node protocol's metadata parsers never panic and return only what
+// they promise.
+func FuzzMetaParsers(f *testing.F) {
+	f.Add("12000000,98000", "0-3,5,7-12", 20)
+	f.Add("1,", "3-1", 5)
+	f.Add("-5,9", "0,0", 1)
+	f.Fuzz(func(t *testing.T, recv, ranges string, n int) {
+		if d, b, ok := parseRecv(map[string]string{metaRecv: recv}); ok && (d < 0 || b <= 0) {
+			t.Fatalf("parseRecv(%q) = %v, %d", recv, d, b)
+		}
+		n = n % 4096
+		idx, err := parseRanges(ranges, n)
+		if err != nil {
+			return
+		}
+		for i, v := range idx {
+			if v < 0 || v >= n || (i > 0 && v <= idx[i-1]) {
+				t.Fatalf("parseRanges(%q, %d) = %v", ranges, n, idx)
+			}
+		}
+	})
 }

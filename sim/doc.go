@@ -4,7 +4,8 @@
 // backhaul, and cloud servers with queues, N workers and optional batching.
 // Each device plans every request with the real scheduler package's policies,
 // fed with the estimates the simulated world exposes (sampled every
-// estimation interval, delayed by a lag, perturbed by noise) — the same cost
+// estimation interval, delayed by a lag, perturbed by noise; or learned by
+// each device from its own transfers and probes, as a node does) — the same cost
 // model the nodes run — and an oracle with perfect knowledge measures regret.
 //
 // A run is described by a Scenario (YAML, see docs/scenarios/), is seeded
@@ -56,6 +57,19 @@
 // policy plans every request on the exact current state; with Regret on,
 // every request is also scored against the oracle's choice (both predicted
 // on the exact state), which costs a full planning per request.
+//
+// With Estimation.Source "learned" a device knows its link only from its
+// own traffic, by an edge node's rules (scheduler.RateLearner, ProbeSize,
+// ProbeWait): the uplink from each transfer's airtime, the downlink from
+// each result's, weighted by airtime (Noise then perturbs each sample); the
+// RTT as of its last transfer or ping (every 500 ms); the link's rates at
+// time 0 until the first sample. While it plans edge-only it sends probes
+// (one at a time, sized to its estimate, through its link or cell like any
+// transfer; they count in Summary.Probes, not in the CSV). It re-plans after
+// every sample. Cloud backlogs are still sampled with Interval and Lag. Not
+// modelled: learning from a transfer still in flight (a node's deadline
+// does), so after a deep drop a device learns only as its slow transfers
+// complete.
 //
 // # Links
 //

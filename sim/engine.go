@@ -19,6 +19,7 @@ const (
 	evCloudDone                  // a: server, b: batch slot
 	evBatchWait                  // a: server
 	evTick                       // estimation sample
+	evProbeDone                  // b: probe (its answer is back)
 )
 
 // eventHeap is a 4-ary min-heap of events by (at, seq): shallower than a

@@ -61,13 +61,26 @@ type Scenario struct {
 	dir string // for relative paths
 }
 
-// EstimationSpec says how stale and noisy the planners' view is.
+// EstimationSpec says where the planners' view comes from and how stale
+// and noisy it is.
 type EstimationSpec struct {
+	// Source is "sampled" (default): every device sees the world's link
+	// and cloud state as sampled every Interval, Lag old; or "learned":
+	// each device learns its own link from its transfers and probes as an
+	// edge node does (scheduler.RateLearner, ProbeSize, ProbeWait), and
+	// only cloud backlogs are sampled.
+	Source   string   `yaml:"source"`
 	Interval Duration `yaml:"interval"` // sampling period; default 1s
 	Lag      Duration `yaml:"lag"`      // age of what a planner sees; default 0
-	Noise    float64  `yaml:"noise"`    // relative std dev of link estimates; default 0
+	Noise    float64  `yaml:"noise"`    // relative std dev of link estimates (learned: of each sample); default 0
 	Window   Duration `yaml:"window"`   // trace rate averaging window; default interval
 }
+
+// Estimation sources.
+const (
+	SourceSampled = "sampled"
+	SourceLearned = "learned"
+)
 
 // CodecSpec is a codec preset's cost (see scheduler.CodecModel); throughputs
 // in MB/s of raw data (0: free).
@@ -310,6 +323,13 @@ func (s *Scenario) validate() error {
 		return bad("policy", "%v", err)
 	}
 	e := &s.Estimation
+	switch e.Source {
+	case "":
+		e.Source = SourceSampled
+	case SourceSampled, SourceLearned:
+	default:
+		return bad("estimation.source", "must be %q or %q, got %q", SourceSampled, SourceLearned, e.Source)
+	}
 	if e.Interval == 0 {
 		e.Interval = Duration(time.Second)
 	}

@@ -99,6 +99,12 @@ type device struct {
 	policy   scheduler.Policy
 	plan     planRT
 	planTick int64
+	// Learned estimation: what the device has seen of its link.
+	up, down  scheduler.RateLearner
+	learnVer  int64 // bumped by every sample; the plan is remade when it moves
+	planVer   int64 // learnVer when the plan was made
+	nextProbe int64 // when a probe may leave (math.MaxInt64: one is out)
+	rttAt     int64 // when the device last measured its RTT
 }
 
 // planRT is a plan with everything the per-request path needs precomputed.
@@ -157,7 +163,9 @@ type request struct {
 	prop       int64
 	oracle     int64 // regret (ns); -1 when not scored
 	oraclePred int64
+	downStart  int64
 	next       int32 // batch list
+	probe      bool  // a link probe (learned estimation), not a request
 }
 
 type world struct {
@@ -176,6 +184,7 @@ type world struct {
 	ring     int64
 	tickNs   int64
 	lagNs    int64
+	learned  bool // Estimation.Source "learned"
 	codecs   []scheduler.CodecModel
 	codecNm  [][]byte
 	srvIdx   map[string]int32
@@ -256,6 +265,7 @@ func newWorld(s *Scenario, cfg Config) (*world, error) {
 	w.end = int64(s.Duration)
 	w.tickNs = int64(s.Estimation.Interval)
 	w.lagNs = int64(s.Estimation.Lag)
+	w.learned = s.Estimation.Source == SourceLearned
 	w.ring = w.lagNs/w.tickNs + 3
 	w.bhDelay = int64(s.Backhaul.Delay)
 	w.bhRate = s.Backhaul.RateMbps * 1e6 / 8 / 1e9
@@ -400,7 +410,7 @@ func newWorld(s *Scenario, cfg Config) (*world, error) {
 				return nil, err
 			}
 		}
-		c.classPlan = !c.perDevice && !c.oracle && s.Estimation.Noise == 0 && c.link != linkTrace && c.traceDown == nil
+		c.classPlan = !c.perDevice && !c.oracle && !w.learned && s.Estimation.Noise == 0 && c.link != linkTrace && c.traceDown == nil
 		c.cacheTick = -3
 		w.classes = append(w.classes, c)
 		for i := 0; i < e.Count; i++ {
@@ -479,6 +489,8 @@ func (w *world) run(ctx context.Context) error {
 			w.tryStart(ev.a)
 		case evTick:
 			w.tick()
+		case evProbeDone:
+			w.probeDone(ev.b)
 		}
 	}
 	if w.csv != nil {
@@ -541,6 +553,9 @@ func (w *world) arrival(d int32) {
 	dv := &w.devs[d]
 	c := &w.classes[dv.class]
 	w.ensurePlan(d)
+	if w.learned && dv.plan.edgeOnly && w.now >= dv.nextProbe && len(w.servers) > 0 {
+		w.probe(d)
+	}
 	ri := w.alloc()
 	r := &w.reqs[ri]
 	*r = request{id: w.nextID, dev: d, arrival: w.now, exitIdx: -1, plan: dv.plan, oracle: -1, next: -1}
@@ -588,19 +603,70 @@ func (w *world) arrival(d int32) {
 	r.edgeEnd = start + p.edgeNs
 	r.ready = r.edgeEnd + p.enc
 	dv.edgeFree = r.ready
+	w.send(ri)
+}
+
+// send puts request (or probe) ri on its device's uplink once it is ready.
+func (w *world) send(ri int32) {
+	r := &w.reqs[ri]
+	dv := &w.devs[r.dev]
+	c := &w.classes[dv.class]
 	switch c.link {
 	case linkCell:
 		w.q.push(r.ready, evUpStart, 0, ri)
 		return
 	case linkTrace:
 		r.upStart = max(r.ready, dv.upFree)
-		r.upDone = c.traceUp.finish(r.upStart, dv.phase, p.wire)
+		r.upDone = c.traceUp.finish(r.upStart, dv.phase, r.plan.wire)
 	default:
 		r.upStart = max(r.ready, dv.upFree)
-		r.upDone = r.upStart + int64(math.Ceil(float64(p.wire)/c.phase(r.upStart).up))
+		r.upDone = r.upStart + int64(math.Ceil(float64(r.plan.wire)/c.phase(r.upStart).up))
 	}
 	dv.upFree = r.upDone
 	w.toCloud(ri, c.phase(r.upDone).delay)
+}
+
+// probe sends a link probe from device d (learned estimation), as an edge
+// node does while it computes locally: scheduler.ProbeSize of the current
+// estimate, to the first server, which answers at once.
+func (w *world) probe(d int32) {
+	dv := &w.devs[d]
+	dv.nextProbe = math.MaxInt64
+	size := int64(scheduler.ProbeSize(w.linkEstimate(d, false).Up))
+	ri := w.alloc()
+	w.reqs[ri] = request{id: -1, dev: d, arrival: w.now, ready: w.now, exitIdx: -1, oracle: -1, next: -1, probe: true,
+		plan: planRT{ok: true, wire: size}}
+	w.sum.Probes++
+	w.send(ri)
+}
+
+// probeDone learns from a probe whose answer is back.
+func (w *world) probeDone(ri int32) {
+	r := &w.reqs[ri]
+	dv := &w.devs[r.dev]
+	air := r.upDone - r.upStart
+	w.learnUp(dv, r.plan.wire, air)
+	dv.rttAt = r.upStart
+	dv.nextProbe = w.now + int64(scheduler.ProbeWait(time.Duration(air)))
+	w.free = append(w.free, ri)
+}
+
+// learnUp folds an uplink transfer of n bytes with airtime air (ns) into
+// device dv's estimate, with the scenario's noise on the sample.
+func (w *world) learnUp(dv *device, n, air int64) {
+	w.learnRate(&dv.up, n, air)
+	dv.learnVer++
+}
+
+func (w *world) learnRate(l *scheduler.RateLearner, n, air int64) {
+	if n <= 0 || air <= 0 {
+		return
+	}
+	rate := float64(n) / (float64(air) / 1e9)
+	if w.s.Estimation.Noise > 0 {
+		rate *= max(0.05, 1+w.s.Estimation.Noise*w.rng.NormFloat64())
+	}
+	l.Observe(rate, time.Duration(air))
 }
 
 func (w *world) toCloud(ri int32, linkDelay int64) {
@@ -611,6 +677,12 @@ func (w *world) toCloud(ri int32, linkDelay int64) {
 	}
 	r.prop += linkDelay + bh
 	r.cloudArr = r.upDone + linkDelay + bh
+	if r.probe {
+		// The cloud discards it and answers with one byte.
+		c := &w.classes[w.devs[r.dev].class]
+		w.q.push(r.cloudArr+w.bhDelay+c.phase(r.cloudArr).delay, evProbeDone, 0, ri)
+		return
+	}
 	w.q.push(r.cloudArr, evCloudArr, 0, ri)
 }
 
@@ -723,6 +795,7 @@ func (w *world) cloudDone(si, head int32) {
 		ph := c.phase(w.now)
 		at := w.now + bh + ph.delay
 		start := max(at, dv.downFree)
+		r.downStart = start
 		if c.traceDown != nil {
 			r.downEnd = c.traceDown.finish(start, dv.phase, out)
 		} else {
@@ -775,6 +848,13 @@ func (w *world) done(ri int32, end int64) {
 		down = total - edge - enc - up - r.prop - queue - r.service
 		w.sum.Offloaded++
 		w.queueSum += float64(queue)
+		if w.learned {
+			// The edge learns from what the transfer achieved, and
+			// measures the RTT with it.
+			w.learnUp(dv, p.wire, airtime)
+			w.learnRate(&dv.down, c.edge.OutputBytes, r.downEnd-r.downStart)
+			dv.rttAt = r.upStart
+		}
 	}
 	if r.exitIdx >= 0 {
 		w.sum.EarlyExits++
@@ -826,6 +906,10 @@ func (w *world) sampleAt(t int64, exact bool) int64 {
 	return min((t-w.lagNs)/w.tickNs, w.lastTick)
 }
 
+// pingInterval is how often a device measures its RTT when it sends
+// nothing (learned estimation; node pings its clouds as often).
+const pingInterval = int64(500 * time.Millisecond)
+
 // linkEstimate is what device d believes of its link at now.
 func (w *world) linkEstimate(d int32, exact bool) scheduler.LinkEstimate {
 	dv := &w.devs[d]
@@ -834,6 +918,9 @@ func (w *world) linkEstimate(d int32, exact bool) scheduler.LinkEstimate {
 	t := w.now - w.lagNs
 	if exact {
 		t = w.now
+	}
+	if w.learned && !exact {
+		return w.learnedEstimate(dv, c)
 	}
 	switch c.link {
 	case linkCell:
@@ -872,6 +959,39 @@ func (w *world) linkEstimate(d int32, exact bool) scheduler.LinkEstimate {
 	return scheduler.LinkEstimate{RTT: rtt, Up: max(up, 1), Down: max(down, 1)}
 }
 
+// learnedEstimate is what a device learned of its link (Source "learned"):
+// its rate learners, or before their first sample the link's rates at the
+// start of the run (an edge node starts from its configured link); the RTT
+// as of its last transfer or ping.
+func (w *world) learnedEstimate(dv *device, c *class) scheduler.LinkEstimate {
+	up, down := dv.up.Value(), dv.down.Value()
+	if up == 0 {
+		switch c.link {
+		case linkCell:
+			up = w.cells[c.cell].rate * 1e9
+		case linkTrace:
+			up = c.traceUp.MeanMbps() * 1e6 / 8
+		default:
+			up = c.phases[0].up * 1e9
+		}
+	}
+	if down == 0 {
+		if c.traceDown != nil {
+			down = c.traceDown.MeanMbps() * 1e6 / 8
+		} else {
+			down = c.phases[0].down * 1e9
+		}
+	}
+	if w.bhRate > 0 {
+		bh := w.bhRate * 1e9
+		up = 1 / (1/max(up, 1) + 1/bh)
+		down = 1 / (1/max(down, 1) + 1/bh)
+	}
+	at := max(dv.rttAt, w.now-w.now%pingInterval)
+	rtt := 2 * time.Duration(c.phase(at).delay+w.bhDelay)
+	return scheduler.LinkEstimate{RTT: rtt, Up: max(up, 1), Down: max(down, 1)}
+}
+
 // inputs fills w.in for device d, from samples (exact false) or the
 // current state.
 func (w *world) inputs(d int32, exact bool) *scheduler.Inputs {
@@ -899,10 +1019,10 @@ func (w *world) ensurePlan(d int32) {
 	dv := &w.devs[d]
 	c := &w.classes[dv.class]
 	j := w.sampleAt(w.now, false)
-	if dv.plan.ok && !c.oracle && j == dv.planTick {
+	if dv.plan.ok && !c.oracle && j == dv.planTick && dv.planVer == dv.learnVer {
 		return
 	}
-	dv.planTick = j
+	dv.planTick, dv.planVer = j, dv.learnVer
 	if c.classPlan && c.cacheTick == j && c.cached.ok {
 		dv.plan = c.cached
 		return

@@ -54,6 +54,7 @@ func TestScenarioErrors(t *testing.T) {
 		{"wrong type", strings.Replace(base, "rate: 5", "rate: fast", 1), "fast"},
 		{"negative think time", strings.Replace(base, "arrivals: {rate: 5}", "arrivals: {process: closed, think: -1s}", 1), "edges[0].arrivals.think"},
 		{"unknown process", strings.Replace(base, "arrivals: {rate: 5}", "arrivals: {process: bursty}", 1), "edges[0].arrivals.process"},
+		{"unknown estimation source", "estimation: {source: oracle}\n" + base, "estimation.source"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -413,5 +414,81 @@ func TestDocScenarios(t *testing.T) {
 				t.Errorf("demo: %v, %+v", err, sum)
 			}
 		}
+	}
+}
+
+// With learned estimation a device knows its link only from its own
+// transfers and probes: it leaves a link that dropped within a few
+// requests, probes while it computes locally, and comes back when the link
+// recovers.
+func TestLearnedEstimation(t *testing.T) {
+	y := `
+name: learned
+duration: 30s
+policy: auto
+estimation: {source: learned, interval: 250ms}
+codecs: [{name: raw, ratio: 1}, {name: uint8, ratio: 7, encode_mbps: 300, decode_mbps: 1200}]
+models: [{name: r, synthetic: resnet18}]
+edges:
+  - name: pi
+    model: r
+    link: {profile: wifi, schedule: [{at: 10s, profile: 3g}, {at: 20s, profile: wifi}]}
+    arrivals: {process: closed, think: 50ms}
+clouds: [{name: c, workers: 4, slowdown: 0.05}]
+`
+	out, sum := runCSV(t, y, 0)
+	again, _ := runCSV(t, y, 0)
+	if !bytes.Equal(out, again) {
+		t.Fatal("same scenario and seed gave different CSV")
+	}
+	if sum.Probes == 0 {
+		t.Error("no probes while the device computed locally")
+	}
+	var before string
+	changes, left, back := 0, -1.0, -1.0
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n")[1:] {
+		f := strings.Split(l, ",")
+		at, _ := strconv.ParseFloat(f[3], 64)
+		cut := f[4] + "/" + f[5]
+		switch {
+		case at < 1000:
+		case at < 10000:
+			if before != "" && cut != before {
+				changes++
+			}
+			before = cut
+		case at < 20000:
+			if left < 0 && cut != before {
+				left = at - 10000
+			}
+		default:
+			if back < 0 && cut == before {
+				back = at - 20000
+			}
+		}
+	}
+	if before == "" || strings.HasPrefix(before, "50/") {
+		t.Fatalf("plan before the drop %q: want an offload on Wi-Fi", before)
+	}
+	if changes > 0 {
+		t.Errorf("plan flapped %d times on a steady link", changes)
+	}
+	// On 3G a transfer of the Wi-Fi plan takes about 1.1 s: the estimate
+	// falls by half per transfer, and auto moves after three decisions
+	// that agree. Leaving at once would mean the device knew the link
+	// without sending on it.
+	if left < 1000 || left > 7000 {
+		t.Errorf("left plan %s %.0f ms after the drop, want after one transfer and within 7 s", before, left)
+	}
+	if back < 0 || back > 5000 {
+		t.Errorf("back to plan %s %.0f ms after the link recovered, want within 5 s (probes)", before, back)
+	}
+	t.Logf("plan %s; left it %.0f ms after the drop, back %.0f ms after recovery; %d probes", before, left, back, sum.Probes)
+
+	// On a shared cell, probes are flows of the cell like any transfer.
+	cell := strings.NewReplacer("link: {profile: wifi, schedule: [{at: 10s, profile: 3g}, {at: 20s, profile: wifi}]}", "cell: c1",
+		"clouds:", "cells: [{name: c1, up_mbps: 0.5, down_mbps: 20, delay: 20ms}]\nclouds:").Replace(y)
+	if _, s := runCSV(t, cell, 0); s.Requests == 0 || s.Probes == 0 {
+		t.Errorf("cell: %d requests, %d probes; want both > 0", s.Requests, s.Probes)
 	}
 }

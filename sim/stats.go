@@ -86,6 +86,7 @@ type Summary struct {
 	MeanPredErr        float64       // mean |predicted − simulated| ÷ simulated
 	MeanRegret         time.Duration // with Regret on: chosen − oracle, both predicted on the exact state
 	Plans              int64         // planning decisions made
+	Probes             int64         // link probes sent (learned estimation)
 	Events             int64         // events processed
 }
 
@@ -106,7 +107,7 @@ func (s *Summary) Format(w io.Writer) error {
 		{"edge energy", fmt.Sprintf("%.3f J (%.3f mJ/request)", s.EdgeEnergyJ, s.EnergyPerRequestMJ)},
 		{"prediction error", fmt.Sprintf("%.2f %%", 100*s.MeanPredErr)},
 		{"mean regret", ms(s.MeanRegret)},
-		{"plans", fmt.Sprint(s.Plans)}, {"events", fmt.Sprint(s.Events)},
+		{"plans", fmt.Sprint(s.Plans)}, {"probes", fmt.Sprint(s.Probes)}, {"events", fmt.Sprint(s.Events)},
 	}
 	for _, r := range rows {
 		fmt.Fprintf(tw, "%s\t%s\n", r[0], r[1])

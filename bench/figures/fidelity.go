@@ -180,19 +180,24 @@ func figFidelity(ctx context.Context, e *env, modelName, device, policy string, 
 	for pi, ph := range phases[1:] {
 		sched = append(sched, sim.LinkPhase{At: sim.Duration(phaseAt[pi+1]), Profile: ph.Profile})
 	}
-	// The edge's picture of its link lags the link by about a second: while
-	// it offloads, the uplink estimate (α 0.5 per transfer) and auto's
-	// three-decision hysteresis take about five requests to move the plan;
-	// while it computes locally, the next probe is due within 1–3 s
-	// (bench/schedq -adapt measured the plan changing 1.35 s after a drop).
-	// In sim: estimates sampled every 10 ms, seen lag (default 1 s) late.
+	// The edge learns its link from its own transfers and probes, and its
+	// estimate follows a change in about a second (α 0.5 per transfer
+	// and auto's hysteresis while it offloads, a probe every 1–3 s while
+	// it computes locally). By default sim's device sees the true link
+	// lag late; with lag 0 it learns its link by the edge's rules
+	// (estimation source "learned"), which reads a new link faster than
+	// the edge does through QUIC (a probe right after a loss-ridden phase
+	// moves under a small congestion window). Cloud backlogs are sampled
+	// every 10 ms either way.
 	arrivals := sim.Arrivals{Process: "closed"}
 	duration := emulatedSpan
-	est := sim.EstimationSpec{Interval: sim.Duration(10 * time.Millisecond), Lag: sim.Duration(lag)}
+	est := sim.EstimationSpec{Source: sim.SourceLearned, Interval: sim.Duration(10 * time.Millisecond)}
+	if lag > 0 {
+		est = sim.EstimationSpec{Interval: sim.Duration(10 * time.Millisecond), Lag: sim.Duration(lag)}
+	}
 	if period > 0 {
 		arrivals = sim.Arrivals{Process: "periodic", FPS: 1 / period.Seconds()}
 		duration = time.Duration(len(phases)*perPhase) * period
-		est = sim.EstimationSpec{Interval: sim.Duration(period), Lag: sim.Duration(period)}
 	}
 	runSim := func(label string, codecs []sim.CodecSpec) ([]fidRow, error) {
 		s, err := buildScenario(&sim.Scenario{
@@ -260,9 +265,13 @@ func figFidelity(ctx context.Context, e *env, modelName, device, policy string, 
 	if err := w.Error(); err != nil {
 		return err
 	}
-	pace := fmt.Sprintf("back to back (sim: closed-loop arrivals, estimates %v old)", lag)
+	view := "learned from its transfers and probes"
+	if lag > 0 {
+		view = fmt.Sprintf("the true link %v late", lag)
+	}
+	pace := fmt.Sprintf("back to back (sim: closed-loop arrivals, link estimates %s)", view)
 	if period > 0 {
-		pace = fmt.Sprintf("one every %v (sim: periodic arrivals, estimates one period old)", period)
+		pace = fmt.Sprintf("one every %v (sim: periodic arrivals, link estimates %s)", period, view)
 	}
 	fmt.Printf("sim vs emulation: %s, edge %s (profile ratio %.2f×), 2 clouds, policy %s, %d requests per phase, %s; emulated run took %v\n",
 		modelName, dev.Name, slow, policy, perPhase, pace, time.Since(t0).Round(time.Second))

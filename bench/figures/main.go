@@ -51,7 +51,7 @@ func run() error {
 	fidDevice := fs.String("fidelity-device", "raspberry-pi-4", "edge device of the sim-vs-emulation run")
 	fs.BoolVar(&e.linkCheck, "link-check", true, "fidelity: also force cloud-only with every codec on every link and compare network time with sim's model")
 	perPhase := fs.Int("per-phase", 10, "requests per link phase in the sim-vs-emulation run")
-	fidLag := fs.Duration("fidelity-lag", time.Second, "sim-vs-emulation, back to back: how old sim's link estimates are (the edge's estimate follows a change in about a second)")
+	fidLag := fs.Duration("fidelity-lag", time.Second, "sim-vs-emulation: sim's device sees the true link this old (estimation source sampled; the edge's estimate follows a change in about a second); 0 = it learns its link from its transfers and probes by the edge's rules (source learned)")
 	fidPeriod := fs.Duration("fidelity-period", 0, "sim-vs-emulation: one request every period (0: back to back, as `edgesplit demo` sends them; sim then uses closed-loop arrivals)")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: figures [flags] latency|energy|load|codec|fidelity|all ...")
