@@ -262,7 +262,10 @@ func (l *linkEstimate) learnUpload(n int64, network, down time.Duration, est sch
 	if !timed || rb > n {
 		rd, rb, timed = 0, 0, false
 	}
-	first := time.Duration(float64(n-rb) / est.Up * float64(time.Second))
+	var first time.Duration
+	if est.Up > 0 {
+		first = time.Duration(float64(n-rb) / est.Up * float64(time.Second))
+	}
 	if rtt := network - rd - first - down; !loaded && rtt > 0 {
 		l.observePing(rtt, false)
 	}
