@@ -950,12 +950,18 @@ func (w *world) linkEstimate(d int32, exact bool) scheduler.LinkEstimate {
 		up *= max(0.05, 1+w.s.Estimation.Noise*w.rng.NormFloat64())
 		down *= max(0.05, 1+w.s.Estimation.Noise*w.rng.NormFloat64())
 	}
+	return w.endToEnd(up, down, c.phase(t).delay)
+}
+
+// endToEnd is the estimate of a path whose access link has rates up and
+// down (bytes/s) and one-way delay (ns), through the backhaul.
+func (w *world) endToEnd(up, down float64, delay int64) scheduler.LinkEstimate {
 	if w.bhRate > 0 {
 		bh := w.bhRate * 1e9
 		up = 1 / (1/max(up, 1) + 1/bh)
 		down = 1 / (1/max(down, 1) + 1/bh)
 	}
-	rtt := 2 * time.Duration(c.phase(t).delay+w.bhDelay)
+	rtt := 2 * time.Duration(delay+w.bhDelay)
 	return scheduler.LinkEstimate{RTT: rtt, Up: max(up, 1), Down: max(down, 1)}
 }
 
@@ -982,14 +988,8 @@ func (w *world) learnedEstimate(dv *device, c *class) scheduler.LinkEstimate {
 			down = c.phases[0].down * 1e9
 		}
 	}
-	if w.bhRate > 0 {
-		bh := w.bhRate * 1e9
-		up = 1 / (1/max(up, 1) + 1/bh)
-		down = 1 / (1/max(down, 1) + 1/bh)
-	}
 	at := max(dv.rttAt, w.now-w.now%pingInterval)
-	rtt := 2 * time.Duration(c.phase(at).delay+w.bhDelay)
-	return scheduler.LinkEstimate{RTT: rtt, Up: max(up, 1), Down: max(down, 1)}
+	return w.endToEnd(up, down, c.phase(at).delay)
 }
 
 // inputs fills w.in for device d, from samples (exact false) or the
