@@ -16,6 +16,9 @@ var (
 	ErrNoCloud = errors.New("scheduler: no cloud node available")
 	// ErrUnknownPolicy is wrapped by ParsePolicy for a name it does not know.
 	ErrUnknownPolicy = errors.New("scheduler: unknown policy")
+	// ErrAccuracy is wrapped by Evaluate when a plan's codec is not allowed
+	// at its cut under the inputs' accuracy budget.
+	ErrAccuracy = errors.New("scheduler: codec not allowed by the accuracy budget")
 )
 
 // InputError reports a bad field of Inputs. Field is a path such as
@@ -42,13 +45,20 @@ type LinkEstimate struct {
 // each prefix cut K's boundary (index K); a missing or zero entry falls back to
 // Ratio. Activations compress very differently from cut to cut (an input image
 // against a post-ReLU map), so per-cut ratios make the prediction honest.
+//
+// Fidelity and CutAgreement decide where the codec may be used at all (see
+// AccuracyBudget): an exact codec anywhere, a bounded one unless calibration
+// saw it change answers, a lossy one only at cuts whose calibrated top-1
+// agreement (CutAgreement[K]) is certified within the budget.
 type CodecModel struct {
-	Name      string
-	Ratio     float64
-	EncodeBps float64
-	DecodeBps float64
-	MaxRelErr float64
-	CutRatios []float64
+	Name         string
+	Ratio        float64
+	EncodeBps    float64
+	DecodeBps    float64
+	MaxRelErr    float64
+	CutRatios    []float64
+	Fidelity     Fidelity
+	CutAgreement []Agreement
 }
 
 // RatioAt is the codec's ratio at prefix cut k: CutRatios[k] when known,
@@ -61,7 +71,7 @@ func (c *CodecModel) RatioAt(k int) float64 {
 }
 
 // RawCodec is the identity codec: float32 as is, no time spent.
-var RawCodec = CodecModel{Name: "raw", Ratio: 1}
+var RawCodec = CodecModel{Name: "raw", Ratio: 1, Fidelity: Exact}
 
 // CloudInput is one candidate cloud node.
 type CloudInput struct {
@@ -94,6 +104,9 @@ type Inputs struct {
 	// decision, but keeps predictions honest for models whose whole run is
 	// a millisecond. Zero when unknown.
 	Overhead time.Duration
+	// Accuracy is the accuracy budget every policy obeys: which codec may
+	// carry which boundary. The zero value is the default budget.
+	Accuracy AccuracyBudget
 }
 
 // Validate checks the inputs and returns an *InputError naming the first bad
@@ -108,6 +121,9 @@ func (in *Inputs) Validate() error {
 	}
 	if in.Overhead < 0 {
 		return &InputError{"Overhead", "negative"}
+	}
+	if err := in.Accuracy.validate(); err != nil {
+		return err
 	}
 	for i, nd := range in.Edge.Nodes {
 		if nd.Latency < 0 {
@@ -125,6 +141,14 @@ func (in *Inputs) Validate() error {
 		}
 		if c.EncodeBps < 0 || c.DecodeBps < 0 || math.IsNaN(c.EncodeBps) || math.IsNaN(c.DecodeBps) {
 			return &InputError{fmt.Sprintf("Codecs[%d]", i), "negative throughput"}
+		}
+		if c.Fidelity > Exact {
+			return &InputError{fmt.Sprintf("Codecs[%d].Fidelity", i), fmt.Sprintf("unknown fidelity %d", c.Fidelity)}
+		}
+		for k, a := range c.CutAgreement {
+			if a.Samples < 0 || a.Agree < 0 || a.Agree > a.Samples || math.IsNaN(a.MaxProbDelta) {
+				return &InputError{fmt.Sprintf("Codecs[%d].CutAgreement[%d]", i, k), fmt.Sprintf("agree %d of %d samples is impossible", a.Agree, a.Samples)}
+			}
 		}
 	}
 	for i, c := range in.Clouds {
@@ -199,6 +223,8 @@ type Plan struct {
 	Bytes     int64  // raw boundary bytes sent up
 	WireBytes int64  // bytes on the wire after the codec
 	Predicted Breakdown
+	// Accuracy is what the plan risks and the budget it was made under.
+	Accuracy Accuracy
 }
 
 // EdgeOnly reports whether the plan offloads nothing.
@@ -293,7 +319,7 @@ func (in *Inputs) Cost(k, codec, cloud int) (Breakdown, error) {
 func (in *Inputs) edgeOnlyPlan(policy string) Plan {
 	n := len(in.Edge.Nodes)
 	b, _, _ := in.costPrefix(n, in.Edge.HeadLatency(n), 0, nil, nil)
-	return Plan{Policy: policy, K: n, Predicted: b}
+	return Plan{Policy: policy, K: n, Predicted: b, Accuracy: exactAccuracy(in.Accuracy)}
 }
 
 // bestPrefix scans prefix cuts accepted by ok (nil: all), every codec and
@@ -338,6 +364,9 @@ func (in *Inputs) bestPrefix(policy string, ok func(k int) bool) (best Plan, fou
 			for k := 0; k < n; k++ {
 				if ok == nil || ok(k) {
 					for j := range cs {
+						if !cs[j].AllowedAt(k, in.Accuracy) {
+							continue
+						}
 						b, raw, wire := in.costPrefix(k, head, tail, &cs[j], &noQueue)
 						if !mm.found || b.Total < mm.b.Total {
 							mm.k, mm.codec, mm.b, mm.raw, mm.wire, mm.found = k, j, b, raw, wire, true
@@ -362,7 +391,9 @@ func (in *Inputs) bestPrefix(policy string, ok func(k int) bool) (best Plan, fou
 		b.Queue = cl.Queue
 		b.sum()
 		if !found || b.Total < best.Predicted.Total {
-			best = Plan{Policy: policy, K: m.k, Codec: cs[m.codec].Name, Cloud: cl.ID, Bytes: m.raw, WireBytes: m.wire, Predicted: b}
+			c := &cs[m.codec]
+			best = Plan{Policy: policy, K: m.k, Codec: c.Name, Cloud: cl.ID, Bytes: m.raw, WireBytes: m.wire, Predicted: b,
+				Accuracy: accuracyOf(c, c.AgreementAt(m.k), in.Accuracy)}
 			found = true
 		}
 	}
@@ -411,9 +442,13 @@ func (in *Inputs) Evaluate(p Plan) (Plan, error) {
 		if p.K > n {
 			return Plan{}, fmt.Errorf("scheduler: cut %d out of range 0..%d", p.K, n)
 		}
+		if !c.AllowedAt(p.K, in.Accuracy) {
+			return Plan{}, fmt.Errorf("%w: codec %s at cut %d under %v", ErrAccuracy, c.Name, p.K, in.Accuracy)
+		}
 		b, raw, wire := in.costPrefix(p.K, in.Edge.HeadLatency(p.K), cloudProfile(in, cl).TailLatency(p.K), c, cl)
 		q := p
 		q.Bytes, q.WireBytes, q.Predicted = raw, wire, b
+		q.Accuracy = accuracyOf(c, c.AgreementAt(p.K), in.Accuracy)
 		return q, nil
 	}
 	d := in.DAG
@@ -427,8 +462,13 @@ func (in *Inputs) Evaluate(p Plan) (Plan, error) {
 		}
 		onEdge[v] = true
 	}
+	a, ok := in.setAgreement(d, onEdge, c)
+	if !ok {
+		return Plan{}, fmt.Errorf("%w: codec %s on the boundary of set %v under %v", ErrAccuracy, c.Name, p.Head, in.Accuracy)
+	}
 	b, raw, wire := in.costSet(d, onEdge, c, cl)
 	q := p
 	q.Bytes, q.WireBytes, q.Predicted = raw, wire, b
+	q.Accuracy = accuracyOf(c, a, in.Accuracy)
 	return q, nil
 }

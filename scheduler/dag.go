@@ -30,6 +30,10 @@ type DAG struct {
 	// none; nil (a DAG built by hand) when not worked out. It lets a node-set
 	// cut price a tensor with the codec's ratio measured at that cut.
 	cutOf []int
+	// cutBySent maps the key of the tensors a prefix cut sends to the cloud
+	// (boundaryKey) to its K, so a node-set cut that sends the same tensors
+	// takes that cut's calibration.
+	cutBySent map[string]int
 }
 
 // indexCuts fills d.cutOf from d's prefix cuts.
@@ -50,6 +54,73 @@ func (d *DAG) indexCuts() {
 			d.cutOf[i] = c.K
 		}
 	}
+	d.cutBySent = make(map[string]int, d.Nodes)
+	onEdge := make([]bool, d.Nodes)
+	for k := 0; k < d.Nodes; k++ {
+		key := boundaryKey(d.sent(onEdge))
+		if _, ok := d.cutBySent[key]; !ok {
+			d.cutBySent[key] = k
+		}
+		onEdge[k] = true
+	}
+}
+
+// sent lists the tensors a split sends to the cloud: made on the edge (or a
+// graph input) and read by a node that is not.
+func (d *DAG) sent(onEdge []bool) []string {
+	var names []string
+	for _, t := range d.Tensors {
+		if t.Producer >= 0 && !onEdge[t.Producer] {
+			continue
+		}
+		for _, x := range t.Consumers {
+			if !onEdge[x] {
+				names = append(names, t.Name)
+				break
+			}
+		}
+	}
+	return names
+}
+
+// tensorAgreement is codec c's calibration for sending tensor i alone: the
+// one measured at the prefix cut whose boundary is tensor i, if any.
+func (d *DAG) tensorAgreement(c *CodecModel, i int) Agreement {
+	if i < len(d.cutOf) && d.cutOf[i] >= 0 {
+		return c.AgreementAt(d.cutOf[i])
+	}
+	return Agreement{}
+}
+
+// setAgreement is codec c's calibration for the split onEdge of d, and
+// whether the inputs' budget allows it: the split's sent tensors must be
+// those of a calibrated prefix cut (the answer depends only on which
+// tensors went through the codec, not on where the exact nodes ran).
+func (in *Inputs) setAgreement(d *DAG, onEdge []bool, c *CodecModel) (Agreement, bool) {
+	if c.Fidelity == Exact {
+		return Agreement{}, true
+	}
+	var a Agreement
+	if k, ok := prefixLen(onEdge); ok {
+		a = c.AgreementAt(k)
+	} else if k, ok := d.cutBySent[boundaryKey(d.sent(onEdge))]; ok {
+		a = c.AgreementAt(k)
+	}
+	return a, c.Allows(in.Accuracy, a)
+}
+
+// prefixLen returns k when onEdge marks exactly the nodes [0,k).
+func prefixLen(onEdge []bool) (int, bool) {
+	k := 0
+	for k < len(onEdge) && onEdge[k] {
+		k++
+	}
+	for _, e := range onEdge[k:] {
+		if e {
+			return 0, false
+		}
+	}
+	return k, true
 }
 
 // ratio is codec c's ratio on tensor i: the one measured at the prefix cut

@@ -16,6 +16,26 @@
 // advertised queueing delay. Edge-only plans cost edge_compute(all) and
 // nothing else. Every term is in [Breakdown].
 //
+// # Accuracy budget
+//
+// No plan may buy latency with wrong answers. Every [CodecModel] has a
+// [Fidelity]: exact codecs (lossless) may carry any boundary; bounded ones
+// (fp16-class, relative error bounded by construction) any boundary under a
+// non-zero budget unless calibration saw them change an answer there and
+// cannot certify them; lossy ones (integer quantisers) only the prefix cuts
+// K whose calibration (CutAgreement[K]: top-1 agreement with the unsplit
+// model over real inputs) certifies them: the one-sided Wilson lower bound
+// of the agreement at [AccuracyBudget.Conf] confidence must be ≥ 1 -
+// [AccuracyBudget.Loss] (default 99.9 % at 95 %, so 20 agreeing samples, a
+// bound of 88 %, certify nothing; about 2 700 are needed). A node-set (DAG)
+// split takes the calibration of the prefix cut that sends the same tensors,
+// since the answer depends only on which tensors went through the codec; one
+// that sends a combination never calibrated may use exact and bounded codecs
+// only. Every policy obeys the budget ([Inputs.Accuracy]); [Plan.Accuracy]
+// says what the chosen plan risks, and [Inputs.Evaluate] fails with
+// [ErrAccuracy] for a plan the budget no longer allows, so [Auto] leaves it
+// at once.
+//
 // # Policies
 //
 // A [Policy] turns [Inputs] into a [Plan]. [ParsePolicy] understands

@@ -19,7 +19,11 @@ type Row struct {
 	Bytes     int64
 	WireBytes int64
 	Predicted Breakdown
-	Chosen    bool
+	// Accuracy is what the candidate risks; Allowed whether the inputs'
+	// accuracy budget lets a policy choose it.
+	Accuracy Accuracy
+	Allowed  bool
+	Chosen   bool
 }
 
 // Explanation is every candidate the cost model scored plus the plan the
@@ -31,8 +35,9 @@ type Explanation struct {
 }
 
 // Explain runs p on in and tabulates the predicted latency of every prefix
-// cut × codec × available cloud (edge-only once), marking the chosen plan.
-// A chosen plan that is not a prefix cut gets a row of its own.
+// cut × codec × available cloud (edge-only once), marking the chosen plan and
+// the candidates the accuracy budget rules out. A chosen plan that is not a
+// prefix cut gets a row of its own.
 func Explain(p Policy, in *Inputs) (Explanation, error) {
 	chosen, err := p.Plan(in)
 	if err != nil {
@@ -50,8 +55,10 @@ func Explain(p Policy, in *Inputs) (Explanation, error) {
 			}
 			cp := cloudProfile(in, cl)
 			for j := range cs {
-				b, raw, wire := in.costPrefix(k, in.Edge.HeadLatency(k), cp.TailLatency(k), &cs[j], cl)
-				r := Row{K: k, Boundary: in.Edge.Cuts[k].Boundary, Codec: cs[j].Name, Cloud: cl.ID, Bytes: raw, WireBytes: wire, Predicted: b}
+				c := &cs[j]
+				b, raw, wire := in.costPrefix(k, in.Edge.HeadLatency(k), cp.TailLatency(k), c, cl)
+				r := Row{K: k, Boundary: in.Edge.Cuts[k].Boundary, Codec: c.Name, Cloud: cl.ID, Bytes: raw, WireBytes: wire, Predicted: b,
+					Accuracy: accuracyOf(c, c.AgreementAt(k), in.Accuracy), Allowed: c.AllowedAt(k, in.Accuracy)}
 				r.Chosen = chosen.K == k && chosen.Cloud == cl.ID && chosen.Codec == cs[j].Name
 				marked = marked || r.Chosen
 				ex.Rows = append(ex.Rows, r)
@@ -59,27 +66,47 @@ func Explain(p Policy, in *Inputs) (Explanation, error) {
 		}
 	}
 	e := in.edgeOnlyPlan("")
-	eo := Row{K: n, Boundary: in.Edge.Cuts[n].Boundary, Predicted: e.Predicted, Chosen: chosen.EdgeOnly()}
+	eo := Row{K: n, Boundary: in.Edge.Cuts[n].Boundary, Predicted: e.Predicted, Chosen: chosen.EdgeOnly(),
+		Accuracy: e.Accuracy, Allowed: true}
 	marked = marked || eo.Chosen
 	ex.Rows = append(ex.Rows, eo)
 	if !marked {
 		ex.Rows = append(ex.Rows, Row{K: chosen.K, Head: chosen.Head, Codec: chosen.Codec, Cloud: chosen.Cloud,
-			Bytes: chosen.Bytes, WireBytes: chosen.WireBytes, Predicted: chosen.Predicted, Chosen: true})
+			Bytes: chosen.Bytes, WireBytes: chosen.WireBytes, Predicted: chosen.Predicted, Chosen: true,
+			Accuracy: chosen.Accuracy, Allowed: true})
 	}
 	return ex, nil
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.3f", float64(d)/1e6) }
 
+// String is a short text for a candidate's accuracy: "exact",
+// "bounded" (uncalibrated fp16-class), "≥99.95%" (the lower bound it was
+// judged by, with the calibration's sample count) or "uncalibrated".
+func (a Accuracy) String() string {
+	switch {
+	case a.Fidelity == Exact:
+		return "exact"
+	case a.Calibration.Samples == 0 && a.Fidelity == Bounded:
+		return "bounded"
+	case a.Calibration.Samples == 0:
+		return "uncalibrated"
+	}
+	return fmt.Sprintf("≥%.2f%% (%d/%d)", 100*a.Lower, a.Calibration.Agree, a.Calibration.Samples)
+}
+
 // Format writes the explanation as an aligned text table (milliseconds), the
-// chosen row marked with "*".
+// chosen row marked with "*" and rows the accuracy budget rules out with "x",
+// then one line naming the chosen plan.
 func (ex Explanation) Format(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "\tcut\tboundary\tcodec\tcloud\tbytes\twire\tedge\tenc\tup\trtt\tqueue\tcloud_ms\tdec\tdown\ttotal_ms\t\n")
+	fmt.Fprintf(tw, "\tcut\tboundary\tcodec\tcloud\taccuracy\tbytes\twire\tedge\tenc\tup\trtt\tqueue\tcloud_ms\tdec\tdown\ttotal_ms\t\n")
 	for _, r := range ex.Rows {
 		mark := ""
 		if r.Chosen {
 			mark = "*"
+		} else if !r.Allowed {
+			mark = "x"
 		}
 		cut := fmt.Sprint(r.K)
 		if r.K < 0 {
@@ -94,10 +121,13 @@ func (ex Explanation) Format(w io.Writer) error {
 			codec, cloud = "-", "(edge-only)"
 		}
 		b := r.Predicted
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", mark, cut, bnd, codec, cloud,
-			r.Bytes, r.WireBytes, ms(b.EdgeCompute), ms(b.Encode), ms(b.Uplink), ms(b.RTT), ms(b.Queue),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", mark, cut, bnd, codec, cloud,
+			r.Accuracy, r.Bytes, r.WireBytes, ms(b.EdgeCompute), ms(b.Encode), ms(b.Uplink), ms(b.RTT), ms(b.Queue),
 			ms(b.CloudCompute), ms(b.Decode), ms(b.Downlink), ms(b.Total))
 	}
-	fmt.Fprintf(tw, "chosen by %s: %s\t\n", ex.Policy, ex.Chosen)
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintf(w, "* chosen by %s under %v: %s\nx not allowed by the accuracy budget\n", ex.Policy, ex.Chosen.Accuracy.Budget, ex.Chosen)
+	return err
 }

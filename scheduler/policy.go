@@ -101,7 +101,10 @@ func (f Fixed) planAs(in *Inputs, name string) (Plan, error) {
 	if k < n && !in.anyCloud() {
 		return Plan{}, ErrNoCloud
 	}
-	p, _ := in.bestPrefix(name, func(j int) bool { return j == k })
+	p, found := in.bestPrefix(name, func(j int) bool { return j == k })
+	if !found {
+		return Plan{}, fmt.Errorf("%w: no codec offered may carry cut %d under %v", ErrAccuracy, k, in.Accuracy)
+	}
 	return p, nil
 }
 
@@ -193,6 +196,9 @@ func (p *DADS) plan(in *Inputs, name string) (Plan, error) {
 			}
 			f.sets = f.sets[:need]
 			for j := range cs {
+				if !anyAllowed(in, d, &cs[j]) {
+					continue
+				}
 				buildDADS(f, in, d, cp.Nodes, &cs[j], cl)
 				f.maxflow(0, 1)
 				set := f.sets[(u*len(cs)+j)*n : (u*len(cs)+j+1)*n]
@@ -203,10 +209,18 @@ func (p *DADS) plan(in *Inputs, name string) (Plan, error) {
 		}
 		for j := range cs {
 			c := &cs[j]
+			if !anyAllowed(in, d, c) {
+				continue
+			}
 			copy(onEdge, f.sets[(u*len(cs)+j)*n:(u*len(cs)+j+1)*n])
+			a, ok := in.setAgreement(d, onEdge, c)
+			if !ok {
+				continue // the prefix scans still consider c where it is certified
+			}
 			b, raw, wire := in.costSet(d, onEdge, c, cl)
 			if b.Total < best.Predicted.Total {
-				best = Plan{Policy: name, Codec: c.Name, Cloud: cl.ID, Bytes: raw, WireBytes: wire, Predicted: b}
+				best = Plan{Policy: name, Codec: c.Name, Cloud: cl.ID, Bytes: raw, WireBytes: wire, Predicted: b,
+					Accuracy: accuracyOf(c, a, in.Accuracy)}
 				copy(bestEdge, onEdge)
 			}
 		}
@@ -237,6 +251,20 @@ func (p *DADS) plan(in *Inputs, name string) (Plan, error) {
 		}
 	}
 	return best, nil
+}
+
+// anyAllowed reports whether codec c may carry any boundary of d under the
+// inputs' budget (so a min cut with it is worth computing).
+func anyAllowed(in *Inputs, d *DAG, c *CodecModel) bool {
+	if c.Fidelity == Exact {
+		return true
+	}
+	for k := 0; k < d.Nodes; k++ {
+		if c.AllowedAt(k, in.Accuracy) {
+			return true
+		}
+	}
+	return false
 }
 
 // buildDADS lays out the DADS flow network in f: vertex 0 is the source
@@ -278,6 +306,10 @@ func buildDADS(f *flowNet, in *Inputs, d *DAG, cloud []partition.NodeProfile, c 
 		a := 2 + n + i
 		w := math.Ceil(float64(t.Bytes) / d.ratio(c, i))
 		capT := (float64(t.Bytes)*encdec + w/cl.Link.Up) * 1e9
+		if c.Fidelity != Exact && !c.Allows(in.Accuracy, d.tensorAgreement(c, i)) {
+			// The budget forbids sending this tensor through c: never cut it.
+			capT = inf
+		}
 		from := 0
 		if t.Producer >= 0 {
 			from = 2 + t.Producer
