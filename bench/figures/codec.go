@@ -9,20 +9,18 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/edgesplit/edgesplit/model/dataset"
 	"github.com/edgesplit/edgesplit/model/zoo"
 	"github.com/edgesplit/edgesplit/node"
 	"github.com/edgesplit/edgesplit/tensorcodec"
-	"github.com/edgesplit/edgesplit/tensorcodec/cutbench"
+	"github.com/edgesplit/edgesplit/tensorcodec/calib"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
-	"gorgonia.org/tensor"
 )
 
 // figCodec measures every tensorcodec preset at every single-tensor cut of
-// the trained seed-cnn over MNIST test images (cutbench): compression ratio
+// the trained seed-cnn over MNIST test images (calib): compression ratio
 // against top-1 agreement with the unsplit model.
 func figCodec(ctx context.Context, e *env, samples int) error {
 	g, sc, err := zoo.SeedCNNTrained()
@@ -33,25 +31,20 @@ func figCodec(ctx context.Context, e *env, samples int) error {
 	if err != nil {
 		return err
 	}
-	ds, err := dataset.Load(ctx, "mnist", dataset.Options{Preprocess: &sc.Preprocess, Limit: 6 * samples})
+	src, desc, err := calib.Open(ctx, "mnist", nm.Graph, &sc.Preprocess, samples)
 	if err != nil {
 		return fmt.Errorf("MNIST: %w", err)
 	}
-	test := ds.Test
-	n := min(samples, test.Len())
-	cfg := cutbench.Config{Graph: nm.Graph}
-	shape := []int{1, test.C, test.H, test.W}
-	for i := range n {
-		img := append([]float32(nil), test.Image(i)...)
-		cfg.Inputs = append(cfg.Inputs, []*tensor.Dense{tensor.New(tensor.WithShape(shape...), tensor.WithBacking(img))})
-	}
-	pb := bar(1, "codec cuts")
-	cfg.Progress = func(done, total int) { pb.ChangeMax(total); _ = pb.Set(done) }
-	rows, err := cutbench.Run(ctx, cfg)
+	n := src.Len()
+	cfg := calib.Config{Graph: nm.Graph, ModelID: nm.ID, ModelVersion: nm.Version, Inputs: src, SourceName: desc, StopBelow: -1}
+	pb := bar(n, "calibration inputs")
+	cfg.Progress = func(done, total int) { _ = pb.Set(done) }
+	res, err := calib.Run(ctx, cfg)
 	_ = pb.Finish()
 	if err != nil {
 		return err
 	}
+	rows := res.Rows
 	f, err := os.Create(filepath.Join(e.out, "codec-presets.csv"))
 	if err != nil {
 		return err
@@ -67,17 +60,17 @@ func figCodec(ctx context.Context, e *env, samples int) error {
 	pts := map[tensorcodec.Preset]plotter.XYs{}
 	for _, r := range rows {
 		w.Write([]string{"seed-cnn-trained", strconv.Itoa(r.Samples), strconv.Itoa(r.K), strings.Join(r.Boundary, "+"), r.Preset.String(),
-			ff(r.RawBytes), ff(r.Bytes), ff(r.Ratio), ff(r.EncodeMBps), ff(r.DecodeMBps), ff(r.MaxAbsErr), ff(r.RelRMSE), ff(r.Agreement)})
+			ff(r.RawBytes), ff(r.Bytes), ff(r.Ratio), ff(r.EncodeMBps), ff(r.DecodeMBps), ff(r.MaxAbsErr), ff(r.RelRMSE), ff(r.Rate())})
 		a := per[r.Preset]
 		if a == nil {
 			a = &agg{minAgree: 1}
 			per[r.Preset] = a
 		}
 		a.ratio += r.Ratio
-		a.agree += r.Agreement
-		a.minAgree = min(a.minAgree, r.Agreement)
+		a.agree += r.Rate()
+		a.minAgree = min(a.minAgree, r.Rate())
 		a.n++
-		pts[r.Preset] = append(pts[r.Preset], plotter.XY{X: r.Ratio, Y: 100 * r.Agreement})
+		pts[r.Preset] = append(pts[r.Preset], plotter.XY{X: r.Ratio, Y: 100 * r.Rate()})
 	}
 	w.Flush()
 	if err := w.Error(); err != nil {
