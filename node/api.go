@@ -11,10 +11,12 @@ import (
 	_ "image/png"
 	"io"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/edgesplit/edgesplit/model/dataset"
 	"github.com/edgesplit/edgesplit/model/npy"
+	"github.com/edgesplit/edgesplit/scheduler"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"gorgonia.org/tensor"
 )
@@ -45,6 +47,30 @@ type InferResponse struct {
 	Breakdown  map[string]float64 `json:"breakdown_ms"`
 	RequestMS  float64            `json:"total_ms"`
 	EdgeDevice string             `json:"edge_device"`
+	// ModelVersion is the version of the model that answered.
+	ModelVersion string `json:"model_version"`
+	// Accuracy is what the plan that ran risks.
+	Accuracy AccuracyReport `json:"accuracy"`
+}
+
+// AccuracyReport is the accuracy part of an infer response: the plan's
+// codec fidelity (exact, bounded, lossy), the lower confidence bound on
+// top-1 agreement with the unsplit model it was judged by, the calibration
+// behind it (agreeing and total samples, largest output probability change;
+// zero when uncalibrated) and the budget.
+type AccuracyReport struct {
+	Fidelity     string  `json:"fidelity"`
+	Lower        float64 `json:"agreement_lower_bound"`
+	Agree        int     `json:"calibration_agree"`
+	Samples      int     `json:"calibration_samples"`
+	MaxProbDelta float64 `json:"calibration_max_prob_delta"`
+	MaxLoss      float64 `json:"budget_max_loss"`
+	Confidence   float64 `json:"budget_confidence"`
+}
+
+func accuracyReport(a scheduler.Accuracy) AccuracyReport {
+	return AccuracyReport{Fidelity: a.Fidelity.String(), Lower: a.Lower, Agree: a.Calibration.Agree, Samples: a.Calibration.Samples,
+		MaxProbDelta: a.Calibration.MaxProbDelta, MaxLoss: a.Budget.Loss(), Confidence: a.Budget.Conf()}
 }
 
 type apiError struct {
@@ -72,7 +98,9 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 func ms(d time.Duration) float64 { return float64(d) / 1e6 }
 
 // handleInfer takes an image (PNG/JPEG) or a .npy body. Query parameters:
-// model, policy, codec, deadline (a Go duration, e.g. 500ms).
+// model, policy, codec, deadline (a Go duration, e.g. 500ms), max_loss (the
+// accuracy budget: the largest allowed loss of top-1 agreement with the
+// unsplit model, a fraction; 0 allows exact codecs only).
 func (n *Node) handleInfer(w http.ResponseWriter, r *http.Request) {
 	if n.cfg.Role != RoleEdge {
 		writeJSON(w, http.StatusMisdirectedRequest, apiError{ErrNotEdge.Error()})
@@ -109,11 +137,28 @@ func (n *Node) handleInfer(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel = context.WithTimeout(ctx, dl)
 		defer cancel()
 	}
-	res, err := n.Infer(ctx, InferRequest{Model: m.ID, Inputs: []*tensor.Dense{x}, Policy: q.Get("policy"), Codec: q.Get("codec")})
+	req := InferRequest{Model: m.ID, Inputs: []*tensor.Dense{x}, Policy: q.Get("policy"), Codec: q.Get("codec")}
+	if s := q.Get("max_loss"); s != "" {
+		v, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, apiError{fmt.Sprintf("max_loss %q: want a fraction like 0.001", s)})
+			return
+		}
+		b, err := scheduler.NewBudget(v)
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, apiError{"max_loss: " + err.Error()})
+			return
+		}
+		req.Accuracy = &b
+	}
+	res, err := n.Infer(ctx, req)
 	if err != nil {
 		code := http.StatusInternalServerError
-		if errors.Is(err, ErrUnknownModel) {
+		switch {
+		case errors.Is(err, ErrUnknownModel):
 			code = http.StatusNotFound
+		case errors.Is(err, ErrBadRequest):
+			code = http.StatusBadRequest
 		}
 		writeJSON(w, code, apiError{err.Error()})
 		return
@@ -123,7 +168,7 @@ func (n *Node) handleInfer(w http.ResponseWriter, r *http.Request) {
 		Model: m.ID, Class: res.Class, Label: res.Label, Score: res.Score, Output: out,
 		Policy: res.Policy, Cut: res.Cut, Codec: res.Codec, Cloud: res.Cloud, BytesSent: res.BytesSent,
 		Fallback: res.Fallback, Errors: res.Errors, Predicted: ms(res.Predicted), RequestMS: ms(res.Measured.Total),
-		EdgeDevice: n.cfg.Device.Name,
+		EdgeDevice: n.cfg.Device.Name, ModelVersion: res.ModelVersion, Accuracy: accuracyReport(res.Accuracy),
 		Breakdown: map[string]float64{
 			"edge_compute": ms(res.Measured.EdgeCompute), "encode": ms(res.Measured.Encode),
 			"transfer": ms(res.Measured.Transfer), "queue": ms(res.Measured.Queue),

@@ -74,6 +74,9 @@ func (n *Node) serveSegment(ctx context.Context, req *transport.Request, body io
 		_, err := w.Write([]byte{0})
 		return err
 	}
+	if req.Meta[metaOp] == opCalibration {
+		return n.serveCalibration(m, w)
+	}
 	if req.Meta[metaOp] == opProfile {
 		b, err := json.Marshal(n.profiles[m.ID])
 		if err != nil {

@@ -27,9 +27,18 @@ type InferRequest struct {
 	Inputs []*tensor.Dense
 	// Policy overrides the node's policy for this request ("" = node's).
 	Policy string
-	// Codec forces a codec preset ("" = the scheduler chooses).
+	// Codec forces a codec preset ("" = the scheduler chooses). A forced
+	// codec still obeys the accuracy budget.
 	Codec string
+	// Accuracy overrides the node's accuracy budget for this request (nil:
+	// the node's).
+	Accuracy *scheduler.AccuracyBudget
 }
+
+// ErrBadRequest is wrapped by Infer for a request that cannot be served as
+// asked (unknown policy or codec, a codec the accuracy budget forbids): a
+// client error, unlike a failure of the cluster.
+var ErrBadRequest = errors.New("node: bad request")
 
 // Measured is the measured latency of one request, split as the cost model
 // splits its prediction. Transfer is the network time (upload, propagation,
@@ -61,6 +70,11 @@ type InferResult struct {
 	BytesSent int64          `json:"bytes_sent"`
 	Predicted time.Duration  `json:"predicted"`
 	Measured  Measured       `json:"measured"`
+	// ModelVersion is the version of the model that produced the answer.
+	ModelVersion string `json:"model_version"`
+	// Accuracy is what the plan that ran risks: its codec's fidelity, the
+	// calibration behind it and the budget it was chosen under.
+	Accuracy scheduler.Accuracy `json:"accuracy"`
 	// Fallback says what happened when the planned cloud failed: "" (none),
 	// "retried:<cloud>", "local".
 	Fallback string   `json:"fallback,omitempty"`
@@ -94,10 +108,14 @@ func (n *Node) Infer(ctx context.Context, req InferRequest) (*InferResult, error
 	if policyName == "" {
 		policyName = n.cfg.Policy
 	}
+	budget := n.cfg.Accuracy
+	if req.Accuracy != nil {
+		budget = *req.Accuracy
+	}
 	res := &InferResult{Policy: policyName}
 	var lastHead *headResult
 	for attempt := 0; attempt < n.cfg.Attempts; attempt++ {
-		plan, err := n.plan(ctx, m, policyName, req.Codec)
+		plan, err := n.plan(ctx, m, policyName, req.Codec, budget)
 		if err != nil {
 			return nil, err
 		}
@@ -129,6 +147,7 @@ func (n *Node) Infer(ctx context.Context, req InferRequest) (*InferResult, error
 	if err := n.runLocal(ctx, m, req.Inputs, lastHead, res); err != nil {
 		return nil, err
 	}
+	res.Plan.Accuracy.Budget = budget
 	outcome := "edge"
 	if res.Fallback != "" {
 		res.Fallback = "local"
@@ -158,6 +177,8 @@ func (n *Node) finish(m *Model, res *InferResult, start time.Time, outcome strin
 	res.Codec = res.Plan.Codec
 	res.Cloud = res.Plan.Cloud
 	res.Predicted = res.Plan.Predicted.Total
+	res.ModelVersion = m.Version
+	res.Accuracy = res.Plan.Accuracy
 	out := res.Outputs[len(res.Outputs)-1]
 	data := out.Data().([]float32)
 	for i, v := range data {
@@ -176,6 +197,8 @@ func (n *Node) finish(m *Model, res *InferResult, start time.Time, outcome strin
 	n.metrics.latency.WithLabelValues("edge").Observe(res.Measured.EdgeCompute.Seconds())
 	n.metrics.latency.WithLabelValues("transfer").Observe(res.Measured.Transfer.Seconds())
 	n.metrics.cut.Set(float64(res.Plan.K))
+	n.metrics.accuracy.WithLabelValues(m.ID).Set(res.Accuracy.Lower)
+	n.metrics.codecs.WithLabelValues(codecLabel(res.Codec), res.Accuracy.Fidelity.String()).Inc()
 }
 
 // Plan returns the plan the node would use now for model id under policy
@@ -191,7 +214,7 @@ func (n *Node) Plan(ctx context.Context, id, policy string) (scheduler.Plan, err
 	if policy == "" {
 		policy = n.cfg.Policy
 	}
-	return n.plan(ctx, m, policy, "")
+	return n.plan(ctx, m, policy, "", n.cfg.Accuracy)
 }
 
 // Inputs assembles what the scheduler decides from: this edge's profile,
@@ -205,12 +228,12 @@ func (n *Node) Inputs(ctx context.Context, id string) (*scheduler.Inputs, error)
 	if err != nil {
 		return nil, err
 	}
-	return n.inputs(ctx, m, ""), nil
+	return n.inputs(ctx, m, "", n.cfg.Accuracy), nil
 }
 
-func (n *Node) inputs(ctx context.Context, m *Model, codec string) *scheduler.Inputs {
+func (n *Node) inputs(ctx context.Context, m *Model, codec string, budget scheduler.AccuracyBudget) *scheduler.Inputs {
 	in := &scheduler.Inputs{Edge: n.profiles[m.ID], DAG: n.dags[m.ID], Codecs: n.tables[m.ID].snapshot(),
-		Overhead: n.overheads[m.ID].value()}
+		Overhead: n.overheads[m.ID].value(), Accuracy: budget}
 	if codec != "" {
 		in.Codecs = slices.DeleteFunc(in.Codecs, func(c scheduler.CodecModel) bool { return c.Name != codec })
 	}
@@ -302,14 +325,18 @@ func (n *Node) remoteProfile(ctx context.Context, p Peer, m *Model) (*partition.
 }
 
 // plan asks the policy for a plan.
-func (n *Node) plan(ctx context.Context, m *Model, policyName, codec string) (scheduler.Plan, error) {
-	pol, err := n.policy(m, policyName)
+func (n *Node) plan(ctx context.Context, m *Model, policyName, codec string, budget scheduler.AccuracyBudget) (scheduler.Plan, error) {
+	pol, err := n.policy(m, policyName, budget)
 	if err != nil {
-		return scheduler.Plan{}, err
+		return scheduler.Plan{}, fmt.Errorf("%w: %w", ErrBadRequest, err)
 	}
-	in := n.inputs(ctx, m, codec)
+	in := n.inputs(ctx, m, codec, budget)
 	if codec != "" && len(in.Codecs) == 0 {
-		return scheduler.Plan{}, fmt.Errorf("node: unknown codec %q", codec)
+		return scheduler.Plan{}, fmt.Errorf("%w: unknown codec %q", ErrBadRequest, codec)
+	}
+	if codec != "" && !anyCodecAllowed(in) {
+		return scheduler.Plan{}, fmt.Errorf("%w: codec %s is not allowed at any cut of model %s under %v (%s codecs need a calibration that certifies them)",
+			ErrBadRequest, codec, m.ID, budget, in.Codecs[0].Fidelity)
 	}
 	if len(in.Clouds) == 0 || allUnavailable(in.Clouds) {
 		return scheduler.EdgeOnly{}.Plan(in)
@@ -317,6 +344,9 @@ func (n *Node) plan(ctx context.Context, m *Model, policyName, codec string) (sc
 	plan, err := pol.Plan(in)
 	if errors.Is(err, scheduler.ErrNoCloud) {
 		return scheduler.EdgeOnly{}.Plan(in)
+	}
+	if errors.Is(err, scheduler.ErrAccuracy) {
+		return scheduler.Plan{}, fmt.Errorf("%w: %w", ErrBadRequest, err)
 	}
 	return plan, err
 }
@@ -332,18 +362,45 @@ func allUnavailable(cs []scheduler.CloudInput) bool {
 
 // policy returns the policy to use: the shared Auto instance of the model
 // (which keeps hysteresis state) or a fresh stateless one.
-func (n *Node) policy(m *Model, name string) (scheduler.Policy, error) {
+// maxAutos bounds the decision streams (model × accuracy budget) an edge
+// keeps hysteresis for; requests with further budgets get plans without it.
+const maxAutos = 64
+
+// policy returns the named policy for model m. auto keeps one decision
+// stream per model and accuracy budget, so requests with a stricter budget
+// do not knock the default stream off its plan.
+func (n *Node) policy(m *Model, name string, budget scheduler.AccuracyBudget) (scheduler.Policy, error) {
 	if strings.EqualFold(name, "auto") {
+		key := m.ID
+		if budget != n.cfg.Accuracy {
+			key = fmt.Sprintf("%s|%v", m.ID, budget)
+		}
 		n.autoMu.Lock()
 		defer n.autoMu.Unlock()
-		a, ok := n.autos[m.ID]
+		a, ok := n.autos[key]
 		if !ok {
+			if len(n.autos) >= maxAutos {
+				return scheduler.NewAuto(scheduler.AutoConfig{Threshold: 0, Consecutive: 1, Label: "auto"}), nil
+			}
 			a = scheduler.NewAuto(scheduler.DefaultAutoConfig())
-			n.autos[m.ID] = a
+			n.autos[key] = a
 		}
 		return a, nil
 	}
 	return scheduler.ParsePolicy(name)
+}
+
+// anyCodecAllowed reports whether some codec of in may carry some cut.
+func anyCodecAllowed(in *scheduler.Inputs) bool {
+	for i := range in.Codecs {
+		c := &in.Codecs[i]
+		for k := 0; k < len(in.Edge.Nodes); k++ {
+			if c.AllowedAt(k, in.Accuracy) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // headResult is what the edge computed for a plan: every tensor the head
@@ -576,7 +633,8 @@ func (n *Node) runLocal(ctx context.Context, m *Model, inputs []*tensor.Dense, h
 		over = o.value()
 	}
 	res.Plan = scheduler.Plan{Policy: res.Policy, K: m.Nodes(), Predicted: scheduler.Breakdown{
-		Overhead: over, EdgeCompute: compute, Total: over + compute}}
+		Overhead: over, EdgeCompute: compute, Total: over + compute},
+		Accuracy: scheduler.Accuracy{Fidelity: scheduler.Exact, Lower: 1, Budget: res.Plan.Accuracy.Budget}}
 	res.Measured = Measured{EdgeCompute: h.elapsed + time.Since(start)}
 	res.BytesSent = 0
 	return nil
@@ -658,3 +716,11 @@ var probePayload = func() (b [scheduler.MaxProbeBytes]byte) {
 	}
 	return b
 }()
+
+// codecLabel is the codec's metrics label ("none" for edge-only).
+func codecLabel(c string) string {
+	if c == "" {
+		return "none"
+	}
+	return c
+}

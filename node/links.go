@@ -358,8 +358,9 @@ func (n *Node) probe(p Peer, body *uploadBody) (time.Duration, map[string]string
 }
 
 // codecTable is an edge's codec costs for one model: speeds measured at
-// start, ratios per prefix cut measured at start on a seeded input and then
-// learned from every boundary actually sent.
+// start, ratios per prefix cut measured at start on a seeded input — or,
+// when the model is calibrated, the ratios, speeds and agreement measured on
+// its calibration inputs — and then learned from every boundary sent.
 type codecTable struct {
 	mu     sync.Mutex
 	codecs []scheduler.CodecModel // CutRatios filled, len = nodes+1
@@ -463,7 +464,18 @@ func newCodecTable(ctx context.Context, m *Model, base []scheduler.CodecModel) (
 			c.CutRatios[k] = st.Ratio()
 		}
 	}
+	if m.Calibration != nil {
+		t.codecs = m.Calibration.Apply(t.codecs)
+	}
 	return t, nil
+}
+
+// calibrate replaces the table's figures by a calibration's (fetched from
+// a peer after start).
+func (t *codecTable) calibrate(c *scheduler.Calibration) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.codecs = c.Apply(t.codecs)
 }
 
 // overheadWindow is how many recent residuals the overhead estimate takes

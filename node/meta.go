@@ -36,6 +36,9 @@ var ErrMetaTooLarge = errors.New("node: metadata over 512 bytes")
 type ModelRef struct {
 	ID      string `json:"i"`
 	Version string `json:"v,omitempty"`
+	// Calibration is the digest of the calibration table the node holds
+	// for this version ("" when uncalibrated); edges without one fetch it.
+	Calibration string `json:"c,omitempty"`
 }
 
 // Meta is the capability metadata a node gossips. It is encoded as compact

@@ -13,6 +13,8 @@ type metrics struct {
 	queueDepth   prometheus.Gauge
 	cut          prometheus.Gauge
 	clusterNodes *prometheus.GaugeVec // role, alive
+	accuracy     *prometheus.GaugeVec   // model: lower bound on agreement of the last plan
+	codecs       *prometheus.CounterVec // codec, fidelity
 }
 
 func newMetrics(reg *prometheus.Registry, node string) *metrics {
@@ -45,6 +47,14 @@ func newMetrics(reg *prometheus.Registry, node string) *metrics {
 			Name: "edgesplit_cluster_nodes", Help: "Peers seen through gossip, by role and liveness.", ConstLabels: labels,
 		}, []string{"role", "alive"}),
 	}
-	reg.MustRegister(m.requests, m.latency, m.bytesSent, m.segments, m.segmentTime, m.queueDepth, m.cut, m.clusterNodes)
+	m.accuracy = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "edgesplit_plan_agreement_lower", ConstLabels: labels,
+		Help: "Lower confidence bound on top-1 agreement with the unsplit model of the last plan that ran (1: exact), by model.",
+	}, []string{"model"})
+	m.codecs = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "edgesplit_requests_by_codec_total", ConstLabels: labels,
+		Help: "Answered requests by the codec of the plan that ran (none: edge-only) and its fidelity (exact, bounded, lossy).",
+	}, []string{"codec", "fidelity"})
+	reg.MustRegister(m.requests, m.latency, m.bytesSent, m.segments, m.segmentTime, m.queueDepth, m.cut, m.clusterNodes, m.accuracy, m.codecs)
 	return m
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/edgesplit/edgesplit/model/dataset"
 	"github.com/edgesplit/edgesplit/model/onnx"
 	"github.com/edgesplit/edgesplit/partition"
+	"github.com/edgesplit/edgesplit/scheduler"
 	"gorgonia.org/tensor"
 )
 
@@ -26,6 +27,10 @@ type Model struct {
 	Version string
 	Graph   *model.Graph
 	Sidecar *dataset.Sidecar
+	// Calibration is the model's measured accuracy and codec table (nil:
+	// uncalibrated, so the scheduler uses only exact and bounded codecs).
+	// Set it with SetCalibration before the node starts.
+	Calibration *scheduler.Calibration
 
 	mu     sync.Mutex
 	pieces map[string]*pieceRunner
@@ -47,6 +52,28 @@ func NewModel(id, version string, g *model.Graph, sc *dataset.Sidecar) (*Model, 
 		version = hex.EncodeToString(sum[:6])
 	}
 	return &Model{ID: id, Version: version, Graph: sg, Sidecar: sc, pieces: make(map[string]*pieceRunner)}, nil
+}
+
+// SetCalibration attaches a calibration table after checking it belongs
+// to this model's version and node count.
+func (m *Model) SetCalibration(c *scheduler.Calibration) error {
+	if c == nil {
+		m.Calibration = nil
+		return nil
+	}
+	if err := c.Check(m.Version, m.Nodes()); err != nil {
+		return fmt.Errorf("node: model %s: %w", m.ID, err)
+	}
+	m.Calibration = c
+	return nil
+}
+
+// calibrationDigest is the gossiped digest of m's calibration ("" if none).
+func (m *Model) calibrationDigest() string {
+	if m.Calibration == nil {
+		return ""
+	}
+	return m.Calibration.Digest()
 }
 
 // Nodes is the number of nodes in the model's canonical order.

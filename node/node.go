@@ -16,6 +16,7 @@ import (
 	"github.com/edgesplit/edgesplit/partition"
 	"github.com/edgesplit/edgesplit/scheduler"
 	"github.com/edgesplit/edgesplit/tensorcodec"
+	"github.com/edgesplit/edgesplit/tensorcodec/calib"
 	"github.com/edgesplit/edgesplit/transport"
 	"github.com/edgesplit/edgesplit/transport/linkem"
 	"gorgonia.org/tensor"
@@ -63,6 +64,10 @@ type Node struct {
 	tables    map[string]*codecTable       // per model id
 	overheads map[string]*overheadEstimate // per model id
 
+	calibMu  sync.Mutex
+	calibs   map[string]*scheduler.Calibration // per model id: own or fetched
+	calibTry map[string]time.Time              // per peer/model/digest: next fetch attempt
+
 	mu       sync.Mutex
 	closed   bool
 	stopMeta chan struct{}
@@ -97,12 +102,20 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		links:     make(map[string]*linkEstimate),
 		tables:    make(map[string]*codecTable),
 		overheads: make(map[string]*overheadEstimate),
+		calibs:    make(map[string]*scheduler.Calibration),
+		calibTry:  make(map[string]time.Time),
 		stopMeta:  make(chan struct{}),
 	}
 	n.serviceT.Alpha = 0.2
 	meta := Meta{Role: cfg.Role, Device: cfg.Device.Name, Slowdown: cfg.Device.Slowdown}
 	for _, m := range cfg.Models {
 		n.models[m.ID] = m
+		if m.Calibration != nil {
+			if err := m.SetCalibration(m.Calibration); err != nil {
+				return nil, err
+			}
+			n.calibs[m.ID] = m.Calibration
+		}
 		p, err := MeasureProfile(ctx, m, cfg.Device, cfg.ProfileRuns)
 		if err != nil {
 			return nil, err
@@ -113,7 +126,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 			return nil, fmt.Errorf("node: model %s: %w", m.ID, err)
 		}
 		n.dags[m.ID] = dag
-		meta.Models = append(meta.Models, ModelRef{ID: m.ID, Version: m.Version})
+		meta.Models = append(meta.Models, ModelRef{ID: m.ID, Version: m.Version, Calibration: m.calibrationDigest()})
 	}
 	meta.ProfileDigest = profileDigest(n.profiles)
 	var err error
@@ -231,7 +244,9 @@ func (n *Node) deviceLatency(m *Model, idx []int) time.Duration {
 }
 
 // MeasureCodecs measures each named preset's (default: all) ratio and speed
-// on a synthetic post-ReLU activation, for the scheduler's codec cost.
+// on a synthetic post-ReLU activation, for the scheduler's codec cost, and
+// states what each guarantees (its Fidelity). A model's calibration table,
+// measured on real inputs, replaces these figures where it has them.
 func MeasureCodecs(ctx context.Context, names []string) ([]scheduler.CodecModel, error) {
 	presets := tensorcodec.Presets()
 	if len(names) > 0 {
@@ -254,7 +269,7 @@ func MeasureCodecs(ctx context.Context, names []string) ([]scheduler.CodecModel,
 		out = append(out, scheduler.CodecModel{
 			Name: p.String(), Ratio: r.Ratio,
 			EncodeBps: r.EncodeMBps * 1e6, DecodeBps: r.DecodeMBps * 1e6,
-			MaxRelErr: r.RelRMSE,
+			MaxRelErr: r.RelRMSE, Fidelity: calib.Fidelity(p),
 		})
 	}
 	return out, nil
@@ -326,6 +341,12 @@ func (n *Node) metaLoop() {
 	defer n.wg.Done()
 	t := time.NewTicker(n.cfg.MetaInterval)
 	defer t.Stop()
+	life, stop := context.WithCancel(context.Background())
+	defer stop()
+	go func() {
+		<-n.stopMeta
+		stop()
+	}()
 	var last Meta
 	for {
 		select {
@@ -355,6 +376,9 @@ func (n *Node) metaLoop() {
 		n.metrics.clusterNodes.Reset()
 		for k, v := range alive {
 			n.metrics.clusterNodes.WithLabelValues(k[0], k[1]).Set(v)
+		}
+		if n.cfg.Role == RoleEdge {
+			n.fetchCalibrations(life)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"errors"
 	"bytes"
 	"context"
 	"encoding/binary"
@@ -88,14 +89,11 @@ func TestSplitInferenceMatchesLocal(t *testing.T) {
 		}
 		t.Logf("%-12s cut=%d cloud=%s bytes=%d predicted=%v measured=%v", pol, res.Cut, res.Cloud, res.BytesSent, res.Predicted, res.Measured.Total)
 	}
-	// Lossy codec: within the codec's bound of the local result.
-	res, err := edge.Infer(ctx, InferRequest{Inputs: []*tensor.Dense{x}, Policy: "fixed:2", Codec: "int8"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := res.Outputs[len(res.Outputs)-1].Data().([]float32)
-	if argmax(got) != argmax(want) {
-		t.Errorf("int8: class %d, local %d", argmax(got), argmax(want))
+	// A lossy codec on an uncalibrated model is refused as a client error
+	// naming why (TestCalibratedLossyCodec runs one that is calibrated).
+	_, err := edge.Infer(ctx, InferRequest{Inputs: []*tensor.Dense{x}, Policy: "fixed:2", Codec: "int8"})
+	if !errors.Is(err, ErrBadRequest) || !strings.Contains(err.Error(), "calibration") {
+		t.Errorf("uncalibrated int8: %v, want ErrBadRequest naming the calibration", err)
 	}
 }
 
@@ -255,7 +253,11 @@ func TestInferAPIBadInput(t *testing.T) {
 		{"npy of the wrong shape", "", npyBytes(t, randInput(1, []int{1, 3, 8, 8})), http.StatusBadRequest},
 		{"unknown model", "?model=nope", []byte("x"), http.StatusNotFound},
 		{"bad deadline", "?deadline=-5s", npyBytes(t, randInput(1, []int{1, 1, 28, 28})), http.StatusBadRequest},
-		{"unknown policy", "?policy=magic", npyBytes(t, randInput(1, []int{1, 1, 28, 28})), http.StatusInternalServerError},
+		{"unknown policy", "?policy=magic", npyBytes(t, randInput(1, []int{1, 1, 28, 28})), http.StatusBadRequest},
+		{"unknown codec", "?codec=magic", npyBytes(t, randInput(1, []int{1, 1, 28, 28})), http.StatusBadRequest},
+		{"uncalibrated lossy codec", "?codec=int4-zstd&policy=cloud-only", npyBytes(t, randInput(1, []int{1, 1, 28, 28})), http.StatusBadRequest},
+		{"max_loss not a number", "?max_loss=abc", npyBytes(t, randInput(1, []int{1, 1, 28, 28})), http.StatusBadRequest},
+		{"max_loss out of range", "?max_loss=1.5", npyBytes(t, randInput(1, []int{1, 1, 28, 28})), http.StatusBadRequest},
 	} {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/v1/infer"+tc.query, bytes.NewReader(tc.body)))

@@ -1,0 +1,129 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/edgesplit/edgesplit/scheduler"
+	"github.com/edgesplit/edgesplit/transport"
+)
+
+// opCalibration asks a peer for its calibration table of the request's
+// model version (JSON, scheduler.Calibration).
+const opCalibration = "calibration"
+
+// calibrationRetry is how long an edge waits before asking the same peer
+// for a table again after a failed fetch.
+const calibrationRetry = 10 * time.Second
+
+// Calibration returns the calibration table the node uses for model id (its
+// own or one fetched from a peer), or nil.
+func (n *Node) Calibration(id string) *scheduler.Calibration {
+	n.calibMu.Lock()
+	defer n.calibMu.Unlock()
+	return n.calibs[id]
+}
+
+// serveCalibration answers opCalibration.
+func (n *Node) serveCalibration(m *Model, w transport.ResponseWriter) error {
+	c := n.Calibration(m.ID)
+	if c == nil {
+		return transport.Errorf(transport.CodeNotFound, "model %s version %s is not calibrated on %s", m.ID, m.Version, n.cfg.Name)
+	}
+	b, err := c.Marshal()
+	if err != nil {
+		return transport.Errorf(transport.CodeInternal, "calibration: %v", err)
+	}
+	_, err = w.Write(b)
+	return err
+}
+
+// fetchCalibrations gives an edge the calibration of every model it holds
+// none for, from a peer that gossips one for the same version: so one
+// calibrated node is enough for the whole cluster, and nothing is
+// recalibrated on start. It runs in the background (the meta loop), never on
+// a request's path; a table is taken only if it parses, belongs to the
+// model version and has the digest the peer gossiped.
+func (n *Node) fetchCalibrations(ctx context.Context) {
+	for _, m := range n.cfg.Models {
+		if n.Calibration(m.ID) != nil {
+			continue
+		}
+		for _, p := range n.members.Peers() {
+			if !p.Alive {
+				continue
+			}
+			digest := ""
+			for _, r := range p.Meta.Models {
+				if r.ID == m.ID && r.Version == m.Version {
+					digest = r.Calibration
+				}
+			}
+			if digest == "" {
+				continue
+			}
+			key := p.Name + "/" + m.ID + "/" + digest
+			n.calibMu.Lock()
+			next := n.calibTry[key]
+			n.calibMu.Unlock()
+			if time.Now().Before(next) {
+				continue
+			}
+			c, err := n.fetchCalibration(ctx, p, m, digest)
+			if err != nil {
+				n.log.Warn("calibration fetch failed", "peer", p.Name, "model", m.ID, "err", err)
+				n.calibMu.Lock()
+				n.calibTry[key] = time.Now().Add(calibrationRetry)
+				n.calibMu.Unlock()
+				continue
+			}
+			n.calibMu.Lock()
+			n.calibs[m.ID] = c
+			n.calibMu.Unlock()
+			if t := n.tables[m.ID]; t != nil {
+				t.calibrate(c)
+			}
+			n.log.Info("calibration fetched", "peer", p.Name, "model", m.ID, "digest", digest, "samples", c.Data.Samples, "source", c.Data.Source)
+			n.refreshMeta()
+			break
+		}
+	}
+}
+
+func (n *Node) fetchCalibration(ctx context.Context, p Peer, m *Model, digest string) (*scheduler.Calibration, error) {
+	fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	resp, err := n.ep.Call(fctx, p.Meta.QUICAddr, &transport.Request{ID: n.reqID.Add(1), Model: m.ID, Version: m.Version,
+		Meta: map[string]string{metaOp: opCalibration}}, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	c, err := scheduler.ReadCalibration(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.Check(m.Version, m.Nodes()); err != nil {
+		return nil, err
+	}
+	if got := c.Digest(); got != digest {
+		return nil, fmt.Errorf("calibration from %s has digest %s, gossip said %s", p.Name, got, digest)
+	}
+	return c, nil
+}
+
+// refreshMeta gossips the digests of the node's calibration tables.
+func (n *Node) refreshMeta() {
+	meta := n.members.Meta()
+	for i := range meta.Models {
+		if c := n.Calibration(meta.Models[i].ID); c != nil {
+			meta.Models[i].Calibration = c.Digest()
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := n.members.UpdateMeta(ctx, meta); err != nil {
+		n.log.Warn("gossip calibration update failed", "err", err)
+	}
+}
