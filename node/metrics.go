@@ -12,7 +12,7 @@ type metrics struct {
 	segmentTime  prometheus.Histogram
 	queueDepth   prometheus.Gauge
 	cut          prometheus.Gauge
-	clusterNodes *prometheus.GaugeVec // role, alive
+	clusterNodes *prometheus.GaugeVec   // role, alive
 	accuracy     *prometheus.GaugeVec   // model: lower bound on agreement of the last plan
 	codecs       *prometheus.CounterVec // codec, fidelity
 }
