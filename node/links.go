@@ -470,6 +470,18 @@ func newCodecTable(ctx context.Context, m *Model, base []scheduler.CodecModel) (
 	return t, nil
 }
 
+// CutCodecs returns the codec costs an edge would plan model m with at
+// start: base's speeds, each codec's ratio at every prefix cut (measured on
+// a seeded input), and, when m is calibrated, the ratios, speeds and
+// agreement its calibration measured on real inputs.
+func CutCodecs(ctx context.Context, m *Model, base []scheduler.CodecModel) ([]scheduler.CodecModel, error) {
+	t, err := newCodecTable(ctx, m, base)
+	if err != nil {
+		return nil, err
+	}
+	return t.snapshot(), nil
+}
+
 // calibrate replaces the table's figures by a calibration's (fetched from
 // a peer after start).
 func (t *codecTable) calibrate(c *scheduler.Calibration) {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/edgesplit/edgesplit/model/dataset"
+	"github.com/edgesplit/edgesplit/node"
 	"github.com/edgesplit/edgesplit/tensorcodec"
 	"github.com/edgesplit/edgesplit/tensorcodec/calib"
 	"github.com/spf13/cobra"
@@ -49,7 +50,11 @@ func newCodecCmd() *cobra.Command {
 					return err
 				}
 			}
-			cfg.ModelID = modelPath
+			nm, err := node.NewModel(modelPath, "", cfg.Graph, nil)
+			if err != nil {
+				return err
+			}
+			cfg.Graph, cfg.ModelID, cfg.ModelVersion = nm.Graph, nm.ID, nm.Version
 			if cutsFlag == "every" {
 				cfg.AllCuts = true
 			} else if cutsFlag != "" && cutsFlag != "all" {

@@ -21,6 +21,7 @@ func newNodeCmd() *cobra.Command {
 	var role, name, bind, join, link, device, httpAddr, quicAddr, caDir, gossipKey, policy, codecs string
 	var models []string
 	var workers int
+	var acc accuracyFlags
 	cmd := &cobra.Command{
 		Use:   "node --role edge|cloud --bind ADDR --join SEEDS --model M --link PROFILE|TRACES [--device PROFILE] [--http ADDR]",
 		Short: "Run an edgesplit node (daemon) until interrupted",
@@ -54,6 +55,9 @@ client requests on --http (POST /v1/infer, GET /v1/cluster, GET /metrics).`,
 				cfg.Codecs = strings.Split(codecs, ",")
 			}
 			cfg.Workers = workers
+			if cfg.Accuracy, err = acc.budget(); err != nil {
+				return err
+			}
 			cfg.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
 			host, port, err := net.SplitHostPort(bind)
 			if err != nil {
@@ -73,6 +77,9 @@ client requests on --http (POST /v1/infer, GET /v1/cluster, GET /metrics).`,
 					return err
 				}
 			}
+			if acc.table != "" && len(models) > 1 {
+				return fmt.Errorf("--calibration-table names one file; with %d models keep each table beside its model file", len(models))
+			}
 			for _, spec := range models {
 				g, sc, err := loadModel(spec)
 				if err != nil {
@@ -80,6 +87,9 @@ client requests on --http (POST /v1/infer, GET /v1/cluster, GET /metrics).`,
 				}
 				m, err := node.NewModel(spec, "", g, sc)
 				if err != nil {
+					return err
+				}
+				if err := acc.attach(cmd, m, spec); err != nil {
 					return err
 				}
 				cfg.Models = append(cfg.Models, m)
@@ -106,6 +116,7 @@ client requests on --http (POST /v1/infer, GET /v1/cluster, GET /metrics).`,
 		},
 	}
 	f := cmd.Flags()
+	acc.register(f)
 	f.StringVar(&role, "role", "edge", "edge or cloud")
 	f.StringVar(&name, "name", "", "node name (must match its certificate)")
 	f.StringVar(&bind, "bind", "127.0.0.1:7946", "gossip address host:port (port 0 picks one)")

@@ -12,12 +12,16 @@ import (
 func newPlanCmd() *cobra.Command {
 	var modelPath, link, edgeDev, cloudDev, policy, codecs string
 	var runs int
+	var acc accuracyFlags
 	cmd := &cobra.Command{
 		Use:   "plan --model M --profile LINK [--edge-device D] [--cloud-device D] [--policy P]",
 		Short: "Explain a split decision: the predicted latency of every cut × codec on a link, and the plan chosen",
 		Long: `plan profiles the model on this machine, scales it to the edge and cloud device profiles, measures the
 codec presets, takes the link profile's rates and delay as the link estimate, and prints the cost model's
-prediction for every prefix cut × codec (plus a DAG cut when dads finds one), marking the chosen plan.`,
+prediction for every prefix cut × codec (plus a DAG cut when dads finds one), marking the chosen plan.
+Codec ratios are measured at every cut on a seeded input, or — with a calibration table or --calibration
+DATA — on real inputs, which also certifies lossy codecs under the accuracy budget (--max-accuracy-loss);
+the accuracy column says what each candidate risks, and rows the budget rules out are marked x.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			g, sc, err := loadModel(modelPath)
 			if err != nil {
@@ -25,6 +29,13 @@ prediction for every prefix cut × codec (plus a DAG cut when dads finds one), m
 			}
 			m, err := node.NewModel(modelPath, "", g, sc)
 			if err != nil {
+				return err
+			}
+			budget, err := acc.budget()
+			if err != nil {
+				return err
+			}
+			if err := acc.attach(cmd, m, modelPath); err != nil {
 				return err
 			}
 			prof, err := linkem.LookupProfile(link)
@@ -56,7 +67,11 @@ prediction for every prefix cut × codec (plus a DAG cut when dads finds one), m
 			if codecs != "" {
 				names = splitList(codecs)
 			}
-			cms, err := node.MeasureCodecs(ctx, names)
+			base, err := node.MeasureCodecs(ctx, names)
+			if err != nil {
+				return err
+			}
+			cms, err := node.CutCodecs(ctx, m, base)
 			if err != nil {
 				return err
 			}
@@ -64,7 +79,7 @@ prediction for every prefix cut × codec (plus a DAG cut when dads finds one), m
 			if err != nil {
 				return err
 			}
-			in := &scheduler.Inputs{Edge: ep, DAG: dag, Codecs: cms, Clouds: []scheduler.CloudInput{{
+			in := &scheduler.Inputs{Edge: ep, DAG: dag, Codecs: cms, Accuracy: budget, Clouds: []scheduler.CloudInput{{
 				ID: "cloud", Profile: cp,
 				Link: scheduler.LinkEstimate{RTT: prof.Up.Delay + prof.Down.Delay, Up: prof.Up.MeanRate() / 8, Down: prof.Down.MeanRate() / 8},
 			}}}
@@ -76,11 +91,7 @@ prediction for every prefix cut × codec (plus a DAG cut when dads finds one), m
 			fmt.Fprintf(out, "model %s (%d nodes) · link %s (up %.1f Mbit/s, down %.1f Mbit/s, RTT %v) · edge %s ×%g · cloud %s ×%g · policy %s\n\n",
 				m.ID, m.Nodes(), link, prof.Up.MeanRate()/1e6, prof.Down.MeanRate()/1e6, prof.Up.Delay+prof.Down.Delay,
 				edge.Name, edge.Slowdown, cloud.Name, cloud.Slowdown, pol.Name())
-			if err := ex.Format(out); err != nil {
-				return err
-			}
-			fmt.Fprintf(out, "\nchosen: %s\n", ex.Chosen)
-			return nil
+			return ex.Format(out)
 		},
 	}
 	f := cmd.Flags()
@@ -91,6 +102,7 @@ prediction for every prefix cut × codec (plus a DAG cut when dads finds one), m
 	f.StringVar(&policy, "policy", "auto", "split policy")
 	f.StringVar(&codecs, "codecs", "", "comma-separated codec presets (default all)")
 	f.IntVar(&runs, "runs", 5, "profiling runs per node")
+	acc.register(f)
 	_ = cmd.MarkFlagRequired("model")
 	return cmd
 }
