@@ -28,7 +28,7 @@ seed: 1
 duration: DUR
 policy: POLICY
 estimation: {interval: 10s}
-codecs: [{name: raw, ratio: 1}, {name: uint8, ratio: 4, encode_mbps: 1500, decode_mbps: 3000}]
+codecs: [{name: raw, ratio: 1}, {name: uint8, ratio: 4, encode_mbps: 1500, decode_mbps: 3000, agreement: {agree: 3000, samples: 3000}}]
 models: [{name: m, synthetic: resnet18}]
 edges: [{name: e, count: DEVICES, model: m, slowdown: 1, link: {profile: wifi}, arrivals: {rate: RATE}}]
 backhaul: {delay: 5ms}

@@ -33,6 +33,18 @@
 // model's tail on the cloud profile × the cloud's slowdown; edge compute the
 // head × the device's slowdown.
 //
+// # Accuracy
+//
+// Planners obey the same accuracy budget as nodes (scheduler.AccuracyBudget;
+// max_accuracy_loss, default 0.1 % at 95 % confidence): a codec declared
+// exact (raw, lossless) or bounded (fast, fp16) may carry any cut, a lossy
+// one only a cut where its calibration — an agreement count in the scenario
+// (agreement, cut_agreement) or a model's calibration table (the file
+// `edgesplit codec bench --write-calibration` or a node writes) — certifies
+// the budget by its lower confidence bound. An uncalibrated lossy codec is
+// never planned. The Summary counts the requests a lossy codec carried and
+// the lowest agreement bound any of them was planned with.
+//
 // # Power model
 //
 // Edge energy per request = ComputeW × edge compute time + radio power ×

@@ -14,7 +14,7 @@ name: example
 seed: 42
 duration: 1m
 policy: neurosurgeon
-codecs: [{name: raw, ratio: 1}, {name: uint8, ratio: 7, encode_mbps: 300, decode_mbps: 1200}]
+codecs: [{name: raw, ratio: 1}, {name: uint8, ratio: 7, encode_mbps: 300, decode_mbps: 1200, agreement: {agree: 3000, samples: 3000}}]
 models: [{name: vgg16, synthetic: vgg16}]
 edges:
   - {name: phone, count: 10, model: vgg16, slowdown: 0.2, link: {profile: 5g-midband}, arrivals: {rate: 1}, deadline: 1s}

@@ -17,6 +17,8 @@ import (
 type Model struct {
 	Profile *partition.Profile
 	DAG     *scheduler.DAG
+
+	codecs []scheduler.CodecModel // the scenario's codecs, calibrated for this model
 }
 
 // ModelFile is the JSON form of a Model (a scenario's models[].profile).

@@ -25,10 +25,16 @@ type Quick struct {
 	// 0.05 (a server 20× faster than one reference core).
 	CloudSlowdown float64
 	Seed          uint64
+	// Calibration is the model's calibration table file (ModelSpec.
+	// Calibration); without one the int8 codec is lossy and uncalibrated,
+	// so no plan uses it.
+	Calibration string
 }
 
 // QuickScenario builds and validates the scenario q describes: identical
-// devices on their own links of one profile, raw and uint8 codecs.
+// devices on their own links of one profile; codecs raw (exact), fast
+// (fp16, bounded) and int8 (lossy: planned only where q.Calibration
+// certifies it), with the speeds and ratios tensorcodec measured.
 func QuickScenario(q Quick) (*Scenario, error) {
 	def := func(v *float64, d float64) {
 		if *v == 0 {
@@ -56,13 +62,14 @@ func QuickScenario(q Quick) (*Scenario, error) {
 	def(&q.Rate, 1)
 	def(&q.Slowdown, 1)
 	def(&q.CloudSlowdown, 0.05)
-	m := ModelSpec{Name: q.Model}
+	m := ModelSpec{Name: q.Model, Calibration: q.Calibration}
 	if _, ok := synthetic[q.Model]; ok {
 		m.Synthetic = q.Model
 	}
 	s := &Scenario{
 		Name: fmt.Sprintf("quick-%s-%s-%d", q.Model, q.Link, q.Devices), Seed: q.Seed, Duration: Duration(q.Duration), Policy: q.Policy,
-		Codecs: []CodecSpec{{Name: "raw", Ratio: 1}, {Name: "uint8", Ratio: 7, EncodeMBps: 300, DecodeMBps: 1200, MaxRelErr: 0.01}},
+		Codecs: []CodecSpec{{Name: "raw", Ratio: 1}, {Name: "fast", Ratio: 2, EncodeMBps: 565, DecodeMBps: 1059, MaxRelErr: 0.0005},
+			{Name: "int8", Ratio: 4, EncodeMBps: 1467, DecodeMBps: 14173, MaxRelErr: 0.004}},
 		Models: []ModelSpec{m},
 		Edges: []EdgeSpec{{Name: "device", Count: q.Devices, Model: q.Model, Slowdown: q.Slowdown, Link: LinkSpec{Profile: q.Link},
 			Arrivals: Arrivals{Process: "poisson", Rate: q.Rate}}},

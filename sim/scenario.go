@@ -49,14 +49,20 @@ type Scenario struct {
 	Duration Duration `yaml:"duration"` // arrivals stop then; in-flight requests finish. Required.
 	Policy   string   `yaml:"policy"`   // scheduler policy; default auto
 	// Regret scores every request against the oracle's choice.
-	Regret     bool           `yaml:"regret"`
-	Estimation EstimationSpec `yaml:"estimation"`
-	Codecs     []CodecSpec    `yaml:"codecs"` // default: raw only
-	Models     []ModelSpec    `yaml:"models"`
-	Edges      []EdgeSpec     `yaml:"edges"`
-	Cells      []CellSpec     `yaml:"cells"`
-	Backhaul   BackhaulSpec   `yaml:"backhaul"`
-	Clouds     []CloudSpec    `yaml:"clouds"`
+	Regret bool `yaml:"regret"`
+	// MaxAccuracyLoss is the accuracy budget every planner obeys (see
+	// scheduler.AccuracyBudget): the largest loss of top-1 agreement with
+	// the unsplit model a codec may cost, judged by the lower confidence
+	// bound of its calibration. Nil: scheduler.DefaultMaxLoss; 0: exact
+	// codecs only.
+	MaxAccuracyLoss *float64       `yaml:"max_accuracy_loss"`
+	Estimation      EstimationSpec `yaml:"estimation"`
+	Codecs          []CodecSpec    `yaml:"codecs"` // default: raw only
+	Models          []ModelSpec    `yaml:"models"`
+	Edges           []EdgeSpec     `yaml:"edges"`
+	Cells           []CellSpec     `yaml:"cells"`
+	Backhaul        BackhaulSpec   `yaml:"backhaul"`
+	Clouds          []CloudSpec    `yaml:"clouds"`
 
 	dir string // for relative paths
 }
@@ -82,17 +88,65 @@ const (
 	SourceLearned = "learned"
 )
 
-// CodecSpec is a codec preset's cost (see scheduler.CodecModel); throughputs
-// in MB/s of raw data (0: free).
+// CodecSpec is a codec preset's cost and accuracy (see
+// scheduler.CodecModel); throughputs in MB/s of raw data (0: free).
+//
+// A lossy codec is planned only where its calibrated agreement certifies
+// the scenario's accuracy budget, as on a node: give Agreement (every cut)
+// or CutAgreement (per cut), or a model's calibration table.
 type CodecSpec struct {
 	Name  string  `yaml:"name"`
 	Ratio float64 `yaml:"ratio"`
+	// Fidelity is exact, bounded or lossy (scheduler.Fidelity). Default:
+	// exact for raw and lossless, bounded for fast (fp16), lossy for
+	// anything else.
+	Fidelity string `yaml:"fidelity"`
+	// Agreement is the codec's calibrated top-1 agreement with the unsplit
+	// model at every cut; CutAgreement[K], when given, overrides it at cut K.
+	Agreement    *AgreementSpec  `yaml:"agreement,omitempty"`
+	CutAgreement []AgreementSpec `yaml:"cut_agreement,omitempty"`
 	// CutRatios optionally gives the ratio at each prefix cut K (index K;
 	// 0 = use Ratio), as an edge node measures and learns them.
 	CutRatios  []float64 `yaml:"cut_ratios,omitempty"`
 	EncodeMBps float64   `yaml:"encode_mbps"`
 	DecodeMBps float64   `yaml:"decode_mbps"`
 	MaxRelErr  float64   `yaml:"max_rel_err"`
+}
+
+// AgreementSpec is a calibration count: of Samples calibration inputs, Agree
+// kept the unsplit model's top-1 class (scheduler.Agreement).
+type AgreementSpec struct {
+	Agree        int     `yaml:"agree"`
+	Samples      int     `yaml:"samples"`
+	MaxProbDelta float64 `yaml:"max_prob_delta,omitempty"`
+}
+
+func (a AgreementSpec) agreement() scheduler.Agreement {
+	return scheduler.Agreement{Agree: a.Agree, Samples: a.Samples, MaxProbDelta: a.MaxProbDelta}
+}
+
+func (a AgreementSpec) validate(f string) error {
+	if a.Samples < 0 || a.Agree < 0 || a.Agree > a.Samples {
+		return bad(f, "want 0 ≤ agree ≤ samples, got %d of %d", a.Agree, a.Samples)
+	}
+	if math.IsNaN(a.MaxProbDelta) || a.MaxProbDelta < 0 || a.MaxProbDelta > 1 {
+		return bad(f+".max_prob_delta", "must be in [0, 1], got %v", a.MaxProbDelta)
+	}
+	return nil
+}
+
+// codecFidelity is the fidelity a codec spec declares, or its name's default.
+func (c *CodecSpec) codecFidelity() (scheduler.Fidelity, error) {
+	if c.Fidelity != "" {
+		return scheduler.ParseFidelity(c.Fidelity)
+	}
+	switch c.Name {
+	case "raw", "lossless":
+		return scheduler.Exact, nil
+	case "fast":
+		return scheduler.Bounded, nil
+	}
+	return scheduler.Lossy, nil
 }
 
 // ModelSpec names a model and where its profile comes from: a synthetic
@@ -103,6 +157,11 @@ type ModelSpec struct {
 	Synthetic string     `yaml:"synthetic"`
 	Profile   string     `yaml:"profile"`
 	Exits     []ExitSpec `yaml:"exits"`
+	// Calibration is the model's calibration table (scheduler.Calibration,
+	// as `edgesplit codec bench --write-calibration` or a node writes it;
+	// relative to the scenario): its per-cut agreement, ratios and speeds
+	// replace the codecs' for this model.
+	Calibration string `yaml:"calibration"`
 }
 
 // ExitSpec is an early exit of a multi-exit model: after node After (that
@@ -369,6 +428,24 @@ func (s *Scenario) validate() error {
 		}
 		if err := nonNeg(f+".decode_mbps", c.DecodeMBps); err != nil {
 			return err
+		}
+		if _, err := c.codecFidelity(); err != nil {
+			return bad(f+".fidelity", "%v", err)
+		}
+		if c.Agreement != nil {
+			if err := c.Agreement.validate(f + ".agreement"); err != nil {
+				return err
+			}
+		}
+		for k, a := range c.CutAgreement {
+			if err := a.validate(fmt.Sprintf("%s.cut_agreement[%d]", f, k)); err != nil {
+				return err
+			}
+		}
+	}
+	if l := s.MaxAccuracyLoss; l != nil {
+		if _, err := scheduler.NewBudget(*l); err != nil {
+			return bad("max_accuracy_loss", "%v", err)
 		}
 	}
 	if len(s.Models) == 0 {
@@ -649,4 +726,43 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(ks)
 	return ks
+}
+
+// budget is the accuracy budget of the run: Config.Accuracy, else the
+// scenario's max_accuracy_loss, else the default.
+func (s *Scenario) budget(cfg Config) (scheduler.AccuracyBudget, error) {
+	if cfg.Accuracy != nil {
+		return *cfg.Accuracy, nil
+	}
+	if s.MaxAccuracyLoss == nil {
+		return scheduler.AccuracyBudget{}, nil
+	}
+	return scheduler.NewBudget(*s.MaxAccuracyLoss)
+}
+
+// codecsFor returns the scenario's codecs with their declared agreement
+// laid out over the prefix cuts 0..nodes of a model.
+func codecsFor(base []scheduler.CodecModel, specs []CodecSpec, nodes int) []scheduler.CodecModel {
+	out := append([]scheduler.CodecModel(nil), base...)
+	for i := range specs {
+		sp := &specs[i]
+		if sp.Agreement == nil && len(sp.CutAgreement) == 0 {
+			continue
+		}
+		cut := make([]scheduler.Agreement, nodes+1)
+		for k := range cut {
+			switch {
+			case k < len(sp.CutAgreement) && sp.CutAgreement[k].Samples > 0:
+				cut[k] = sp.CutAgreement[k].agreement()
+			case sp.Agreement != nil:
+				cut[k] = sp.Agreement.agreement()
+			}
+		}
+		for j := range out {
+			if out[j].Name == sp.Name {
+				out[j].CutAgreement = cut
+			}
+		}
+	}
+	return out
 }

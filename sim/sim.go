@@ -26,6 +26,8 @@ type Config struct {
 	// Resolve supplies models that name neither a synthetic model nor a
 	// profile file (the CLI profiles zoo models with the engine).
 	Resolve func(name string) (Model, error)
+	// Accuracy overrides the scenario's accuracy budget (max_accuracy_loss).
+	Accuracy *scheduler.AccuracyBudget
 }
 
 // CSVHeader is the first line of the per-request CSV. Times are in
@@ -121,6 +123,8 @@ type planRT struct {
 	edgeNs   int64
 	tailNs   int64 // on the server's group
 	pred     int64
+	lossy    bool    // the codec is lossy (certified by calibration)
+	lower    float64 // the plan's agreement lower bound (scheduler.Accuracy.Lower)
 }
 
 type group struct {
@@ -186,6 +190,7 @@ type world struct {
 	lagNs    int64
 	learned  bool // Estimation.Source "learned"
 	codecs   []scheduler.CodecModel
+	budget   scheduler.AccuracyBudget
 	codecNm  [][]byte
 	srvIdx   map[string]int32
 	reqs     []request
@@ -261,7 +266,7 @@ func newWorld(s *Scenario, cfg Config) (*world, error) {
 		seed = cfg.Seed
 	}
 	w := &world{s: s, cfg: cfg, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), lastTick: -1}
-	w.sum = Summary{Scenario: s.Name, Seed: seed, Policy: s.Policy}
+	w.sum = Summary{Scenario: s.Name, Seed: seed, Policy: s.Policy, AgreementLower: 1}
 	w.end = int64(s.Duration)
 	w.tickNs = int64(s.Estimation.Interval)
 	w.lagNs = int64(s.Estimation.Lag)
@@ -272,9 +277,17 @@ func newWorld(s *Scenario, cfg Config) (*world, error) {
 	if len(s.Codecs) == 0 {
 		w.codecs = []scheduler.CodecModel{scheduler.RawCodec}
 	}
-	for _, c := range s.Codecs {
-		w.codecs = append(w.codecs, scheduler.CodecModel{Name: c.Name, Ratio: c.Ratio, EncodeBps: c.EncodeMBps * 1e6, DecodeBps: c.DecodeMBps * 1e6, MaxRelErr: c.MaxRelErr, CutRatios: c.CutRatios})
+	for i := range s.Codecs {
+		c := &s.Codecs[i]
+		fid, _ := c.codecFidelity() // validated
+		w.codecs = append(w.codecs, scheduler.CodecModel{Name: c.Name, Ratio: c.Ratio, EncodeBps: c.EncodeMBps * 1e6, DecodeBps: c.DecodeMBps * 1e6,
+			MaxRelErr: c.MaxRelErr, CutRatios: c.CutRatios, Fidelity: fid})
 	}
+	budget, err := s.budget(cfg)
+	if err != nil {
+		return nil, err
+	}
+	w.budget = budget
 	for _, c := range w.codecs {
 		w.codecNm = append(w.codecNm, []byte(c.Name))
 	}
@@ -310,6 +323,17 @@ func newWorld(s *Scenario, cfg Config) (*world, error) {
 			if x.After >= len(m.Profile.Nodes) {
 				return nil, &ScenarioError{Field: fmt.Sprintf("%s.exits[%d].after", f, j), Msg: fmt.Sprintf("must be < %d (the model's nodes)", len(m.Profile.Nodes))}
 			}
+		}
+		m.codecs = codecsFor(w.codecs, s.Codecs, len(m.Profile.Nodes))
+		if ms.Calibration != "" {
+			tab, err := scheduler.LoadCalibration(w.path(ms.Calibration))
+			if err == nil && tab.Model.Nodes != len(m.Profile.Nodes) {
+				err = fmt.Errorf("table of %s has %d nodes, the model's profile %d", tab.Model.ID, tab.Model.Nodes, len(m.Profile.Nodes))
+			}
+			if err != nil {
+				return nil, &ScenarioError{Field: f + ".calibration", Msg: err.Error()}
+			}
+			m.codecs = tab.Apply(m.codecs)
 		}
 		models[ms.Name] = &m
 		exits[ms.Name] = ms.Exits
@@ -848,6 +872,10 @@ func (w *world) done(ri int32, end int64) {
 		down = total - edge - enc - up - r.prop - queue - r.service
 		w.sum.Offloaded++
 		w.queueSum += float64(queue)
+		if p.lossy {
+			w.sum.LossyRequests++
+		}
+		w.sum.AgreementLower = min(w.sum.AgreementLower, p.lower)
 		if w.learned {
 			// The edge learns from what the transfer achieved, and
 			// measures the RTT with it.
@@ -1009,7 +1037,7 @@ func (w *world) inputs(d int32, exact bool) *scheduler.Inputs {
 		}
 		w.clouds[i] = scheduler.CloudInput{ID: s.idStr, Profile: w.groups[s.group].profile, Link: link, Queue: time.Duration(q)}
 	}
-	w.in = scheduler.Inputs{Edge: c.edge, DAG: c.model.DAG, Codecs: w.codecs, Clouds: w.clouds}
+	w.in = scheduler.Inputs{Edge: c.edge, DAG: c.model.DAG, Codecs: c.model.codecs, Clouds: w.clouds, Accuracy: w.budget}
 	return &w.in
 }
 
@@ -1042,7 +1070,7 @@ func (w *world) ensurePlan(d int32) {
 
 // compile turns a scheduler plan into the per-request numbers.
 func (w *world) compile(c *class, p scheduler.Plan) planRT {
-	rt := planRT{ok: true, k: p.K, head: p.Head, pred: int64(p.Predicted.Total)}
+	rt := planRT{ok: true, k: p.K, head: p.Head, pred: int64(p.Predicted.Total), lower: p.Accuracy.Lower, lossy: p.Accuracy.Fidelity == scheduler.Lossy}
 	if p.EdgeOnly() {
 		rt.edgeOnly = true
 		return rt

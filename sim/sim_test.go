@@ -55,6 +55,10 @@ func TestScenarioErrors(t *testing.T) {
 		{"negative think time", strings.Replace(base, "arrivals: {rate: 5}", "arrivals: {process: closed, think: -1s}", 1), "edges[0].arrivals.think"},
 		{"unknown process", strings.Replace(base, "arrivals: {rate: 5}", "arrivals: {process: bursty}", 1), "edges[0].arrivals.process"},
 		{"unknown estimation source", "estimation: {source: oracle}\n" + base, "estimation.source"},
+		{"accuracy budget out of range", "max_accuracy_loss: 1.5\n" + base, "max_accuracy_loss"},
+		{"unknown fidelity", "codecs: [{name: q, ratio: 2, fidelity: perfect}]\n" + base, "codecs[0].fidelity"},
+		{"agreement above samples", "codecs: [{name: q, ratio: 2, agreement: {agree: 5, samples: 4}}]\n" + base, "codecs[0].agreement"},
+		{"negative cut agreement", "codecs: [{name: q, ratio: 2, cut_agreement: [{agree: 1, samples: 1}, {agree: -1, samples: 3}]}]\n" + base, "codecs[0].cut_agreement[1]"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -91,7 +95,7 @@ policy: neurosurgeon
 estimation: {interval: 500ms, lag: 1s, noise: 0.2}
 codecs:
   - {name: raw, ratio: 1}
-  - {name: uint8, ratio: 7, encode_mbps: 300, decode_mbps: 1200}
+  - {name: uint8, ratio: 7, encode_mbps: 300, decode_mbps: 1200, agreement: {agree: 3000, samples: 3000}}
 models:
   - {name: r, synthetic: resnet18, exits: [{after: 20, prob: 0.3}]}
 cells:
@@ -320,7 +324,7 @@ name: adapt
 duration: 20s
 policy: auto
 estimation: {interval: 250ms, lag: 250ms, noise: 0.03}
-codecs: [{name: raw, ratio: 1}, {name: uint8, ratio: 7, encode_mbps: 300, decode_mbps: 1200}]
+codecs: [{name: raw, ratio: 1}, {name: uint8, ratio: 7, encode_mbps: 300, decode_mbps: 1200, agreement: {agree: 3000, samples: 3000}}]
 models: [{name: r, synthetic: resnet18}]
 edges:
   - name: pi
@@ -427,7 +431,7 @@ name: learned
 duration: 30s
 policy: auto
 estimation: {source: learned, interval: 250ms}
-codecs: [{name: raw, ratio: 1}, {name: uint8, ratio: 7, encode_mbps: 300, decode_mbps: 1200}]
+codecs: [{name: raw, ratio: 1}, {name: uint8, ratio: 7, encode_mbps: 300, decode_mbps: 1200, agreement: {agree: 3000, samples: 3000}}]
 models: [{name: r, synthetic: resnet18}]
 edges:
   - name: pi

@@ -68,9 +68,15 @@ type Summary struct {
 	Seed     uint64
 	Policy   string
 	// Requests counts arrivals; all of them complete (the run drains).
-	Requests   int64
-	Offloaded  int64 // requests that used a cloud
-	EarlyExits int64 // requests that left at an early exit
+	Requests  int64
+	Offloaded int64 // requests that used a cloud
+	// LossyRequests counts offloaded requests whose codec was lossy (allowed
+	// by calibration under the budget); AgreementLower is the lowest
+	// top-1-agreement lower bound any request's plan was judged by (1: every
+	// answer exact or bounded by construction).
+	LossyRequests  int64
+	AgreementLower float64
+	EarlyExits     int64 // requests that left at an early exit
 	// Span is the simulated time until the last completion.
 	Span               time.Duration
 	Mean               time.Duration
@@ -97,6 +103,7 @@ func (s *Summary) Format(w io.Writer) error {
 	rows := [][2]string{
 		{"scenario", s.Scenario}, {"seed", fmt.Sprint(s.Seed)}, {"policy", s.Policy},
 		{"requests", fmt.Sprint(s.Requests)}, {"offloaded", fmt.Sprint(s.Offloaded)}, {"early exits", fmt.Sprint(s.EarlyExits)},
+		{"lossy codec", fmt.Sprintf("%d requests (agreement ≥ %.2f%% by calibration)", s.LossyRequests, 100*s.AgreementLower)},
 		{"simulated span", s.Span.String()},
 		{"mean latency", ms(s.Mean)}, {"p50", ms(s.P50)}, {"p95", ms(s.P95)}, {"p99", ms(s.P99)},
 		{"throughput", fmt.Sprintf("%.2f req/s", s.Throughput)},

@@ -13,7 +13,8 @@ import (
 )
 
 func newSimCmd() *cobra.Command {
-	var scenario, out, modelName, link, policy string
+	var scenario, out, modelName, link, policy, calibration string
+	var maxLoss float64
 	var seed uint64
 	var devices, clouds int
 	var duration time.Duration
@@ -28,16 +29,26 @@ reference device. With --out, per-request rows go to DIR/requests.csv and the su
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var s *sim.Scenario
 			var err error
-			if scenario != "" {
+			switch {
+			case scenario != "" && calibration != "":
+				return fmt.Errorf("--calibration is for a scenario built from flags; a scenario file names tables per model (models[].calibration)")
+			case scenario != "":
 				s, err = sim.LoadScenario(scenario)
-			} else {
+			default:
 				s, err = sim.QuickScenario(sim.Quick{Devices: devices, Model: modelName, Link: link, Policy: policy,
-					Duration: duration, Rate: rate, Slowdown: slowdown, Clouds: clouds, Seed: seed})
+					Duration: duration, Rate: rate, Slowdown: slowdown, Clouds: clouds, Seed: seed, Calibration: calibration})
 			}
 			if err != nil {
 				return err
 			}
 			cfg := sim.Config{Seed: seed, Resolve: profileForSim(cmd)}
+			if cmd.Flags().Changed("max-accuracy-loss") {
+				b, err := scheduler.NewBudget(maxLoss)
+				if err != nil {
+					return fmt.Errorf("--max-accuracy-loss: %w", err)
+				}
+				cfg.Accuracy = &b
+			}
 			start := time.Now()
 			var sum *sim.Summary
 			if out != "" {
@@ -62,6 +73,8 @@ reference device. With --out, per-request rows go to DIR/requests.csv and the su
 	}
 	f := cmd.Flags()
 	f.StringVar(&scenario, "scenario", "", "scenario YAML file (see docs/scenarios)")
+	f.Float64Var(&maxLoss, "max-accuracy-loss", scheduler.DefaultMaxLoss, "accuracy budget (overrides the scenario's max_accuracy_loss): largest loss of top-1 agreement a codec may cost, by its calibration's 95% lower bound; 0: exact codecs only")
+	f.StringVar(&calibration, "calibration", "", "without --scenario: the model's calibration table (certifies int8 where it kept the answers)")
 	f.StringVar(&out, "out", "", "folder for requests.csv and summary.txt")
 	f.Uint64Var(&seed, "seed", 0, "random seed (overrides the scenario's; 0 keeps it)")
 	f.IntVar(&devices, "devices", 100, "without --scenario: edge devices")
