@@ -93,7 +93,10 @@ func startNode(t *testing.T, bin string, args ...string) (gossip, httpAddr strin
 // TestMultiProcessCluster runs three `edgesplit node` OS processes on
 // loopback (one edge, two clouds): they find each other by gossip, the edge
 // serves /v1/infer, and split results equal local inference (lossless) or
-// stay within the codec's bound (int8: same class).
+// stay within the codec's bound (int8: same class). cloud1 calibrates the
+// model at start on inputs from a file and keeps the table; the edge, which
+// has none, fetches it by its gossiped digest, and only then (and only
+// under a budget the table certifies) carries int8.
 func TestMultiProcessCluster(t *testing.T) {
 	if testing.Short() {
 		t.Skip("multi-process test skipped with -short")
@@ -108,7 +111,14 @@ func TestMultiProcessCluster(t *testing.T) {
 	const mdl = "lenet5"
 	key := "000102030405060708090a0b0c0d0e0f"
 	common := []string{"--ca", ca, "--model", mdl, "--gossip-key", key, "--bind", "127.0.0.1:0"}
-	seed, _ := startNode(t, bin, append([]string{"--role", "cloud", "--name", "cloud1"}, common...)...)
+	calibX := filepath.Join(dir, "calib.npy")
+	writeRandomNPY(t, calibX, []int{200, 1, 28, 28})
+	table := filepath.Join(dir, "lenet5.calib.json")
+	seed, _ := startNode(t, bin, append([]string{"--role", "cloud", "--name", "cloud1",
+		"--calibration", calibX, "--calibration-table", table}, common...)...)
+	if _, err := os.Stat(table); err != nil {
+		t.Fatalf("cloud1 did not write its calibration table: %v", err)
+	}
 	startNode(t, bin, append([]string{"--role", "cloud", "--name", "cloud2", "--join", seed}, common...)...)
 	_, httpAddr := startNode(t, bin, append([]string{"--role", "edge", "--name", "edge", "--join", seed,
 		"--http", "127.0.0.1:0", "--link", "ethernet", "--device", "raspberry-pi-4"}, common...)...)
@@ -150,7 +160,24 @@ func TestMultiProcessCluster(t *testing.T) {
 		{"fixed:4", "int8"}, {"edge-only", ""},
 	} {
 		var res node.InferResponse
-		postJSON(t, fmt.Sprintf("%s/v1/infer?policy=%s&codec=%s", base, tc.policy, tc.codec), body, &res)
+		url := fmt.Sprintf("%s/v1/infer?policy=%s&codec=%s", base, tc.policy, tc.codec)
+		if tc.codec == "int8" {
+			// 200 agreeing samples certify ≥ 98.1 % (95 % Wilson bound):
+			// not the default 99.9 %, but a 5 % budget.
+			if code, msg := postStatus(t, url, body); code != http.StatusBadRequest || !strings.Contains(msg, "not allowed") {
+				t.Errorf("int8 under the default budget: %d %s, want 400 not allowed", code, msg)
+			}
+			url += "&max_loss=0.05"
+			waitFor(t, 20*time.Second, func() bool { code, _ := postStatus(t, url, body); return code == http.StatusOK },
+				"the edge to fetch cloud1's calibration table")
+		}
+		postJSON(t, url, body, &res)
+		if tc.codec == "int8" && (res.Accuracy.Fidelity != "lossy" || res.Accuracy.Samples != 200 || res.Accuracy.Lower < 0.95) {
+			t.Errorf("int8 answer's accuracy %+v, want lossy certified by 200 samples to ≥ 95%%", res.Accuracy)
+		}
+		if tc.codec == "lossless" && res.Accuracy.Fidelity != "exact" {
+			t.Errorf("lossless answer's accuracy %+v", res.Accuracy)
+		}
 		if tc.codec == "lossless" || tc.policy == "edge-only" {
 			if !slices.Equal(res.Output, want) {
 				t.Errorf("%s/%s: output %v, local %v", tc.policy, tc.codec, res.Output, want)
@@ -226,6 +253,30 @@ func getJSON(t *testing.T, url string, v any) {
 	defer resp.Body.Close()
 	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// postStatus posts body and returns the status code and body.
+func postStatus(t *testing.T, url string, body []byte) (int, string) {
+	t.Helper()
+	resp, err := http.Post(url, "application/octet-stream", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// waitFor polls ok every 100 ms until it holds or d passes.
+func waitFor(t *testing.T, d time.Duration, ok func() bool, what string) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 
