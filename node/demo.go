@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/edgesplit/edgesplit/model"
+	"github.com/edgesplit/edgesplit/scheduler"
 	"github.com/edgesplit/edgesplit/transport/linkem"
 	"gorgonia.org/tensor"
 )
@@ -31,7 +32,13 @@ type DemoConfig struct {
 	// Requests is the number of auto-policy requests per phase; each phase
 	// also runs Baseline requests forced edge-only and cloud-only.
 	Requests, Baseline int
-	Logger             *slog.Logger
+	// Accuracy is the edge's accuracy budget (nil: the node default,
+	// scheduler.DefaultMaxLoss).
+	Accuracy *scheduler.AccuracyBudget
+	// Input returns the i-th request's inputs (nil: uniform random tensors
+	// of the model's input shape).
+	Input  func(i int) ([]*tensor.Dense, error)
+	Logger *slog.Logger
 }
 
 // DefaultDemoPhases is Wi-Fi → 5G mid-band → LTE → mmWave (with blockage)
@@ -51,9 +58,14 @@ type DemoRow struct {
 	Phase, Link, Policy, Cut, Codec, Cloud string
 	Predicted, Measured                    time.Duration
 	Bytes                                  int64
-	EdgeOnly, CloudOnly                    time.Duration
-	Fallbacks                              int
-	Clouds                                 int // clouds alive at the phase's end
+	// Accuracy is what the last auto plan risked (its codec's fidelity and
+	// calibrated agreement bound); Agree of Requests answers had the same
+	// top-1 class as the unsplit model run locally on the same inputs.
+	Accuracy            scheduler.Accuracy
+	Agree, Requests     int
+	EdgeOnly, CloudOnly time.Duration
+	Fallbacks           int
+	Clouds              int // clouds alive at the phase's end
 }
 
 // RunDemo starts an in-process cluster (one edge on an emulated slow device
@@ -65,7 +77,10 @@ func RunDemo(ctx context.Context, cfg DemoConfig, w io.Writer) ([]DemoRow, error
 	if cfg.Model == nil {
 		return nil, fmt.Errorf("node: demo needs a model")
 	}
-	if cfg.Clouds <= 0 {
+	if cfg.Clouds < 0 {
+		return nil, fmt.Errorf("node: demo needs at least one cloud node, got %d", cfg.Clouds)
+	}
+	if cfg.Clouds == 0 {
 		cfg.Clouds = 2
 	}
 	if len(cfg.Phases) == 0 {
@@ -84,6 +99,15 @@ func RunDemo(ctx context.Context, cfg DemoConfig, w io.Writer) ([]DemoRow, error
 	if err != nil {
 		return nil, err
 	}
+	ref, err := model.Compile(cfg.Model.Graph, model.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("node: demo: the unsplit reference: %w", err)
+	}
+	local := ref.NewExtractor()
+	budget := scheduler.AccuracyBudget{}
+	if cfg.Accuracy != nil {
+		budget = *cfg.Accuracy
+	}
 	started := time.Now()
 	fmt.Fprintf(w, "starting 1 edge (%s, %.0f× slower) + %d clouds on loopback: gossip, QUIC + mutual TLS, emulated edge link; model %s (%d nodes)\n",
 		cfg.EdgeDevice.Name, cfg.EdgeDevice.Slowdown, cfg.Clouds, cfg.Model.ID, cfg.Model.Nodes())
@@ -91,19 +115,32 @@ func RunDemo(ctx context.Context, cfg DemoConfig, w io.Writer) ([]DemoRow, error
 		Edges: 1, Clouds: cfg.Clouds, Models: []*Model{cfg.Model},
 		EdgeDevice: cfg.EdgeDevice, Uplink: first.Up, Downlink: first.Down,
 		GossipKey: demoKey(), Logger: cfg.Logger, Policy: "auto",
-		Tune: func(c *Config) { c.ProfileRuns = 3; c.BanBase = 5 * time.Second },
+		Tune: func(c *Config) {
+			c.ProfileRuns = 3
+			c.BanBase = 5 * time.Second
+			if cfg.Accuracy != nil {
+				c.Accuracy = *cfg.Accuracy
+			}
+		},
 	})
 	if err != nil {
 		return nil, err
 	}
 	defer lc.Kill()
-	fmt.Fprintf(w, "cluster up and converged in %v\n\n", time.Since(started).Round(time.Millisecond))
+	fmt.Fprintf(w, "cluster up and converged in %v; accuracy budget %s, model %s\n\n", time.Since(started).Round(time.Millisecond),
+		budget, calibrationNote(cfg.Model))
 	edge := lc.Edges[0]
-	shape := cfg.Model.Graph.Inputs[0].Shape
-	var seed uint64 = 42
-	input := func() *tensor.Dense {
-		seed++
-		return model.UniformTensor(shape, seed)
+	next := 0
+	input := func() ([]*tensor.Dense, error) {
+		next++
+		if cfg.Input != nil {
+			return cfg.Input(next - 1)
+		}
+		xs := make([]*tensor.Dense, len(cfg.Model.Graph.Inputs))
+		for i, in := range cfg.Model.Graph.Inputs {
+			xs[i] = model.UniformTensor(in.Shape, uint64(42+next*len(xs)+i))
+		}
+		return xs, nil
 	}
 	var rows []DemoRow
 	killed := 0
@@ -120,13 +157,24 @@ func RunDemo(ctx context.Context, cfg DemoConfig, w io.Writer) ([]DemoRow, error
 			fmt.Fprintf(w, "[phase %s] killed %s (crash, no leave)\n", ph.Name, lc.Clouds[killed].Name())
 			killed++
 		}
-		row := DemoRow{Phase: ph.Name, Link: ph.Profile, Policy: "auto"}
+		row := DemoRow{Phase: ph.Name, Link: ph.Profile, Policy: "auto", Requests: cfg.Requests}
 		var preds, meas []time.Duration
 		var last *InferResult
 		for range cfg.Requests {
-			res, err := edge.Infer(ctx, InferRequest{Inputs: []*tensor.Dense{input()}})
+			xs, err := input()
+			if err != nil {
+				return rows, fmt.Errorf("phase %s: input: %w", ph.Name, err)
+			}
+			res, err := edge.Infer(ctx, InferRequest{Inputs: xs})
 			if err != nil {
 				return rows, fmt.Errorf("phase %s: %w", ph.Name, err)
+			}
+			want, err := top1(ctx, local, xs)
+			if err != nil {
+				return rows, fmt.Errorf("phase %s: the unsplit reference: %w", ph.Name, err)
+			}
+			if res.Class == want {
+				row.Agree++
 			}
 			if res.Fallback != "" {
 				row.Fallbacks++
@@ -141,14 +189,18 @@ func RunDemo(ctx context.Context, cfg DemoConfig, w io.Writer) ([]DemoRow, error
 		if last.Cut == cfg.Model.Nodes() {
 			row.Cut += " (edge)"
 		}
-		row.Codec, row.Cloud = last.Codec, last.Cloud
+		row.Codec, row.Cloud, row.Accuracy = last.Codec, last.Cloud, last.Accuracy
 		// Median of the second half: after the plan settles on the new link.
 		row.Predicted = median(preds[len(preds)/2:])
 		row.Measured = median(meas[len(meas)/2:])
 		for _, base := range []string{"edge-only", "cloud-only"} {
 			var ts []time.Duration
 			for range cfg.Baseline {
-				res, err := edge.Infer(ctx, InferRequest{Inputs: []*tensor.Dense{input()}, Policy: base})
+				xs, err := input()
+				if err != nil {
+					return rows, fmt.Errorf("phase %s %s: input: %w", ph.Name, base, err)
+				}
+				res, err := edge.Infer(ctx, InferRequest{Inputs: xs, Policy: base})
 				if err != nil {
 					return rows, fmt.Errorf("phase %s %s: %w", ph.Name, base, err)
 				}
@@ -167,16 +219,44 @@ func RunDemo(ctx context.Context, cfg DemoConfig, w io.Writer) ([]DemoRow, error
 		}
 		rows = append(rows, row)
 	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "phase\tlink\tpolicy\tcut\tcodec\tcloud\tpredicted ms\tmeasured ms\tbytes up\tedge-only ms\tcloud-only ms\tvs edge\tvs cloud\tfallbacks\tclouds alive")
-	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%.1f\t%.1f\t%d\t%.1f\t%.1f\t%.2f×\t%.2f×\t%d\t%d\n",
-			r.Phase, r.Link, r.Policy, r.Cut, dash(r.Codec), dash(r.Cloud), ms(r.Predicted), ms(r.Measured), r.Bytes,
-			ms(r.EdgeOnly), ms(r.CloudOnly), ratio(r.EdgeOnly, r.Measured), ratio(r.CloudOnly, r.Measured), r.Fallbacks, r.Clouds)
-	}
-	tw.Flush()
+	writeDemoTable(w, rows)
 	fmt.Fprintf(w, "\ndemo finished in %v\n", time.Since(started).Round(time.Millisecond))
 	return rows, nil
+}
+
+// writeDemoTable prints the rows as an aligned table with its legend.
+func writeDemoTable(w io.Writer, rows []DemoRow) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "phase\tlink\tpolicy\tcut\tcodec\tcloud\taccuracy\ttop-1 = unsplit\tpredicted ms\tmeasured ms\tbytes up\tedge-only ms\tcloud-only ms\tvs edge\tvs cloud\tfallbacks\tclouds alive")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d/%d\t%.1f\t%.1f\t%d\t%.1f\t%.1f\t%.2f×\t%.2f×\t%d\t%d\n",
+			r.Phase, r.Link, r.Policy, r.Cut, dash(r.Codec), dash(r.Cloud), r.Accuracy, r.Agree, r.Requests,
+			ms(r.Predicted), ms(r.Measured), r.Bytes, ms(r.EdgeOnly), ms(r.CloudOnly),
+			ratio(r.EdgeOnly, r.Measured), ratio(r.CloudOnly, r.Measured), r.Fallbacks, r.Clouds)
+	}
+	tw.Flush()
+	fmt.Fprintln(w, "\naccuracy: what the plan's codec risks (exact; bounded by construction; or the calibrated lower bound on top-1 agreement")
+	fmt.Fprintln(w, "with the unsplit model). top-1 = unsplit: auto answers whose class equals the unsplit model's, run here on the same input.")
+	fmt.Fprintln(w, "predicted/measured: median over the phase's second half. vs edge, vs cloud: edge-only (cloud-only) ms ÷ auto's")
+	fmt.Fprintln(w, "measured ms — above 1× auto was faster than always computing on the edge (always sending the input to a cloud).")
+}
+
+// calibrationNote says what calibration the demo's model has.
+func calibrationNote(m *Model) string {
+	if m.Calibration == nil {
+		return m.ID + " uncalibrated (lossless and fast only)"
+	}
+	return fmt.Sprintf("%s calibrated on %s (%d inputs)", m.ID, m.Calibration.Data.Source, m.Calibration.Data.Samples)
+}
+
+// top1 runs the unsplit model on xs and returns the argmax of its last
+// output.
+func top1(ctx context.Context, ex *model.Extractor, xs []*tensor.Dense) (int, error) {
+	outs, err := ex.Run(ctx, xs...)
+	if err != nil {
+		return 0, err
+	}
+	return argmax(outs[len(outs)-1].Data().([]float32)), nil
 }
 
 func demoKey() []byte { return []byte("edgesplit-demo-gossip-key-32byte") }

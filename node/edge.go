@@ -181,11 +181,7 @@ func (n *Node) finish(m *Model, res *InferResult, start time.Time, outcome strin
 	res.Accuracy = res.Plan.Accuracy
 	out := res.Outputs[len(res.Outputs)-1]
 	data := out.Data().([]float32)
-	for i, v := range data {
-		if v > data[res.Class] {
-			res.Class = i
-		}
-	}
+	res.Class = argmax(data)
 	if len(data) > 0 {
 		res.Score = data[res.Class]
 	}
@@ -723,4 +719,16 @@ func codecLabel(c string) string {
 		return "none"
 	}
 	return c
+}
+
+// argmax is the index of v's largest element (the first of equals; 0 for an
+// empty v).
+func argmax(v []float32) int {
+	best := 0
+	for i := range v {
+		if v[i] > v[best] {
+			best = i
+		}
+	}
+	return best
 }

@@ -97,16 +97,6 @@ func TestSplitInferenceMatchesLocal(t *testing.T) {
 	}
 }
 
-func argmax(v []float32) int {
-	best := 0
-	for i := range v {
-		if v[i] > v[best] {
-			best = i
-		}
-	}
-	return best
-}
-
 func TestCloudFailureFallsBack(t *testing.T) {
 	lc, m := startTestCluster(t, 2, "cloud-only")
 	edge := lc.Edges[0]

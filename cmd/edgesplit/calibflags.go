@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 
+	"github.com/edgesplit/edgesplit/model/zoo"
 	"github.com/edgesplit/edgesplit/node"
 	"github.com/edgesplit/edgesplit/scheduler"
 	"github.com/edgesplit/edgesplit/tensorcodec/calib"
@@ -45,6 +47,9 @@ func (a *accuracyFlags) attach(cmd *cobra.Command, m *node.Model, spec string) e
 	if path == "" {
 		path = calib.DefaultTablePath(spec)
 	}
+	if path == "" && spec == trainedName && a.source == "" {
+		return a.attachEmbedded(cmd, m)
+	}
 	pre := m.Sidecar
 	c := calib.EnsureConfig{Graph: m.Graph, ModelID: m.ID, ModelVersion: m.Version, TablePath: path, Source: a.source,
 		Samples: a.samples, Recalibrate: a.recalibrate}
@@ -69,4 +74,25 @@ func (a *accuracyFlags) attach(cmd *cobra.Command, m *node.Model, spec string) e
 		fmt.Fprintf(w, "model %s: calibration table %s from %s (%s, %d inputs)\n", m.ID, tab.Digest(), path, tab.Data.Source, tab.Data.Samples)
 	}
 	return m.SetCalibration(tab)
+}
+
+// attachEmbedded attaches the calibration table embedded with the trained
+// seed-cnn (MNIST test images), unless --recalibrate asks for a new one.
+func (a *accuracyFlags) attachEmbedded(cmd *cobra.Command, m *node.Model) error {
+	if a.recalibrate {
+		return fmt.Errorf("--recalibrate %s needs --calibration DATA (the embedded table came from mnist)", trainedName)
+	}
+	b, err := zoo.SeedCNNCalibration()
+	if err != nil {
+		return err
+	}
+	tab, err := scheduler.ReadCalibration(bytes.NewReader(b))
+	if err != nil {
+		return fmt.Errorf("embedded calibration of %s: %w", trainedName, err)
+	}
+	if err := m.SetCalibration(tab); err != nil {
+		return fmt.Errorf("embedded calibration of %s: %w", trainedName, err)
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "model %s: embedded calibration table %s (%s, %d inputs)\n", m.ID, tab.Digest(), tab.Data.Source, tab.Data.Samples)
+	return nil
 }

@@ -9,7 +9,7 @@ import (
 	"github.com/spf13/cobra"
 )
 
-const modelFlagHelp = "ONNX file, or a zoo model name (alexnet, vgg16, resnet18, mobilenetv2, seed-cnn, lenet5, lenet-exits; NAME@SEED picks the weight seed)"
+const modelFlagHelp = "ONNX file, seed-cnn-trained (the embedded trained MNIST CNN), or a zoo model name (alexnet, vgg16, resnet18, mobilenetv2, seed-cnn, lenet5, lenet-exits; NAME@SEED picks the weight seed)"
 
 type inspectNode struct {
 	Index    int    `json:"index"`

@@ -16,9 +16,13 @@ import (
 
 // The trained seed-cnn: ONNX, gzip-compressed (its float32 weights are
 // rounded to 11 significant bits so that it compresses under 1 MB), and its
-// JSON sidecar.
+// JSON sidecar, and its calibration table (scheduler's Calibration JSON,
+// measured on the first 3 000 MNIST test images; regenerate it with
+// `edgesplit plan --model seed-cnn-trained --calibration mnist --recalibrate
+// --calibration-table model/zoo/assets/seed-cnn.calib.json` whenever the
+// model or a codec preset changes: a test checks that it still matches).
 //
-//go:embed assets/seed-cnn.onnx.gz assets/seed-cnn.json
+//go:embed assets/seed-cnn.onnx.gz assets/seed-cnn.json assets/seed-cnn.calib.json
 var assets embed.FS
 
 // maxAssetBytes bounds the decompressed embedded model.
@@ -53,6 +57,17 @@ func SeedCNNSidecar() (dataset.Sidecar, error) {
 		return dataset.Sidecar{}, fmt.Errorf("zoo: embedded seed-cnn sidecar: %w", err)
 	}
 	return dataset.UnmarshalSidecar(b)
+}
+
+// SeedCNNCalibration returns the JSON calibration table of the embedded
+// trained seed-cnn (see scheduler.ReadCalibration), so that planning with it
+// may use calibrated lossy codecs without recalibrating on every start.
+func SeedCNNCalibration() ([]byte, error) {
+	b, err := assets.ReadFile("assets/seed-cnn.calib.json")
+	if err != nil {
+		return nil, fmt.Errorf("zoo: embedded seed-cnn calibration: %w", err)
+	}
+	return b, nil
 }
 
 // SeedCNNTrained returns the embedded seed-cnn trained by model/train on

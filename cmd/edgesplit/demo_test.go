@@ -1,0 +1,48 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+)
+
+// runCLI runs the edgesplit command line in-process and returns its output.
+func runCLI(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	root := newRootCmd()
+	var out bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&out)
+	root.SetArgs(args)
+	err := root.ExecuteContext(context.Background())
+	return out.String(), err
+}
+
+func TestDemoFlags(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts an in-process cluster")
+	}
+	out, err := runCLI(t, "demo", "--model", "seed-cnn-trained", "--requests", "3", "--baseline", "1")
+	if err != nil {
+		t.Fatalf("demo --model seed-cnn-trained: %v\n%s", err, out)
+	}
+	for _, want := range []string{"embedded calibration table", "demo requests: mnist:test", "accuracy budget max loss 0.1%",
+		"top-1 = unsplit", "3/3", "vs edge, vs cloud:"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("demo output lacks %q:\n%s", want, out)
+		}
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"demo", "--clouds", "0"}, "--clouds 0"},
+		{[]string{"demo", "--max-accuracy-loss", "2"}, "--max-accuracy-loss"},
+		{[]string{"demo", "--model", "no-such-model"}, "no-such-model"},
+	} {
+		if out, err := runCLI(t, tc.args...); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: err %v, want one naming %q\n%s", tc.args, err, tc.want, out)
+		}
+	}
+}
