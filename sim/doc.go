@@ -85,8 +85,9 @@
 //
 // # Links
 //
-// A device's own link is a named profile (LinkProfileNamed mirrors transport/linkem's
-// names; sim does not import transport), explicit rates, a schedule of such
+// A device's own link is a named profile (LinkProfileNamed: the table
+// transport/linkem builds its emulated links from, internal/linkprofile, at
+// its mean rates), explicit rates, a schedule of such
 // phases over time (a transfer runs at the rate of the phase it starts in),
 // or a Mahimahi trace. Random loss on a fixed link reduces its goodput to
 // rate × (1 − loss); traces and cells have no loss. A cell's downlink is not

@@ -8,6 +8,7 @@ import (
 	"math"
 	"time"
 
+	"github.com/edgesplit/edgesplit/internal/linkprofile"
 	"github.com/edgesplit/edgesplit/internal/mahimahi"
 )
 
@@ -206,23 +207,18 @@ type LinkProfile struct {
 	Source           string
 }
 
-// LinkProfileNamed returns the named link profile. The table mirrors the
-// named profiles of transport/linkem (sim does not import transport); the
-// values are starting points from the literature, each with its source.
+// LinkProfileNamed returns the named link profile, from the table the
+// emulator (transport/linkem) uses too (internal/linkprofile): the mean
+// rates (a time-varying profile's mean; the simulator's fixed profile has no
+// blockage) and the one-way delay.
 func LinkProfileNamed(name string) (LinkProfile, bool) {
-	p, ok := profiles[name]
-	return p, ok
+	p, ok := linkprofile.Lookup(name)
+	if !ok {
+		return LinkProfile{}, false
+	}
+	return LinkProfile{UpMbps: p.Up.MeanMbps(), DownMbps: p.Down.MeanMbps(),
+		DelayMs: float64(p.Up.Delay) / float64(time.Millisecond), Source: p.Source}, true
 }
 
 // LinkProfileNames lists the named link profiles, sorted.
-func LinkProfileNames() []string { return sortedKeys(profiles) }
-
-var profiles = map[string]LinkProfile{
-	"3g":         {UpMbps: 1.1, DownMbps: 2.0, DelayMs: 50, Source: "Neurosurgeon (ASPLOS 2017) 3G uplink 1.1 Mbit/s; downlink and RTT typical of HSPA"},
-	"lte":        {UpMbps: 6.3, DownMbps: 30, DelayMs: 27.5, Source: "Opensignal 2019 US LTE: uplink ≈ 6.3 Mbit/s, 44–66 ms latency (RTT 55 ms); Neurosurgeon measured 5.85"},
-	"wifi":       {UpMbps: 18.9, DownMbps: 50, DelayMs: 5, Source: "Neurosurgeon Wi-Fi uplink 18.9 Mbit/s; downlink and RTT typical"},
-	"5g-lowband": {UpMbps: 9, DownMbps: 60, DelayMs: 20, Source: "Opensignal 2021 US 5G uplinks ≈ 9–16 Mbit/s (low end); RTT 40 ms"},
-	"5g-midband": {UpMbps: 16, DownMbps: 200, DelayMs: 15, Source: "Opensignal 2021 US 5G uplinks ≈ 9–16 Mbit/s (high end); RTT 30 ms"},
-	"5g-mmwave":  {UpMbps: 35, DownMbps: 656, DelayMs: 10, Source: "linkem's 5g-mmwave trace means (≈ 35 up / 656 down Mbit/s); the fixed profile has no blockage"},
-	"ethernet":   {UpMbps: 1000, DownMbps: 1000, DelayMs: 0.25, Source: "gigabit LAN"},
-}
+func LinkProfileNames() []string { return linkprofile.Names() }
