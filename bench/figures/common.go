@@ -38,14 +38,11 @@ type env struct {
 	linkCheck bool
 }
 
-// graphFor builds the named zoo model; "seed-cnn-trained" is the embedded
-// trained MNIST CNN.
+// graphFor resolves a model spec (zoo.Load: zoo names, seed-cnn-trained,
+// ONNX files).
 func graphFor(name string) (*model.Graph, error) {
-	if name == "seed-cnn-trained" {
-		g, _, err := zoo.SeedCNNTrained()
-		return g, err
-	}
-	return zoo.Build(name, 1)
+	g, _, err := zoo.Load(name)
+	return g, err
 }
 
 // loadModel returns the engine-measured profile (reference device: this

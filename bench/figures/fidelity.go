@@ -14,7 +14,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/edgesplit/edgesplit/model/zoo"
 	"github.com/edgesplit/edgesplit/node"
 	"github.com/edgesplit/edgesplit/scheduler"
 	"github.com/edgesplit/edgesplit/sim"
@@ -46,7 +45,7 @@ var partNames = [6]string{"edge", "encode", "network", "queue", "cloud", "decode
 // profiles and codec costs the cluster measured, and compares mean and p95
 // latency.
 func figFidelity(ctx context.Context, e *env, modelName, device, policy string, perPhase int, period, lag time.Duration) error {
-	g, err := zoo.Build(modelName, 1)
+	g, err := graphFor(modelName)
 	if err != nil {
 		return err
 	}

@@ -40,7 +40,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/edgesplit/edgesplit/model"
 	"github.com/edgesplit/edgesplit/model/zoo"
 	"github.com/edgesplit/edgesplit/node"
 	"github.com/edgesplit/edgesplit/scheduler"
@@ -135,19 +134,11 @@ func split(s string) []string {
 }
 
 func loadModel(name string) (*node.Model, error) {
-	var g *model.Graph
-	if name == "seed-cnn-trained" {
-		tg, sc, err := zoo.SeedCNNTrained()
-		if err != nil {
-			return nil, err
-		}
-		return node.NewModel(name, "", tg, &sc)
-	}
-	g, err := zoo.Build(name, 1)
+	g, sc, err := zoo.Load(name)
 	if err != nil {
 		return nil, err
 	}
-	return node.NewModel(name, "", g, nil)
+	return node.NewModel(name, "", g, sc)
 }
 
 func startCluster(ctx context.Context, m *node.Model, c *config, link string) (*node.LocalCluster, error) {

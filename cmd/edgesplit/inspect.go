@@ -5,11 +5,12 @@ import (
 	"fmt"
 	"text/tabwriter"
 
+	"github.com/edgesplit/edgesplit/model/zoo"
 	"github.com/edgesplit/edgesplit/partition"
 	"github.com/spf13/cobra"
 )
 
-const modelFlagHelp = "ONNX file, seed-cnn-trained (the embedded trained MNIST CNN), or a zoo model name (alexnet, vgg16, resnet18, mobilenetv2, seed-cnn, lenet5, lenet-exits; NAME@SEED picks the weight seed)"
+const modelFlagHelp = zoo.SpecHelp
 
 type inspectNode struct {
 	Index    int    `json:"index"`

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -12,13 +10,12 @@ import (
 	"github.com/edgesplit/edgesplit/model"
 	"github.com/edgesplit/edgesplit/model/dataset"
 	"github.com/edgesplit/edgesplit/model/npy"
-	"github.com/edgesplit/edgesplit/model/onnx"
 	"github.com/edgesplit/edgesplit/model/zoo"
 	"gorgonia.org/tensor"
 )
 
 // trainedName names the embedded trained seed-cnn in --model flags.
-const trainedName = "seed-cnn-trained"
+const trainedName = zoo.TrainedName
 
 // loadGraph reads a model given as an ONNX file path, the embedded trained
 // model, or a zoo name (see modelFlagHelp) and returns it simplified, with
@@ -92,43 +89,8 @@ func loadModelInput(spec, inputPath string) (*model.Graph, *dataset.Sidecar, *te
 	return g, sc, x, nil
 }
 
-// rawModel reads a model without simplifying it.
-func rawModel(spec string) (*model.Graph, *dataset.Sidecar, error) {
-	var g *model.Graph
-	var sc *dataset.Sidecar
-	var err error
-	if spec == trainedName {
-		var s dataset.Sidecar
-		g, s, err = zoo.SeedCNNTrained()
-		sc = &s
-	} else if _, statErr := os.Stat(spec); statErr == nil || strings.HasSuffix(spec, ".onnx") {
-		g, err = onnx.Load(spec)
-		if err == nil {
-			if s, serr := dataset.ReadSidecar(dataset.SidecarPath(spec)); serr == nil {
-				sc = &s
-			} else if !errors.Is(serr, fs.ErrNotExist) {
-				return nil, nil, serr
-			}
-		}
-	} else {
-		name, seed := spec, uint64(1)
-		if i := strings.LastIndexByte(spec, '@'); i > 0 {
-			if _, err := fmt.Sscan(spec[i+1:], &seed); err != nil {
-				return nil, nil, fmt.Errorf("model %q: bad seed after @: %w", spec, err)
-			}
-			name = spec[:i]
-		}
-		g, err = zoo.Build(name, seed)
-		if err != nil {
-			return nil, nil, fmt.Errorf("model %q is neither a readable .onnx file nor a zoo model (%s, %s): %w",
-				spec, trainedName, strings.Join(zoo.Names(), ", "), err)
-		}
-	}
-	if err != nil {
-		return nil, nil, err
-	}
-	return g, sc, nil
-}
+// rawModel reads a model without simplifying it (see zoo.Load).
+func rawModel(spec string) (*model.Graph, *dataset.Sidecar, error) { return zoo.Load(spec) }
 
 // imageInput preprocesses an image file for the model input vi: with the
 // model's sidecar pipeline when it has one, else resize to the input's H×W,

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/edgesplit/edgesplit/model"
@@ -191,5 +192,36 @@ func TestSeedCNNTrained(t *testing.T) {
 	}
 	if acc < 0.97 {
 		t.Fatalf("accuracy %v", acc)
+	}
+}
+
+func TestLoadSpecs(t *testing.T) {
+	for _, tc := range []struct {
+		spec, want string // want: graph name, or an error substring
+		sidecar    bool
+		wantErr    bool
+	}{
+		{spec: TrainedName, sidecar: true},
+		{spec: "lenet5"},
+		{spec: "lenet5@7"},
+		{spec: "lenet5@x", want: "bad seed", wantErr: true},
+		{spec: "no-such-model", want: "neither a readable .onnx file nor a zoo model", wantErr: true},
+		{spec: "missing.onnx", want: "missing.onnx", wantErr: true},
+	} {
+		g, sc, err := Load(tc.spec)
+		if tc.wantErr {
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Load(%q): %v, want an error naming %q", tc.spec, err, tc.want)
+			}
+			continue
+		}
+		if err != nil || g == nil || (sc != nil) != tc.sidecar {
+			t.Errorf("Load(%q) = %v, sidecar %v, %v", tc.spec, g != nil, sc != nil, err)
+		}
+	}
+	a, _, _ := Load("lenet5@7")
+	b, _, _ := Load("lenet5")
+	if reflect.DeepEqual(a.Initializers, b.Initializers) {
+		t.Error("lenet5@7 has the weights of seed 1")
 	}
 }
