@@ -12,7 +12,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/edgesplit/edgesplit/model"
 	"github.com/edgesplit/edgesplit/partition"
 	"github.com/edgesplit/edgesplit/scheduler"
 	"github.com/edgesplit/edgesplit/tensorcodec"
@@ -212,11 +211,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 // stretches every latency by the device's slowdown: the profile the device
 // would have.
 func MeasureProfile(ctx context.Context, m *Model, dev Device, runs int) (*partition.Profile, error) {
-	inputs := make([]*tensor.Dense, len(m.Graph.Inputs))
-	for i, in := range m.Graph.Inputs {
-		inputs[i] = model.UniformTensor(in.Shape, uint64(1+i))
-	}
-	p, err := partition.Measure(ctx, m.Graph, inputs, partition.ProfileConfig{Runs: runs, Device: dev.Name})
+	p, err := partition.MeasureSynthetic(ctx, m.Graph, partition.ProfileConfig{Runs: runs, Device: dev.Name})
 	if err != nil {
 		return nil, fmt.Errorf("node: profile model %s: %w", m.ID, err)
 	}

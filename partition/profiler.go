@@ -39,6 +39,23 @@ func (c ProfileConfig) withDefaults() ProfileConfig {
 	return c
 }
 
+// SyntheticInputs returns inputs for g's inputs: uniform [0,1) values
+// (input i drawn from seed 1+i), dynamic dimensions set to 1. Latency
+// profiles do not depend on the values, so this is the one input every
+// profile of a model without real data is measured on.
+func SyntheticInputs(g *model.Graph) []*tensor.Dense {
+	inputs := make([]*tensor.Dense, len(g.Inputs))
+	for i, in := range g.Inputs {
+		inputs[i] = model.UniformTensor(in.Shape, uint64(1+i))
+	}
+	return inputs
+}
+
+// MeasureSynthetic is Measure on SyntheticInputs(g).
+func MeasureSynthetic(ctx context.Context, g *model.Graph, cfg ProfileConfig) (*Profile, error) {
+	return Measure(ctx, g, SyntheticInputs(g), cfg)
+}
+
 // Measure profiles the simplified graph g on this machine: every node's
 // median latency over cfg.Runs runs of the whole graph (nodes are compiled
 // unfused, so each node's time is its own), its output bytes, MACs and

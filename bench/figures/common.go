@@ -22,7 +22,6 @@ import (
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
-	"gorgonia.org/tensor"
 )
 
 // env holds the flags every figure shares.
@@ -67,25 +66,9 @@ func (e *env) loadModel(ctx context.Context, name string) (sim.Model, error) {
 		return sim.Model{}, err
 	}
 	g = nm.Graph
-	inputs := make([]*tensor.Dense, len(g.Inputs))
-	for i, in := range g.Inputs {
-		shape := slices.Clone(in.Shape)
-		n := 1
-		for j := range shape {
-			if shape[j] <= 0 {
-				shape[j] = 1
-			}
-			n *= shape[j]
-		}
-		data := make([]float32, n)
-		for k := range data {
-			data[k] = float32((k*7919)%1000) / 1000
-		}
-		inputs[i] = tensor.New(tensor.WithShape(shape...), tensor.WithBacking(data))
-	}
 	start := time.Now()
 	fmt.Fprintf(os.Stderr, "profiling %s with the engine (%d runs per node)...\n", name, e.runs)
-	p, err := partition.Measure(ctx, g, inputs, partition.ProfileConfig{Runs: e.runs, Warmup: 1, Device: "reference"})
+	p, err := partition.MeasureSynthetic(ctx, g, partition.ProfileConfig{Runs: e.runs, Warmup: 1, Device: "reference"})
 	if err != nil {
 		return sim.Model{}, fmt.Errorf("profile %s: %w", name, err)
 	}

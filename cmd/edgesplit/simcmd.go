@@ -4,12 +4,10 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/edgesplit/edgesplit/model"
 	"github.com/edgesplit/edgesplit/partition"
 	"github.com/edgesplit/edgesplit/scheduler"
 	"github.com/edgesplit/edgesplit/sim"
 	"github.com/spf13/cobra"
-	"gorgonia.org/tensor"
 )
 
 func newSimCmd() *cobra.Command {
@@ -96,12 +94,8 @@ func profileForSim(cmd *cobra.Command) func(string) (sim.Model, error) {
 		if err != nil {
 			return sim.Model{}, err
 		}
-		inputs := make([]*tensor.Dense, len(g.Inputs))
-		for i, in := range g.Inputs {
-			inputs[i] = model.UniformTensor(in.Shape, 1)
-		}
 		fmt.Fprintf(cmd.ErrOrStderr(), "profiling %s on this machine...\n", name)
-		p, err := partition.Measure(cmd.Context(), g, inputs, partition.ProfileConfig{Runs: 5})
+		p, err := partition.MeasureSynthetic(cmd.Context(), g, partition.ProfileConfig{Runs: 5})
 		if err != nil {
 			return sim.Model{}, err
 		}
