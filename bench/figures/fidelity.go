@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/edgesplit/edgesplit/node"
+	"github.com/edgesplit/edgesplit/node/demo"
 	"github.com/edgesplit/edgesplit/scheduler"
 	"github.com/edgesplit/edgesplit/sim"
 	"github.com/edgesplit/edgesplit/transport/linkem"
@@ -58,7 +59,7 @@ func figFidelity(ctx context.Context, e *env, modelName, device, policy string, 
 		return err
 	}
 	server, _ := node.ParseDevice("server")
-	phases := node.DefaultDemoPhases()
+	phases := demo.DefaultPhases()
 	first, err := linkem.LookupProfile(phases[0].Profile)
 	if err != nil {
 		return err
@@ -376,7 +377,7 @@ func sleepUntil(ctx context.Context, t time.Time) error {
 
 // readSimRows reads sim's per-request CSV back, phase by arrival time
 // (phase i starts at phaseAt[i]).
-func readSimRows(path string, phaseAt []time.Duration, phases []node.DemoPhase) ([]fidRow, error) {
+func readSimRows(path string, phaseAt []time.Duration, phases []demo.Phase) ([]fidRow, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -507,7 +508,7 @@ func meanPart(rs []fidRow, j int) string {
 
 // linkCheck forces cloud-only with each codec on each distinct phase link
 // and compares the measured network time with sim's transfer model.
-func linkCheck(ctx context.Context, edge *node.Node, input func() *tensor.Dense, phases []node.DemoPhase) ([]string, map[string]float64, error) {
+func linkCheck(ctx context.Context, edge *node.Node, input func() *tensor.Dense, phases []demo.Phase) ([]string, map[string]float64, error) {
 	var out []string
 	ratios := map[string]float64{}
 	seen := map[string]bool{}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/edgesplit/edgesplit/model/dataset"
 	"github.com/edgesplit/edgesplit/node"
+	"github.com/edgesplit/edgesplit/node/demo"
 	"github.com/edgesplit/edgesplit/tensorcodec/calib"
 	"github.com/spf13/cobra"
 	"gorgonia.org/tensor"
@@ -61,7 +62,7 @@ which carries a table measured on MNIST test images and is fed MNIST test images
 			if verbose {
 				logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
 			}
-			_, err = node.RunDemo(cmd.Context(), node.DemoConfig{
+			_, err = demo.Run(cmd.Context(), demo.Config{
 				Model: m, EdgeDevice: dev, Clouds: clouds, Requests: requests, Baseline: baseline, Logger: logger,
 				Accuracy: &budget, Input: input,
 			}, cmd.OutOrStdout())

@@ -1,4 +1,9 @@
-package node
+// Package demo is the README's main job: an in-process cluster (one edge on
+// an emulated slow device and radio link, cloud nodes, real gossip and real
+// QUIC on loopback) driven through a schedule of link phases, printing per
+// phase the plan chosen, its accuracy, predicted against measured latency
+// and the same requests forced edge-only and cloud-only.
+package demo
 
 import (
 	"context"
@@ -10,25 +15,26 @@ import (
 	"time"
 
 	"github.com/edgesplit/edgesplit/model"
+	"github.com/edgesplit/edgesplit/node"
 	"github.com/edgesplit/edgesplit/scheduler"
 	"github.com/edgesplit/edgesplit/transport/linkem"
 	"gorgonia.org/tensor"
 )
 
-// DemoPhase is one period of the demo's link schedule.
-type DemoPhase struct {
+// Phase is one period of the demo's link schedule.
+type Phase struct {
 	Name      string // shown in the table
 	Profile   string // linkem profile name
 	KillCloud bool   // kill one cloud node at the start of this phase
 }
 
-// DemoConfig configures RunDemo. Zero fields take the defaults of
-// DefaultDemoConfig.
-type DemoConfig struct {
-	Model      *Model
-	EdgeDevice Device
+// Config configures Run. Zero fields take defaults: 2 clouds,
+// DefaultPhases, 6 requests and 2 baseline requests per phase, a Raspberry Pi 4 edge.
+type Config struct {
+	Model      *node.Model
+	EdgeDevice node.Device
 	Clouds     int
-	Phases     []DemoPhase
+	Phases     []Phase
 	// Requests is the number of auto-policy requests per phase; each phase
 	// also runs Baseline requests forced edge-only and cloud-only.
 	Requests, Baseline int
@@ -41,10 +47,10 @@ type DemoConfig struct {
 	Logger *slog.Logger
 }
 
-// DefaultDemoPhases is Wi-Fi → 5G mid-band → LTE → mmWave (with blockage)
+// DefaultPhases is Wi-Fi → 5G mid-band → LTE → mmWave (with blockage)
 // → 5G mid-band, killing a cloud node halfway.
-func DefaultDemoPhases() []DemoPhase {
-	return []DemoPhase{
+func DefaultPhases() []Phase {
+	return []Phase{
 		{Name: "1 wifi", Profile: "wifi"},
 		{Name: "2 5g-midband", Profile: "5g-midband"},
 		{Name: "3 lte", Profile: "lte", KillCloud: true},
@@ -53,8 +59,8 @@ func DefaultDemoPhases() []DemoPhase {
 	}
 }
 
-// DemoRow is one line of the demo's report.
-type DemoRow struct {
+// Row is one line of the demo's report.
+type Row struct {
 	Phase, Link, Policy, Cut, Codec, Cloud string
 	Predicted, Measured                    time.Duration
 	Bytes                                  int64
@@ -68,23 +74,23 @@ type DemoRow struct {
 	Clouds              int // clouds alive at the phase's end
 }
 
-// RunDemo starts an in-process cluster (one edge on an emulated slow device
+// Run starts an in-process cluster (one edge on an emulated slow device
 // and link, cfg.Clouds cloud nodes) with real gossip and real QUIC on
 // loopback, sends a stream of requests while the edge's link follows the
 // phase schedule, kills a cloud node where the schedule says, and writes a
 // table per phase to w. It returns the rows.
-func RunDemo(ctx context.Context, cfg DemoConfig, w io.Writer) ([]DemoRow, error) {
+func Run(ctx context.Context, cfg Config, w io.Writer) ([]Row, error) {
 	if cfg.Model == nil {
-		return nil, fmt.Errorf("node: demo needs a model")
+		return nil, fmt.Errorf("demo: needs a model")
 	}
 	if cfg.Clouds < 0 {
-		return nil, fmt.Errorf("node: demo needs at least one cloud node, got %d", cfg.Clouds)
+		return nil, fmt.Errorf("demo: needs at least one cloud node, got %d", cfg.Clouds)
 	}
 	if cfg.Clouds == 0 {
 		cfg.Clouds = 2
 	}
 	if len(cfg.Phases) == 0 {
-		cfg.Phases = DefaultDemoPhases()
+		cfg.Phases = DefaultPhases()
 	}
 	if cfg.Requests <= 0 {
 		cfg.Requests = 6
@@ -93,7 +99,7 @@ func RunDemo(ctx context.Context, cfg DemoConfig, w io.Writer) ([]DemoRow, error
 		cfg.Baseline = 2
 	}
 	if cfg.EdgeDevice.Slowdown == 0 {
-		cfg.EdgeDevice, _ = ParseDevice("raspberry-pi-4")
+		cfg.EdgeDevice, _ = node.ParseDevice("raspberry-pi-4")
 	}
 	first, err := linkem.LookupProfile(cfg.Phases[0].Profile)
 	if err != nil {
@@ -101,7 +107,7 @@ func RunDemo(ctx context.Context, cfg DemoConfig, w io.Writer) ([]DemoRow, error
 	}
 	ref, err := model.Compile(cfg.Model.Graph, model.Options{})
 	if err != nil {
-		return nil, fmt.Errorf("node: demo: the unsplit reference: %w", err)
+		return nil, fmt.Errorf("demo:: the unsplit reference: %w", err)
 	}
 	local := ref.NewExtractor()
 	budget := scheduler.AccuracyBudget{}
@@ -111,11 +117,11 @@ func RunDemo(ctx context.Context, cfg DemoConfig, w io.Writer) ([]DemoRow, error
 	started := time.Now()
 	fmt.Fprintf(w, "starting 1 edge (%s, %.0f× slower) + %d clouds on loopback: gossip, QUIC + mutual TLS, emulated edge link; model %s (%d nodes)\n",
 		cfg.EdgeDevice.Name, cfg.EdgeDevice.Slowdown, cfg.Clouds, cfg.Model.ID, cfg.Model.Nodes())
-	lc, err := StartLocalCluster(ctx, LocalClusterConfig{
-		Edges: 1, Clouds: cfg.Clouds, Models: []*Model{cfg.Model},
+	lc, err := node.StartLocalCluster(ctx, node.LocalClusterConfig{
+		Edges: 1, Clouds: cfg.Clouds, Models: []*node.Model{cfg.Model},
 		EdgeDevice: cfg.EdgeDevice, Uplink: first.Up, Downlink: first.Down,
 		GossipKey: demoKey(), Logger: cfg.Logger, Policy: "auto",
-		Tune: func(c *Config) {
+		Tune: func(c *node.Config) {
 			c.ProfileRuns = 3
 			c.BanBase = 5 * time.Second
 			if cfg.Accuracy != nil {
@@ -142,7 +148,7 @@ func RunDemo(ctx context.Context, cfg DemoConfig, w io.Writer) ([]DemoRow, error
 		}
 		return xs, nil
 	}
-	var rows []DemoRow
+	var rows []Row
 	killed := 0
 	for _, ph := range cfg.Phases {
 		prof, err := linkem.LookupProfile(ph.Profile)
@@ -157,15 +163,15 @@ func RunDemo(ctx context.Context, cfg DemoConfig, w io.Writer) ([]DemoRow, error
 			fmt.Fprintf(w, "[phase %s] killed %s (crash, no leave)\n", ph.Name, lc.Clouds[killed].Name())
 			killed++
 		}
-		row := DemoRow{Phase: ph.Name, Link: ph.Profile, Policy: "auto", Requests: cfg.Requests}
+		row := Row{Phase: ph.Name, Link: ph.Profile, Policy: "auto", Requests: cfg.Requests}
 		var preds, meas []time.Duration
-		var last *InferResult
+		var last *node.InferResult
 		for range cfg.Requests {
 			xs, err := input()
 			if err != nil {
 				return rows, fmt.Errorf("phase %s: input: %w", ph.Name, err)
 			}
-			res, err := edge.Infer(ctx, InferRequest{Inputs: xs})
+			res, err := edge.Infer(ctx, node.InferRequest{Inputs: xs})
 			if err != nil {
 				return rows, fmt.Errorf("phase %s: %w", ph.Name, err)
 			}
@@ -200,7 +206,7 @@ func RunDemo(ctx context.Context, cfg DemoConfig, w io.Writer) ([]DemoRow, error
 				if err != nil {
 					return rows, fmt.Errorf("phase %s %s: input: %w", ph.Name, base, err)
 				}
-				res, err := edge.Infer(ctx, InferRequest{Inputs: xs, Policy: base})
+				res, err := edge.Infer(ctx, node.InferRequest{Inputs: xs, Policy: base})
 				if err != nil {
 					return rows, fmt.Errorf("phase %s %s: %w", ph.Name, base, err)
 				}
@@ -213,7 +219,7 @@ func RunDemo(ctx context.Context, cfg DemoConfig, w io.Writer) ([]DemoRow, error
 			}
 		}
 		for _, p := range edge.Members() {
-			if p.Alive && p.Meta.Role == RoleCloud {
+			if p.Alive && p.Meta.Role == node.RoleCloud {
 				row.Clouds++
 			}
 		}
@@ -225,7 +231,7 @@ func RunDemo(ctx context.Context, cfg DemoConfig, w io.Writer) ([]DemoRow, error
 }
 
 // writeDemoTable prints the rows as an aligned table with its legend.
-func writeDemoTable(w io.Writer, rows []DemoRow) {
+func writeDemoTable(w io.Writer, rows []Row) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "phase\tlink\tpolicy\tcut\tcodec\tcloud\taccuracy\ttop-1 = unsplit\tpredicted ms\tmeasured ms\tbytes up\tedge-only ms\tcloud-only ms\tvs edge\tvs cloud\tfallbacks\tclouds alive")
 	for _, r := range rows {
@@ -242,7 +248,7 @@ func writeDemoTable(w io.Writer, rows []DemoRow) {
 }
 
 // calibrationNote says what calibration the demo's model has.
-func calibrationNote(m *Model) string {
+func calibrationNote(m *node.Model) string {
 	if m.Calibration == nil {
 		return m.ID + " uncalibrated (lossless and fast only)"
 	}
@@ -282,4 +288,16 @@ func median(ds []time.Duration) time.Duration {
 	s := slices.Clone(ds)
 	slices.Sort(s)
 	return s[len(s)/2]
+}
+
+func ms(d time.Duration) float64 { return float64(d) / 1e6 }
+
+func argmax(v []float32) int {
+	best := 0
+	for i := range v {
+		if v[i] > v[best] {
+			best = i
+		}
+	}
+	return best
 }
