@@ -1,10 +1,17 @@
 package sim
 
+import "github.com/edgesplit/edgesplit/internal/heap"
+
 // event is one scheduled happening. Events are values in a slice-backed
-// binary heap, so scheduling allocates nothing once the heap has grown.
+// heap (internal/heap), so scheduling allocates nothing once the heap has
+// grown; events at the same time come out in scheduling order.
 type event struct {
-	at   int64  // simulated time, ns
-	seq  uint64 // tie-break: scheduling order
+	at int64 // simulated time, ns
+	evBody
+}
+
+// evBody is what an event carries besides its time.
+type evBody struct {
 	kind uint8
 	a    int32 // entity (device, cell, server)
 	b    int32 // request slot or generation
@@ -22,65 +29,18 @@ const (
 	evProbeDone                  // b: probe (its answer is back)
 )
 
-// eventHeap is a 4-ary min-heap of events by (at, seq): shallower than a
-// binary heap, and a node's children share a cache line or two.
+// eventHeap is the event queue: events by time, then scheduling order.
 type eventHeap struct {
-	h   []event
-	seq uint64
-}
-
-func before(a, b *event) bool {
-	return a.at < b.at || (a.at == b.at && a.seq < b.seq)
+	h heap.Heap[int64, evBody]
 }
 
 func (q *eventHeap) push(at int64, kind uint8, a, b int32) {
-	q.seq++
-	e := event{at: at, seq: q.seq, kind: kind, a: a, b: b}
-	q.h = append(q.h, e)
-	h := q.h
-	i := len(h) - 1
-	for i > 0 {
-		p := (i - 1) / 4
-		if !before(&e, &h[p]) {
-			break
-		}
-		h[i] = h[p]
-		i = p
-	}
-	h[i] = e
+	q.h.Push(at, evBody{kind: kind, a: a, b: b})
 }
 
 func (q *eventHeap) pop() event {
-	h := q.h
-	top := h[0]
-	n := len(h) - 1
-	last := h[n]
-	h = h[:n]
-	q.h = h
-	if n == 0 {
-		return top
-	}
-	i := 0
-	for {
-		c := 4*i + 1
-		if c >= n {
-			break
-		}
-		m := c
-		end := min(c+4, n)
-		for j := c + 1; j < end; j++ {
-			if before(&h[j], &h[m]) {
-				m = j
-			}
-		}
-		if !before(&h[m], &last) {
-			break
-		}
-		h[i] = h[m]
-		i = m
-	}
-	h[i] = last
-	return top
+	at, body := q.h.Pop()
+	return event{at: at, evBody: body}
 }
 
-func (q *eventHeap) len() int { return len(q.h) }
+func (q *eventHeap) len() int { return q.h.Len() }

@@ -8,6 +8,7 @@ import (
 	"math"
 	"time"
 
+	"github.com/edgesplit/edgesplit/internal/heap"
 	"github.com/edgesplit/edgesplit/internal/linkprofile"
 	"github.com/edgesplit/edgesplit/internal/mahimahi"
 )
@@ -121,13 +122,13 @@ type cell struct {
 	delay int64   // one-way ns
 	v     float64
 	last  int64
-	flows flowHeap
+	flows heap.Heap[float64, int32] // requests by virtual finish, then start order
 	gen   int32
 	busy  int64 // ns with at least one flow (for utilisation)
 }
 
 func (c *cell) advance(now int64) {
-	if n := len(c.flows); n > 0 {
+	if n := c.flows.Len(); n > 0 {
 		c.v += float64(now-c.last) * c.rate / float64(n)
 		c.busy += now - c.last
 	}
@@ -136,66 +137,18 @@ func (c *cell) advance(now int64) {
 
 // next returns when the earliest flow completes, given no change.
 func (c *cell) next(now int64) int64 {
-	d := (c.flows[0].fin - c.v) * float64(len(c.flows)) / c.rate
+	fin, _ := c.flows.Peek()
+	d := (fin - c.v) * float64(c.flows.Len()) / c.rate
 	return now + max(1, int64(math.Ceil(d)))
 }
 
 // due reports whether the earliest flow has been served (to rounding).
 func (c *cell) due() bool {
-	return len(c.flows) > 0 && c.flows[0].fin <= c.v+1e-9*math.Abs(c.v)+1e-6
-}
-
-type flow struct {
-	fin float64
-	seq uint64
-	req int32
-}
-
-// flowHeap is a min-heap of flows by (fin, seq).
-type flowHeap []flow
-
-func (h flowHeap) less(i, j int) bool {
-	return h[i].fin < h[j].fin || (h[i].fin == h[j].fin && h[i].seq < h[j].seq)
-}
-
-func (h *flowHeap) push(f flow) {
-	*h = append(*h, f)
-	s := *h
-	i := len(s) - 1
-	for i > 0 {
-		p := (i - 1) / 2
-		if !s.less(i, p) {
-			break
-		}
-		s[i], s[p] = s[p], s[i]
-		i = p
+	if c.flows.Len() == 0 {
+		return false
 	}
-}
-
-func (h *flowHeap) pop() flow {
-	s := *h
-	top := s[0]
-	n := len(s) - 1
-	s[0] = s[n]
-	s = s[:n]
-	i := 0
-	for {
-		l := 2*i + 1
-		if l >= n {
-			break
-		}
-		m := l
-		if r := l + 1; r < n && s.less(r, l) {
-			m = r
-		}
-		if !s.less(m, i) {
-			break
-		}
-		s[i], s[m] = s[m], s[i]
-		i = m
-	}
-	*h = s
-	return top
+	fin, _ := c.flows.Peek()
+	return fin <= c.v+1e-9*math.Abs(c.v)+1e-6
 }
 
 // LinkProfile is a named fixed link: rates in Mbit/s, one-way delay in

@@ -209,7 +209,6 @@ type world struct {
 	predErr  float64
 	regret   float64
 	lastEnd  int64
-	flowSeq  uint64
 	lastTick int64
 	queueSum float64
 	predN    int64
@@ -716,8 +715,7 @@ func (w *world) upStart(ri int32) {
 	c := &w.cells[cl.cell]
 	r.upStart = w.now
 	c.advance(w.now)
-	w.flowSeq++
-	c.flows.push(flow{fin: c.v + float64(r.plan.wire), seq: w.flowSeq, req: ri})
+	c.flows.Push(c.v+float64(r.plan.wire), ri)
 	c.gen++
 	w.q.push(c.next(w.now), evCellDone, cl.cell, c.gen)
 }
@@ -729,12 +727,12 @@ func (w *world) cellDone(ci, gen int32) {
 	}
 	c.advance(w.now)
 	for c.due() {
-		f := c.flows.pop()
-		r := &w.reqs[f.req]
+		_, req := c.flows.Pop()
+		r := &w.reqs[req]
 		r.upDone = w.now
-		w.toCloud(f.req, c.delay)
+		w.toCloud(req, c.delay)
 	}
-	if len(c.flows) > 0 {
+	if c.flows.Len() > 0 {
 		c.gen++
 		w.q.push(c.next(w.now), evCellDone, ci, c.gen)
 	} else {
@@ -838,7 +836,7 @@ func (w *world) tick() {
 	w.lastTick = j
 	slot := j % w.ring
 	for i := range w.cells {
-		w.cellSmp[i][slot] = int32(len(w.cells[i].flows))
+		w.cellSmp[i][slot] = int32(w.cells[i].flows.Len())
 	}
 	for i := range w.servers {
 		s := &w.servers[i]
@@ -953,7 +951,7 @@ func (w *world) linkEstimate(d int32, exact bool) scheduler.LinkEstimate {
 	switch c.link {
 	case linkCell:
 		cl := &w.cells[c.cell]
-		n := int32(len(cl.flows))
+		n := int32(cl.flows.Len())
 		if !exact {
 			if j := w.sampleAt(w.now, false); j >= 0 {
 				n = w.cellSmp[c.cell][j%w.ring]

@@ -267,17 +267,17 @@ func TestCellSharing(t *testing.T) {
 	var done []int64
 	add := func(b float64) {
 		c.advance(now)
-		c.flows.push(flow{fin: c.v + b})
+		c.flows.Push(c.v+b, 0)
 	}
 	add(1000)
 	add(1000)
 	now = 1000 // each has 500 left
 	add(500)
-	for len(c.flows) > 0 {
+	for c.flows.Len() > 0 {
 		now = c.next(now)
 		c.advance(now)
 		for c.due() {
-			c.flows.pop()
+			c.flows.Pop()
 			done = append(done, now)
 		}
 	}
@@ -308,7 +308,7 @@ func TestHistQuantiles(t *testing.T) {
 	prev := event{at: -1}
 	for e.len() > 0 {
 		x := e.pop()
-		if !before(&prev, &x) {
+		if x.at < prev.at || x.at == prev.at && x.a < prev.a {
 			t.Fatalf("heap order: %+v after %+v", x, prev)
 		}
 		prev = x

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/edgesplit/edgesplit/internal/heap"
 )
 
 // packet is one datagram travelling through a pipe.
@@ -16,7 +18,6 @@ type packet struct {
 	n    int
 	addr net.Addr
 	at   time.Duration // delivery time on the pipe's clock
-	seq  uint64
 }
 
 // DirStats counts what one direction of a link did. All counts are totals
@@ -75,9 +76,8 @@ type pipe struct {
 	backlog  []backlogEntry // FIFO, head at bhead
 	bhead    int
 	bbytes   int
-	lastAt   time.Duration // last delivery time, for order keeping
-	seq      uint64
-	heap     []*packet
+	lastAt   time.Duration                     // last delivery time, for order keeping
+	heap     heap.Heap[time.Duration, *packet] // by delivery time, then send order
 	wake     chan struct{}
 	closed   chan struct{}
 	wg       sync.WaitGroup
@@ -242,10 +242,9 @@ func (p *pipe) enqueue(pk *packet) {
 	}
 	p.lastAt = max(p.lastAt, at)
 	pk.at = at
-	p.seq++
-	pk.seq = p.seq
-	p.push(pk)
-	first := p.heap[0] == pk
+	p.heap.Push(at, pk)
+	_, head := p.heap.Peek()
+	first := *head == pk
 	p.mu.Unlock()
 	if first {
 		select {
@@ -253,49 +252,6 @@ func (p *pipe) enqueue(pk *packet) {
 		default:
 		}
 	}
-}
-
-func less(a, b *packet) bool { return a.at < b.at || a.at == b.at && a.seq < b.seq }
-
-func (p *pipe) push(pk *packet) {
-	h := append(p.heap, pk)
-	i := len(h) - 1
-	for i > 0 {
-		j := (i - 1) / 2
-		if !less(h[i], h[j]) {
-			break
-		}
-		h[i], h[j] = h[j], h[i]
-		i = j
-	}
-	p.heap = h
-}
-
-func (p *pipe) pop() *packet {
-	h := p.heap
-	top := h[0]
-	n := len(h) - 1
-	h[0] = h[n]
-	h[n] = nil
-	h = h[:n]
-	i := 0
-	for {
-		l := 2*i + 1
-		if l >= n {
-			break
-		}
-		m := l
-		if r := l + 1; r < n && less(h[r], h[l]) {
-			m = r
-		}
-		if !less(h[m], h[i]) {
-			break
-		}
-		h[i], h[m] = h[m], h[i]
-		i = m
-	}
-	p.heap = h
-	return top
 }
 
 // maxSlack bounds the early release of packets. Go's timers sleep in whole
@@ -325,18 +281,23 @@ func (p *pipe) run() {
 	for {
 		p.mu.Lock()
 		now := p.now()
-		light := len(p.heap) <= spinMaxQueued
+		light := p.heap.Len() <= spinMaxQueued
 		early := slack
 		if light {
 			early = 0
 		}
 		due := p.draining[:0]
-		for len(p.heap) > 0 && p.heap[0].at <= now+early {
-			due = append(due, p.pop())
+		for p.heap.Len() > 0 {
+			if at, _ := p.heap.Peek(); at > now+early {
+				break
+			}
+			_, pk := p.heap.Pop()
+			due = append(due, pk)
 		}
 		var wait time.Duration = -1
-		if len(p.heap) > 0 {
-			wait = max(p.heap[0].at-now-early, 0)
+		if p.heap.Len() > 0 {
+			at, _ := p.heap.Peek()
+			wait = max(at-now-early, 0)
 		}
 		p.mu.Unlock()
 		for i, pk := range due {
@@ -388,8 +349,9 @@ func (p *pipe) run() {
 
 func (p *pipe) drainOnClose() {
 	p.mu.Lock()
-	for len(p.heap) > 0 {
-		p.release(p.pop())
+	for p.heap.Len() > 0 {
+		_, pk := p.heap.Pop()
+		p.release(pk)
 	}
 	p.mu.Unlock()
 }
