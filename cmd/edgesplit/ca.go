@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -30,6 +31,7 @@ func newCACmd() *cobra.Command {
 	}
 	var nodeName string
 	var validity time.Duration
+	var force bool
 	issueCmd := &cobra.Command{
 		Use:   "issue --node NAME [--dir DIR]",
 		Short: "Issue a node certificate signed by the cluster CA (NAME.crt, NAME.key)",
@@ -37,7 +39,13 @@ func newCACmd() *cobra.Command {
 			if !pki.ValidNodeName(nodeName) {
 				return fmt.Errorf("--node %q: node names are letters, digits, '-', '_' and '.'", nodeName)
 			}
-			crt, key, err := pki.IssueToDir(dir, nodeName, pki.IssueOptions{Validity: validity})
+			if validity < 0 {
+				return fmt.Errorf("--validity %v: a certificate lifetime must be positive", validity)
+			}
+			crt, key, err := pki.IssueToDir(dir, nodeName, pki.IssueOptions{Validity: validity, Overwrite: force})
+			if errors.Is(err, pki.ErrExists) {
+				return fmt.Errorf("%w; give --force to replace it", err)
+			}
 			if err != nil {
 				return err
 			}
@@ -46,7 +54,8 @@ func newCACmd() *cobra.Command {
 		},
 	}
 	issueCmd.Flags().StringVar(&nodeName, "node", "", "node name (the certificate's common name)")
-	issueCmd.Flags().DurationVar(&validity, "validity", 0, "certificate lifetime (default: the pki default)")
+	issueCmd.Flags().DurationVar(&validity, "validity", 0, "certificate lifetime (default: 1 year)")
+	issueCmd.Flags().BoolVar(&force, "force", false, "replace the node's existing key and certificate")
 	_ = issueCmd.MarkFlagRequired("node")
 	cmd.AddCommand(initCmd, issueCmd)
 	return cmd

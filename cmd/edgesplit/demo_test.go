@@ -46,3 +46,39 @@ func TestDemoFlags(t *testing.T) {
 		}
 	}
 }
+
+func TestInferFlagErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"infer", "--model", "lenet5", "--policy", "auto", "x.npy"}, "--policy applies to a request to an edge node"},
+		{[]string{"infer", "--node", "127.0.0.1:1", "--cut", "2", "--policy", "auto", "x.npy"}, "give one"},
+		{[]string{"infer", "--node", "ftp://host", "x.npy"}, "want http:// or https://"},
+		{[]string{"infer", "x.npy"}, "needs --model"},
+		{[]string{"infer"}, "no input"},
+	} {
+		if out, err := runCLI(t, tc.args...); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: err %v, want one naming %q\n%s", tc.args, err, tc.want, out)
+		}
+	}
+}
+
+func TestCAIssueRefusesOverwriteAndBadValidity(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := runCLI(t, "ca", "init", "--dir", dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runCLI(t, "ca", "issue", "--dir", dir, "--node", "edge"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runCLI(t, "ca", "issue", "--dir", dir, "--node", "edge"); err == nil || !strings.Contains(err.Error(), "--force") {
+		t.Errorf("second issue: %v, want a refusal naming --force", err)
+	}
+	if _, err := runCLI(t, "ca", "issue", "--dir", dir, "--node", "edge", "--force"); err != nil {
+		t.Errorf("issue --force: %v", err)
+	}
+	if _, err := runCLI(t, "ca", "issue", "--dir", dir, "--node", "other", "--validity", "-1h"); err == nil || !strings.Contains(err.Error(), "--validity") {
+		t.Errorf("negative validity: %v", err)
+	}
+}

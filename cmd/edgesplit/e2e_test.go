@@ -195,6 +195,16 @@ func TestMultiProcessCluster(t *testing.T) {
 	if !strings.Contains(out, `"cloud"`) {
 		t.Errorf("infer --node printed %s", out)
 	}
+	// host:port without a scheme, --cut as policy fixed:K, --output written.
+	yRemote := filepath.Join(dir, "y-remote.npy")
+	out = run(t, bin, "infer", "--node", strings.TrimPrefix(base, "http://"), "--cut", "4", "--codec", "lossless", "--output", yRemote, x)
+	if !strings.Contains(out, `"cut": 4`) || !slices.Equal(readNPYData(t, yRemote), want) {
+		t.Errorf("infer --node HOST:PORT --cut 4 --output: printed %s; wrote output equal to local: %v", out, slices.Equal(readNPYData(t, yRemote), want))
+	}
+	// Local inference without --output prints the prediction.
+	if out := run(t, bin, "infer", "--model", mdl, x); !strings.Contains(out, fmt.Sprintf("argmax %d", argmaxOf(want))) {
+		t.Errorf("infer without --output printed %q", out)
+	}
 	// Metrics are served.
 	resp, err := http.Get(base + "/metrics")
 	if err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -47,10 +48,10 @@ func loadInput(path string, g *model.Graph, sc *dataset.Sidecar) (*tensor.Dense,
 }
 
 func newInferCmd() *cobra.Command {
-	var modelPath, inputPath, outputPath, nodeURL, policy, codec, deadline string
+	var modelPath, inputPath, outputPath, nodeURL, policy, codec, deadline, maxLoss string
 	var k int
 	cmd := &cobra.Command{
-		Use:   "infer --model M.onnx --input x.npy|img.png|img.jpg --output y.npy [--cut K]  |  infer --node http://EDGE [--model ID] img.png",
+		Use:   "infer --model M.onnx --input x.npy|img.png|img.jpg [--output y.npy] [--cut K]  |  infer --node http://EDGE [--model ID] [--cut K] [--output y.npy] img.png",
 		Short: "Run a model locally (with --cut: head then tail), or ask an edge node (--node) to run it split",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -64,10 +65,22 @@ func newInferCmd() *cobra.Command {
 				return fmt.Errorf("no input: pass a file or --input")
 			}
 			if nodeURL != "" {
-				return inferRemote(cmd, nodeURL, inputPath, modelPath, policy, codec, deadline)
+				if k >= 0 {
+					if policy != "" {
+						return fmt.Errorf("--cut %d and --policy %s both choose the split; give one", k, policy)
+					}
+					policy = fmt.Sprintf("fixed:%d", k)
+				}
+				return inferRemote(cmd, remoteInfer{base: nodeURL, path: inputPath, model: modelPath, policy: policy,
+					codec: codec, deadline: deadline, maxLoss: maxLoss, output: outputPath})
 			}
-			if modelPath == "" || outputPath == "" {
-				return fmt.Errorf("local inference needs --model and --output (or use --node URL)")
+			for flag, v := range map[string]string{"--policy": policy, "--codec": codec, "--deadline": deadline, "--max-loss": maxLoss} {
+				if v != "" {
+					return fmt.Errorf("%s applies to a request to an edge node (--node URL); locally the model runs unsplit or at --cut", flag)
+				}
+			}
+			if modelPath == "" {
+				return fmt.Errorf("local inference needs --model (or use --node URL)")
 			}
 			g, _, x, err := loadModelInput(modelPath, inputPath)
 			if err != nil {
@@ -84,9 +97,6 @@ func newInferCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := writeNPY(outputPath, outs[0]); err != nil {
-				return err
-			}
 			y := outs[0]
 			data := y.Data().([]float32)
 			best := 0
@@ -95,6 +105,13 @@ func newInferCmd() *cobra.Command {
 					best = i
 				}
 			}
+			if outputPath == "" {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s shape %v; argmax %d (%.6g)\n", g.Outputs[0].Name, []int(y.Shape()), best, data[best])
+				return nil
+			}
+			if err := writeNPY(outputPath, y); err != nil {
+				return err
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s: %s shape %v; argmax %d (%.6g)\n",
 				outputPath, g.Outputs[0].Name, []int(y.Shape()), best, data[best])
 			return nil
@@ -102,33 +119,60 @@ func newInferCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&modelPath, "model", "", modelFlagHelp)
 	cmd.Flags().StringVar(&inputPath, "input", "", "input .npy (float32) or image (.png/.jpg: resized to the model input, grayscale when it has 1 channel, scaled to [0,1])")
-	cmd.Flags().StringVar(&outputPath, "output", "", "where to write the first output (.npy float32)")
-	cmd.Flags().IntVar(&k, "cut", -1, "run head [0,K) then tail [K,N) passing the boundary tensors (default: unsplit)")
+	cmd.Flags().StringVar(&outputPath, "output", "", "where to write the first output (.npy float32; with --node the answer's output as 1×N); default: print the prediction only")
+	cmd.Flags().IntVar(&k, "cut", -1, "run head [0,K) then tail [K,N) passing the boundary tensors (default: unsplit); with --node: policy fixed:K")
 	cmd.Flags().StringVar(&nodeURL, "node", "", "edge node's client API, e.g. http://127.0.0.1:8080: send the input there instead of running locally")
 	cmd.Flags().StringVar(&policy, "policy", "", "with --node: split policy for this request")
 	cmd.Flags().StringVar(&codec, "codec", "", "with --node: force a codec preset")
 	cmd.Flags().StringVar(&deadline, "deadline", "", "with --node: request deadline, e.g. 500ms")
+	cmd.Flags().StringVar(&maxLoss, "max-loss", "", "with --node: accuracy budget for this request (max loss of top-1 agreement, e.g. 0.01)")
 	return cmd
 }
 
-// inferRemote posts the input file to an edge node's /v1/infer and prints
-// the JSON answer.
-func inferRemote(cmd *cobra.Command, base, path, modelID, policy, codec, deadline string) error {
-	body, err := os.ReadFile(path)
+// remoteInfer is one request to an edge node's client API.
+type remoteInfer struct {
+	base, path, model, policy, codec, deadline, maxLoss, output string
+}
+
+// edgeURL turns an --node value into the edge's /v1/infer URL: a bare
+// host:port means http://host:port.
+func edgeURL(base string) (*url.URL, error) {
+	if !strings.Contains(base, "://") {
+		base = "http://" + base
+	}
+	u, err := url.Parse(base)
+	if err != nil {
+		return nil, fmt.Errorf("--node %q: %w", base, err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return nil, fmt.Errorf("--node %q: want http:// or https:// (or host:port)", base)
+	}
+	if u.Host == "" {
+		return nil, fmt.Errorf("--node %q: no host", base)
+	}
+	u.Path = strings.TrimRight(u.Path, "/") + "/v1/infer"
+	return u, nil
+}
+
+// inferRemote posts the input file to an edge node's /v1/infer, prints the
+// JSON answer and, when asked, writes its output as .npy.
+func inferRemote(cmd *cobra.Command, r remoteInfer) error {
+	u, err := edgeURL(r.base)
+	if err != nil {
+		return err
+	}
+	body, err := os.ReadFile(r.path)
 	if err != nil {
 		return err
 	}
 	q := url.Values{}
-	for k, v := range map[string]string{"model": modelID, "policy": policy, "codec": codec, "deadline": deadline} {
+	for k, v := range map[string]string{"model": r.model, "policy": r.policy, "codec": r.codec, "deadline": r.deadline, "max_loss": r.maxLoss} {
 		if v != "" {
 			q.Set(k, v)
 		}
 	}
-	u := strings.TrimRight(base, "/") + "/v1/infer"
-	if len(q) > 0 {
-		u += "?" + q.Encode()
-	}
-	req, err := http.NewRequestWithContext(cmd.Context(), http.MethodPost, u, bytes.NewReader(body))
+	u.RawQuery = q.Encode()
+	req, err := http.NewRequestWithContext(cmd.Context(), http.MethodPost, u.String(), bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
@@ -142,7 +186,23 @@ func inferRemote(cmd *cobra.Command, base, path, modelID, policy, codec, deadlin
 		return err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s: %s: %s", u, resp.Status, strings.TrimSpace(string(out)))
+		return fmt.Errorf("%s: %s: %s", u.Redacted(), resp.Status, strings.TrimSpace(string(out)))
+	}
+	if r.output != "" {
+		var ans struct {
+			Output []float32 `json:"output"`
+		}
+		if err := json.Unmarshal(out, &ans); err != nil {
+			return fmt.Errorf("%s: answer is not JSON: %w", u.Redacted(), err)
+		}
+		if len(ans.Output) == 0 {
+			return fmt.Errorf("%s: the answer carries no output to write to %s", u.Redacted(), r.output)
+		}
+		y := tensor.New(tensor.WithShape(1, len(ans.Output)), tensor.WithBacking(ans.Output))
+		if err := writeNPY(r.output, y); err != nil {
+			return err
+		}
+		fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s: output shape [1 %d]\n", r.output, len(ans.Output))
 	}
 	_, err = cmd.OutOrStdout().Write(out)
 	return err

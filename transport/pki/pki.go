@@ -53,7 +53,7 @@ type CA struct {
 type CAOptions struct {
 	// Name is the CA's common name. Default "edgesplit cluster CA".
 	Name string
-	// Validity defaults to DefaultCAValidity.
+	// Validity defaults to DefaultCAValidity; a negative one is an error.
 	Validity time.Duration
 	// NotBefore defaults to one minute ago.
 	NotBefore time.Time
@@ -68,7 +68,10 @@ func NewCA(opts CAOptions) (*CA, error) {
 	if opts.Name == "" {
 		opts.Name = "edgesplit cluster CA"
 	}
-	if opts.Validity <= 0 {
+	if opts.Validity < 0 {
+		return nil, fmt.Errorf("pki: negative CA validity %v", opts.Validity)
+	}
+	if opts.Validity == 0 {
 		opts.Validity = DefaultCAValidity
 	}
 	if opts.NotBefore.IsZero() {
@@ -140,8 +143,11 @@ func (ca *CA) Pool() *x509.CertPool {
 
 // IssueOptions tunes [CA.Issue]. The zero value is valid.
 type IssueOptions struct {
-	// Validity defaults to DefaultNodeValidity.
+	// Validity defaults to DefaultNodeValidity; a negative one is an error.
 	Validity time.Duration
+	// Overwrite lets IssueToDir replace an existing NAME.crt/NAME.key
+	// (otherwise it fails with ErrExists).
+	Overwrite bool
 	// NotBefore defaults to one minute ago. Tests set it in the past to make
 	// an expired certificate.
 	NotBefore time.Time
@@ -162,7 +168,10 @@ func (ca *CA) Issue(node string, opts IssueOptions) (*Identity, error) {
 	if !ValidNodeName(node) {
 		return nil, fmt.Errorf("pki: invalid node name %q (want 1-63 of [A-Za-z0-9._-], starting with a letter or digit)", node)
 	}
-	if opts.Validity <= 0 {
+	if opts.Validity < 0 {
+		return nil, fmt.Errorf("pki: negative validity %v for %s", opts.Validity, node)
+	}
+	if opts.Validity == 0 {
 		opts.Validity = DefaultNodeValidity
 	}
 	if opts.NotBefore.IsZero() {
@@ -350,9 +359,21 @@ func LoadDir(dir string) (*CA, error) {
 	return LoadCA(c, k)
 }
 
+// ErrExists is returned by IssueToDir when the node already has a key or
+// certificate in the directory and IssueOptions.Overwrite is not set.
+var ErrExists = errors.New("pki: identity exists")
+
 // IssueToDir issues a certificate for node with the CA in dir and writes it as
-// NAME.crt and NAME.key beside the CA. It returns the two paths.
+// NAME.crt and NAME.key beside the CA. It returns the two paths. An existing
+// identity is kept (ErrExists) unless opts.Overwrite.
 func IssueToDir(dir, node string, opts IssueOptions) (certPath, keyPath string, err error) {
+	if !opts.Overwrite && ValidNodeName(node) {
+		for _, f := range []string{node + ".crt", node + ".key"} {
+			if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
+				return "", "", fmt.Errorf("%w: %s already exists (overwrite it explicitly to replace the node's key)", ErrExists, filepath.Join(dir, f))
+			}
+		}
+	}
 	ca, err := LoadDir(dir)
 	if err != nil {
 		return "", "", err

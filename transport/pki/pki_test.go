@@ -28,6 +28,25 @@ func TestDirRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if _, _, err := IssueToDir(dir, "edge-1", IssueOptions{}); !errors.Is(err, ErrExists) {
+		t.Fatalf("second issue for edge-1: %v, want ErrExists", err)
+	}
+	if again, _ := LoadIdentityDir(dir, "edge-1"); again == nil || !again.Certificate.Leaf.Equal(id.Certificate.Leaf) {
+		t.Fatal("a refused issue changed the identity")
+	}
+	if _, _, err := IssueToDir(dir, "edge-1", IssueOptions{Overwrite: true}); err != nil {
+		t.Fatalf("overwrite: %v", err)
+	}
+	if _, _, err := IssueToDir(dir, "edge-2", IssueOptions{Validity: -time.Hour}); err == nil {
+		t.Error("negative validity accepted")
+	}
+	if _, err := NewCA(CAOptions{Validity: -time.Hour}); err == nil {
+		t.Error("negative CA validity accepted")
+	}
+	id, err = LoadIdentityDir(dir, "edge-1")
+	if err != nil {
+		t.Fatal(err)
+	}
 	if id.Name != "edge-1" || id.Certificate.Leaf == nil {
 		t.Fatalf("identity %+v", id)
 	}
