@@ -230,15 +230,21 @@ type Plan struct {
 // EdgeOnly reports whether the plan offloads nothing.
 func (p Plan) EdgeOnly() bool { return p.Cloud == "" }
 
-func (p Plan) String() string {
+// String is the plan with its policy: "auto: cut 4 → cloud-1, codec int8, ...".
+func (p Plan) String() string { return p.Policy + ": " + p.Summary() }
+
+// Summary describes the plan without its policy: "edge-only, 0.647 ms" or
+// "cut 4 → cloud-1, codec int8, 1628 B, 5.012 ms" (predicted total).
+func (p Plan) Summary() string {
+	total := fmt.Sprintf("%.3f ms", float64(p.Predicted.Total)/1e6)
 	if p.EdgeOnly() {
-		return fmt.Sprintf("%s: edge-only, %v", p.Policy, p.Predicted.Total)
+		return "edge-only, " + total
 	}
 	cut := fmt.Sprint(p.K)
 	if p.K < 0 {
 		cut = fmt.Sprintf("set%v", p.Head)
 	}
-	return fmt.Sprintf("%s: cut %s codec %s cloud %s, %d B, %v", p.Policy, cut, p.Codec, p.Cloud, p.WireBytes, p.Predicted.Total)
+	return fmt.Sprintf("cut %s → %s, codec %s, %d B, %s", cut, p.Cloud, p.Codec, p.WireBytes, total)
 }
 
 func durOf(seconds float64) time.Duration {

@@ -128,6 +128,6 @@ func (ex Explanation) Format(w io.Writer) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	_, err := fmt.Fprintf(w, "* chosen by %s under %v: %s\nx not allowed by the accuracy budget\n", ex.Policy, ex.Chosen.Accuracy.Budget, ex.Chosen)
+	_, err := fmt.Fprintf(w, "* chosen by %s under %v: %s\nx not allowed by the accuracy budget\n", ex.Policy, ex.Chosen.Accuracy.Budget, ex.Chosen.Summary())
 	return err
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/edgesplit/edgesplit/scheduler"
 	"github.com/edgesplit/edgesplit/transport/linkem"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 func newPlanCmd() *cobra.Command {
@@ -95,6 +96,16 @@ the accuracy column says what each candidate risks, and rows the budget rules ou
 		},
 	}
 	f := cmd.Flags()
+	// node and demo call these --link and --device: accept those too.
+	f.SetNormalizeFunc(func(_ *pflag.FlagSet, name string) pflag.NormalizedName {
+		switch name {
+		case "link":
+			name = "profile"
+		case "device":
+			name = "edge-device"
+		}
+		return pflag.NormalizedName(name)
+	})
 	f.StringVar(&modelPath, "model", "", modelFlagHelp)
 	f.StringVar(&link, "profile", "lte", "link profile ("+joinNames(linkem.ProfileNames())+")")
 	f.StringVar(&edgeDev, "edge-device", "raspberry-pi-4", "edge device profile or slowdown:F")
