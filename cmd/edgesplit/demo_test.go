@@ -3,8 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/edgesplit/edgesplit/model/dataset"
 )
 
 // runCLI runs the edgesplit command line in-process and returns its output.
@@ -80,5 +83,22 @@ func TestCAIssueRefusesOverwriteAndBadValidity(t *testing.T) {
 	}
 	if _, err := runCLI(t, "ca", "issue", "--dir", dir, "--node", "other", "--validity", "-1h"); err == nil || !strings.Contains(err.Error(), "--validity") {
 		t.Errorf("negative validity: %v", err)
+	}
+}
+
+func TestExportAndSplitKeepTheSidecar(t *testing.T) {
+	dir := t.TempDir()
+	m := filepath.Join(dir, "m.onnx")
+	if out, err := runCLI(t, "export", "--model", "seed-cnn-trained", "--out", m); err != nil {
+		t.Fatalf("export: %v\n%s", err, out)
+	}
+	if out, err := runCLI(t, "split", "--model", m, "--cut", "3", "--out", filepath.Join(dir, "sp")); err != nil {
+		t.Fatalf("split: %v\n%s", err, out)
+	}
+	for _, f := range []string{"m.json", "sp/head.json", "sp/tail.json"} {
+		sc, err := dataset.ReadSidecar(filepath.Join(dir, f))
+		if err != nil || len(sc.Labels) != 10 {
+			t.Errorf("%s: %v, %d labels", f, err, len(sc.Labels))
+		}
 	}
 }

@@ -17,7 +17,7 @@ func newSplitCmd() *cobra.Command {
 		Use:   "split --model M.onnx --cut K --out DIR",
 		Short: "Write the head (nodes [0,K)) and tail (nodes [K,N)) of a model as two standalone ONNX files",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			g, _, err := loadModelShaped(modelPath, shape)
+			g, sc, err := loadModelShaped(modelPath, shape)
 			if err != nil {
 				return err
 			}
@@ -37,6 +37,13 @@ func newSplitCmd() *cobra.Command {
 			fmt.Fprintf(cmd.OutOrStdout(), "cut K=%d of %d nodes; boundary %v\nwrote %s (%d nodes) and %s (%d nodes)\n",
 				k, len(g.Nodes), s.Boundary,
 				filepath.Join(outDir, "head.onnx"), len(s.Head.Nodes), filepath.Join(outDir, "tail.onnx"), len(s.Tail.Nodes))
+			// The head takes the model's input (its preprocessing), the
+			// tail gives its output (its labels): both keep the sidecar.
+			for _, f := range []string{"head.onnx", "tail.onnx"} {
+				if err := writeSidecarBeside(cmd, filepath.Join(outDir, f), sc); err != nil {
+					return err
+				}
+			}
 			return nil
 		},
 	}

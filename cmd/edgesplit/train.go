@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/edgesplit/edgesplit/model/dataset"
@@ -107,6 +109,9 @@ func newEvalCmd() *cobra.Command {
 			}
 			w := cmd.OutOrStdout()
 			fmt.Fprintf(w, "accuracy %.2f%% on %d test images of %s\n", 100*ev.Accuracy, ev.N, ds)
+			if untrainedZoo(modelPath) {
+				fmt.Fprintf(w, "note: %s is a zoo architecture with seeded random weights, not trained: chance accuracy is expected (train one with `edgesplit train --arch NAME`, or use %s)\n", modelPath, trainedName)
+			}
 			return ev.Format(w, data.Classes)
 		},
 	}
@@ -116,4 +121,14 @@ func newEvalCmd() *cobra.Command {
 	cmd.Flags().IntVar(&workers, "workers", 2, "goroutines")
 	_ = cmd.MarkFlagRequired("model")
 	return cmd
+}
+
+// untrainedZoo reports whether spec names a zoo architecture (random
+// seeded weights) rather than a file or the embedded trained model.
+func untrainedZoo(spec string) bool {
+	if spec == trainedName || strings.HasSuffix(spec, ".onnx") {
+		return false
+	}
+	_, err := os.Stat(spec)
+	return err != nil
 }
