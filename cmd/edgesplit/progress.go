@@ -16,7 +16,7 @@ import (
 // per tenth of the work, so long runs neither look stuck nor flood a log.
 func progress(cmd *cobra.Command, what string) func(done, total int) {
 	w := cmd.ErrOrStderr()
-	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+	if isTerminal(w) {
 		var bar *progressbar.ProgressBar
 		return func(done, total int) {
 			if bar == nil {
@@ -51,4 +51,11 @@ func lineProgress(w io.Writer, what string) func(done, total int) {
 			fmt.Fprintf(w, "%s: %d/%d\n", what, done, total)
 		}
 	}
+}
+
+// isTerminal reports whether w is a terminal (progress bars go there; logs
+// get lines).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }

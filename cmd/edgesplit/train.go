@@ -23,25 +23,40 @@ func newTrainCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			errOut := cmd.ErrOrStderr()
 			var bar *progressbar.ProgressBar
-			var barEpoch int
+			barEpoch := -1
+			onTerminal := isTerminal(errOut)
+			lastTenth := -1
 			cfg := train.Config{
 				Arch: arch, Dataset: ds, Epochs: epochs, Batch: batch, LR: lr, LRDecay: decay, Optimizer: optimizer,
 				Seed: seed, Workers: workers, DatasetOptions: dataset.Options{Seed: seed, Limit: limit},
 				Progress: func(p train.Progress) {
+					desc := fmt.Sprintf("epoch %d/%d loss %.4f acc %.2f%% %.0f img/s ETA %v", p.Epoch+1, p.Epochs,
+						p.Loss, 100*p.Accuracy, p.ImagesPerSec, p.ETA.Round(time.Second))
+					if !onTerminal {
+						// Logs and CI: one line per tenth of each epoch.
+						tenth := p.Epoch*10 + 10*p.Batch/max(p.Batches, 1)
+						if tenth != lastTenth {
+							lastTenth = tenth
+							fmt.Fprintf(errOut, "%s (%d/%d batches)\n", desc, p.Batch, p.Batches)
+						}
+						return
+					}
 					if bar == nil || barEpoch != p.Epoch {
 						if bar != nil {
 							_ = bar.Finish()
 						}
 						barEpoch = p.Epoch
 						bar = progressbar.NewOptions(p.Batches, progressbar.OptionSetWriter(errOut),
-							progressbar.OptionSetDescription(fmt.Sprintf("epoch %d/%d", p.Epoch, p.Epochs)),
 							progressbar.OptionShowCount(), progressbar.OptionSetPredictTime(true), progressbar.OptionFullWidth(),
 							progressbar.OptionOnCompletion(func() { fmt.Fprintln(errOut) }))
 					}
-					bar.Describe(fmt.Sprintf("epoch %d/%d loss %.4f acc %.2f%% %.0f img/s ETA %v", p.Epoch, p.Epochs,
-						p.Loss, 100*p.Accuracy, p.ImagesPerSec, p.ETA.Round(time.Second)))
+					bar.Describe(desc)
 					_ = bar.Set(p.Batch)
 				},
+			}
+			if limit > 0 && (ds == "mnist" || ds == "fashion-mnist") {
+				fmt.Fprintf(errOut, "--limit %d: training on at most %d images and testing on at most %d (a sixth, as the data set's split)\n",
+					limit, limit, max(limit/6, 1))
 			}
 			res, err := train.Run(cmd.Context(), cfg)
 			if bar != nil {
@@ -78,7 +93,7 @@ func newTrainCmd() *cobra.Command {
 	f.StringVar(&optimizer, "optimizer", "adam", "adam or sgd (momentum 0.9)")
 	f.Uint64Var(&seed, "seed", 1, "seed for weights, shuffling and the data split")
 	f.IntVar(&workers, "workers", 2, "goroutines per mini-batch")
-	f.IntVar(&limit, "limit", 0, "use at most this many training images (0 = all)")
+	f.IntVar(&limit, "limit", 0, "use at most this many training images, and for mnist/fashion-mnist a sixth as many test images (0 = all)")
 	f.StringVar(&out, "out", "model.onnx", "output ONNX file (the sidecar goes beside it as .json)")
 	return cmd
 }
