@@ -23,7 +23,8 @@
 // with shapes for the graph inputs and outputs. Its output for the PP-OCR
 // classifier — whole, after model.Simplify, and cut into head and tail at
 // every single-tensor boundary — runs in ONNX Runtime 1.30 with the same
-// results (see ortref_test.go, run with -tags ortref).
+// results (see ortref_test.go; it needs cgo and the library that
+// scripts/fetch-models.sh caches, and skips without it).
 //
 // The tests compare edgesplit with ONNX's own backend test data (Debian
 // package libonnx-testdata; TestConformance, run with -v for the list of
