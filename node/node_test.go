@@ -234,8 +234,9 @@ func TestConcurrentRequestsWithChurn(t *testing.T) {
 		answered, clients, served, fallbacks, lat[len(lat)/2], lat[len(lat)*99/100])
 }
 
-// TestInferAPIBadInput: bad bodies get clear 4xx errors, never a panic or a
-// huge allocation.
+// TestInferAPIBadInput: bad bodies and parameters get 4xx errors whose
+// message says what is wrong, never a 500, a panic or a huge allocation; a
+// request whose own deadline passes gets a 504 naming the deadline.
 func TestInferAPIBadInput(t *testing.T) {
 	lc, _ := startTestCluster(t, 1, "auto")
 	h := lc.Edges[0].Handler()
@@ -243,35 +244,36 @@ func TestInferAPIBadInput(t *testing.T) {
 	ihdr := []byte{'I', 'H', 'D', 'R', 0, 1, 0x86, 0xa0, 0, 1, 0x86, 0xa0, 8, 0, 0, 0, 0}
 	hugePNG := append([]byte("\x89PNG\r\n\x1a\n\x00\x00\x00\x0d"), ihdr...)
 	hugePNG = binary.BigEndian.AppendUint32(hugePNG, crc32.ChecksumIEEE(ihdr))
+	good := func() []byte { return npyBytes(t, randInput(1, []int{1, 1, 28, 28})) }
 	for _, tc := range []struct {
 		name, query string
 		body        []byte
 		code        int
+		want        string // in the error message
 	}{
-		{"garbage", "", []byte("hello"), http.StatusBadRequest},
-		{"huge image", "", hugePNG, http.StatusBadRequest}, // refused from its header
-		{"npy of the wrong shape", "", npyBytes(t, randInput(1, []int{1, 3, 8, 8})), http.StatusBadRequest},
-		{"unknown model", "?model=nope", []byte("x"), http.StatusNotFound},
-		{"bad deadline", "?deadline=-5s", npyBytes(t, randInput(1, []int{1, 1, 28, 28})), http.StatusBadRequest},
-		{"unknown policy", "?policy=magic", npyBytes(t, randInput(1, []int{1, 1, 28, 28})), http.StatusBadRequest},
-		{"unknown codec", "?codec=magic", npyBytes(t, randInput(1, []int{1, 1, 28, 28})), http.StatusBadRequest},
-		{"uncalibrated lossy codec", "?codec=int4-zstd&policy=cloud-only", npyBytes(t, randInput(1, []int{1, 1, 28, 28})), http.StatusBadRequest},
-		{"max_loss not a number", "?max_loss=abc", npyBytes(t, randInput(1, []int{1, 1, 28, 28})), http.StatusBadRequest},
-		{"max_loss out of range", "?max_loss=1.5", npyBytes(t, randInput(1, []int{1, 1, 28, 28})), http.StatusBadRequest},
+		{"garbage", "", []byte("hello"), http.StatusBadRequest, "neither .npy nor a PNG/JPEG image"},
+		{"empty body", "", nil, http.StatusBadRequest, "neither .npy nor a PNG/JPEG image"},
+		{"huge image", "", hugePNG, http.StatusBadRequest, "100000×100000 pixels"}, // refused from its header
+		{"truncated npy", "", []byte("\x93NUMPY"), http.StatusBadRequest, "npy"},
+		{"npy of the wrong shape", "", npyBytes(t, randInput(1, []int{1, 3, 8, 8})), http.StatusBadRequest, "shape [1 3 8 8]"},
+		{"unknown model", "?model=nope", []byte("x"), http.StatusNotFound, `unknown model: \"nope\"`},
+		{"bad deadline", "?deadline=-5s", good(), http.StatusBadRequest, "positive duration"},
+		{"unknown policy", "?policy=magic", good(), http.StatusBadRequest, `unknown policy \"magic\"`},
+		{"bad fixed cut", "?policy=fixed:-1", good(), http.StatusBadRequest, "cut K ≥ 0"},
+		{"unknown codec", "?codec=magic", good(), http.StatusBadRequest, `unknown codec \"magic\"`},
+		{"uncalibrated lossy codec", "?codec=int4-zstd&policy=cloud-only", good(), http.StatusBadRequest, "calibration"},
+		{"max_loss not a number", "?max_loss=abc", good(), http.StatusBadRequest, "max_loss"},
+		{"max_loss out of range", "?max_loss=1.5", good(), http.StatusBadRequest, "out of range"},
+		{"deadline passed", "?deadline=1ns", good(), http.StatusGatewayTimeout, "deadline 1ns passed"},
 	} {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/v1/infer"+tc.query, bytes.NewReader(tc.body)))
-		if rec.Code != tc.code || !strings.Contains(rec.Body.String(), `"error"`) {
-			t.Errorf("%s: %d %s, want %d with an error", tc.name, rec.Code, rec.Body.String(), tc.code)
+		if rec.Code != tc.code || !strings.Contains(rec.Body.String(), `"error"`) || !strings.Contains(rec.Body.String(), tc.want) {
+			t.Errorf("%s: %d %s, want %d with an error naming %q", tc.name, rec.Code, rec.Body.String(), tc.code, tc.want)
 		}
 	}
 	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/v1/infer", bytes.NewReader(hugePNG)))
-	if !strings.Contains(rec.Body.String(), "100000×100000 pixels") {
-		t.Errorf("huge image: %s, want the pixel limit named", rec.Body.String())
-	}
-	rec = httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/v1/infer", bytes.NewReader(npyBytes(t, randInput(2, []int{1, 1, 28, 28})))))
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/v1/infer", bytes.NewReader(good())))
 	if rec.Code != http.StatusOK {
 		t.Fatalf("good request: %d %s", rec.Code, rec.Body.String())
 	}
