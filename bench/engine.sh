@@ -11,7 +11,7 @@ ORT_LIB="$CACHE/libonnxruntime.so.1"
 OUT=bench/out
 mkdir -p "$OUT"
 go build -o "$OUT/edgesplit" ./cmd/edgesplit
-go build -tags ortref -o "$OUT/ortbench" ./bench/ortbench
+go build -o "$OUT/ortbench" ./bench/ortbench
 "$OUT/edgesplit" export --model mobilenetv2 --out "$OUT/mobilenetv2.onnx" >/dev/null
 median() { sed -n 's/.*median_ms=\([0-9.]*\).*/\1/p'; }
 echo "model,edgesplit_median_ms,ort_median_ms,ratio" >"$OUT/engine.csv"

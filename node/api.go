@@ -100,7 +100,9 @@ func ms(d time.Duration) float64 { return float64(d) / 1e6 }
 // handleInfer takes an image (PNG/JPEG) or a .npy body. Query parameters:
 // model, policy, codec, deadline (a Go duration, e.g. 500ms), max_loss (the
 // accuracy budget: the largest allowed loss of top-1 agreement with the
-// unsplit model, a fraction; 0 allows exact codecs only).
+// unsplit model, a fraction; 0 allows exact codecs only). A bad body or
+// parameter is a 400 (404 for an unknown model) naming what is wrong; a
+// request whose deadline passes is a 504.
 func (n *Node) handleInfer(w http.ResponseWriter, r *http.Request) {
 	if n.cfg.Role != RoleEdge {
 		writeJSON(w, http.StatusMisdirectedRequest, apiError{ErrNotEdge.Error()})
@@ -153,14 +155,17 @@ func (n *Node) handleInfer(w http.ResponseWriter, r *http.Request) {
 	}
 	res, err := n.Infer(ctx, req)
 	if err != nil {
-		code := http.StatusInternalServerError
+		code, msg := http.StatusInternalServerError, err.Error()
 		switch {
 		case errors.Is(err, ErrUnknownModel):
 			code = http.StatusNotFound
 		case errors.Is(err, ErrBadRequest):
 			code = http.StatusBadRequest
+		case errors.Is(err, context.DeadlineExceeded) && q.Get("deadline") != "":
+			// Not a server fault: the request's own deadline passed.
+			code, msg = http.StatusGatewayTimeout, fmt.Sprintf("deadline %s passed before the answer: %v", q.Get("deadline"), err)
 		}
-		writeJSON(w, code, apiError{err.Error()})
+		writeJSON(w, code, apiError{msg})
 		return
 	}
 	out := res.Outputs[len(res.Outputs)-1].Data().([]float32)

@@ -48,6 +48,47 @@ func localRun(t testing.TB, m *Model, x *tensor.Dense) []float32 {
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
+// counterValue sums the samples of the counter family name in n's metrics
+// registry whose labels include label=value ("" matches every sample).
+func counterValue(t testing.TB, n *Node, name, label, value string) float64 {
+	t.Helper()
+	fams, err := n.cfg.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, f := range fams {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			match := label == ""
+			for _, l := range m.GetLabel() {
+				match = match || l.GetName() == label && l.GetValue() == value
+			}
+			if match {
+				sum += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return sum
+}
+
+// segmentsServed is how many segments cloud c has run to completion for
+// edges (edgesplit_segments_served_total{code="ok"}).
+func segmentsServed(t testing.TB, c *Node) int {
+	return int(counterValue(t, c, "edgesplit_segments_served_total", "code", "ok"))
+}
+
+// servedByCloud maps each cloud of lc to segmentsServed.
+func servedByCloud(t testing.TB, lc *LocalCluster) map[string]int {
+	m := map[string]int{}
+	for _, c := range lc.Clouds {
+		m[c.Name()] = segmentsServed(t, c)
+	}
+	return m
+}
+
 func startTestCluster(t *testing.T, clouds int, policy string) (*LocalCluster, *Model) {
 	t.Helper()
 	m := testModel(t)
@@ -72,7 +113,9 @@ func TestSplitInferenceMatchesLocal(t *testing.T) {
 	x := randInput(1, m.Graph.Inputs[0].Shape)
 	want := localRun(t, m, x)
 	ctx := context.Background()
+	offloaded := 0
 	for _, pol := range []string{"cloud-only", "fixed:3", "neurosurgeon", "dads", "edge-only", "auto"} {
+		before := servedByCloud(t, lc)
 		res, err := edge.Infer(ctx, InferRequest{Inputs: []*tensor.Dense{x}, Policy: pol, Codec: "lossless"})
 		if err != nil {
 			t.Fatalf("%s: %v", pol, err)
@@ -81,13 +124,53 @@ func TestSplitInferenceMatchesLocal(t *testing.T) {
 		if !slices.Equal(got, want) {
 			t.Errorf("%s (cut %d on %q): output %v, local %v", pol, res.Cut, res.Cloud, got, want)
 		}
-		if pol == "cloud-only" && (res.Cloud == "" || res.Cut != 0 || res.BytesSent == 0) {
-			t.Errorf("cloud-only: ran cut %d on %q sending %d bytes", res.Cut, res.Cloud, res.BytesSent)
-		}
-		if pol == "fixed:3" && res.Cut != 3 {
-			t.Errorf("fixed:3 ran cut %d", res.Cut)
+		// A cloud counts a segment just after sending its answer: give the
+		// count a moment to land.
+		var after map[string]int
+		for wait := time.Now().Add(2 * time.Second); ; time.Sleep(time.Millisecond) {
+			after = servedByCloud(t, lc)
+			if res.Cloud == "" || after[res.Cloud] > before[res.Cloud] || time.Now().After(wait) {
+				break
+			}
 		}
 		t.Logf("%-12s cut=%d cloud=%s bytes=%d predicted=%v measured=%v", pol, res.Cut, res.Cloud, res.BytesSent, res.Predicted, res.Measured.Total)
+		// What the result claims ran where must be what the clouds did:
+		// an offloaded plan sent bytes and its cloud (only) ran one
+		// segment; an edge-only one touched no cloud.
+		for _, c := range lc.Clouds {
+			wantRuns := 0
+			if c.Name() == res.Cloud {
+				wantRuns = 1
+			}
+			if d := after[c.Name()] - before[c.Name()]; d != wantRuns {
+				t.Errorf("%s (cut %d on %q): %s ran %d segments, want %d", pol, res.Cut, res.Cloud, c.Name(), d, wantRuns)
+			}
+		}
+		if res.Cloud != "" {
+			offloaded++
+			if res.BytesSent == 0 || res.Cut >= m.Nodes() || res.Fallback != "" {
+				t.Errorf("%s: offloaded to %q at cut %d sending %d bytes (fallback %q)", pol, res.Cloud, res.Cut, res.BytesSent, res.Fallback)
+			}
+		} else if res.Cut != m.Nodes() || res.BytesSent != 0 {
+			t.Errorf("%s: no cloud, but cut %d of %d and %d bytes sent", pol, res.Cut, m.Nodes(), res.BytesSent)
+		}
+		switch pol {
+		case "cloud-only":
+			if res.Cloud == "" || res.Cut != 0 {
+				t.Errorf("cloud-only: ran cut %d on %q", res.Cut, res.Cloud)
+			}
+		case "fixed:3": // the split path proper: head here, tail on a cloud
+			if res.Cloud == "" || res.Cut != 3 {
+				t.Errorf("fixed:3 ran cut %d on %q", res.Cut, res.Cloud)
+			}
+		case "edge-only":
+			if res.Cloud != "" {
+				t.Errorf("edge-only offloaded to %q", res.Cloud)
+			}
+		}
+	}
+	if offloaded < 2 {
+		t.Errorf("%d requests offloaded, want at least cloud-only and fixed:3", offloaded)
 	}
 	// A lossy codec on an uncalibrated model is refused as a client error
 	// naming why (TestCalibratedLossyCodec runs one that is calibrated).
@@ -145,8 +228,9 @@ func TestConcurrentRequestsWithChurn(t *testing.T) {
 	answered, wrong := 0, 0
 	var lat []time.Duration
 	served := map[string]int{} // cloud name ("" = finished on the edge)
-	fallbacks := 0
+	fallbacks, failedAttempts := 0, 0
 	sent := 0
+	answers := map[[2]int]int{} // (client, request) → answers returned
 	stop := make(chan struct{})
 	for c := range clients {
 		wg.Add(1)
@@ -167,10 +251,12 @@ func TestConcurrentRequestsWithChurn(t *testing.T) {
 					t.Errorf("client %d request %d: %v", c, i, err)
 				} else {
 					answered++
+					answers[[2]int{c, i}]++
 					served[res.Cloud]++
 					if res.Fallback != "" {
 						fallbacks++
 					}
+					failedAttempts += len(res.Errors)
 					lat = append(lat, res.Measured.Total)
 					if !slices.Equal(res.Outputs[len(res.Outputs)-1].Data().([]float32), wants[k]) {
 						wrong++
@@ -219,13 +305,52 @@ func TestConcurrentRequestsWithChurn(t *testing.T) {
 	if served["cloud-3"] == 0 {
 		t.Errorf("the cloud that joined mid-stream served nothing: %v", served)
 	}
+	// Duplicates. Each request must be answered once, and counted once by
+	// the edge; each answer from a cloud must come from a segment that
+	// cloud ran (one run delivered as two answers is a duplicate). A cloud
+	// may run a segment whose answer never arrives (it was killed while
+	// sending it, or the edge gave up on it): the edge then retried, so such
+	// extra runs are at most the failed attempts the answers report.
+	duplicated := 0
+	for _, n := range answers {
+		duplicated += n - 1
+	}
+	if len(answers) != answered || duplicated != 0 {
+		t.Errorf("%d answers for %d distinct requests: %d duplicated", answered, len(answers), duplicated)
+	}
+	if got := int(counterValue(t, edge, "edgesplit_requests_total", "", "")); got != answered {
+		t.Errorf("the edge counted %d requests, %d were answered", got, answered)
+	}
+	var runs map[string]int
+	for wait := time.Now().Add(2 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		// A cloud counts a segment just after sending its answer.
+		runs = servedByCloud(t, lc)
+		short := false
+		for name, n := range served {
+			short = short || name != "" && runs[name] < n
+		}
+		if !short || time.Now().After(wait) {
+			break
+		}
+	}
+	offloaded, extra := answered-served[""], 0
+	for name, n := range runs {
+		if n < served[name] {
+			t.Errorf("%s answered %d requests but ran %d segments: answers duplicated", name, served[name], n)
+		}
+		extra += n - served[name]
+	}
+	if extra > failedAttempts {
+		t.Errorf("clouds ran %d segments for %d offloaded answers: %d extra runs, but only %d attempts failed", extra+offloaded, offloaded, extra, failedAttempts)
+	}
 	slices.Sort(lat)
-	t.Logf("%d requests from %d clients, 0 lost, 0 duplicated, 0 wrong; served by %v; %d retried after a failure; p50 %v p99 %v",
-		answered, clients, served, fallbacks, lat[len(lat)/2], lat[len(lat)*99/100])
+	t.Logf("%d requests from %d clients, 0 lost, %d duplicated, %d wrong; served by %v; clouds ran %v (%d runs whose answer was lost, %d failed attempts); %d retried after a failure; p50 %v p99 %v",
+		answered, clients, duplicated, wrong, served, runs, extra, failedAttempts, fallbacks, lat[len(lat)/2], lat[len(lat)*99/100])
 }
 
-// TestInferAPIBadInput: bad bodies get clear 4xx errors, never a panic or a
-// huge allocation.
+// TestInferAPIBadInput: bad bodies and parameters get 4xx errors whose
+// message says what is wrong, never a 500, a panic or a huge allocation; a
+// request whose own deadline passes gets a 504 naming the deadline.
 func TestInferAPIBadInput(t *testing.T) {
 	lc, _ := startTestCluster(t, 1, "auto")
 	h := lc.Edges[0].Handler()
@@ -233,35 +358,36 @@ func TestInferAPIBadInput(t *testing.T) {
 	ihdr := []byte{'I', 'H', 'D', 'R', 0, 1, 0x86, 0xa0, 0, 1, 0x86, 0xa0, 8, 0, 0, 0, 0}
 	hugePNG := append([]byte("\x89PNG\r\n\x1a\n\x00\x00\x00\x0d"), ihdr...)
 	hugePNG = binary.BigEndian.AppendUint32(hugePNG, crc32.ChecksumIEEE(ihdr))
+	good := func() []byte { return npyBytes(t, randInput(1, []int{1, 1, 28, 28})) }
 	for _, tc := range []struct {
 		name, query string
 		body        []byte
 		code        int
+		want        string // in the error message
 	}{
-		{"garbage", "", []byte("hello"), http.StatusBadRequest},
-		{"huge image", "", hugePNG, http.StatusBadRequest}, // refused from its header
-		{"npy of the wrong shape", "", npyBytes(t, randInput(1, []int{1, 3, 8, 8})), http.StatusBadRequest},
-		{"unknown model", "?model=nope", []byte("x"), http.StatusNotFound},
-		{"bad deadline", "?deadline=-5s", npyBytes(t, randInput(1, []int{1, 1, 28, 28})), http.StatusBadRequest},
-		{"unknown policy", "?policy=magic", npyBytes(t, randInput(1, []int{1, 1, 28, 28})), http.StatusBadRequest},
-		{"unknown codec", "?codec=magic", npyBytes(t, randInput(1, []int{1, 1, 28, 28})), http.StatusBadRequest},
-		{"uncalibrated lossy codec", "?codec=int4-zstd&policy=cloud-only", npyBytes(t, randInput(1, []int{1, 1, 28, 28})), http.StatusBadRequest},
-		{"max_loss not a number", "?max_loss=abc", npyBytes(t, randInput(1, []int{1, 1, 28, 28})), http.StatusBadRequest},
-		{"max_loss out of range", "?max_loss=1.5", npyBytes(t, randInput(1, []int{1, 1, 28, 28})), http.StatusBadRequest},
+		{"garbage", "", []byte("hello"), http.StatusBadRequest, "neither .npy nor a PNG/JPEG image"},
+		{"empty body", "", nil, http.StatusBadRequest, "neither .npy nor a PNG/JPEG image"},
+		{"huge image", "", hugePNG, http.StatusBadRequest, "100000×100000 pixels"}, // refused from its header
+		{"truncated npy", "", []byte("\x93NUMPY"), http.StatusBadRequest, "npy"},
+		{"npy of the wrong shape", "", npyBytes(t, randInput(1, []int{1, 3, 8, 8})), http.StatusBadRequest, "shape [1 3 8 8]"},
+		{"unknown model", "?model=nope", []byte("x"), http.StatusNotFound, `unknown model: \"nope\"`},
+		{"bad deadline", "?deadline=-5s", good(), http.StatusBadRequest, "positive duration"},
+		{"unknown policy", "?policy=magic", good(), http.StatusBadRequest, `unknown policy \"magic\"`},
+		{"bad fixed cut", "?policy=fixed:-1", good(), http.StatusBadRequest, "cut K ≥ 0"},
+		{"unknown codec", "?codec=magic", good(), http.StatusBadRequest, `unknown codec \"magic\"`},
+		{"uncalibrated lossy codec", "?codec=int4-zstd&policy=cloud-only", good(), http.StatusBadRequest, "calibration"},
+		{"max_loss not a number", "?max_loss=abc", good(), http.StatusBadRequest, "max_loss"},
+		{"max_loss out of range", "?max_loss=1.5", good(), http.StatusBadRequest, "out of range"},
+		{"deadline passed", "?deadline=1ns", good(), http.StatusGatewayTimeout, "deadline 1ns passed"},
 	} {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/v1/infer"+tc.query, bytes.NewReader(tc.body)))
-		if rec.Code != tc.code || !strings.Contains(rec.Body.String(), `"error"`) {
-			t.Errorf("%s: %d %s, want %d with an error", tc.name, rec.Code, rec.Body.String(), tc.code)
+		if rec.Code != tc.code || !strings.Contains(rec.Body.String(), `"error"`) || !strings.Contains(rec.Body.String(), tc.want) {
+			t.Errorf("%s: %d %s, want %d with an error naming %q", tc.name, rec.Code, rec.Body.String(), tc.code, tc.want)
 		}
 	}
 	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/v1/infer", bytes.NewReader(hugePNG)))
-	if !strings.Contains(rec.Body.String(), "100000×100000 pixels") {
-		t.Errorf("huge image: %s, want the pixel limit named", rec.Body.String())
-	}
-	rec = httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/v1/infer", bytes.NewReader(npyBytes(t, randInput(2, []int{1, 1, 28, 28})))))
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/v1/infer", bytes.NewReader(good())))
 	if rec.Code != http.StatusOK {
 		t.Fatalf("good request: %d %s", rec.Code, rec.Body.String())
 	}

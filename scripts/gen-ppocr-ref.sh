@@ -10,10 +10,10 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cache=$("$root/scripts/fetch-models.sh")
 cd "$root"
-go run -tags ortref ./model/onnx/internal/refgen \
+go run ./model/onnx/internal/refgen \
 	-model "$cache/ch_ppocr_mobile_v2.0_cls_infer.onnx" \
 	-ort "$cache/libonnxruntime.so.1" \
 	-out model/onnx/testdata/ppocr "$@"
 # Also check, in ONNX Runtime, that edgesplit's ONNX export of the model, of
 # its simplified form and of head/tail pieces runs and matches.
-go test -count=1 -tags ortref -run 'TestORTRunsExport|TestPPOCR' ./model/onnx/
+go test -count=1 -run 'TestORTRunsExport|TestPPOCR' ./model/onnx/

@@ -1,4 +1,4 @@
-//go:build ortref
+//go:build cgo
 
 // Command ortbench times ONNX Runtime (1 intra-op thread, batch 1) on an ONNX
 // model, printing the same line as `edgesplit bench model`:
@@ -7,7 +7,7 @@
 // scripts/fetch-models.sh (-ort defaults to the cached one; set-up is
 // internal/ortref's):
 //
-//	go run -tags ortref ./bench/ortbench -model M.onnx -ort ~/.cache/edgesplit/libonnxruntime.so.1
+//	go run ./bench/ortbench -model M.onnx -ort ~/.cache/edgesplit/libonnxruntime.so.1
 package main
 
 import (

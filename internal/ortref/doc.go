@@ -5,13 +5,18 @@
 // environment, and running a model on float32 tensors with fixed input and
 // output shapes (those model.Simplify infers), single-threaded by default.
 //
-// Everything but this comment is behind the ortref build tag and needs cgo:
+// Everything but this comment needs cgo (it is built when cgo is on, the
+// default where a C compiler is installed); the library itself is loaded at
+// run time, so building needs no ONNX Runtime. Its tests, and the parity
+// tests in model/onnx and model/train, run in plain `go test ./...` once
+// scripts/fetch-models.sh has cached the library, and skip without it —
+// unless EDGESPLIT_REQUIRE_ORT=1 ([RequireEnv], set by .ci/run), which makes
+// a missing library, or a build without cgo, a failure.
 //
-//	scripts/fetch-models.sh
-//	go test -tags ortref ./model/onnx ./model/train
-//
-// It is test and benchmark support only. Only files built with the ortref
-// tag may import it; edgesplit itself never depends on ONNX Runtime.
+// It is test and benchmark support only: besides tests, only the programs
+// bench/ortbench and model/onnx/internal/refgen may import it, which
+// TestOnlyToolsImportORT checks; edgesplit itself never depends on ONNX
+// Runtime.
 //
 // A program calls [Init] once with the path [LibPath] returns (a test calls
 // [InitTest], which skips when the library is not cached), then either [Run] for a one-shot inference or [New] for a

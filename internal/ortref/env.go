@@ -1,4 +1,4 @@
-//go:build ortref
+//go:build cgo
 
 package ortref
 
@@ -99,15 +99,35 @@ func release() {
 	}
 }
 
-// InitTest initialises ONNX Runtime from the cached library ([LibPath]) for
-// the test or benchmark tb, releasing it in tb.Cleanup. It skips tb when the
-// library is not cached and fails it when ONNX Runtime does not start.
-func InitTest(tb testing.TB) {
+// RequireEnv is the environment variable that turns a missing reference
+// into a test failure: with RequireEnv=1 (CI sets it), [LibPathTest] and
+// [InitTest] fail instead of skipping when the library is not cached.
+const RequireEnv = "EDGESPLIT_REQUIRE_ORT"
+
+// Required reports whether RequireEnv is set to 1.
+func Required() bool { return os.Getenv(RequireEnv) == "1" }
+
+// LibPathTest returns [LibPath] for the test or benchmark tb. When the
+// library is not cached it skips tb, or fails it if [Required].
+func LibPathTest(tb testing.TB) string {
 	tb.Helper()
 	lib, err := LibPath()
 	if err != nil {
+		if Required() {
+			tb.Fatalf("%v (%s=1: the ONNX Runtime reference is required)", err, RequireEnv)
+		}
 		tb.Skip(err)
 	}
+	return lib
+}
+
+// InitTest initialises ONNX Runtime from the cached library ([LibPathTest])
+// for the test or benchmark tb, releasing it in tb.Cleanup. It skips tb when
+// the library is not cached (fails it if [Required]) and fails it when ONNX
+// Runtime does not start.
+func InitTest(tb testing.TB) {
+	tb.Helper()
+	lib := LibPathTest(tb)
 	closeORT, err := Init(lib)
 	if err != nil {
 		tb.Fatal(err)

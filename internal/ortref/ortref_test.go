@@ -1,11 +1,13 @@
-//go:build ortref
+//go:build cgo
 
 package ortref_test
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -50,6 +52,44 @@ func TestLibPathNamesPathAndScript(t *testing.T) {
 	}
 	if !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("error %q does not wrap fs.ErrNotExist", err)
+	}
+}
+
+// fakeTB records whether a helper skipped or failed the test, stopping the
+// helper's goroutine as the real ones do.
+type fakeTB struct {
+	testing.TB
+	skipped, failed bool
+	msg             string
+}
+
+func (f *fakeTB) Helper() {}
+func (f *fakeTB) Skip(args ...any) {
+	f.skipped, f.msg = true, fmt.Sprint(args...)
+	runtime.Goexit()
+}
+func (f *fakeTB) Fatalf(format string, args ...any) {
+	f.failed, f.msg = true, fmt.Sprintf(format, args...)
+	runtime.Goexit()
+}
+
+func TestLibPathTestSkipsOrFails(t *testing.T) {
+	t.Setenv("EDGESPLIT_CACHE", t.TempDir())
+	for _, require := range []string{"", "1"} {
+		t.Setenv(ortref.RequireEnv, require)
+		f := &fakeTB{TB: t}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			ortref.LibPathTest(f)
+		}()
+		<-done
+		if want := require == "1"; f.failed != want || f.skipped == want {
+			t.Errorf("%s=%q, no library: failed %v, skipped %v (%s); want failed %v", ortref.RequireEnv, require, f.failed, f.skipped, f.msg, want)
+		}
+		if !strings.Contains(f.msg, "scripts/fetch-models.sh") {
+			t.Errorf("%s=%q: message %q does not name the fetch script", ortref.RequireEnv, require, f.msg)
+		}
 	}
 }
 
@@ -117,10 +157,7 @@ func TestORTSessionReusesBuffers(t *testing.T) {
 // TestORTInitIdempotent checks that nested Init/close pairs share one
 // environment and that it can be brought up again after the last close.
 func TestORTInitIdempotent(t *testing.T) {
-	lib, err := ortref.LibPath()
-	if err != nil {
-		t.Skip(err)
-	}
+	lib := ortref.LibPathTest(t)
 	data := reluAdd(t)
 	run := func() error {
 		_, err := ortref.Run(data, []string{"x"}, []*tensor.Dense{tensor.New(tensor.WithShape(2, 3), tensor.WithBacking(make([]float32, 6)))},

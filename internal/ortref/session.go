@@ -1,4 +1,4 @@
-//go:build ortref
+//go:build cgo
 
 package ortref
 

@@ -23,11 +23,13 @@
 // with shapes for the graph inputs and outputs. Its output for the PP-OCR
 // classifier — whole, after model.Simplify, and cut into head and tail at
 // every single-tensor boundary — runs in ONNX Runtime 1.30 with the same
-// results (see ortref_test.go, run with -tags ortref).
+// results (see ortref_test.go; it needs cgo and the library that
+// scripts/fetch-models.sh caches, and skips without it).
 //
-// The tests compare edgesplit with ONNX's own backend test data (Debian
-// package libonnx-testdata; TestConformance, run with -v for the list of
-// cases run and skipped) and with ONNX Runtime's outputs for the PP-OCR
+// The tests compare edgesplit with ONNX's own backend test data (a subset
+// vendored in testdata/conformance, and all of Debian package
+// libonnx-testdata when installed; TestConformance, run with -v for the
+// list of cases run and skipped) and with ONNX Runtime's outputs for the PP-OCR
 // classifier (TestPPOCRMatchesONNXRuntime, after scripts/fetch-models.sh;
 // reference tensors in testdata/ppocr, written by internal/refgen).
 package onnx

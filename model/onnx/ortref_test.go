@@ -1,4 +1,4 @@
-//go:build ortref
+//go:build cgo
 
 package onnx_test
 
@@ -17,7 +17,7 @@ import (
 // runs and gives the reference output: the PP-OCR classifier as imported,
 // after the engine's Simplify (BatchNorm folded, shape arithmetic folded),
 // and split into a head and a tail at every single-tensor boundary K.
-// Needs cgo and scripts/fetch-models.sh; run with -tags ortref.
+// Needs cgo and scripts/fetch-models.sh (skips without the library).
 func TestORTRunsExport(t *testing.T) {
 	path := cachedModel(t, ppocrModel)
 	ortref.InitTest(t)

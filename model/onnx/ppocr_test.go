@@ -20,7 +20,8 @@ import (
 const ppocrModel = "ch_ppocr_mobile_v2.0_cls_infer.onnx"
 
 // cachedModel returns the path of a file fetched by scripts/fetch-models.sh,
-// or skips the test.
+// or skips the test (fails it with EDGESPLIT_REQUIRE_ORT=1, as in CI: the
+// model is part of the reference fetched with ONNX Runtime).
 func cachedModel(t testing.TB, name string) string {
 	dir := os.Getenv("EDGESPLIT_CACHE")
 	if dir == "" {
@@ -33,6 +34,9 @@ func cachedModel(t testing.TB, name string) string {
 	}
 	p := filepath.Join(dir, name)
 	if _, err := os.Stat(p); err != nil {
+		if os.Getenv("EDGESPLIT_REQUIRE_ORT") == "1" {
+			t.Fatalf("%s not cached (run scripts/fetch-models.sh; EDGESPLIT_REQUIRE_ORT=1 requires it): %v", name, err)
+		}
 		t.Skipf("%s not cached (run scripts/fetch-models.sh): %v", name, err)
 	}
 	return p

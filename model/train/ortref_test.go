@@ -1,4 +1,4 @@
-//go:build ortref
+//go:build cgo
 
 package train
 
@@ -18,7 +18,7 @@ import (
 // and checks their logits and probabilities against edgesplit's engine and
 // the trainer's inference pass, within 1e-4, on MNIST test images: the
 // embedded seed-cnn and a briefly trained lenet-exits (three exits).
-// Needs cgo; run with -tags ortref.
+// Needs cgo and scripts/fetch-models.sh (skips without the library).
 func TestORTMatchesTrainer(t *testing.T) {
 	ortref.InitTest(t)
 	sp := mnistSubset(t, 1200)

@@ -1,4 +1,4 @@
-//go:build ortref
+//go:build cgo
 
 // Command refgen writes the reference tensors that model/onnx's PP-OCR test
 // compares edgesplit against: a seeded input and ONNX Runtime's outputs for
@@ -11,10 +11,10 @@
 // those tensors added as graph outputs, which also checks that ONNX Runtime
 // accepts edgesplit's exporter output.
 //
-// It needs cgo and is behind the ortref build tag:
+// It needs cgo (it is built only with cgo on):
 //
 //	scripts/fetch-models.sh
-//	go run -tags ortref ./model/onnx/internal/refgen \
+//	go run ./model/onnx/internal/refgen \
 //	    -model ~/.cache/edgesplit/ch_ppocr_mobile_v2.0_cls_infer.onnx \
 //	    -ort ~/.cache/edgesplit/libonnxruntime.so.1 -out model/onnx/testdata/ppocr
 package main
