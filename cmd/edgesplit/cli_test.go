@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -72,16 +74,16 @@ func TestCAIssueRefusesOverwriteAndBadValidity(t *testing.T) {
 	if _, err := runCLI(t, "ca", "init", "--dir", dir); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := runCLI(t, "ca", "issue", "--dir", dir, "--node", "edge"); err != nil {
+	if _, err := runCLI(t, "ca", "issue", "--dir", dir, "--node", "edge", "--role", "edge"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := runCLI(t, "ca", "issue", "--dir", dir, "--node", "edge"); err == nil || !strings.Contains(err.Error(), "--force") {
+	if _, err := runCLI(t, "ca", "issue", "--dir", dir, "--node", "edge", "--role", "edge"); err == nil || !strings.Contains(err.Error(), "--force") {
 		t.Errorf("second issue: %v, want a refusal naming --force", err)
 	}
-	if _, err := runCLI(t, "ca", "issue", "--dir", dir, "--node", "edge", "--force"); err != nil {
+	if _, err := runCLI(t, "ca", "issue", "--dir", dir, "--node", "edge", "--role", "edge", "--force"); err != nil {
 		t.Errorf("issue --force: %v", err)
 	}
-	if _, err := runCLI(t, "ca", "issue", "--dir", dir, "--node", "other", "--validity", "-1h"); err == nil || !strings.Contains(err.Error(), "--validity") {
+	if _, err := runCLI(t, "ca", "issue", "--dir", dir, "--node", "other", "--role", "cloud", "--validity", "-1h"); err == nil || !strings.Contains(err.Error(), "--validity") {
 		t.Errorf("negative validity: %v", err)
 	}
 }
@@ -100,5 +102,41 @@ func TestExportAndSplitKeepTheSidecar(t *testing.T) {
 		if err != nil || len(sc.Labels) != 10 {
 			t.Errorf("%s: %v, %d labels", f, err, len(sc.Labels))
 		}
+	}
+}
+
+// TestNodeSecureByDefault: a node refuses a key on argv, a certificate for
+// another role, and no gossip key at all unless --insecure-gossip.
+func TestNodeSecureByDefault(t *testing.T) {
+	dir := t.TempDir()
+	ca := filepath.Join(dir, "ca")
+	if _, err := runCLI(t, "ca", "init", "--dir", ca); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runCLI(t, "ca", "issue", "--dir", ca, "--node", "c", "--role", "cloud"); err != nil {
+		t.Fatal(err)
+	}
+	base := []string{"node", "--role", "cloud", "--name", "c", "--ca", ca, "--model", "lenet5", "--bind", "127.0.0.1:0"}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--gossip-key", "000102030405060708090a0b0c0d0e0f"}, "never go on the command line"},
+		{[]string{"--gossip-key-file", filepath.Join(dir, "missing.key")}, "missing.key"},
+	} {
+		if _, err := runCLI(t, append(slices.Clone(base), tc.args...)...); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: %v, want an error naming %q", tc.args, err, tc.want)
+		}
+	}
+	edgeArgs := slices.Clone(base)
+	edgeArgs[2] = "edge"
+	if _, err := runCLI(t, edgeArgs...); err == nil || !strings.Contains(err.Error(), "for role \"cloud\", not edge") {
+		t.Errorf("a cloud certificate for an edge: %v", err)
+	}
+	if err := os.Remove(filepath.Join(ca, "gossip.key")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runCLI(t, base...); err == nil || !strings.Contains(err.Error(), "no gossip key") {
+		t.Errorf("no key: %v, want a refusal", err)
 	}
 }

@@ -105,12 +105,12 @@ func TestMultiProcessCluster(t *testing.T) {
 	dir := t.TempDir()
 	ca := filepath.Join(dir, "ca")
 	run(t, bin, "ca", "init", "--dir", ca)
-	for _, n := range []string{"edge", "cloud1", "cloud2"} {
-		run(t, bin, "ca", "issue", "--dir", ca, "--node", n)
+	for n, role := range map[string]string{"edge": "edge", "cloud1": "cloud", "cloud2": "cloud"} {
+		run(t, bin, "ca", "issue", "--dir", ca, "--node", n, "--role", role)
 	}
 	const mdl = "lenet5"
-	key := "000102030405060708090a0b0c0d0e0f"
-	common := []string{"--ca", ca, "--model", mdl, "--gossip-key", key, "--bind", "127.0.0.1:0"}
+	// The gossip key is the one 'ca init' wrote beside the CA.
+	common := []string{"--ca", ca, "--model", mdl, "--bind", "127.0.0.1:0"}
 	calibX := filepath.Join(dir, "calib.npy")
 	writeRandomNPY(t, calibX, []int{200, 1, 28, 28})
 	table := filepath.Join(dir, "lenet5.calib.json")

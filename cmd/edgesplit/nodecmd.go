@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
-	"encoding/hex"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -18,7 +20,8 @@ import (
 )
 
 func newNodeCmd() *cobra.Command {
-	var role, name, bind, join, link, device, httpAddr, quicAddr, caDir, gossipKey, policy, codecs string
+	var role, name, bind, join, link, device, httpAddr, quicAddr, caDir, gossipKey, gossipKeyFile, policy, codecs string
+	var insecureGossip bool
 	var models []string
 	var workers int
 	var acc accuracyFlags
@@ -43,7 +46,17 @@ client requests on --http (POST /v1/infer, GET /v1/cluster, GET /metrics).`,
 			}
 			id, err := pki.LoadIdentityDir(caDir, name)
 			if err != nil {
-				return fmt.Errorf("certificate for %s in %s (create with 'edgesplit ca init' and 'ca issue --node %s'): %w", name, caDir, name, err)
+				return fmt.Errorf("certificate for %s in %s (create with 'edgesplit ca init' and 'ca issue --node %s --role %s'): %w", name, caDir, name, role, err)
+			}
+			if id.Role != pki.Role(role) {
+				return fmt.Errorf("the certificate of %s is for role %q, not %s (issue one with 'ca issue --node %s --role %s --force')", name, id.Role, role, name, role)
+			}
+			if gossipKey != "" {
+				return fmt.Errorf("--gossip-key: keys never go on the command line (ps shows it); use --gossip-key-file or $EDGESPLIT_GOSSIP_KEY")
+			}
+			secret, err := loadGossipKey(gossipKeyFile, caDir, insecureGossip)
+			if err != nil {
+				return err
 			}
 			cfg := node.DefaultConfig(name, r)
 			cfg.Identity = id
@@ -67,10 +80,11 @@ client requests on --http (POST /v1/infer, GET /v1/cluster, GET /metrics).`,
 			if cfg.Gossip.BindPort, err = strconv.Atoi(port); err != nil {
 				return fmt.Errorf("--bind %q: bad port", bind)
 			}
-			if gossipKey != "" {
-				if cfg.Gossip.SecretKey, err = hex.DecodeString(gossipKey); err != nil {
-					return fmt.Errorf("--gossip-key: want 32, 48 or 64 hex digits: %w", err)
-				}
+			cfg.Gossip.SecretKey = secret
+			if secret == nil {
+				msg := "INSECURE: gossip is NOT encrypted or authenticated (--insecure-gossip): anyone who reaches the gossip port can join, read every node's metadata and advertise itself"
+				fmt.Fprintln(cmd.ErrOrStderr(), msg)
+				cfg.Logger.Warn(msg)
 			}
 			if link != "" {
 				if cfg.Uplink, cfg.Downlink, err = parseLink(link); err != nil {
@@ -127,7 +141,10 @@ client requests on --http (POST /v1/infer, GET /v1/cluster, GET /metrics).`,
 	f.StringVar(&httpAddr, "http", "", "client API address (edges), e.g. 127.0.0.1:8080")
 	f.StringVar(&quicAddr, "quic", "127.0.0.1:0", "QUIC (UDP) address")
 	f.StringVar(&caDir, "ca", "edgesplit-ca", "folder with ca.crt and this node's NAME.crt/NAME.key")
-	f.StringVar(&gossipKey, "gossip-key", os.Getenv("EDGESPLIT_GOSSIP_KEY"), "gossip encryption key, hex (16, 24 or 32 bytes); default $EDGESPLIT_GOSSIP_KEY")
+	f.StringVar(&gossipKey, "gossip-key", "", "")
+	_ = f.MarkHidden("gossip-key") // refused: a key on argv shows in ps
+	f.StringVar(&gossipKeyFile, "gossip-key-file", "", "file with the gossip encryption key, hex (16, 24 or 32 bytes); default: $EDGESPLIT_GOSSIP_KEY, else CA_DIR/gossip.key (made by 'ca init')")
+	f.BoolVar(&insecureGossip, "insecure-gossip", false, "run gossip without encryption when no key is found (anyone on the network can join; for experiments only)")
 	f.StringVar(&policy, "policy", "auto", "split policy: edge-only, cloud-only, fixed:K, neurosurgeon, dads, auto")
 	f.StringVar(&codecs, "codecs", "", "comma-separated codec presets the scheduler may use (default all)")
 	f.IntVar(&workers, "workers", 1, "segments a cloud runs at once")
@@ -145,4 +162,31 @@ func parseLink(s string) (up, down linkem.LinkSettings, err error) {
 		return up, down, err
 	}
 	return p.Up, p.Down, nil
+}
+
+// loadGossipKey finds the gossip key: --gossip-key-file, else
+// $EDGESPLIT_GOSSIP_KEY (hex), else gossip.key in the CA folder. With none
+// it is an error unless insecure (then nil: unencrypted gossip).
+func loadGossipKey(file, caDir string, insecure bool) ([]byte, error) {
+	if file != "" {
+		return pki.ReadGossipKey(file)
+	}
+	if env := os.Getenv("EDGESPLIT_GOSSIP_KEY"); env != "" {
+		k, err := pki.ParseGossipKey([]byte(env))
+		if err != nil {
+			return nil, fmt.Errorf("$EDGESPLIT_GOSSIP_KEY: %w", err)
+		}
+		return k, nil
+	}
+	def := filepath.Join(caDir, pki.GossipKeyFile)
+	k, err := pki.ReadGossipKey(def)
+	switch {
+	case err == nil:
+		return k, nil
+	case errors.Is(err, fs.ErrNotExist) && insecure:
+		return nil, nil
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("no gossip key: %s does not exist and neither --gossip-key-file nor $EDGESPLIT_GOSSIP_KEY is set ('edgesplit ca init' makes one; --insecure-gossip runs without encryption)", def)
+	}
+	return nil, err
 }

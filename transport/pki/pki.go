@@ -19,13 +19,16 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"math/big"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"time"
 )
 
@@ -145,6 +148,11 @@ func (ca *CA) Pool() *x509.CertPool {
 type IssueOptions struct {
 	// Validity defaults to DefaultNodeValidity; a negative one is an error.
 	Validity time.Duration
+	// Role is what the holder may do in the cluster (RoleEdge, RoleCloud,
+	// RoleClient), carried as a URI SAN (urn:edgesplit:role:ROLE); empty
+	// issues a certificate without a role, which role-checking peers
+	// refuse.
+	Role Role
 	// Overwrite lets IssueToDir replace an existing NAME.crt/NAME.key
 	// (otherwise it fails with ErrExists).
 	Overwrite bool
@@ -171,6 +179,13 @@ func (ca *CA) Issue(node string, opts IssueOptions) (*Identity, error) {
 	if opts.Validity < 0 {
 		return nil, fmt.Errorf("pki: negative validity %v for %s", opts.Validity, node)
 	}
+	var uris []*url.URL
+	if opts.Role != "" {
+		if !opts.Role.valid() {
+			return nil, fmt.Errorf("pki: unknown role %q (want %s, %s or %s)", opts.Role, RoleEdge, RoleCloud, RoleClient)
+		}
+		uris = append(uris, &url.URL{Scheme: "urn", Opaque: roleURNPrefix + string(opts.Role)})
+	}
 	if opts.Validity == 0 {
 		opts.Validity = DefaultNodeValidity
 	}
@@ -189,6 +204,7 @@ func (ca *CA) Issue(node string, opts IssueOptions) (*Identity, error) {
 		SerialNumber: sn,
 		Subject:      pkix.Name{CommonName: node, Organization: []string{"edgesplit"}},
 		DNSNames:     append([]string{node, ClusterDNSName}, opts.DNSNames...),
+		URIs:         uris,
 		NotBefore:    opts.NotBefore,
 		NotAfter:     opts.NotBefore.Add(opts.Validity),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
@@ -204,6 +220,7 @@ func (ca *CA) Issue(node string, opts IssueOptions) (*Identity, error) {
 	}
 	return &Identity{
 		Name:        node,
+		Role:        opts.Role,
 		Certificate: tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: cert},
 		Roots:       ca.Pool(),
 		caPEM:       ca.CertPEM(),
@@ -214,6 +231,8 @@ func (ca *CA) Issue(node string, opts IssueOptions) (*Identity, error) {
 type Identity struct {
 	// Name is the node name (the certificate's common name).
 	Name string
+	// Role is the certificate's role ("" for a certificate without one).
+	Role Role
 	// Certificate holds the node's chain and private key.
 	Certificate tls.Certificate
 	// Roots holds the cluster CA.
@@ -261,6 +280,7 @@ func LoadIdentity(certPEM, keyPEM, caPEM []byte) (*Identity, error) {
 	}
 	return &Identity{
 		Name:        cert.Subject.CommonName,
+		Role:        RoleOf(cert),
 		Certificate: tls.Certificate{Certificate: [][]byte{cert.Raw}, PrivateKey: key, Leaf: cert},
 		Roots:       pool,
 		caPEM:       caPEM,
@@ -316,6 +336,9 @@ func keyPEM(k *ecdsa.PrivateKey) ([]byte, error) {
 const (
 	CACertFile = "ca.crt"
 	CAKeyFile  = "ca.key"
+	// GossipKeyFile holds the cluster's gossip encryption key (32 random
+	// bytes, hex), made by InitDir beside the CA.
+	GossipKeyFile = "gossip.key"
 )
 
 // InitDir creates a new CA in dir (created if missing) as ca.crt and ca.key.
@@ -343,7 +366,43 @@ func InitDir(dir string, opts CAOptions) (*CA, error) {
 	if err := writeFile(filepath.Join(dir, CACertFile), ca.certPEM, 0o644); err != nil {
 		return nil, err
 	}
+	if _, err := os.Stat(filepath.Join(dir, GossipKeyFile)); err == nil {
+		return ca, nil // keep the cluster's key
+	}
+	var gk [32]byte
+	if _, err := rand.Read(gk[:]); err != nil {
+		return nil, fmt.Errorf("pki: gossip key: %w", err)
+	}
+	if err := writeFile(filepath.Join(dir, GossipKeyFile), []byte(hex.EncodeToString(gk[:])+"\n"), 0o600); err != nil {
+		return nil, err
+	}
 	return ca, nil
+}
+
+// ParseGossipKey decodes a gossip key written as hex (16, 24 or 32 bytes:
+// AES-128/192/256), surrounding white space ignored.
+func ParseGossipKey(text []byte) ([]byte, error) {
+	k, err := hex.DecodeString(strings.TrimSpace(string(text)))
+	if err != nil {
+		return nil, fmt.Errorf("pki: gossip key is not hex: %w", err)
+	}
+	if n := len(k); n != 16 && n != 24 && n != 32 {
+		return nil, fmt.Errorf("pki: gossip key is %d bytes, want 16, 24 or 32", n)
+	}
+	return k, nil
+}
+
+// ReadGossipKey reads a gossip key file (see ParseGossipKey).
+func ReadGossipKey(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("pki: %w", err)
+	}
+	k, err := ParseGossipKey(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return k, nil
 }
 
 // LoadDir loads the CA in dir.
@@ -483,3 +542,66 @@ func VerifyPeer(chain []*x509.Certificate, roots *x509.CertPool, usage x509.ExtK
 
 // PeerName returns the node name a certificate was issued to.
 func PeerName(c *x509.Certificate) string { return c.Subject.CommonName }
+
+// Role is what a certificate's holder may do in the cluster.
+type Role string
+
+// Roles.
+const (
+	// RoleEdge: an edge node (takes client requests, sends segments).
+	RoleEdge Role = "edge"
+	// RoleCloud: a cloud node (runs segments for edges).
+	RoleCloud Role = "cloud"
+	// RoleClient: a client of an edge's API.
+	RoleClient Role = "client"
+)
+
+const roleURNPrefix = "edgesplit:role:"
+
+func (r Role) valid() bool { return r == RoleEdge || r == RoleCloud || r == RoleClient }
+
+// ParseRole parses a role name.
+func ParseRole(s string) (Role, error) {
+	r := Role(s)
+	if !r.valid() {
+		return "", fmt.Errorf("pki: unknown role %q (want %s, %s or %s)", s, RoleEdge, RoleCloud, RoleClient)
+	}
+	return r, nil
+}
+
+// RoleOf returns the role a certificate carries ("" when it has none or
+// more than one).
+func RoleOf(c *x509.Certificate) Role {
+	var r Role
+	for _, u := range c.URIs {
+		if u.Scheme != "urn" || !strings.HasPrefix(u.Opaque, roleURNPrefix) {
+			continue
+		}
+		if r != "" {
+			return ""
+		}
+		r = Role(strings.TrimPrefix(u.Opaque, roleURNPrefix))
+	}
+	if !r.valid() {
+		return ""
+	}
+	return r
+}
+
+// ErrWrongRole is wrapped when a peer's certificate lacks the role a
+// connection requires.
+var ErrWrongRole = errors.New("pki: wrong role")
+
+// CheckRole checks that c carries one of roles.
+func CheckRole(c *x509.Certificate, roles ...Role) error {
+	got := RoleOf(c)
+	for _, r := range roles {
+		if got == r {
+			return nil
+		}
+	}
+	if got == "" {
+		return fmt.Errorf("%w: certificate of %q carries no role, want %v", ErrWrongRole, PeerName(c), roles)
+	}
+	return fmt.Errorf("%w: certificate of %q is for role %s, want %v", ErrWrongRole, PeerName(c), got, roles)
+}

@@ -94,3 +94,55 @@ func TestRejects(t *testing.T) {
 		t.Error("CA loaded with a node key")
 	}
 }
+
+func TestRolesAndGossipKey(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := InitDir(dir, CAOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	k, err := ReadGossipKey(filepath.Join(dir, GossipKeyFile))
+	if err != nil || len(k) != 32 {
+		t.Fatalf("gossip key from InitDir: %d bytes, %v", len(k), err)
+	}
+	if st, _ := os.Stat(filepath.Join(dir, GossipKeyFile)); st.Mode().Perm() != 0o600 {
+		t.Errorf("gossip key mode %v", st.Mode())
+	}
+	for _, tc := range []struct {
+		text string
+		ok   bool
+	}{{"000102030405060708090a0b0c0d0e0f\n", true}, {"zz", false}, {"0001", false}, {"", false}} {
+		if _, err := ParseGossipKey([]byte(tc.text)); (err == nil) != tc.ok {
+			t.Errorf("ParseGossipKey(%q): %v", tc.text, err)
+		}
+	}
+	ca, err := LoadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []Role{RoleEdge, RoleCloud, RoleClient} {
+		if _, _, err := IssueToDir(dir, "n-"+string(r), IssueOptions{Role: r}); err != nil {
+			t.Fatal(err)
+		}
+		id, err := LoadIdentityDir(dir, "n-"+string(r))
+		if err != nil || id.Role != r || RoleOf(id.Certificate.Leaf) != r {
+			t.Fatalf("role %s: loaded %v, %v", r, id, err)
+		}
+		if err := CheckRole(id.Certificate.Leaf, r); err != nil {
+			t.Errorf("CheckRole(%s): %v", r, err)
+		}
+	}
+	edge, _ := ca.Issue("e", IssueOptions{Role: RoleEdge})
+	if err := CheckRole(edge.Certificate.Leaf, RoleCloud); !errors.Is(err, ErrWrongRole) {
+		t.Errorf("edge certificate passed for a cloud: %v", err)
+	}
+	none, _ := ca.Issue("x", IssueOptions{})
+	if err := CheckRole(none.Certificate.Leaf, RoleEdge); !errors.Is(err, ErrWrongRole) || none.Role != "" {
+		t.Errorf("a certificate without a role passed: %v", err)
+	}
+	if _, err := ca.Issue("y", IssueOptions{Role: "admin"}); err == nil {
+		t.Error("unknown role issued")
+	}
+	if _, err := ParseRole("admin"); err == nil {
+		t.Error("ParseRole accepted admin")
+	}
+}
