@@ -7,10 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"image"
+	"image/color"
 	_ "image/jpeg" // decoders for POST /v1/infer
 	_ "image/png"
 	"io"
+	"math"
 	"net/http"
+	"runtime"
 	"strconv"
 	"time"
 
@@ -27,6 +30,17 @@ const MaxInferBody = 32 << 20
 // MaxInferPixels limits the size of an image sent to POST /v1/infer, checked
 // from its header before it is decoded (a small file can claim a huge image).
 const MaxInferPixels = 4096 * 4096
+
+// MaxDecodedImageBytes bounds the memory one decoded image may take (width ×
+// height × bytes per pixel of its colour model), checked from the header
+// before decoding: a 137 KB 16-bit PNG can claim 4096×4096×8 = 128 MiB.
+const MaxDecodedImageBytes = 48 << 20
+
+// MaxInflightRequests caps the POST /v1/infer requests one edge serves at
+// once; more get 429 with Retry-After. At most GOMAXPROCS of them decode
+// images at a time, so decoding holds at most GOMAXPROCS ×
+// MaxDecodedImageBytes.
+const MaxInflightRequests = 64
 
 // InferResponse is the JSON answer of POST /v1/infer. Durations are in
 // milliseconds.
@@ -77,11 +91,28 @@ type apiError struct {
 	Error string `json:"error"`
 }
 
+// apiLimits bound the client API's concurrent work.
+type apiLimits struct {
+	inflight chan struct{} // requests being served
+	decode   chan struct{} // images being decoded
+}
+
 // Handler returns the node's client API: POST /v1/infer, GET /v1/cluster,
 // GET /metrics.
 func (n *Node) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1/infer", n.handleInfer)
+	lim := apiLimits{inflight: make(chan struct{}, MaxInflightRequests), decode: make(chan struct{}, runtime.GOMAXPROCS(0))}
+	mux.HandleFunc("POST /v1/infer", func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case lim.inflight <- struct{}{}:
+			defer func() { <-lim.inflight }()
+		default:
+			w.Header().Set("Retry-After", "1")
+			writeJSON(w, http.StatusTooManyRequests, apiError{fmt.Sprintf("over %d requests in flight on this edge; retry later", MaxInflightRequests)})
+			return
+		}
+		n.handleInfer(w, r, lim)
+	})
 	mux.HandleFunc("GET /v1/cluster", n.handleCluster)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(n.cfg.Registry, promhttp.HandlerOpts{}))
 	return mux
@@ -103,7 +134,7 @@ func ms(d time.Duration) float64 { return float64(d) / 1e6 }
 // unsplit model, a fraction; 0 allows exact codecs only). A bad body or
 // parameter is a 400 (404 for an unknown model) naming what is wrong; a
 // request whose deadline passes is a 504.
-func (n *Node) handleInfer(w http.ResponseWriter, r *http.Request) {
+func (n *Node) handleInfer(w http.ResponseWriter, r *http.Request, lim apiLimits) {
 	if n.cfg.Role != RoleEdge {
 		writeJSON(w, http.StatusMisdirectedRequest, apiError{ErrNotEdge.Error()})
 		return
@@ -123,7 +154,13 @@ func (n *Node) handleInfer(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusRequestEntityTooLarge, apiError{fmt.Sprintf("body over %d bytes", MaxInferBody)})
 		return
 	}
+	select {
+	case lim.decode <- struct{}{}:
+	case <-r.Context().Done():
+		return
+	}
 	x, err := decodeInput(body, m)
+	<-lim.decode
 	if err != nil {
 		writeJSON(w, http.StatusBadRequest, apiError{err.Error()})
 		return
@@ -193,6 +230,9 @@ func decodeInput(body []byte, m *Model) (*tensor.Dense, error) {
 		if err := checkInputs(m.Graph.Inputs[:1], []*tensor.Dense{t}); err != nil {
 			return nil, err
 		}
+		if err := checkFinite(t); err != nil {
+			return nil, err
+		}
 		return t, nil
 	}
 	cfg, _, err := image.DecodeConfig(bytes.NewReader(body))
@@ -201,6 +241,10 @@ func decodeInput(body []byte, m *Model) (*tensor.Dense, error) {
 	}
 	if cfg.Width <= 0 || cfg.Height <= 0 || cfg.Width*cfg.Height > MaxInferPixels {
 		return nil, fmt.Errorf("image is %d×%d pixels; at most %d pixels are accepted", cfg.Width, cfg.Height, MaxInferPixels)
+	}
+	if b := int64(cfg.Width) * int64(cfg.Height) * bytesPerPixel(cfg.ColorModel); b > MaxDecodedImageBytes {
+		return nil, fmt.Errorf("image is %d×%d pixels of %d bytes: %d MiB decoded, over the %d MiB accepted",
+			cfg.Width, cfg.Height, bytesPerPixel(cfg.ColorModel), b>>20, MaxDecodedImageBytes>>20)
 	}
 	img, _, err := image.Decode(bytes.NewReader(body))
 	if err != nil {
@@ -215,6 +259,29 @@ func decodeInput(body []byte, m *Model) (*tensor.Dense, error) {
 		return nil, fmt.Errorf("model %s input %v does not take images", m.ID, vi.Shape)
 	}
 	return p.Image(img)
+}
+
+// bytesPerPixel is what a decoded image of colour model cm holds per pixel.
+func bytesPerPixel(cm color.Model) int64 {
+	switch cm {
+	case color.GrayModel, color.AlphaModel:
+		return 1
+	case color.Gray16Model, color.Alpha16Model:
+		return 2
+	case color.RGBA64Model, color.NRGBA64Model:
+		return 8
+	}
+	return 4 // RGBA, NRGBA, paletted (at most), YCbCr (≤ 3)
+}
+
+// checkFinite refuses NaN and ±Inf inputs, naming the first one.
+func checkFinite(t *tensor.Dense) error {
+	for i, v := range t.Data().([]float32) {
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			return fmt.Errorf("input element %d (of shape %v) is %v: inputs must be finite", i, []int(t.Shape()), v)
+		}
+	}
+	return nil
 }
 
 // ClusterMember is one entry of GET /v1/cluster.

@@ -187,7 +187,11 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	if n.httpLn != nil {
-		n.httpSrv = &http.Server{Handler: n.Handler(), ReadHeaderTimeout: 5 * time.Second}
+		// Bounded connections: a slow client cannot hold one open (headers
+		// 5 s, a whole request 30 s, an answer 60 s, idle keep-alive 60 s).
+		n.httpSrv = &http.Server{Handler: n.Handler(), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
+			WriteTimeout: 60 * time.Second, IdleTimeout: 60 * time.Second, MaxHeaderBytes: 64 << 10,
+			ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelWarn)}
 		n.wg.Add(1)
 		go func() {
 			defer n.wg.Done()

@@ -8,6 +8,7 @@ import (
 	"hash/crc32"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -379,6 +380,9 @@ func TestInferAPIBadInput(t *testing.T) {
 		{"max_loss not a number", "?max_loss=abc", good(), http.StatusBadRequest, "max_loss"},
 		{"max_loss out of range", "?max_loss=1.5", good(), http.StatusBadRequest, "out of range"},
 		{"deadline passed", "?deadline=1ns", good(), http.StatusGatewayTimeout, "deadline 1ns passed"},
+		{"NaN input", "", npyBytes(t, withValue(randInput(1, []int{1, 1, 28, 28}), 57, float32(math.NaN()))), http.StatusBadRequest, "input element 57 (of shape [1 1 28 28]) is NaN"},
+		{"Inf input", "", npyBytes(t, withValue(randInput(1, []int{1, 1, 28, 28}), 3, float32(math.Inf(-1)))), http.StatusBadRequest, "is -Inf"},
+		{"16-bit image bomb", "", pngHeader(4096, 2048, 16, 6), http.StatusBadRequest, "64 MiB decoded"}, // RGBA64 claimed by 33 bytes
 	} {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/v1/infer"+tc.query, bytes.NewReader(tc.body)))
@@ -399,4 +403,65 @@ func npyBytes(t *testing.T, x *tensor.Dense) []byte {
 		t.Fatal(err)
 	}
 	return b.Bytes()
+}
+
+// withValue sets element i of t to v.
+func withValue(t *tensor.Dense, i int, v float32) *tensor.Dense {
+	t.Data().([]float32)[i] = v
+	return t
+}
+
+// pngHeader is a PNG signature and IHDR chunk claiming a w×h image of the
+// given bit depth and colour type (6: RGBA), with its CRC.
+func pngHeader(w, h uint32, depth, colour byte) []byte {
+	ihdr := []byte{'I', 'H', 'D', 'R'}
+	ihdr = binary.BigEndian.AppendUint32(ihdr, w)
+	ihdr = binary.BigEndian.AppendUint32(ihdr, h)
+	ihdr = append(ihdr, depth, colour, 0, 0, 0)
+	b := append([]byte("\x89PNG\r\n\x1a\n\x00\x00\x00\x0d"), ihdr...)
+	return binary.BigEndian.AppendUint32(b, crc32.ChecksumIEEE(ihdr))
+}
+
+// TestInferAPIInflightCap: of MaxInflightRequests+1 requests whose bodies
+// are still arriving, exactly one gets 429 with Retry-After at once; when
+// they end, requests are served again.
+func TestInferAPIInflightCap(t *testing.T) {
+	lc, _ := startTestCluster(t, 1, "edge-only")
+	h := lc.Edges[0].Handler()
+	var writers []*io.PipeWriter
+	var wg sync.WaitGroup
+	refused := make(chan *httptest.ResponseRecorder, MaxInflightRequests+1)
+	for range MaxInflightRequests + 1 {
+		pr, pw := io.Pipe()
+		writers = append(writers, pw)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/v1/infer", pr))
+			if rec.Code == http.StatusTooManyRequests {
+				refused <- rec
+			}
+		}()
+	}
+	select {
+	case rec := <-refused:
+		if rec.Header().Get("Retry-After") == "" || !strings.Contains(rec.Body.String(), "in flight") {
+			t.Errorf("429 without Retry-After or reason: %v %s", rec.Header(), rec.Body)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no request refused with more than the cap in flight")
+	}
+	for _, pw := range writers {
+		pw.CloseWithError(errors.New("client gone"))
+	}
+	wg.Wait()
+	if n := len(refused); n != 0 {
+		t.Errorf("%d more requests refused, want exactly one", n)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/v1/infer", bytes.NewReader(npyBytes(t, randInput(1, []int{1, 1, 28, 28})))))
+	if rec.Code != http.StatusOK {
+		t.Errorf("after the burst: %d %s", rec.Code, rec.Body)
+	}
 }
