@@ -126,10 +126,14 @@ func (l *linkEstimate) observeTimedUp(n int64, d time.Duration) {
 // learnUpload folds in what one upload to the cloud taught (see
 // uploadSample and scheduler.EdgeLearner.ObserveUpload).
 func (l *linkEstimate) learnUpload(n int64, network, down time.Duration, est scheduler.LinkEstimate, meta map[string]string, loaded bool) {
+	l.learnUploadAt(time.Now(), n, network, down, est, meta, loaded)
+}
+
+func (l *linkEstimate) learnUploadAt(at time.Time, n int64, network, down time.Duration, est scheduler.LinkEstimate, meta map[string]string, loaded bool) {
 	u := uploadSample(n, network, down, est, meta, loaded)
 	l.access.mu.Lock()
 	defer l.access.mu.Unlock()
-	l.access.learn.ObserveUpload(l.cloud, time.Now(), u)
+	l.access.learn.ObserveUpload(l.cloud, at, u)
 }
 
 // uploadSample translates what one upload measured into the learning

@@ -103,10 +103,9 @@ type device struct {
 	planTick int64
 	// Learned estimation: what the device has seen of its link, learned
 	// by the rules an edge node learns by (scheduler.EdgeLearner).
-	learn    scheduler.EdgeLearner
+	learn    DeviceLearner
 	learnVer int64 // bumped by every uplink sample; the plan is remade when it moves
 	planVer  int64 // learnVer when the plan was made
-	pingNext int64 // the next ping the device has not fed to learn yet
 }
 
 // planRT is a plan with everything the per-request path needs precomputed.
@@ -578,7 +577,7 @@ func (w *world) arrival(d int32) {
 	c := &w.classes[dv.class]
 	w.ensurePlan(d)
 	if w.learned && dv.plan.edgeOnly && len(w.servers) > 0 {
-		if _, ok := dv.learn.ProbeTarget(simTime(w.now), devicePath); ok {
+		if dv.learn.Probe(w.now) {
 			w.probe(d)
 		}
 	}
@@ -670,17 +669,9 @@ func (w *world) probeDone(ri int32) {
 	dv := &w.devs[r.dev]
 	air := r.upDone - r.upStart
 	w.learnUpload(dv, r.plan.wire, air, r.upStart)
-	dv.learn.ProbeDone(simTime(w.now), time.Duration(air), true)
+	dv.learn.ProbeDone(w.now, air)
 	w.free = append(w.free, ri)
 }
-
-// devicePath names, in a device's learner, its path to the servers: sim
-// gives a device one path shape to every server (its access link and the
-// backhaul), so one path's samples stand for all.
-var devicePath = []string{""}
-
-// simTime is simulated time ns as the learner's clock.
-func simTime(ns int64) time.Time { return time.Unix(0, ns) }
 
 // learnUpload feeds device dv's learner what an upload of n bytes that
 // left at start with airtime air (ns) measured, as a node learns from the
@@ -688,12 +679,10 @@ func simTime(ns int64) time.Time { return time.Unix(0, ns) }
 // scenario's noise on the sample) and the RTT the packets met.
 func (w *world) learnUpload(dv *device, n, air, start int64) {
 	c := &w.classes[dv.class]
-	if rate, ok := w.sampleRate(n, air); ok {
-		dv.learn.ObserveRate(devicePath[0], simTime(w.now), rate, time.Duration(air))
-	}
+	rate, _ := w.sampleRate(n, air)
 	dv.learnVer++
-	w.feedPings(dv, c)
-	dv.learn.ObservePing(devicePath[0], simTime(w.now), w.pathRTT(c, start), false)
+	dv.learn.Pings(w.now, func(t int64) time.Duration { return w.pathRTT(c, t) })
+	dv.learn.Upload(w.now, rate, air, w.pathRTT(c, start))
 }
 
 // sampleRate is the rate of n bytes in air ns, with the scenario's noise;
@@ -702,7 +691,7 @@ func (w *world) sampleRate(n, air int64) (float64, bool) {
 	if n <= 0 || air <= 0 {
 		return 0, false
 	}
-	rate := float64(n) / (float64(air) / 1e9)
+	rate := float64(n) / time.Duration(air).Seconds() // as a node's learner computes it
 	if w.s.Estimation.Noise > 0 {
 		rate *= max(0.05, 1+w.s.Estimation.Noise*w.rng.NormFloat64())
 	}
@@ -713,22 +702,6 @@ func (w *world) sampleRate(n, air int64) (float64, bool) {
 // the backhaul's, each way.
 func (w *world) pathRTT(c *class, t int64) time.Duration {
 	return 2 * time.Duration(c.phase(t).delay+w.bhDelay)
-}
-
-// feedPings feeds device dv's learner the pings a node would have sent by
-// now, one each scheduler.PingInterval from time 0, each measuring the
-// path's RTT. Only the last scheduler.RTTWindow of a run of them can
-// matter: the learner keeps no more.
-func (w *world) feedPings(dv *device, c *class) {
-	pi := int64(scheduler.PingInterval)
-	if dv.pingNext > w.now {
-		return
-	}
-	last := w.now - w.now%pi
-	for t := max(dv.pingNext, last-(scheduler.RTTWindow-1)*pi); t <= last; t += pi {
-		dv.learn.ObservePing(devicePath[0], simTime(t), w.pathRTT(c, t), false)
-	}
-	dv.pingNext = last + pi
 }
 
 func (w *world) toCloud(ri int32, linkDelay int64) {
@@ -919,7 +892,7 @@ func (w *world) done(ri int32, end int64) {
 			// measures the RTT with it.
 			w.learnUpload(dv, p.wire, airtime, r.upStart)
 			if rate, ok := w.sampleRate(c.edge.OutputBytes, r.downEnd-r.downStart); ok {
-				dv.learn.ObserveDown(simTime(w.now), rate, time.Duration(r.downEnd-r.downStart))
+				dv.learn.Download(w.now, rate, r.downEnd-r.downStart)
 			}
 		}
 	}
@@ -1034,26 +1007,22 @@ func (w *world) endToEnd(up, down float64, delay int64) scheduler.LinkEstimate {
 // start of the run (an edge node starts from its configured link); the RTT
 // from its pings and transfers.
 func (w *world) learnedEstimate(dv *device, c *class) scheduler.LinkEstimate {
-	w.feedPings(dv, c)
+	dv.learn.Pings(w.now, func(t int64) time.Duration { return w.pathRTT(c, t) })
 	var prior scheduler.LinkEstimate
-	if dv.learn.Up(devicePath[0]) == 0 {
-		switch c.link {
-		case linkCell:
-			prior.Up = w.cells[c.cell].rate * 1e9
-		case linkTrace:
-			prior.Up = c.traceUp.MeanMbps() * 1e6 / 8
-		default:
-			prior.Up = c.phases[0].up * 1e9
-		}
+	switch c.link {
+	case linkCell:
+		prior.Up = w.cells[c.cell].rate * 1e9
+	case linkTrace:
+		prior.Up = c.traceUp.MeanMbps() * 1e6 / 8
+	default:
+		prior.Up = c.phases[0].up * 1e9
 	}
-	if dv.learn.Down() == 0 {
-		if c.traceDown != nil {
-			prior.Down = c.traceDown.MeanMbps() * 1e6 / 8
-		} else {
-			prior.Down = c.phases[0].down * 1e9
-		}
+	if c.traceDown != nil {
+		prior.Down = c.traceDown.MeanMbps() * 1e6 / 8
+	} else {
+		prior.Down = c.phases[0].down * 1e9
 	}
-	le := dv.learn.Link(devicePath[0], simTime(w.now), prior)
+	le := dv.learn.Estimate(w.now, prior)
 	e := w.endToEnd(le.Up, le.Down, 0)
 	if le.RTT > 0 {
 		e.RTT = le.RTT
