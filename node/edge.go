@@ -260,7 +260,7 @@ func servesVersion(meta Meta, m *Model) bool {
 }
 
 // linkEstimate is what the edge knows of its path to cloud p: the RTT from
-// its pings (see linkEstimate.rtt), the uplink goodput its own
+// its pings and uploads, the uplink goodput its own
 // transfers and probes achieved, the downlink goodput transport measured;
 // the configured access link is the prior for what is not measured yet.
 func (n *Node) linkEstimate(p Peer) scheduler.LinkEstimate {
@@ -274,13 +274,9 @@ func (n *Node) linkEstimate(p Peer) scheduler.LinkEstimate {
 	if le.RTT <= 0 {
 		le.RTT = time.Millisecond
 	}
-	l := n.linkTo(p.Name)
-	if rtt := l.rtt(); rtt > 0 {
-		le.RTT = rtt
-	}
-	if up := l.upRate(); up > 0 {
-		le.Up = up
-	}
+	n.access.mu.Lock()
+	le = n.access.learn.Link(p.Name, time.Now(), le)
+	n.access.mu.Unlock()
 	if est, ok := n.ep.Estimate(p.Meta.QUICAddr); ok && est.RecvGoodput > 0 {
 		le.Down = est.RecvGoodput / 8
 	}
@@ -646,35 +642,31 @@ func (n *Node) maybeProbe(m *Model) {
 	if n.isClosed() {
 		return
 	}
-	now := time.Now()
-	// One probe at a time, to the cloud probed least recently: probes to
-	// all clouds at once would share the access link and each read as a
-	// fraction of it. Banned clouds are probed too, so their estimate is
-	// fresh when the ban ends.
-	var target Peer
-	var last time.Time
-	found := false
-	n.probeMu.Lock()
-	if now.Before(n.nextProbe) {
-		n.probeMu.Unlock()
+	// One probe at a time, to the cloud probed least recently
+	// (scheduler.EdgeLearner.ProbeTarget). Banned clouds are probed too, so
+	// their estimate is fresh when the ban ends.
+	n.access.mu.Lock()
+	due := n.access.learn.ProbeDue(time.Now())
+	n.access.mu.Unlock()
+	if !due {
 		return
 	}
+	var names []string
+	peers := map[string]Peer{}
 	for _, p := range n.members.Peers() {
 		if !p.Alive || p.Meta.Role != RoleCloud || !servesVersion(p.Meta, m) {
 			continue
 		}
-		if t := n.lastProbe[p.Name]; !found || t.Before(last) {
-			target, last, found = p, t, true
-		}
+		names = append(names, p.Name)
+		peers[p.Name] = p
 	}
-	if found {
-		n.nextProbe = now.Add(24 * time.Hour) // in flight; set when it ends
-		n.lastProbe[target.Name] = now
-	}
-	n.probeMu.Unlock()
-	if !found {
+	n.access.mu.Lock()
+	name, ok := n.access.learn.ProbeTarget(time.Now(), names)
+	n.access.mu.Unlock()
+	if !ok {
 		return
 	}
+	target := peers[name]
 	est := n.linkEstimate(target)
 	size := scheduler.ProbeSize(est.Up)
 	n.wg.Add(1)
@@ -683,20 +675,21 @@ func (n *Node) maybeProbe(m *Model) {
 		l := n.linkTo(p.Name)
 		loaded := l.busy()
 		d, meta, err := n.probe(p, l.upload(bytes.NewReader(probePayload[:size])))
-		wait := scheduler.ProbeInterval
+		var air time.Duration
 		if err == nil {
-			air := d - est.RTT
+			air = d - est.RTT
 			if rd, _, ok := parseRecv(meta); ok {
 				air = rd // the cloud's timing of the arrival is the better measure
 			}
-			wait = scheduler.ProbeWait(air)
 		}
-		n.probeMu.Lock()
-		n.nextProbe = time.Now().Add(wait)
-		n.probeMu.Unlock()
+		u := uploadSample(int64(size), d, 0, est, meta, loaded)
+		now := time.Now()
+		n.access.mu.Lock()
+		n.access.learn.ProbeDone(now, air, err == nil)
 		if err == nil {
-			l.learnUpload(int64(size), d, 0, est, meta, loaded)
+			n.access.learn.ObserveUpload(p.Name, now, u)
 		}
+		n.access.mu.Unlock()
 	}(target)
 }
 

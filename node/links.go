@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -15,108 +16,32 @@ import (
 	"gorgonia.org/tensor"
 )
 
-// pingInterval is how often an edge pings each cloud to track the path's
-// round-trip time.
-const pingInterval = 500 * time.Millisecond
-
-// RTT samples: pings, and the RTTs that uploads measured themselves
-// (learnUpload). A sample taken while the edge was handing an upload of its
-// own to QUIC (to any cloud: they share the access link's buffer) is
-// "loaded": it may have queued behind that upload. An estimate keeps the
-// last pingWindow samples; the RTT is the median of the last rttClean
-// unloaded ones, so it follows a longer path within rttClean samples.
-const (
-	pingWindow = 6
-	rttClean   = 3
-	// rttFresh is how recent a path's own clean samples must be to be
-	// preferred over the access link's (see linkEstimate.rtt).
-	rttFresh = time.Second
-)
-
-type ping struct {
-	d      time.Duration
-	at     time.Time
-	loaded bool
-}
-
-// rttRing holds the recent RTT samples of a path or of the access link.
-type rttRing struct {
-	s [pingWindow]ping
-	n int // samples recorded (ring index = n % pingWindow)
-}
-
-func (r *rttRing) add(p ping) {
-	r.s[r.n%pingWindow] = p
-	r.n++
-}
-
-// clean returns the median of the last rttClean unloaded samples and the
-// time of the oldest of them; ok is false when there are fewer.
-func (r *rttRing) clean() (d time.Duration, oldest time.Time, ok bool) {
-	var c [rttClean]time.Duration
-	k := 0
-	for i := 1; i <= min(r.n, pingWindow) && k < rttClean; i++ { // newest first
-		p := r.s[(r.n-i)%pingWindow]
-		if !p.loaded {
-			c[k] = p.d
-			oldest = p.at
-			k++
-		}
-	}
-	if k < rttClean {
-		return 0, time.Time{}, false
-	}
-	slices.Sort(c[:])
-	return c[rttClean/2], oldest, true
-}
-
-// least is the smallest sample of the window (0 when empty): queueing only
-// ever adds to a sample.
-func (r *rttRing) least() time.Duration {
-	var lo time.Duration
-	for i := 1; i <= min(r.n, pingWindow); i++ {
-		d := r.s[(r.n-i)%pingWindow].d
-		if i == 1 || d < lo {
-			lo = d
-		}
-	}
-	return lo
-}
-
-// linkEstimate is an edge's view of its path to one cloud: the RTT from
-// pings and uploads, the uplink goodput from what its own transfers and
-// probes achieved.
-//
-// Both are learned twice: on this path alone, and on the edge's access link
-// (accessLink: every sample to any cloud counts). The access link is usually
-// every path's bottleneck, so when it changes, the transfers to one cloud
-// tell the edge about all of them, and the planner does not flee to a cloud
-// whose estimate is merely older. The uplink is the path's own estimate
-// scaled by how much the access link's changed since the path's last sample:
-// a change of the radio moves every path alike, and a cloud behind a slower
-// path keeps its ratio to the others. The RTT is the path's own while it has fresh clean samples, the
-// access link's when it has not (a cloud the edge is not sending to, whose
-// pings all queue behind the uploads to another).
+// linkEstimate is an edge's handle on its path to one cloud: the learning
+// rules live in scheduler.EdgeLearner (shared with sim); node adds the I/O
+// (pings, transfers, probes), the wall clock, and the lock.
 type linkEstimate struct {
-	mu       sync.Mutex
-	rtts     rttRing
-	up       scheduler.RateLearner
-	accessAt float64 // the access link's estimate just after up's last sample
-	access   *accessLink
+	cloud  string
+	access *accessLink
 }
 
-// accessLink is what an edge learns of its access link from its traffic to
-// all clouds, and whether it is sending on it.
+// accessLink is what an edge learns of its links to all clouds (one
+// scheduler.EdgeLearner, under mu), and whether it is sending on its access
+// link.
 type accessLink struct {
 	mu      sync.Mutex
-	rtts    rttRing
-	up      scheduler.RateLearner
+	learn   scheduler.EdgeLearner
 	sending int // uploads (transfers, probes) being handed to QUIC
+	anon    int // paths made by newLinkEstimate
 }
 
-// newLinkEstimate returns the estimate of a path through access.
+// newLinkEstimate returns the estimate of a new, unnamed path through
+// access (tests; nodes name theirs by cloud, linkTo).
 func newLinkEstimate(access *accessLink) *linkEstimate {
-	return &linkEstimate{access: access}
+	access.mu.Lock()
+	access.anon++
+	name := "\x00path" + strconv.Itoa(access.anon)
+	access.mu.Unlock()
+	return &linkEstimate{cloud: name, access: access}
 }
 
 // upload wraps the body of a transfer or probe: the edge counts as sending
@@ -168,149 +93,80 @@ func (l *linkEstimate) observePing(d time.Duration, loaded bool) {
 }
 
 func (l *linkEstimate) observePingAt(at time.Time, d time.Duration, loaded bool) {
-	p := ping{d: d, at: at, loaded: loaded}
-	l.mu.Lock()
-	l.rtts.add(p)
-	l.mu.Unlock()
 	l.access.mu.Lock()
-	l.access.rtts.add(p)
-	l.access.mu.Unlock()
+	defer l.access.mu.Unlock()
+	l.access.learn.ObservePing(l.cloud, at, d, loaded)
 }
 
-// rtt is the path's RTT estimate now (see rttAt).
+// rtt is the path's RTT estimate now (see scheduler.EdgeLearner.RTT).
 func (l *linkEstimate) rtt() time.Duration { return l.rttAt(time.Now()) }
 
-// rttAt is the median of the path's last rttClean clean samples when all are
-// within rttFresh of now; else the access link's when its are; else the
-// path's stale median; else the least sample of the path's window; 0 when
-// there is none.
 func (l *linkEstimate) rttAt(now time.Time) time.Duration {
-	l.mu.Lock()
-	own, ownAt, ownOK := l.rtts.clean()
-	least := l.rtts.least()
-	l.mu.Unlock()
-	if ownOK && now.Sub(ownAt) <= rttFresh {
-		return own
-	}
 	l.access.mu.Lock()
-	acc, accAt, accOK := l.access.rtts.clean()
-	l.access.mu.Unlock()
-	switch {
-	case accOK && now.Sub(accAt) <= rttFresh:
-		return acc
-	case ownOK:
-		return own
-	}
-	return least
+	defer l.access.mu.Unlock()
+	return l.access.learn.RTT(l.cloud, now)
 }
 
 // observeUp folds in a transfer of n bytes that took d on the wire, given the
-// current estimate est (bytes/s). The wire time is what was left of the
-// network time after one RTT (the estimate) and the download, so it carries
-// the RTT's jitter: the sample weighs as much as its serialisation at est
-// is long.
+// current estimate est (bytes/s); see scheduler.EdgeLearner.ObserveTransfer.
 func (l *linkEstimate) observeUp(n int64, d time.Duration, est float64) {
-	if n <= 0 || d <= 0 {
-		return
-	}
-	ser := scheduler.RateFullWeight
-	if est > 0 {
-		ser = time.Duration(float64(n) / est * float64(time.Second))
-	}
-	l.observeRate(float64(n)/d.Seconds(), ser)
+	l.access.mu.Lock()
+	defer l.access.mu.Unlock()
+	l.access.learn.ObserveTransfer(l.cloud, time.Now(), n, d, est)
 }
-
-// minTimedBytes is the least a cloud must have timed arriving (after the
-// first read) for its timing to be an uplink sample: three packets, so the
-// rate is not one packet's scheduling noise.
-const minTimedBytes = 3 * 1200
 
 // observeTimedUp folds in n bytes that the cloud saw arrive within d, back
-// to back (recvClock): a sample weighing as much as d is long.
+// to back (recvClock); see scheduler.EdgeLearner.ObserveTimed.
 func (l *linkEstimate) observeTimedUp(n int64, d time.Duration) {
-	if n < minTimedBytes || d <= 0 {
-		return
-	}
-	l.observeRate(float64(n)/d.Seconds(), d)
-}
-
-// observeRate folds an uplink sample into this path's learner and the
-// access link's.
-func (l *linkEstimate) observeRate(rate float64, airtime time.Duration) {
 	l.access.mu.Lock()
-	l.access.up.Observe(rate, airtime)
-	a := l.access.up.Value()
-	l.access.mu.Unlock()
-	l.mu.Lock()
-	l.up.Observe(rate, airtime)
-	l.accessAt = a
-	l.mu.Unlock()
+	defer l.access.mu.Unlock()
+	l.access.learn.ObserveTimed(l.cloud, time.Now(), n, d)
 }
 
-// learnUpload folds in what one upload to the cloud taught: n bytes sent,
-// network the exchange's time less the cloud's own work, down the answer's
-// download at the estimate est (taken before the upload), meta the cloud's
-// response metadata, and loaded whether another upload of the edge's was in
-// flight when it left. When the cloud timed the body's arrival (recvClock),
-// the RTT is what is left of the network time after that arrival, the part
-// that came with the first read (at est) and the download: a sample as clean
-// as an unloaded ping's, so the RTT stays fresh while the edge offloads back
-// to back. The uplink sample is the cloud's timing when it covers enough
-// bytes, else the network time less one RTT and the download.
+// learnUpload folds in what one upload to the cloud taught (see
+// uploadSample and scheduler.EdgeLearner.ObserveUpload).
 func (l *linkEstimate) learnUpload(n int64, network, down time.Duration, est scheduler.LinkEstimate, meta map[string]string, loaded bool) {
-	rd, rb, timed := parseRecv(meta)
-	if !timed || rb > n {
-		rd, rb, timed = 0, 0, false
-	}
-	var first time.Duration
-	if est.Up > 0 {
-		first = time.Duration(float64(n-rb) / est.Up * float64(time.Second))
-	}
-	if rtt := network - rd - first - down; !loaded && rtt > 0 {
-		l.observePing(rtt, false)
-	}
-	if timed && rb >= minTimedBytes {
-		l.observeTimedUp(rb, rd)
-		return
-	}
-	l.observeUp(n, max(network-est.RTT-down, 100*time.Microsecond), est.Up)
+	l.learnUploadAt(time.Now(), n, network, down, est, meta, loaded)
 }
 
-// upRate is the uplink estimate in bytes/s: this path's, scaled by the
-// access link's change since the path's last sample; the access link's
-// when the path has none (0: nothing learned yet).
-func (l *linkEstimate) upRate() float64 {
-	l.mu.Lock()
-	up, at := l.up.Value(), l.accessAt
-	l.mu.Unlock()
+func (l *linkEstimate) learnUploadAt(at time.Time, n int64, network, down time.Duration, est scheduler.LinkEstimate, meta map[string]string, loaded bool) {
+	u := uploadSample(n, network, down, est, meta, loaded)
 	l.access.mu.Lock()
-	a := l.access.up.Value()
-	l.access.mu.Unlock()
-	switch {
-	case up == 0:
-		return a
-	case at > 0 && a > 0:
-		return up * a / at
-	}
-	return up
+	defer l.access.mu.Unlock()
+	l.access.learn.ObserveUpload(l.cloud, at, u)
 }
 
-// linkTo returns the estimate for the named cloud, creating it.
+// uploadSample translates what one upload measured into the learning
+// core's terms: n bytes sent, network the exchange's time less the cloud's
+// own work, down the answer's download at the estimate est (taken before
+// the upload), meta the cloud's response metadata (its timing of the
+// body's arrival, recvClock), and loaded whether another upload of the
+// edge's was in flight when it left.
+func uploadSample(n int64, network, down time.Duration, est scheduler.LinkEstimate, meta map[string]string, loaded bool) scheduler.Upload {
+	u := scheduler.Upload{Bytes: n, Network: network, Down: down, Est: est, Loaded: loaded}
+	if rd, rb, ok := parseRecv(meta); ok {
+		u.RecvTime, u.RecvBytes = rd, rb
+	}
+	return u
+}
+
+// upRate is the uplink estimate in bytes/s (see scheduler.EdgeLearner.Up;
+// 0: nothing learned yet).
+func (l *linkEstimate) upRate() float64 {
+	l.access.mu.Lock()
+	defer l.access.mu.Unlock()
+	return l.access.learn.Up(l.cloud)
+}
+
+// linkTo returns the estimate for the named cloud.
 func (n *Node) linkTo(cloud string) *linkEstimate {
-	n.linksMu.Lock()
-	defer n.linksMu.Unlock()
-	l, ok := n.links[cloud]
-	if !ok {
-		l = newLinkEstimate(&n.access)
-		n.links[cloud] = l
-	}
-	return l
+	return &linkEstimate{cloud: cloud, access: &n.access}
 }
 
-// pingLoop pings every live cloud each pingInterval (edges only).
+// pingLoop pings every live cloud each scheduler.PingInterval (edges only).
 func (n *Node) pingLoop() {
 	defer n.wg.Done()
-	t := time.NewTicker(pingInterval)
+	t := time.NewTicker(scheduler.PingInterval)
 	defer t.Stop()
 	for {
 		select {
@@ -366,9 +222,6 @@ type codecTable struct {
 	codecs []scheduler.CodecModel // CutRatios filled, len = nodes+1
 }
 
-// ratioAlpha weighs a ratio observed on a real send against the table.
-const ratioAlpha = 0.5
-
 // snapshot returns a copy the scheduler can read while sends update the table.
 func (t *codecTable) snapshot() []scheduler.CodecModel {
 	t.mu.Lock()
@@ -380,25 +233,12 @@ func (t *codecTable) snapshot() []scheduler.CodecModel {
 	return out
 }
 
-// observe folds the ratio of one real send at prefix cut k into the table.
+// observe folds the ratio of one real send at prefix cut k into the table
+// (scheduler.ObserveCutRatio).
 func (t *codecTable) observe(codec string, k int, raw, wire int64) {
-	if raw <= 0 || wire <= 0 || k < 0 {
-		return
-	}
-	r := float64(raw) / float64(wire)
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for i := range t.codecs {
-		c := &t.codecs[i]
-		if c.Name != codec || k >= len(c.CutRatios) {
-			continue
-		}
-		if c.CutRatios[k] > 0 {
-			c.CutRatios[k] += ratioAlpha * (r - c.CutRatios[k])
-		} else {
-			c.CutRatios[k] = r
-		}
-	}
+	scheduler.ObserveCutRatio(t.codecs, codec, k, raw, wire)
 }
 
 // newCodecTable measures each codec's ratio at every prefix cut of m: it runs
@@ -490,49 +330,27 @@ func (t *codecTable) calibrate(c *scheduler.Calibration) {
 	t.codecs = c.Apply(t.codecs)
 }
 
-// overheadWindow is how many recent residuals the overhead estimate takes
-// the median of.
-const overheadWindow = 15
+// overheadWindow is scheduler.OverheadWindow, the residuals the overhead
+// estimate takes the median of.
+const overheadWindow = scheduler.OverheadWindow
 
-// maxOverhead bounds the learned per-request overhead. The fixed cost of a
-// request is a fraction of a millisecond; a larger residual is the profile
-// being off (a slower or busier machine than when it was measured), which
-// is not a per-request constant and must not be added to every plan.
-const maxOverhead = 2 * time.Millisecond
-
-// overheadEstimate learns an edge's fixed per-request cost for one model:
-// what an edge-only request takes beyond the profile's compute (request
-// handling, scheduling, timer wake-ups). It is added to every plan alike.
-// It is the median of the last overheadWindow residuals: a fixed cost, seen
-// through a shared host's occasional preemptions (a probe's encryption
-// running beside the request, a GC), which a mean would fold into every
-// prediction.
+// overheadEstimate is an edge's fixed per-request cost for one model
+// (scheduler.OverheadLearner), under a lock.
 type overheadEstimate struct {
-	mu   sync.Mutex
-	ring [overheadWindow]time.Duration
-	n    int // residuals seen (ring index = n % overheadWindow)
+	mu sync.Mutex
+	o  scheduler.OverheadLearner
 }
 
 func (o *overheadEstimate) observe(residual time.Duration) {
-	r := min(max(residual, 0), maxOverhead)
 	o.mu.Lock()
-	o.ring[o.n%overheadWindow] = r
-	o.n++
-	o.mu.Unlock()
+	defer o.mu.Unlock()
+	o.o.Observe(residual)
 }
 
 func (o *overheadEstimate) value() time.Duration {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	k := min(o.n, overheadWindow)
-	if k == 0 {
-		return 0
-	}
-	var buf [overheadWindow]time.Duration
-	w := buf[:k]
-	copy(w, o.ring[:k])
-	slices.Sort(w)
-	return w[k/2]
+	return o.o.Value()
 }
 
 // calibrateOverhead runs model m edge-only a few times at start, as a

@@ -54,12 +54,7 @@ type Node struct {
 	remoteMu  sync.Mutex
 	remote    map[string]remoteProfile // key: peer name + "/" + model id
 	reqID     atomic.Uint64
-	probeMu   sync.Mutex
-	nextProbe time.Time            // when the next link probe is due
-	lastProbe map[string]time.Time // per cloud name: when it was last probed
-	linksMu   sync.Mutex
-	links     map[string]*linkEstimate     // per cloud name
-	access    accessLink                   // what the edge learned of its access link, from all clouds
+	access    accessLink                   // what the edge learned of its links (scheduler.EdgeLearner), and probes
 	tables    map[string]*codecTable       // per model id
 	overheads map[string]*overheadEstimate // per model id
 
@@ -97,8 +92,6 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		bans:      scheduler.NewBanList(scheduler.BanConfig{Base: cfg.BanBase}),
 		autos:     make(map[string]*scheduler.Auto),
 		remote:    make(map[string]remoteProfile),
-		lastProbe: make(map[string]time.Time),
-		links:     make(map[string]*linkEstimate),
 		tables:    make(map[string]*codecTable),
 		overheads: make(map[string]*overheadEstimate),
 		calibs:    make(map[string]*scheduler.Calibration),

@@ -5,9 +5,10 @@ import "time"
 // Learning a link from an edge's own traffic. An edge that offloads learns
 // its uplink from what each of its transfers achieved; one that computes
 // locally sends probes now and then so that a link that got better is
-// noticed. node/ runs these rules on real transfers and sim/ on simulated
-// ones (estimation source "learned"), so a simulated device's view of its
-// link lags and errs the way a real edge's does.
+// noticed. EdgeLearner (edgelearn.go) applies these rules; node/ feeds it
+// real transfers and sim/ simulated ones (estimation source "learned"), so
+// a simulated device's view of its link lags and errs the way a real edge's
+// does.
 const (
 	// RateAlpha weighs each new rate sample: per transfer, not per second
 	// of busy time, so a few transfers on a new link outweigh a long

@@ -71,11 +71,12 @@
 // on the exact state), which costs a full planning per request.
 //
 // With Estimation.Source "learned" a device knows its link only from its
-// own traffic, by an edge node's rules (scheduler.RateLearner, ProbeSize,
-// ProbeWait): the uplink from each transfer's airtime, the downlink from
-// each result's, weighted by airtime (Noise then perturbs each sample); the
-// RTT as of its last transfer or ping (every 500 ms); the link's rates at
-// time 0 until the first sample. While it plans edge-only it sends probes
+// own traffic, by the learning core an edge node uses (scheduler.EdgeLearner,
+// fed through DeviceLearner): the uplink from each transfer's airtime, the
+// downlink from each result's, weighted by airtime (Noise then perturbs each
+// sample); the RTT the median of the last three of its pings (one each
+// scheduler.PingInterval) and transfers; the link's rates at time 0 until
+// the first sample. While it plans edge-only it sends probes
 // (one at a time, sized to its estimate, through its link or cell like any
 // transfer; they count in Summary.Probes, not in the CSV). It re-plans after
 // every sample. Cloud backlogs are still sampled with Interval and Lag. Not

@@ -73,7 +73,7 @@ type EstimationSpec struct {
 	// Source is "sampled" (default): every device sees the world's link
 	// and cloud state as sampled every Interval, Lag old; or "learned":
 	// each device learns its own link from its transfers and probes as an
-	// edge node does (scheduler.RateLearner, ProbeSize, ProbeWait), and
+	// edge node does (scheduler.EdgeLearner, through DeviceLearner), and
 	// only cloud backlogs are sampled.
 	Source   string   `yaml:"source"`
 	Interval Duration `yaml:"interval"` // sampling period; default 1s

@@ -101,12 +101,11 @@ type device struct {
 	policy   scheduler.Policy
 	plan     planRT
 	planTick int64
-	// Learned estimation: what the device has seen of its link.
-	up, down  scheduler.RateLearner
-	learnVer  int64 // bumped by every sample; the plan is remade when it moves
-	planVer   int64 // learnVer when the plan was made
-	nextProbe int64 // when a probe may leave (math.MaxInt64: one is out)
-	rttAt     int64 // when the device last measured its RTT
+	// Learned estimation: what the device has seen of its link, learned
+	// by the rules an edge node learns by (scheduler.EdgeLearner).
+	learn    DeviceLearner
+	learnVer int64 // bumped by every uplink sample; the plan is remade when it moves
+	planVer  int64 // learnVer when the plan was made
 }
 
 // planRT is a plan with everything the per-request path needs precomputed.
@@ -576,8 +575,10 @@ func (w *world) arrival(d int32) {
 	dv := &w.devs[d]
 	c := &w.classes[dv.class]
 	w.ensurePlan(d)
-	if w.learned && dv.plan.edgeOnly && w.now >= dv.nextProbe && len(w.servers) > 0 {
-		w.probe(d)
+	if w.learned && dv.plan.edgeOnly && len(w.servers) > 0 {
+		if dv.learn.Probe(w.now) {
+			w.probe(d)
+		}
 	}
 	ri := w.alloc()
 	r := &w.reqs[ri]
@@ -653,8 +654,6 @@ func (w *world) send(ri int32) {
 // node does while it computes locally: scheduler.ProbeSize of the current
 // estimate, to the first server, which answers at once.
 func (w *world) probe(d int32) {
-	dv := &w.devs[d]
-	dv.nextProbe = math.MaxInt64
 	size := int64(scheduler.ProbeSize(w.linkEstimate(d, false).Up))
 	ri := w.alloc()
 	w.reqs[ri] = request{id: -1, dev: d, arrival: w.now, ready: w.now, exitIdx: -1, oracle: -1, next: -1, probe: true,
@@ -668,28 +667,40 @@ func (w *world) probeDone(ri int32) {
 	r := &w.reqs[ri]
 	dv := &w.devs[r.dev]
 	air := r.upDone - r.upStart
-	w.learnUp(dv, r.plan.wire, air)
-	dv.rttAt = r.upStart
-	dv.nextProbe = w.now + int64(scheduler.ProbeWait(time.Duration(air)))
+	w.learnUpload(dv, r.plan.wire, air, r.upStart)
+	dv.learn.ProbeDone(w.now, air)
 	w.free = append(w.free, ri)
 }
 
-// learnUp folds an uplink transfer of n bytes with airtime air (ns) into
-// device dv's estimate, with the scenario's noise on the sample.
-func (w *world) learnUp(dv *device, n, air int64) {
-	w.learnRate(&dv.up, n, air)
+// learnUpload feeds device dv's learner what an upload of n bytes that
+// left at start with airtime air (ns) measured, as a node learns from the
+// cloud's timing of the body's arrival: the uplink rate (with the
+// scenario's noise on the sample) and the RTT the packets met.
+func (w *world) learnUpload(dv *device, n, air, start int64) {
+	c := &w.classes[dv.class]
+	rate, _ := w.sampleRate(n, air)
 	dv.learnVer++
+	dv.learn.Pings(w.now, func(t int64) time.Duration { return w.pathRTT(c, t) })
+	dv.learn.Upload(w.now, rate, air, w.pathRTT(c, start))
 }
 
-func (w *world) learnRate(l *scheduler.RateLearner, n, air int64) {
+// sampleRate is the rate of n bytes in air ns, with the scenario's noise;
+// ok false when there is none to learn.
+func (w *world) sampleRate(n, air int64) (float64, bool) {
 	if n <= 0 || air <= 0 {
-		return
+		return 0, false
 	}
-	rate := float64(n) / (float64(air) / 1e9)
+	rate := float64(n) / time.Duration(air).Seconds() // as a node's learner computes it
 	if w.s.Estimation.Noise > 0 {
 		rate *= max(0.05, 1+w.s.Estimation.Noise*w.rng.NormFloat64())
 	}
-	l.Observe(rate, time.Duration(air))
+	return rate, true
+}
+
+// pathRTT is the RTT of class c's path at t: its access link's delay and
+// the backhaul's, each way.
+func (w *world) pathRTT(c *class, t int64) time.Duration {
+	return 2 * time.Duration(c.phase(t).delay+w.bhDelay)
 }
 
 func (w *world) toCloud(ri int32, linkDelay int64) {
@@ -877,9 +888,10 @@ func (w *world) done(ri int32, end int64) {
 		if w.learned {
 			// The edge learns from what the transfer achieved, and
 			// measures the RTT with it.
-			w.learnUp(dv, p.wire, airtime)
-			w.learnRate(&dv.down, c.edge.OutputBytes, r.downEnd-r.downStart)
-			dv.rttAt = r.upStart
+			w.learnUpload(dv, p.wire, airtime, r.upStart)
+			if rate, ok := w.sampleRate(c.edge.OutputBytes, r.downEnd-r.downStart); ok {
+				dv.learn.Download(w.now, rate, r.downEnd-r.downStart)
+			}
 		}
 	}
 	if r.exitIdx >= 0 {
@@ -931,10 +943,6 @@ func (w *world) sampleAt(t int64, exact bool) int64 {
 	}
 	return min((t-w.lagNs)/w.tickNs, w.lastTick)
 }
-
-// pingInterval is how often a device measures its RTT when it sends
-// nothing (learned estimation; node pings its clouds as often).
-const pingInterval = int64(500 * time.Millisecond)
 
 // linkEstimate is what device d believes of its link at now.
 func (w *world) linkEstimate(d int32, exact bool) scheduler.LinkEstimate {
@@ -991,31 +999,33 @@ func (w *world) endToEnd(up, down float64, delay int64) scheduler.LinkEstimate {
 	return scheduler.LinkEstimate{RTT: rtt, Up: max(up, 1), Down: max(down, 1)}
 }
 
-// learnedEstimate is what a device learned of its link (Source "learned"):
-// its rate learners, or before their first sample the link's rates at the
+// learnedEstimate is what a device learned of its link (Source "learned"),
+// by an edge node's rules (scheduler.EdgeLearner): the rates its transfers
+// and probes achieved, or before their first sample the link's rates at the
 // start of the run (an edge node starts from its configured link); the RTT
-// as of its last transfer or ping.
+// from its pings and transfers.
 func (w *world) learnedEstimate(dv *device, c *class) scheduler.LinkEstimate {
-	up, down := dv.up.Value(), dv.down.Value()
-	if up == 0 {
-		switch c.link {
-		case linkCell:
-			up = w.cells[c.cell].rate * 1e9
-		case linkTrace:
-			up = c.traceUp.MeanMbps() * 1e6 / 8
-		default:
-			up = c.phases[0].up * 1e9
-		}
+	dv.learn.Pings(w.now, func(t int64) time.Duration { return w.pathRTT(c, t) })
+	var prior scheduler.LinkEstimate
+	switch c.link {
+	case linkCell:
+		prior.Up = w.cells[c.cell].rate * 1e9
+	case linkTrace:
+		prior.Up = c.traceUp.MeanMbps() * 1e6 / 8
+	default:
+		prior.Up = c.phases[0].up * 1e9
 	}
-	if down == 0 {
-		if c.traceDown != nil {
-			down = c.traceDown.MeanMbps() * 1e6 / 8
-		} else {
-			down = c.phases[0].down * 1e9
-		}
+	if c.traceDown != nil {
+		prior.Down = c.traceDown.MeanMbps() * 1e6 / 8
+	} else {
+		prior.Down = c.phases[0].down * 1e9
 	}
-	at := max(dv.rttAt, w.now-w.now%pingInterval)
-	return w.endToEnd(up, down, c.phase(at).delay)
+	le := dv.learn.Estimate(w.now, prior)
+	e := w.endToEnd(le.Up, le.Down, 0)
+	if le.RTT > 0 {
+		e.RTT = le.RTT
+	}
+	return e
 }
 
 // inputs fills w.in for device d, from samples (exact false) or the
