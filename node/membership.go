@@ -71,32 +71,26 @@ type Peer struct {
 	Since time.Time // when this node last saw it change
 }
 
-// EventKind says what happened to a peer.
-type EventKind uint8
+// peerEvent says what happened to a peer.
+type peerEvent uint8
 
 // The membership events.
 const (
-	PeerJoined EventKind = iota + 1
-	PeerUpdated
-	PeerLeft // left or declared dead
+	peerJoined peerEvent = iota + 1
+	peerUpdated
+	peerLeft // left or declared dead
 )
 
-func (k EventKind) String() string {
+func (k peerEvent) String() string {
 	switch k {
-	case PeerJoined:
+	case peerJoined:
 		return "joined"
-	case PeerUpdated:
+	case peerUpdated:
 		return "updated"
-	case PeerLeft:
+	case peerLeft:
 		return "left"
 	}
-	return fmt.Sprintf("EventKind(%d)", uint8(k))
-}
-
-// Event is one change to the membership view.
-type Event struct {
-	Kind EventKind
-	Peer Peer
+	return fmt.Sprintf("peerEvent(%d)", uint8(k))
 }
 
 // Membership is a node's gossip membership: memberlist underneath, a
@@ -113,7 +107,6 @@ type Membership struct {
 	meta     Meta
 	metaB    []byte
 	view     map[string]Peer
-	subs     []chan Event
 	shutdown bool
 }
 
@@ -272,16 +265,6 @@ func (m *Membership) Peer(name string) (Peer, bool) {
 	return p, ok
 }
 
-// Subscribe returns a channel of membership events with room for buf events.
-// Events are dropped, never blocking gossip, when the channel is full.
-func (m *Membership) Subscribe(buf int) <-chan Event {
-	ch := make(chan Event, buf)
-	m.mu.Lock()
-	m.subs = append(m.subs, ch)
-	m.mu.Unlock()
-	return ch
-}
-
 // InstallKey adds a gossip key that this node accepts; UseKey makes an
 // installed key the one it sends with; RemoveKey drops one. Rotation: install
 // the new key on every node, switch each to it, then remove the old.
@@ -327,7 +310,7 @@ func (m *Membership) Shutdown() error {
 
 // observe records a memberlist node event; it runs under memberlist's lock,
 // so it copies what it needs and never blocks.
-func (m *Membership) observe(kind EventKind, n *memberlist.Node) {
+func (m *Membership) observe(kind peerEvent, n *memberlist.Node) {
 	if n.Name == m.cfg.Name {
 		return
 	}
@@ -336,16 +319,9 @@ func (m *Membership) observe(kind EventKind, n *memberlist.Node) {
 		m.logger.Warn("ignoring peer with bad metadata", "peer", n.Name, "err", err)
 		return
 	}
-	p := Peer{Name: n.Name, Addr: n.Address(), Meta: meta, Alive: kind != PeerLeft, Since: time.Now()}
+	p := Peer{Name: n.Name, Addr: n.Address(), Meta: meta, Alive: kind != peerLeft, Since: time.Now()}
 	m.mu.Lock()
 	m.view[n.Name] = p
-	subs := m.subs
-	for _, ch := range subs {
-		select {
-		case ch <- Event{Kind: kind, Peer: p}:
-		default:
-		}
-	}
 	m.mu.Unlock()
 }
 
@@ -367,13 +343,13 @@ func (d *metaDelegate) MergeRemoteState(buf []byte, join bool)     {}
 type eventDelegate Membership
 
 func (d *eventDelegate) NotifyJoin(n *memberlist.Node) {
-	(*Membership)(d).observe(PeerJoined, n)
+	(*Membership)(d).observe(peerJoined, n)
 }
 func (d *eventDelegate) NotifyLeave(n *memberlist.Node) {
-	(*Membership)(d).observe(PeerLeft, n)
+	(*Membership)(d).observe(peerLeft, n)
 }
 func (d *eventDelegate) NotifyUpdate(n *memberlist.Node) {
-	(*Membership)(d).observe(PeerUpdated, n)
+	(*Membership)(d).observe(peerUpdated, n)
 }
 
 var (

@@ -109,18 +109,6 @@ func (m *Model) pieceSet(idx []int) (*pieceRunner, error) {
 	return p, nil
 }
 
-// piece returns the compiled range [from, to).
-func (m *Model) piece(from, to int) (*pieceRunner, error) {
-	if from < 0 || to > m.Nodes() || from >= to {
-		return nil, fmt.Errorf("%w: segment [%d,%d) of model %s (%d nodes)", partition.ErrRange, from, to, m.ID, m.Nodes())
-	}
-	idx := make([]int, 0, to-from)
-	for i := from; i < to; i++ {
-		idx = append(idx, i)
-	}
-	return m.pieceSet(idx)
-}
-
 // pieceRunner runs one piece from any goroutine, with a pool of extractors
 // so concurrent requests don't share an arena.
 type pieceRunner struct {

@@ -77,14 +77,14 @@
 //
 // # Estimators
 //
-// [EWMA] and [LinkEstimator] smooth measured RTT and goodput; [BanList]
-// keeps failed clouds out of the plan for an exponentially growing backoff
-// (15 s first, as Petals does). [Predictor] fits a per-operator-type linear
-// model of latency (Neurosurgeon-style regression on MACs, parameters and
-// input/output bytes) from measured profiles and predicts the profile of a
-// device or model not measured yet.
+// [EdgeLearner] is the edge's one link-learning core (RTT, uplink per
+// cloud and access link, overhead, codec ratios, probe timing and target),
+// clock-injected and I/O-free, used as it is by node (real transfers) and
+// sim (simulated events); [EWMA] smooths a series; [BanList] keeps failed
+// clouds out of the plan for an exponentially growing backoff (15 s first,
+// as Petals does).
 //
 // Planning is pure computation: a decision takes microseconds and allocates
-// little; the stateful pieces ([Auto], [LinkEstimator], [BanList]) are safe
-// for concurrent use, the policies without state are too.
+// little; [Auto] and [BanList] are safe for concurrent use (EdgeLearner is
+// not: its owner locks it), and so are the policies without state.
 package scheduler

@@ -43,65 +43,6 @@ func (e *EWMA) Value() float64 { return e.v }
 // Count is the number of samples seen.
 func (e *EWMA) Count() int { return e.n }
 
-// LinkEstimator smooths RTT and goodput measurements of one path into a
-// LinkEstimate. It is safe for concurrent use.
-type LinkEstimator struct {
-	mu            sync.Mutex
-	prior         LinkEstimate
-	rtt, up, down EWMA
-}
-
-// NewLinkEstimator returns an estimator with smoothing factor alpha (0:
-// 0.3) that reports prior until it has samples.
-func NewLinkEstimator(alpha float64, prior LinkEstimate) *LinkEstimator {
-	l := &LinkEstimator{prior: prior}
-	l.rtt.Alpha, l.up.Alpha, l.down.Alpha = alpha, alpha, alpha
-	return l
-}
-
-// ObserveRTT adds one round-trip sample.
-func (l *LinkEstimator) ObserveRTT(d time.Duration) {
-	if d <= 0 {
-		return
-	}
-	l.mu.Lock()
-	l.rtt.Add(float64(d))
-	l.mu.Unlock()
-}
-
-// ObserveUp adds an uplink goodput sample: n bytes took d to send (without
-// the propagation delay). Samples with d ≤ 0 or n ≤ 0 are ignored.
-func (l *LinkEstimator) ObserveUp(n int64, d time.Duration) { l.observe(&l.up, n, d) }
-
-// ObserveDown adds a downlink goodput sample, like ObserveUp.
-func (l *LinkEstimator) ObserveDown(n int64, d time.Duration) { l.observe(&l.down, n, d) }
-
-func (l *LinkEstimator) observe(e *EWMA, n int64, d time.Duration) {
-	if n <= 0 || d <= 0 {
-		return
-	}
-	l.mu.Lock()
-	e.Add(float64(n) / d.Seconds())
-	l.mu.Unlock()
-}
-
-// Estimate returns the smoothed estimate, the prior for what has no sample.
-func (l *LinkEstimator) Estimate() LinkEstimate {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	e := l.prior
-	if l.rtt.Count() > 0 {
-		e.RTT = time.Duration(l.rtt.Value())
-	}
-	if l.up.Count() > 0 {
-		e.Up = l.up.Value()
-	}
-	if l.down.Count() > 0 {
-		e.Down = l.down.Value()
-	}
-	return e
-}
-
 // BanConfig configures a BanList.
 type BanConfig struct {
 	// Base is the first ban's length; each further consecutive failure

@@ -1,9 +1,6 @@
 package scheduler
 
 import (
-	"math"
-	"math/rand/v2"
-	"sync"
 	"testing"
 	"time"
 
@@ -30,35 +27,6 @@ func TestEWMA(t *testing.T) {
 		if e.Value() != tc.want {
 			t.Errorf("AddWeighted(20, %v) after 10: %v, want %v", tc.w, e.Value(), tc.want)
 		}
-	}
-}
-
-func TestLinkEstimator(t *testing.T) {
-	prior := LinkEstimate{RTT: 50 * time.Millisecond, Up: 1e6, Down: 2e6}
-	l := NewLinkEstimator(0.5, prior)
-	if l.Estimate() != prior {
-		t.Fatal("no samples: want the prior")
-	}
-	l.ObserveUp(1e6, 500*time.Millisecond) // 2 MB/s
-	l.ObserveUp(1e6, 250*time.Millisecond) // 4 MB/s → 3
-	l.ObserveUp(0, time.Second)            // ignored
-	l.ObserveRTT(10 * time.Millisecond)
-	e := l.Estimate()
-	if e.Up != 3e6 || e.RTT != 10*time.Millisecond || e.Down != 2e6 {
-		t.Errorf("got %+v", e)
-	}
-	var wg sync.WaitGroup
-	for i := 0; i < 4; i++ {
-		wg.Go(func() {
-			for j := 0; j < 100; j++ {
-				l.ObserveDown(1000, time.Millisecond)
-				l.Estimate()
-			}
-		})
-	}
-	wg.Wait()
-	if got := l.Estimate().Down; math.Abs(got-1e6) > 1 {
-		t.Errorf("down %v, want 1e6", got)
 	}
 }
 
@@ -104,60 +72,6 @@ func TestBanList(t *testing.T) {
 	b.Prune()
 	if b.Len() != 0 {
 		t.Error("Prune kept an old record")
-	}
-}
-
-func TestPredictor(t *testing.T) {
-	// A device whose true latency is linear per operator type: the fit on
-	// three models predicts a fourth exactly (to rounding); with 5 % noise
-	// the model-level error stays small.
-	coef := map[string][2]float64{"Conv": {2e-3, 0.5}, "Relu": {0, 0.05}, "MaxPool": {0, 0.1}, "Gemm": {1e-2, 0.2}, "Add": {0, 0.1}}
-	device := func(m testModel, rng *rand.Rand, noise float64) *partition.Profile {
-		p := *m.edge
-		p.Nodes = append([]partition.NodeProfile(nil), p.Nodes...)
-		fs := NodeFeatures(&p, m.dag)
-		for i := range p.Nodes {
-			c := coef[p.Nodes[i].Op]
-			ns := 20000 + c[0]*float64(fs[i].MACs) + c[1]*float64(fs[i].InBytes+fs[i].OutBytes)
-			ns *= 1 + noise*(2*rng.Float64()-1)
-			p.Nodes[i].Latency = time.Duration(ns)
-		}
-		p.Device = "pi"
-		return &p
-	}
-	for _, noise := range []float64{0, 0.05} {
-		rng := rand.New(rand.NewPCG(1, 2))
-		pr := &Predictor{Device: "pi"}
-		for _, m := range []testModel{vggLike(), resnetLike(4, 1), resnetLike(6, 2)} {
-			if err := pr.Add(device(m, rng, noise), m.dag); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := pr.Fit(); err != nil {
-			t.Fatal(err)
-		}
-		target := resnetLike(8, 3)
-		truth := device(target, rng, 0)
-		got, err := pr.Predict(target.edge, target.dag)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tot, ptot := truth.TailLatency(0), got.TailLatency(0)
-		rel := math.Abs(float64(ptot-tot)) / float64(tot)
-		t.Logf("noise %.0f%%: true %v, predicted %v (%.2f%% off)", noise*100, tot, ptot, rel*100)
-		if lim := 0.01 + noise; rel > lim {
-			t.Errorf("noise %v: whole-model error %.3f > %.3f", noise, rel, lim)
-		}
-		if got.Device != "pi" {
-			t.Errorf("device %q", got.Device)
-		}
-	}
-	var empty Predictor
-	if err := empty.Fit(); err == nil {
-		t.Error("Fit without samples succeeded")
-	}
-	if _, err := empty.Predict(vggLike().edge, nil); err == nil {
-		t.Error("Predict before Fit succeeded")
 	}
 }
 
