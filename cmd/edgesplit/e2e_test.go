@@ -131,7 +131,7 @@ func TestMultiProcessCluster(t *testing.T) {
 		getJSON(t, base+"/v1/cluster", &members)
 		alive := 0
 		for _, m := range members {
-			if m.Alive && m.Meta.Role == node.RoleCloud {
+			if m.Alive && m.Role == node.RoleCloud {
 				alive++
 			}
 		}
