@@ -136,12 +136,14 @@ func (n *Node) Infer(ctx context.Context, req InferRequest) (*InferResult, error
 			return res, nil
 		}
 		res.Errors = append(res.Errors, fmt.Sprintf("%s: %v", plan.Cloud, err))
+		if ctx.Err() != nil {
+			// The client's own deadline or cancellation: not the
+			// cloud's fault, so no ban.
+			break
+		}
 		ban := n.bans.Fail(plan.Cloud)
 		n.log.Warn("cloud failed; banned", "cloud", plan.Cloud, "for", ban, "err", err)
 		res.Fallback = "retried"
-		if ctx.Err() != nil {
-			break
-		}
 	}
 	// Edge-only, or every cloud tried failed: finish here.
 	if err := n.runLocal(ctx, m, req.Inputs, lastHead, res); err != nil {
@@ -242,6 +244,7 @@ func (n *Node) inputs(ctx context.Context, m *Model, codec string, budget schedu
 			n.log.Debug("no profile from cloud yet", "cloud", p.Name, "err", err)
 			continue
 		}
+		n.bans.Forgive(p.Name, p.Joined) // a restarted cloud starts clean
 		ci := scheduler.CloudInput{ID: p.Name, Profile: prof, Link: n.linkEstimate(p)}
 		ci.Queue = time.Duration(p.Meta.Queue) * time.Duration(p.Meta.ServiceMicros) * time.Microsecond
 		in.Clouds = append(in.Clouds, ci)

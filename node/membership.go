@@ -69,6 +69,9 @@ type Peer struct {
 	Meta  Meta
 	Alive bool
 	Since time.Time // when this node last saw it change
+	// Joined is when this node last saw it join: first contact, or alive
+	// again after it left or was declared dead (a restarted process).
+	Joined time.Time
 }
 
 // peerEvent says what happened to a peer.
@@ -319,8 +322,14 @@ func (m *Membership) observe(kind peerEvent, n *memberlist.Node) {
 		m.logger.Warn("ignoring peer with bad metadata", "peer", n.Name, "err", err)
 		return
 	}
-	p := Peer{Name: n.Name, Addr: n.Address(), Meta: meta, Alive: kind != peerLeft, Since: time.Now()}
+	now := time.Now()
+	p := Peer{Name: n.Name, Addr: n.Address(), Meta: meta, Alive: kind != peerLeft, Since: now}
 	m.mu.Lock()
+	if old, ok := m.view[n.Name]; ok && kind != peerJoined {
+		p.Joined = old.Joined
+	} else {
+		p.Joined = now
+	}
 	m.view[n.Name] = p
 	m.mu.Unlock()
 }

@@ -465,3 +465,36 @@ func TestInferAPIInflightCap(t *testing.T) {
 		t.Errorf("after the burst: %d %s", rec.Code, rec.Body)
 	}
 }
+
+// TestClientDeadlineDoesNotBan: a request whose own deadline passes while a
+// (slow, healthy) cloud works on it fails, but the cloud stays in service.
+func TestClientDeadlineDoesNotBan(t *testing.T) {
+	m := testModel(t)
+	lc, err := StartLocalCluster(context.Background(), LocalClusterConfig{
+		Edges: 1, Clouds: 1, Models: []*Model{m}, Policy: "cloud-only",
+		CloudDevice: Device{Name: "slow-cloud", Slowdown: 400}, // the tail takes tens of ms
+		GossipKey:   []byte("0123456789abcdef"), Logger: quietLogger(),
+		Tune: func(c *Config) { c.ProfileRuns = 1 },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(lc.Kill)
+	edge, cloud := lc.Edges[0], lc.Clouds[0].Name()
+	x := randInput(1, m.Graph.Inputs[0].Shape)
+	res, err := edge.Infer(context.Background(), InferRequest{Inputs: []*tensor.Dense{x}})
+	if err != nil || res.Cloud != cloud {
+		t.Fatalf("warm-up: %v (cloud %q)", err, res.Cloud)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), res.Measured.Total/4)
+	defer cancel()
+	if _, err := edge.Infer(ctx, InferRequest{Inputs: []*tensor.Dense{x}}); err == nil {
+		t.Fatalf("a request with a quarter of the round trip (%v) as deadline succeeded", res.Measured.Total/4)
+	}
+	if edge.bans.Banned(cloud) {
+		t.Errorf("the client's deadline banned %s", cloud)
+	}
+	if res, err := edge.Infer(context.Background(), InferRequest{Inputs: []*tensor.Dense{x}}); err != nil || res.Cloud != cloud {
+		t.Errorf("next request: %v, want it on %s", err, cloud)
+	}
+}

@@ -55,6 +55,7 @@ type BanConfig struct {
 }
 
 type banEntry struct {
+	at       time.Time // the last counted failure
 	until    time.Time
 	failures int
 }
@@ -85,23 +86,40 @@ func NewBanList(cfg BanConfig) *BanList {
 }
 
 // Fail records a failure of id and bans it for Base·2^(consecutive
-// failures−1), capped at Max; it returns the ban's length.
+// failures−1), capped at Max; it returns the ban's length. Failures while
+// id is already banned (the other requests of one outage, in flight when
+// it began) count once: they neither lengthen nor escalate the ban.
 func (b *BanList) Fail(id string) time.Duration {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	now := b.cfg.Now()
 	e := b.entries[id]
 	if e == nil {
 		e = &banEntry{}
 		b.entries[id] = e
 	}
+	if now.Before(e.until) {
+		return e.until.Sub(now)
+	}
 	e.failures++
+	e.at = now
 	d := b.cfg.Base
 	for i := 1; i < e.failures && d < b.cfg.Max; i++ {
 		d *= 2
 	}
 	d = min(d, b.cfg.Max)
-	e.until = b.cfg.Now().Add(d)
+	e.until = now.Add(d)
 	return d
+}
+
+// Forgive forgets id's failures if the last one was before since: a node
+// that restarted (rejoined the cluster) after it failed starts clean.
+func (b *BanList) Forgive(id string, since time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if e := b.entries[id]; e != nil && e.at.Before(since) {
+		delete(b.entries, id)
+	}
 }
 
 // Succeed records a success of id, which forgets its failures.

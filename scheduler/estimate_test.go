@@ -45,7 +45,8 @@ func TestBanList(t *testing.T) {
 		{fail: true, wantDur: 30 * time.Second, banned: true},
 		{advance: 31 * time.Second, banned: false},
 		{fail: true, wantDur: time.Minute, banned: true}, // 60 s
-		{fail: true, wantDur: time.Minute, banned: true}, // capped
+		{advance: 10 * time.Second, fail: true, wantDur: 50 * time.Second, banned: true}, // same outage: counted once
+		{advance: 51 * time.Second, fail: true, wantDur: time.Minute, banned: true},     // capped
 	}
 	for i, s := range steps {
 		now = now.Add(s.advance)
@@ -58,11 +59,22 @@ func TestBanList(t *testing.T) {
 			t.Errorf("step %d: banned=%v, want %v", i, got, s.banned)
 		}
 	}
+	// A restart (rejoin) after the last failure forgives; one before it
+	// does not.
+	b.Forgive("c1", now.Add(-time.Second))
+	if !b.Banned("c1") {
+		t.Error("Forgive with a join before the failure cleared the ban")
+	}
 	cs := []CloudInput{{ID: "c1"}, {ID: "c2"}}
 	b.Apply(cs)
 	if !cs[0].Unavailable || cs[1].Unavailable {
 		t.Errorf("Apply: %+v", cs)
 	}
+	b.Forgive("c1", now.Add(time.Second))
+	if b.Banned("c1") || b.Len() != 0 {
+		t.Error("Forgive with a join after the failure kept the ban")
+	}
+	b.Fail("c1")
 	b.Succeed("c1")
 	if b.Banned("c1") || b.Len() != 0 {
 		t.Error("Succeed did not clear the ban")
