@@ -44,9 +44,9 @@ func TestBanList(t *testing.T) {
 		{advance: 2 * time.Second, banned: false},
 		{fail: true, wantDur: 30 * time.Second, banned: true},
 		{advance: 31 * time.Second, banned: false},
-		{fail: true, wantDur: time.Minute, banned: true}, // 60 s
+		{fail: true, wantDur: time.Minute, banned: true},                                 // 60 s
 		{advance: 10 * time.Second, fail: true, wantDur: 50 * time.Second, banned: true}, // same outage: counted once
-		{advance: 51 * time.Second, fail: true, wantDur: time.Minute, banned: true},     // capped
+		{advance: 51 * time.Second, fail: true, wantDur: time.Minute, banned: true},      // capped
 	}
 	for i, s := range steps {
 		now = now.Add(s.advance)
