@@ -91,6 +91,37 @@ type apiError struct {
 	Error string `json:"error"`
 }
 
+// statusWriter remembers a response's status and, for errors, its body.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+	body []byte
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.code = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	if w.code != http.StatusOK && len(w.body) < 512 {
+		w.body = append(w.body, b[:min(len(b), 512-len(w.body))]...)
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// errMsg is the error an error response carried ("" for a success).
+func (w *statusWriter) errMsg() string {
+	var e apiError
+	if w.code == http.StatusOK || json.Unmarshal(w.body, &e) != nil {
+		return ""
+	}
+	return e.Error
+}
+
 // apiLimits bound the client API's concurrent work.
 type apiLimits struct {
 	inflight chan struct{} // requests being served
@@ -103,15 +134,19 @@ func (n *Node) Handler() http.Handler {
 	mux := http.NewServeMux()
 	lim := apiLimits{inflight: make(chan struct{}, MaxInflightRequests), decode: make(chan struct{}, runtime.GOMAXPROCS(0))}
 	mux.HandleFunc("POST /v1/infer", func(w http.ResponseWriter, r *http.Request) {
+		sw := &statusWriter{ResponseWriter: w}
+		var model string
+		var res *InferResult
+		defer func() { n.auditRequest(r, sw.code, model, res, sw.errMsg()) }()
 		select {
 		case lim.inflight <- struct{}{}:
 			defer func() { <-lim.inflight }()
 		default:
 			w.Header().Set("Retry-After", "1")
-			writeJSON(w, http.StatusTooManyRequests, apiError{fmt.Sprintf("over %d requests in flight on this edge; retry later", MaxInflightRequests)})
+			writeJSON(sw, http.StatusTooManyRequests, apiError{fmt.Sprintf("over %d requests in flight on this edge; retry later", MaxInflightRequests)})
 			return
 		}
-		n.handleInfer(w, r, lim)
+		model, res = n.handleInfer(sw, r, lim)
 	})
 	mux.HandleFunc("GET /v1/cluster", n.handleCluster)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(n.cfg.Registry, promhttp.HandlerOpts{}))
@@ -134,7 +169,9 @@ func ms(d time.Duration) float64 { return float64(d) / 1e6 }
 // unsplit model, a fraction; 0 allows exact codecs only). A bad body or
 // parameter is a 400 (404 for an unknown model) naming what is wrong; a
 // request whose deadline passes is a 504.
-func (n *Node) handleInfer(w http.ResponseWriter, r *http.Request, lim apiLimits) {
+//
+// It returns the model it served and the result, for the audit trail.
+func (n *Node) handleInfer(w http.ResponseWriter, r *http.Request, lim apiLimits) (model string, result *InferResult) {
 	if n.cfg.Role != RoleEdge {
 		writeJSON(w, http.StatusMisdirectedRequest, apiError{ErrNotEdge.Error()})
 		return
@@ -143,8 +180,9 @@ func (n *Node) handleInfer(w http.ResponseWriter, r *http.Request, lim apiLimits
 	m, err := n.model(q.Get("model"))
 	if err != nil {
 		writeJSON(w, http.StatusNotFound, apiError{err.Error()})
-		return
+		return q.Get("model"), nil
 	}
+	model = m.ID
 	body, err := io.ReadAll(io.LimitReader(r.Body, MaxInferBody+1))
 	if err != nil {
 		writeJSON(w, http.StatusBadRequest, apiError{"reading body: " + err.Error()})
@@ -205,6 +243,7 @@ func (n *Node) handleInfer(w http.ResponseWriter, r *http.Request, lim apiLimits
 		writeJSON(w, code, apiError{msg})
 		return
 	}
+	result = res
 	out := res.Outputs[len(res.Outputs)-1].Data().([]float32)
 	writeJSON(w, http.StatusOK, InferResponse{
 		Model: m.ID, Class: res.Class, Label: res.Label, Score: res.Score, Output: out,
@@ -217,6 +256,7 @@ func (n *Node) handleInfer(w http.ResponseWriter, r *http.Request, lim apiLimits
 			"cloud_compute": ms(res.Measured.CloudCompute), "decode": ms(res.Measured.Decode),
 		},
 	})
+	return model, result
 }
 
 // decodeInput reads a .npy tensor or an image preprocessed for m.

@@ -61,6 +61,11 @@ type Config struct {
 	MetaInterval time.Duration
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// Audit, when set, gets one record per client API request (time,
+	// client, model and version, plan, cloud, bytes, outcome) and per
+	// security event (refused request), apart from the operational log;
+	// see NewAuditLog. Nil: no audit trail.
+	Audit *slog.Logger
 	// Registry receives the node's Prometheus metrics. Default: a new
 	// registry of the node's own (served on /metrics).
 	Registry *prometheus.Registry

@@ -120,8 +120,9 @@ func TestMultiProcessCluster(t *testing.T) {
 		t.Fatalf("cloud1 did not write its calibration table: %v", err)
 	}
 	startNode(t, bin, append([]string{"--role", "cloud", "--name", "cloud2", "--join", seed}, common...)...)
+	auditLog := filepath.Join(dir, "audit.log")
 	_, httpAddr := startNode(t, bin, append([]string{"--role", "edge", "--name", "edge", "--join", seed,
-		"--http", "127.0.0.1:0", "--link", "ethernet", "--device", "raspberry-pi-4"}, common...)...)
+		"--http", "127.0.0.1:0", "--link", "ethernet", "--device", "raspberry-pi-4", "--audit-log", auditLog}, common...)...)
 	base := "http://" + httpAddr
 
 	// Gossip: the edge sees both clouds alive.
@@ -214,6 +215,15 @@ func TestMultiProcessCluster(t *testing.T) {
 	resp.Body.Close()
 	if !bytes.Contains(metrics, []byte("edgesplit_requests_total")) {
 		t.Errorf("/metrics lacks edgesplit_requests_total")
+	}
+	// The edge's audit trail has a JSON line per API request, 200s and
+	// refusals alike (the int8 400s above among them).
+	audit, err := os.ReadFile(auditLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := bytes.Count(audit, []byte(`"msg":"request"`)); n < 8 || !bytes.Contains(audit, []byte(`"status":400`)) {
+		t.Errorf("audit log has %d request lines (want ≥ 8, a 400 among them):\n%s", n, audit)
 	}
 }
 

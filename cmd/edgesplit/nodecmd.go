@@ -22,6 +22,7 @@ import (
 func newNodeCmd() *cobra.Command {
 	var role, name, bind, join, link, device, httpAddr, quicAddr, caDir, gossipKey, gossipKeyFile, policy, codecs string
 	var insecureGossip bool
+	var auditPath string
 	var models []string
 	var workers int
 	var acc accuracyFlags
@@ -81,6 +82,14 @@ client requests on --http (POST /v1/infer, GET /v1/cluster, GET /metrics).`,
 				return fmt.Errorf("--bind %q: bad port", bind)
 			}
 			cfg.Gossip.SecretKey = secret
+			if auditPath != "" {
+				audit, closer, err := node.NewAuditLog(node.AuditConfig{Path: auditPath})
+				if err != nil {
+					return err
+				}
+				defer closer.Close()
+				cfg.Audit = audit
+			}
 			if secret == nil {
 				msg := "INSECURE: gossip is NOT encrypted or authenticated (--insecure-gossip): anyone who reaches the gossip port can join, read every node's metadata and advertise itself"
 				fmt.Fprintln(cmd.ErrOrStderr(), msg)
@@ -144,6 +153,7 @@ client requests on --http (POST /v1/infer, GET /v1/cluster, GET /metrics).`,
 	f.StringVar(&gossipKey, "gossip-key", "", "")
 	_ = f.MarkHidden("gossip-key") // refused: a key on argv shows in ps
 	f.StringVar(&gossipKeyFile, "gossip-key-file", "", "file with the gossip encryption key, hex (16, 24 or 32 bytes); default: $EDGESPLIT_GOSSIP_KEY, else CA_DIR/gossip.key (made by 'ca init')")
+	f.StringVar(&auditPath, "audit-log", "", "audit trail: one JSON line per client request and refused request, to FILE (rotated at 100 MB, 10 kept) or - (stdout)")
 	f.BoolVar(&insecureGossip, "insecure-gossip", false, "run gossip without encryption when no key is found (anyone on the network can join; for experiments only)")
 	f.StringVar(&policy, "policy", "auto", "split policy: edge-only, cloud-only, fixed:K, neurosurgeon, dads, auto")
 	f.StringVar(&codecs, "codecs", "", "comma-separated codec presets the scheduler may use (default all)")
