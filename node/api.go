@@ -3,6 +3,7 @@ package node
 import (
 	"bytes"
 	"context"
+	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,6 +24,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"gorgonia.org/tensor"
 )
+
+// openAPI is the API's OpenAPI 3 document (openapi.json), served at
+// GET /v1/openapi.json; a test validates real responses against it.
+//
+//go:embed openapi.json
+var openAPI []byte
 
 // MaxInferBody limits the body of POST /v1/infer.
 const MaxInferBody = 32 << 20
@@ -149,6 +156,10 @@ func (n *Node) Handler() http.Handler {
 		model, res = n.handleInfer(sw, r, lim)
 	})
 	mux.HandleFunc("GET /v1/cluster", n.handleCluster)
+	mux.HandleFunc("GET /v1/openapi.json", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(openAPI)
+	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(n.cfg.Registry, promhttp.HandlerOpts{}))
 	return mux
 }
