@@ -176,7 +176,7 @@ func FuzzHeader(f *testing.F) {
 				t.Fatalf("headers differ: %+v vs %+v", h1, h2)
 			}
 			n := h1.Elements()
-			lo, hi := layoutRange(h1.Transform, h1.Layout, n)
+			lo, hi := layoutRange(h1.Transform, h1.Layout, n, h1.TableLen)
 			if h1.Rank < 1 || h1.Rank > MaxRank || n > lim.MaxElements || n < 1 || b1 != lim.MaxElements-n ||
 				h1.RawLen < lo || h1.RawLen > hi || h1.PayloadLen > lim.MaxBytes {
 				t.Fatalf("accepted invalid header %+v", h1)
