@@ -136,36 +136,34 @@ func latticeTable(tab []float32, p *latp, res []byte) {
 
 // --- encoder side ---
 
-const latSlots = 512 // open-addressing slots for at most 256 distinct values
+const latSlots = 2048 // open-addressing hash slots for at most 256 distinct values (load ≤ 1/8)
 
 // latEntry is one distinct value of a group (a tensor or a channel).
 type latEntry struct {
 	key  uint32 // order-preserving key of the bits
 	bits uint32
 	cnt  int32
-	slot uint16
+	id   uint8 // index in collect's dense arrays (the elements' ids)
 	k    int16 // assigned table index, -1 while unassigned
 	t    int16 // rounded inverse under the candidate being tried, -1 out of range
 }
 
 // latticeEnc is the Encoder's scratch for the exact paths.
 type latticeEnc struct {
-	keys     [latSlots]uint32
-	cnt      [latSlots]int32
-	gen      [latSlots]uint32
-	cur      uint32
-	code     [latSlots]byte // slot → code of the group being written
-	order    [256]uint16    // slots in insertion order
-	ents     []latEntry     // distinct values of the current group (≤ 256)
+	slot     [latSlots]uint16 // hash slot → 1 + dense id, 0 = empty
+	keys     [256]uint32      // dense id → bits
+	cnt      [256]int32       // dense id → count
+	code     [256]byte        // dense id → code of the group being written
+	ents     []latEntry       // distinct values of the current group (≤ 256)
 	ents2    []latEntry
 	sortKeys [256]uint64
-	fin      []int // indices of finite entries in ents, ascending value
+	fin      []int // indices of finite entries in ents
 	gaps     []float64
-	slots    []uint16 // slot of each element of the current group
-	res      []byte   // correction words of the tensor's tables, 4 bytes LE each
-	par      []latp   // parameter sets of the tensor
-	// cache keeps the last parameters that fitted exactly, per channel
-	// (index chans) and per tensor (index 0 of cacheT), tried first next time.
+	ids      []uint8 // dense id of each element of the current group
+	res      []byte  // correction words of the tensor's tables, 4 bytes LE each
+	par      []latp  // parameter sets of the tensor
+	// The last parameters that fitted exactly, per tensor and per channel,
+	// are tried first next time.
 	cacheT  latp
 	okT     bool
 	cacheC  []latp
@@ -185,65 +183,50 @@ func orderKey(b uint32) uint32 {
 
 // collect gathers the distinct values of one group: element runs
 // x[(o·chans + c)·inner :][:inner] for o < outer. It writes each element's
-// slot to s.slots and returns false as soon as there are more than 256.
+// dense id to s.ids and returns false as soon as there are more than 256.
 // The entries come in no particular order (fit sorts them when it needs to).
 func (s *latticeEnc) collect(x []float32, outer, chans, inner, c int) bool {
-	s.cur++
-	if s.cur == 0 { // generation wrapped: forget every stamp
-		clear(s.gen[:])
-		s.cur = 1
-	}
-	cur := s.cur
+	clear(s.slot[:])
 	n := outer * inner
-	if cap(s.slots) < n {
-		s.slots = make([]uint16, n, n+n/8)
+	if cap(s.ids) < n {
+		s.ids = make([]uint8, n, n+n/8)
 	}
-	slots := s.slots[:n]
+	ids := s.ids[:n]
 	nd := 0
 	j := 0
-	var last uint32
-	lastSlot := -1
-	run := int32(0)
 	for o := 0; o < outer; o++ {
 		for _, v := range x[(o*chans+c)*inner:][:inner] {
 			b := math.Float32bits(v)
-			if b == last && lastSlot >= 0 {
-				run++
-				slots[j] = uint16(lastSlot)
-				j++
-				continue
-			}
-			if lastSlot >= 0 {
-				s.cnt[lastSlot] += run
-			}
-			h := int((b * 0x9E3779B1) >> 23)
-			for {
-				if s.gen[h] != cur {
-					if nd == 256 {
-						return false
+			h := (b * 0x9E3779B1) >> 21
+			e := int(s.slot[h])
+			if e == 0 || s.keys[e-1] != b {
+				for {
+					if e == 0 {
+						if nd == 256 {
+							return false
+						}
+						s.slot[h] = uint16(nd + 1)
+						s.keys[nd], s.cnt[nd] = b, 0
+						nd++
+						e = nd
+						break
 					}
-					s.order[nd] = uint16(h)
-					nd++
-					s.gen[h], s.keys[h], s.cnt[h] = cur, b, 0
-					break
+					if s.keys[e-1] == b {
+						break
+					}
+					h = (h + 1) & (latSlots - 1)
+					e = int(s.slot[h])
 				}
-				if s.keys[h] == b {
-					break
-				}
-				h = (h + 1) & (latSlots - 1)
 			}
-			last, lastSlot, run = b, h, 1
-			slots[j] = uint16(h)
+			s.cnt[e-1]++
+			ids[j] = uint8(e - 1)
 			j++
 		}
 	}
-	if lastSlot >= 0 {
-		s.cnt[lastSlot] += run
-	}
 	s.ents = s.ents[:0]
-	for _, h := range s.order[:nd] {
-		b := s.keys[h]
-		s.ents = append(s.ents, latEntry{key: orderKey(b), bits: b, cnt: s.cnt[h], slot: h, k: -1})
+	for id := 0; id < nd; id++ {
+		b := s.keys[id]
+		s.ents = append(s.ents, latEntry{key: orderKey(b), bits: b, cnt: s.cnt[id], id: uint8(id), k: -1})
 	}
 	s.listFinite()
 	return true
@@ -608,7 +591,7 @@ func (s *latticeEnc) groupTable(p *latp, codes []byte, outer, chans, inner, c in
 		if code < 0 {
 			code += p.k
 		}
-		s.code[e.slot] = byte(code)
+		s.code[e.id] = byte(code)
 		if code == 0 {
 			zeroCount = int(e.cnt)
 		}
@@ -619,13 +602,12 @@ func (s *latticeEnc) groupTable(p *latp, codes []byte, outer, chans, inner, c in
 			nres++
 		}
 	}
-	slots := s.slots
 	j := 0
 	for o := 0; o < outer; o++ {
 		run := codes[(o*chans+c)*inner:][:inner]
-		sl := slots[j : j+inner]
+		ids := s.ids[j : j+inner]
 		for i := range run {
-			run[i] = s.code[sl[i]]
+			run[i] = s.code[ids[i]]
 		}
 		j += inner
 	}

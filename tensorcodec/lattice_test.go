@@ -407,3 +407,72 @@ func TestExactPathsSteadyState(t *testing.T) {
 		}
 	}
 }
+
+// exactBenchData are the tensors the exact-path benchmarks run on:
+// 8-bit images through common pipelines, and activations.
+func exactBenchData() []struct {
+	name string
+	t    *tensor.Dense
+} {
+	mean, std := []float32{0.485, 0.456, 0.406}, []float32{0.229, 0.224, 0.225}
+	digits := make([]uint8, 0, 64*784)
+	for i := uint64(0); i < 64; i++ {
+		digits = append(digits, synthPixels(i, 1, 28, 28, true)...)
+	}
+	act := SyntheticActivation(1, 64, 56, 56)
+	// A convolution's output over a blank background: the bias, per channel.
+	bias := append([]float32(nil), act.Float32s()...)
+	for c := 0; c < 64; c++ {
+		for i := c * 3136; i < (c+1)*3136; i++ {
+			if bias[i] == 0 {
+				bias[i] = 0.01*float32(c) - 0.3
+			}
+		}
+	}
+	return []struct {
+		name string
+		t    *tensor.Dense
+	}{
+		{"mnist-batch64-p/255", newDense([]int{64, 1, 28, 28}, pipeline(digits, 1, func(p uint8, _ int) float32 { return float32(p) / 255 }))},
+		{"rgb-224-imagenet-norm", newDense([]int{1, 3, 224, 224}, pipeline(synthPixels(9, 3, 224, 224, false), 3, func(p uint8, c int) float32 {
+			return (float32(p)/255 - mean[c]) / std[c]
+		}))},
+		{"post-relu-64x56x56", act},
+		{"bias-background-64x56x56", newDense(act.Shape(), bias)},
+	}
+}
+
+// BenchmarkExactPaths: encode and decode speed (MB/s of float32) and ratio
+// of the lossless preset with and without the exact paths, on the same data.
+func BenchmarkExactPaths(b *testing.B) {
+	for _, d := range exactBenchData() {
+		raw := 4 * len(d.t.Float32s())
+		for _, exact := range []bool{true, false} {
+			mode := "exact"
+			if !exact {
+				mode = "old"
+			}
+			enc, _ := NewEncoder(WithExactPaths(exact))
+			msg, st, _ := enc.Encode(nil, d.t)
+			b.Run(d.name+"/"+mode+"/encode", func(b *testing.B) {
+				b.SetBytes(int64(raw))
+				b.ReportAllocs()
+				for i := 0; i < b.N; i++ {
+					msg, _, _ = enc.Encode(msg[:0], d.t)
+				}
+				b.ReportMetric(st.Ratio(), "ratio")
+			})
+			b.Run(d.name+"/"+mode+"/decode", func(b *testing.B) {
+				dec, _ := NewDecoder()
+				out, _ := dec.Decode(nil, msg)
+				b.SetBytes(int64(raw))
+				b.ReportAllocs()
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					out, _ = dec.Decode(out, msg)
+				}
+				b.ReportMetric(st.Ratio(), "ratio")
+			})
+		}
+	}
+}
