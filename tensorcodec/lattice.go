@@ -505,30 +505,33 @@ func (s *latticeEnc) spacingCandidates(try func(latp) bool, jb, jt, span int) bo
 		return false
 	}
 	// Image pipelines, k the 8-bit pixel of the lowest value k0:
-	// (k·(1/255) − m)·(1/d) and (k/255 − m)/d.
-	var cs [8]float32
-	for fam := 0; fam < 2; fam++ {
-		var a float32
-		var flags uint8
-		var dEst float64 // the normaliser d (std)
-		if fam == 0 {
-			a, flags = 1.0/255, 0
-			dEst = 1 / (st * 255)
-		} else {
-			a, flags = 255, latDivA|latDivC
-			dEst = 1 / (st * 255)
+	// (k·(1/255) − m)·(1/d) and (k/255 − m)/d, with the normaliser d (std)
+	// snapped to short decimals; for each k0 (0 and the top end first) both
+	// families, every c, then m estimated from the lowest value.
+	type family struct {
+		a     float32
+		flags uint8
+		cs    [4]float32
+		nc    int
+	}
+	var fams [2]family
+	dEst := 1 / (st * 255)
+	for fi := range fams {
+		f := &fams[fi]
+		f.a, f.flags = 1.0/255, 0
+		if fi == 1 {
+			f.a, f.flags = 255, latDivA|latDivC
 		}
-		nc := 0
 		add := func(d float32) {
 			c := d
-			if fam == 0 {
+			if fi == 0 {
 				c = float32(1 / d) // the pipeline multiplies by 1/std computed in float32
 			}
-			if !finite(c) || c == 0 || slices.Contains(cs[:nc], c) || nc == len(cs) {
+			if !finite(c) || c == 0 || slices.Contains(f.cs[:f.nc], c) || f.nc == len(f.cs) {
 				return
 			}
-			cs[nc] = c
-			nc++
+			f.cs[f.nc] = c
+			f.nc++
 		}
 		if math.Abs(dEst-1) < 1e-3 {
 			add(1)
@@ -536,28 +539,27 @@ func (s *latticeEnc) spacingCandidates(try func(latp) bool, jb, jt, span int) bo
 		add(snap(dEst, 4))
 		add(snap(dEst, 3))
 		add(float32(dEst))
-		for i := 0; i < nc; i++ {
-			c := cs[i]
-			p := latp{flags: flags, a: a, c: c}
-			top := 255 - span
-			for k0 := 0; k0 <= top; k0++ {
-				kk := k0 // 0 and the top end first, then the rest
-				if k0 == 1 {
-					kk = top
-				} else if k0 == top && top > 1 {
-					kk = 1
-				}
-				p0 := latp{flags: flags, a: a, c: 1}
-				base := float64(p0.value(kk)) // k0 ⊙ a, m = 0, c = 1
-				var mEst float64
-				if fam == 0 {
-					mEst = base - v0/float64(c)
-				} else {
+	}
+	top := 255 - span
+	for i := 0; i <= top; i++ {
+		k0 := i
+		if i == 1 {
+			k0 = top
+		} else if i == top && top > 1 {
+			k0 = 1
+		}
+		for fi := range fams {
+			f := &fams[fi]
+			p0 := latp{flags: f.flags, a: f.a, c: 1}
+			base := float64(p0.value(k0)) // k0 ⊙ a
+			for _, c := range f.cs[:f.nc] {
+				mEst := base - v0/float64(c)
+				if fi == 1 {
 					mEst = base - v0*float64(c)
 				}
 				var ms [5]float32
 				nm := 0
-				for _, m := range []float32{snap(mEst, 4), snap(mEst, 3), float32(mEst), nextAfter32(float32(mEst), -1), nextAfter32(float32(mEst), 1)} {
+				for _, m := range [5]float32{snap(mEst, 4), snap(mEst, 3), float32(mEst), nextAfter32(float32(mEst), -1), nextAfter32(float32(mEst), 1)} {
 					if math.Abs(mEst) < 1e-6 {
 						m = 0
 					}
@@ -567,8 +569,7 @@ func (s *latticeEnc) spacingCandidates(try func(latp) bool, jb, jt, span int) bo
 					}
 				}
 				for _, m := range ms[:nm] {
-					p.m = m
-					if try(p) {
+					if try(latp{flags: f.flags, a: f.a, m: m, c: c}) {
 						return true
 					}
 				}
