@@ -122,9 +122,10 @@
 //   - none (0): the layout bytes.
 //   - s2 (1): one s2 block (s2.Encode/s2.Decode), whose declared length must equal rawLen.
 //   - zstd (2): one or more concatenated zstd frames (EncodeAll/DecodeAll)
-//     decoding to exactly rawLen bytes together. The lossless preset gives
-//     each part of the layout output whose statistics differ (corrections,
-//     bitmap, each byte plane) a frame of its own when it is large enough.
+//     decoding to exactly rawLen bytes together. The lossless preset writes
+//     4-byte codes as two frames, the layout output up to the codes' top
+//     byte plane (sign and exponent) and that plane, when both are at least
+//     2 KiB.
 //   - huff0 (3): the layout bytes split into blocks of 131072 bytes (the last
 //     one shorter), each stored as a mode byte then: 0 raw (the block's
 //     bytes), 1 RLE (one byte repeated), 2 huff0 (uvarint length, then a

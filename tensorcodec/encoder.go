@@ -87,10 +87,9 @@ type Encoder struct {
 	params []byte
 	lo, hi []float32
 
-	lat  latticeEnc // exact-path scratch
-	par  []latp     // chosen lattice parameter sets
-	res  []byte     // chosen lattice tables' correction words
-	segs []int      // zstd segment lengths
+	lat latticeEnc // exact-path scratch
+	par []latp     // chosen lattice parameter sets
+	res []byte     // chosen lattice tables' correction words
 }
 
 // NewEncoder returns an Encoder configured by opts (default [PresetLossless]).
@@ -217,7 +216,7 @@ func ensureF(b []float32, n int) []float32 {
 
 // minExactElements is the smallest tensor the exact paths look at: below
 // it their parameters and tables cannot pay for themselves.
-const minExactElements = 64
+const minExactElements = 256
 
 // encodeRecord appends record idx's header to dst and returns it with the
 // payload, which aliases the Encoder's scratch or the tensor's memory and is
@@ -354,7 +353,7 @@ func (e *Encoder) finishRecord(dst []byte, shape []int, tf Transform, lay Layout
 	ent := e.cfg.entropy
 	payload = data
 	if ent != EntropyNone {
-		if ent == EntropyZstd && e.cfg.exact && tf.Lossless() && len(data) >= 2*minZstdSegment {
+		if ent == EntropyZstd && e.cfg.exact && tf.Lossless() {
 			e.pay, err = e.zstdSegments(e.pay[:0], tf, lay, n, data)
 		} else {
 			e.pay, err = e.ent.encode(e.pay[:0], data, ent, e.cfg.level)
