@@ -94,9 +94,9 @@ func TestLosslessExactAtEveryCut(t *testing.T) {
 		t.Fatal("the lossless preset is not classified exact")
 	}
 	g := seedCNN(t)
-	n := 40
+	n := 16
 	if testing.Short() {
-		n = 12
+		n = 6
 	}
 	ks, names, vals := cutBoundaries(t, g, mnistInputs(t, g, "mnist", n, nil))
 	old, _ := tensorcodec.NewEncoder(oldLossless...)
