@@ -2,6 +2,7 @@ package tensorcodec
 
 import (
 	"fmt"
+	"math"
 	"sync"
 
 	"gorgonia.org/tensor"
@@ -16,9 +17,12 @@ type Decoder struct {
 	cfg decoderConfig
 	ent entropyDecoder
 
-	raw   []byte // entropy output
-	codes []byte // layout output
-	nib   []byte // unpacked sparse nibbles
+	raw   []byte    // entropy output
+	codes []byte    // layout output
+	nib   []byte    // unpacked sparse nibbles
+	res   []byte    // lattice correction words
+	tab   []float32 // lattice tables, by code, channel after channel
+	toff  []int32   // start of each channel's table in tab (Channels + 1)
 	hdr   Header
 	src   sliceSource
 	lut   [256]float32
@@ -144,6 +148,9 @@ func (d *Decoder) decodeRecord(t *tensor.Dense, h *Header, payload []byte, idx i
 	if len(data) != h.RawLen {
 		return t, fmt.Errorf("%w: tensor %d: layout data %d bytes, header says %d", ErrCorrupt, idx, len(data), h.RawLen)
 	}
+	if tf.lattice() {
+		return d.decodeLattice(t, h, data, idx)
+	}
 
 	// Layout stage: validate before touching the output.
 	var bm, vals []byte
@@ -180,7 +187,7 @@ func (d *Decoder) decodeRecord(t *tensor.Dense, h *Header, payload []byte, idx i
 
 	var codes []byte
 	target := func() []byte {
-		if tf == TransformNone {
+		if tf == TransformNone || tf == TransformXorChannel {
 			return f32Bytes(x)
 		}
 		d.codes = ensure(d.codes, n*w)
@@ -198,7 +205,7 @@ func (d *Decoder) decodeRecord(t *tensor.Dense, h *Header, payload []byte, idx i
 	case h.Layout == LayoutShuffle && w > 1:
 		codes = target()
 		unshuffle(codes, data, w)
-	case tf == TransformNone:
+	case tf == TransformNone || tf == TransformXorChannel:
 		codes = target()
 		copy(codes, data)
 	default:
@@ -210,6 +217,17 @@ func (d *Decoder) decodeRecord(t *tensor.Dense, h *Header, payload []byte, idx i
 	case TransformNone:
 		if !nativeLE {
 			swap32(codes)
+		}
+	case TransformXorChannel:
+		if !nativeLE {
+			swap32(codes)
+		}
+		outer, chans, inner := h.geometry()
+		for o := 0; o < outer; o++ {
+			for c := 0; c < chans; c++ {
+				off := (o*chans + c) * inner
+				xorRun(x[off:off+inner], math.Float32bits(h.XorBase(c)))
+			}
 		}
 	case TransformFP16, TransformBF16:
 		decodeHalf(x, codes, tf == TransformBF16)

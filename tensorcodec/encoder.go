@@ -81,10 +81,15 @@ type Encoder struct {
 	ent entropyEncoder
 
 	codes  []byte // transform output
+	codes2 []byte // second candidate's codes (exact paths)
 	lay    []byte // layout output
 	pay    []byte // entropy output
 	params []byte
 	lo, hi []float32
+
+	lat latticeEnc // exact-path scratch
+	par []latp     // chosen lattice parameter sets
+	res []byte     // chosen lattice tables' correction words
 }
 
 // NewEncoder returns an Encoder configured by opts (default [PresetLossless]).
@@ -209,6 +214,10 @@ func ensureF(b []float32, n int) []float32 {
 	return b[:n]
 }
 
+// minExactElements is the smallest tensor the exact paths look at: below
+// it their parameters and tables cannot pay for themselves.
+const minExactElements = 256
+
 // encodeRecord appends record idx's header to dst and returns it with the
 // payload, which aliases the Encoder's scratch or the tensor's memory and is
 // valid until the next call.
@@ -219,11 +228,23 @@ func (e *Encoder) encodeRecord(dst []byte, t *tensor.Dense, idx int, st *Stats) 
 	}
 	n := len(x)
 	tf, lay := e.cfg.transform, e.cfg.layout
+	var acc errAcc
+	var data []byte
+	params := e.params[:0]
+	axis := 0
+	if (e.cfg.exact && tf == TransformNone && n >= minExactElements) || tf.lattice() || tf == TransformXorChannel {
+		if tf.perChannel() && e.cfg.axis >= len(shape) {
+			return dst, nil, fmt.Errorf("%w: tensor %d: channel axis %d but rank %d", ErrShape, idx, e.cfg.axis, len(shape))
+		}
+		tf, lay, axis, params, data = e.encodeExact(x, shape)
+		if tf != TransformNone {
+			return e.finishRecord(dst, shape, tf, lay, axis, params, data, &acc, st)
+		}
+	}
 	w := tf.codeWidth()
 	if w == 1 && lay == LayoutShuffle {
 		lay = LayoutPlain
 	}
-	axis := 0
 	if tf.perChannel() {
 		axis = e.cfg.axis
 		if axis < 0 {
@@ -235,9 +256,7 @@ func (e *Encoder) encodeRecord(dst []byte, t *tensor.Dense, idx int, st *Stats) 
 	}
 
 	// Value transform.
-	var acc errAcc
 	var codes []byte
-	params := e.params[:0]
 	switch {
 	case tf == TransformNone:
 		if nativeLE {
@@ -285,7 +304,7 @@ func (e *Encoder) encodeRecord(dst []byte, t *tensor.Dense, idx int, st *Stats) 
 		codes = e.codes
 		for o := 0; o < outer; o++ {
 			for c := 0; c < chans; c++ {
-				p := params[c*paramSize:]
+				p := params[c*quantParamSize:]
 				s := math.Float32frombits(binary.LittleEndian.Uint32(p))
 				off := (o*chans + c) * inner
 				quantRun(codes[off:off+inner], x[off:off+inner], s, p[4], levels, &acc)
@@ -294,7 +313,6 @@ func (e *Encoder) encodeRecord(dst []byte, t *tensor.Dense, idx int, st *Stats) 
 	}
 
 	// Layout.
-	var data []byte
 	switch lay {
 	case LayoutPlain:
 		data = codes
@@ -320,11 +338,26 @@ func (e *Encoder) encodeRecord(dst []byte, t *tensor.Dense, idx int, st *Stats) 
 		}
 	}
 
+	return e.finishRecord(dst, shape, tf, lay, axis, params, data, &acc, st)
+}
+
+// finishRecord entropy-codes one record's layout output data and appends
+// its header to dst; it returns the header and the payload (which aliases
+// the Encoder's scratch or the tensor's memory until the next call).
+func (e *Encoder) finishRecord(dst []byte, shape []int, tf Transform, lay Layout, axis int, params, data []byte, acc *errAcc, st *Stats) (hdr, payload []byte, err error) {
+	n := 1
+	for _, d := range shape {
+		n *= d
+	}
 	// Entropy.
 	ent := e.cfg.entropy
 	payload = data
 	if ent != EntropyNone {
-		e.pay, err = e.ent.encode(e.pay[:0], data, ent, e.cfg.level)
+		if ent == EntropyZstd && e.cfg.exact && tf.Lossless() {
+			e.pay, err = e.zstdSegments(e.pay[:0], tf, lay, n, data)
+		} else {
+			e.pay, err = e.ent.encode(e.pay[:0], data, ent, e.cfg.level)
+		}
 		if err != nil {
 			return dst, nil, err
 		}
@@ -350,7 +383,7 @@ func (e *Encoder) encodeRecord(dst []byte, t *tensor.Dense, idx int, st *Stats) 
 	dst = appendUvarint(dst, uint64(len(payload)))
 	crc := crc32.Update(crc32.Checksum(dst[start:], castagnoli), castagnoli, payload)
 	dst = binary.LittleEndian.AppendUint32(dst, crc)
-	st.addAcc(&acc, n)
+	st.addAcc(acc, n)
 	return dst, payload, nil
 }
 

@@ -17,11 +17,12 @@ const (
 	// MaxRank is the largest tensor rank the format carries.
 	MaxRank = 8
 
-	dtypeFloat32   = 1
-	paramSize      = 5 // float32 scale + uint8 zero point
-	maxVarintLen   = 10
-	messagePrefix  = len(Magic) + 1
-	huff0BlockSize = 128 << 10
+	dtypeFloat32     = 1
+	quantParamSize   = 5  // float32 scale + uint8 zero point
+	latticeParamSize = 15 // flags, K−1, zero, then a, m, c as float32
+	maxVarintLen     = 10
+	messagePrefix    = len(Magic) + 1
+	huff0BlockSize   = 128 << 10
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -36,9 +37,12 @@ type Header struct {
 	Dims      [MaxRank]int
 	// Axis is the channel axis of per-channel transforms (0 otherwise).
 	Axis int
-	// Channels is the number of quantisation parameter sets (0 for
-	// non-quantised transforms, 1 for per-tensor, Dims[Axis] per channel).
+	// Channels is the number of parameter sets (0 for transforms without
+	// parameters, 1 for per-tensor ones, Dims[Axis] per channel).
 	Channels int
+	// TableLen is the number of lattice table entries (the sum of the
+	// parameter sets' counts) for the lattice transforms, else 0.
+	TableLen int
 	// RawLen is the length of the layout stage's output, which the entropy
 	// stage restores.
 	RawLen int
@@ -49,7 +53,7 @@ type Header struct {
 	// Len is the number of header bytes, CRC included.
 	Len int
 
-	params []byte // Channels × paramSize bytes, aliases the input
+	params []byte // Channels × Transform.paramSize() bytes, aliases the input
 }
 
 // Shape returns the tensor's dimensions (aliases h).
@@ -64,10 +68,22 @@ func (h *Header) Elements() int {
 	return n
 }
 
-// Param returns the scale and zero point of channel c (0 ≤ c < Channels).
+// Param returns the scale and zero point of channel c (0 ≤ c < Channels)
+// of an integer-quantised transform.
 func (h *Header) Param(c int) (scale float32, zero uint8) {
-	p := h.params[c*paramSize:]
+	p := h.params[c*quantParamSize:]
 	return math.Float32frombits(binary.LittleEndian.Uint32(p)), p[4]
+}
+
+// Lattice returns parameter set c (0 ≤ c < Channels) of a lattice transform.
+func (h *Header) Lattice(c int) LatticeParams {
+	return parseLattice(h.params[c*latticeParamSize:]).public()
+}
+
+// XorBase returns channel c's base value (0 ≤ c < Channels) of the
+// xor-channel transform.
+func (h *Header) XorBase(c int) float32 {
+	return math.Float32frombits(binary.LittleEndian.Uint32(h.params[4*c:]))
 }
 
 // String summarises the header.
@@ -75,19 +91,25 @@ func (h *Header) String() string {
 	return fmt.Sprintf("%v %s/%s/%s raw=%d payload=%d", h.Shape(), h.Transform, h.Layout, h.Entropy, h.RawLen, h.PayloadLen)
 }
 
-// layoutLen returns the exact layout-output length for dense layouts and the
-// [min, max] range for the sparse layout, for n elements.
-func layoutRange(t Transform, l Layout, n int) (lo, hi int) {
+// layoutRange returns the [min, max] layout-output length for n elements
+// (min = max for dense layouts) and tab lattice table entries, whose
+// corrections (a bitmap of tab bits and up to tab 4-byte words) come first.
+func layoutRange(t Transform, l Layout, n, tab int) (lo, hi int) {
 	w := t.codeWidth()
 	dense := n * w
 	if t.nibbles() {
 		dense = (n + 1) / 2
 	}
-	if l != LayoutSparse {
-		return dense, dense
+	lo, hi = dense, dense
+	if l == LayoutSparse {
+		bm := (n + 7) / 8
+		lo, hi = bm, bm+dense
 	}
-	bm := (n + 7) / 8
-	return bm, bm + dense
+	if t.lattice() {
+		lo += (tab + 7) / 8
+		hi += (tab+7)/8 + 4*tab
+	}
+	return lo, hi
 }
 
 // source is what the header parser reads from: a byte slice or a stream.
@@ -265,7 +287,7 @@ func readHeader(s source, lim *Limits, budget *int, idx int, h *Header) error {
 		h.Dims[i] = 0
 	}
 	*budget -= n
-	h.Axis, h.Channels, h.params = 0, 0, nil
+	h.Axis, h.Channels, h.TableLen, h.params = 0, 0, 0, nil
 	if h.Transform.perChannel() {
 		a, err := readUvarint(s, "channel axis", idx)
 		if err != nil {
@@ -276,35 +298,51 @@ func readHeader(s source, lim *Limits, budget *int, idx int, h *Header) error {
 		}
 		h.Axis = int(a)
 		h.Channels = h.Dims[h.Axis]
-	} else if h.Transform.quantised() {
+	} else if h.Transform.quantised() || h.Transform == TransformLattice {
 		h.Channels = 1
 	}
 	if h.Channels > 0 {
-		if h.Channels*paramSize > lim.MaxBytes {
+		ps := h.Transform.paramSize()
+		if h.Channels > lim.MaxBytes/ps {
 			return fmt.Errorf("%w: tensor %d: %d channel parameters exceed %d bytes", ErrLimit, idx, h.Channels, lim.MaxBytes)
 		}
-		if h.params, err = s.readN(h.Channels * paramSize); err != nil {
-			return ioErr(err, "tensor %d quantisation parameters", idx)
+		if h.params, err = s.readN(h.Channels * ps); err != nil {
+			return ioErr(err, "tensor %d transform parameters", idx)
 		}
-		maxZero := byte(255)
-		if h.Transform.nibbles() {
-			maxZero = 15
-		}
-		for c := 0; c < h.Channels; c++ {
-			sc, z := h.Param(c)
-			if !(sc > 0) || math.IsInf(float64(sc), 0) {
-				return fmt.Errorf("%w: tensor %d: channel %d scale %v is not positive and finite", ErrCorrupt, idx, c, sc)
+		switch {
+		case h.Transform.quantised():
+			maxZero := byte(255)
+			if h.Transform.nibbles() {
+				maxZero = 15
 			}
-			if z > maxZero {
-				return fmt.Errorf("%w: tensor %d: channel %d zero point %d above %d", ErrCorrupt, idx, c, z, maxZero)
+			for c := 0; c < h.Channels; c++ {
+				sc, z := h.Param(c)
+				if !(sc > 0) || math.IsInf(float64(sc), 0) {
+					return fmt.Errorf("%w: tensor %d: channel %d scale %v is not positive and finite", ErrCorrupt, idx, c, sc)
+				}
+				if z > maxZero {
+					return fmt.Errorf("%w: tensor %d: channel %d zero point %d above %d", ErrCorrupt, idx, c, z, maxZero)
+				}
+			}
+		case h.Transform.lattice():
+			for c := 0; c < h.Channels; c++ {
+				p := parseLattice(h.params[c*latticeParamSize:])
+				if err := p.check(); err != nil {
+					return fmt.Errorf("%w: tensor %d: channel %d lattice %v", ErrCorrupt, idx, c, err)
+				}
+				h.TableLen += p.k
+			}
+			if h.TableLen > lim.MaxBytes/4 {
+				return fmt.Errorf("%w: tensor %d: lattice tables of %d entries exceed %d bytes", ErrLimit, idx, h.TableLen, lim.MaxBytes)
 			}
 		}
+		// xor-channel bases are bit masks: every pattern is valid.
 	}
 	raw, err := readUvarint(s, "layout length", idx)
 	if err != nil {
 		return err
 	}
-	lo, hi := layoutRange(h.Transform, h.Layout, n)
+	lo, hi := layoutRange(h.Transform, h.Layout, n, h.TableLen)
 	if raw < uint64(lo) || raw > uint64(hi) {
 		if lo == hi {
 			return fmt.Errorf("%w: tensor %d: layout length %d, want %d for %d elements", ErrCorrupt, idx, raw, lo, n)

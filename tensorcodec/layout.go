@@ -152,13 +152,17 @@ func sparseCount(bm []byte, n int) (int, error) {
 
 // sparseLUTRun decodes elements i0 .. i0+len(x)-1 of a sparse layout
 // straight to floats: element i is lut[code] if bitmap bit i is set (taking
-// the next value from vals[k:]), else lut[0], which callers guarantee is 0.
-// It returns the index of the next unused value. The caller has checked that
-// the bitmap's population count equals len(vals).
+// the next value from vals[k:]), else lut[0] (0 for the quantisers, the
+// code-0 value for the lattice transforms). It returns the index of the
+// next unused value. The caller has checked that the bitmap's population
+// count equals len(vals).
 func sparseLUTRun(x []float32, bm []byte, i0 int, vals []byte, k int, lut *[256]float32) int {
+	z := lut[0]
 	last := len(vals) - 1
 	if last < 0 {
-		clear(x)
+		for i := range x {
+			x[i] = z
+		}
 		return k
 	}
 	i := 0
@@ -172,7 +176,7 @@ func sparseLUTRun(x []float32, bm []byte, i0 int, vals []byte, k int, lut *[256]
 		m := uint(bm[(i0+i)>>3])
 		o := x[i : i+8 : i+8]
 		if m == 0 {
-			o[0], o[1], o[2], o[3], o[4], o[5], o[6], o[7] = 0, 0, 0, 0, 0, 0, 0, 0
+			o[0], o[1], o[2], o[3], o[4], o[5], o[6], o[7] = z, z, z, z, z, z, z, z
 			continue
 		}
 		if k+8 <= len(vals) {

@@ -27,11 +27,27 @@ const (
 	// TransformInt4Channel is 4-bit affine quantisation with one scale and zero
 	// point per channel.
 	TransformInt4Channel Transform = 5
+	// TransformLattice is lossless: every element is one of at most 256
+	// values, sent as a one-byte code into a table predicted by one
+	// [LatticeParams] (values on a lattice, such as 8-bit pixels scaled and
+	// normalised, cost no table bytes) plus exact corrections. Encoders use
+	// it only where it reproduces every bit; see [WithExactPaths].
+	TransformLattice Transform = 6
+	// TransformLatticeChannel is TransformLattice with one table per channel
+	// (e.g. an RGB image normalised per channel; a constant channel costs a
+	// one-entry table).
+	TransformLatticeChannel Transform = 7
+	// TransformXorChannel is lossless: each element's code is its float32
+	// bits XOR its channel's base value (the channel's most frequent value,
+	// e.g. a convolution's bias over a blank background), so the sparse
+	// layout drops every element equal to the base, not only zeros.
+	TransformXorChannel Transform = 8
 
-	numTransforms = 6
+	numTransforms = 9
 )
 
-var transformNames = [numTransforms]string{"none", "fp16", "bf16", "int8", "int8-channel", "int4-channel"}
+var transformNames = [numTransforms]string{"none", "fp16", "bf16", "int8", "int8-channel", "int4-channel",
+	"lattice", "lattice-channel", "xor-channel"}
 
 // String returns the transform's name as used in flags and docs.
 func (t Transform) String() string {
@@ -43,17 +59,42 @@ func (t Transform) String() string {
 
 func (t Transform) valid() bool { return t < numTransforms }
 
-// perChannel reports whether the transform carries one parameter set per channel.
-func (t Transform) perChannel() bool { return t == TransformInt8Channel || t == TransformInt4Channel }
+// perChannel reports whether the transform carries one parameter set per
+// channel (and a channel axis on the wire).
+func (t Transform) perChannel() bool {
+	return t == TransformInt8Channel || t == TransformInt4Channel || t == TransformLatticeChannel || t == TransformXorChannel
+}
 
 // quantised reports whether the transform is an integer affine quantiser.
 func (t Transform) quantised() bool { return t >= TransformInt8 && t <= TransformInt4Channel }
+
+// lattice reports whether the transform is one of the lattice (table) transforms.
+func (t Transform) lattice() bool { return t == TransformLattice || t == TransformLatticeChannel }
+
+// Lossless reports whether the transform reproduces every float32 bit
+// pattern exactly (none, lattice, lattice-channel, xor-channel).
+func (t Transform) Lossless() bool {
+	return t == TransformNone || t.lattice() || t == TransformXorChannel
+}
+
+// paramSize is the size in bytes of one parameter set on the wire (0: none).
+func (t Transform) paramSize() int {
+	switch {
+	case t.quantised():
+		return quantParamSize
+	case t.lattice():
+		return latticeParamSize
+	case t == TransformXorChannel:
+		return 4
+	}
+	return 0
+}
 
 // codeWidth is the width in bytes of one element's code before layout
 // (int4 codes occupy one byte each until the layout stage packs them).
 func (t Transform) codeWidth() int {
 	switch t {
-	case TransformNone:
+	case TransformNone, TransformXorChannel:
 		return 4
 	case TransformFP16, TransformBF16:
 		return 2
@@ -134,9 +175,14 @@ type Preset uint8
 // Presets. Expected error bounds are per element x with reconstruction x̂;
 // they hold for finite inputs and are checked by the tests.
 const (
-	// PresetLossless: none + sparse + zstd(fastest). Bit-exact, including NaN
-	// payloads, ±Inf, -0 and denormals. On dense data the bitmap costs ~1/32
-	// before entropy coding and the byte-plane values act like shuffle.
+	// PresetLossless: none + sparse + zstd(fastest), with the exact fast
+	// paths of [WithExactPaths]: a tensor of at most 256 distinct values per
+	// tensor or channel (8-bit images, scaled or normalised) goes as
+	// lattice codes, one whose channels repeat a base value other than zero
+	// as xor-channel, anything else as none + sparse. Bit-exact in every
+	// case, including NaN payloads, ±Inf, -0 and denormals. On dense data
+	// the bitmap costs ~1/32 before entropy coding and the byte-plane values
+	// act like shuffle.
 	PresetLossless Preset = iota
 	// PresetFast: fp16 + plain + s2. |x - x̂| ≤ 2⁻¹¹·|x| for
 	// 2⁻¹⁴ ≤ |x| ≤ 65504, ≤ 2⁻²⁵ below; larger values saturate to ±65504.
@@ -171,7 +217,7 @@ var presetStages = [numPresets]struct {
 	e Entropy
 	v int
 }{
-	{TransformNone, LayoutSparse, EntropyZstd, 1},
+	{TransformNone, LayoutSparse, EntropyZstd, 1}, // + exact paths (setPreset)
 	{TransformFP16, LayoutPlain, EntropyS2, 1},
 	{TransformInt8, LayoutPlain, EntropyNone, 0},
 	{TransformInt8Channel, LayoutSparse, EntropyZstd, 1},
@@ -226,7 +272,8 @@ type encoderConfig struct {
 	layout    Layout
 	entropy   Entropy
 	level     int
-	axis      int // channel axis; -1 = automatic (1 for rank ≥ 2, else 0)
+	axis      int  // channel axis; -1 = automatic (1 for rank ≥ 2, else 0)
+	exact     bool // try the exact fast paths (see WithExactPaths)
 }
 
 func (c *encoderConfig) setDefault() {
@@ -237,6 +284,7 @@ func (c *encoderConfig) setDefault() {
 func (c *encoderConfig) setPreset(p Preset) {
 	s := presetStages[p]
 	c.transform, c.layout, c.entropy, c.level = s.t, s.l, s.e, s.v
+	c.exact = p == PresetLossless
 }
 
 // EOption configures an [Encoder].
@@ -261,6 +309,31 @@ func WithTransform(t Transform) EOption {
 			return fmt.Errorf("%w: unknown transform %d", ErrOption, t)
 		}
 		c.transform = t
+		return nil
+	}
+}
+
+// WithExactPaths turns the exact fast paths on or off (default: on with
+// [PresetLossless], off otherwise). With them on and the transform none, the
+// encoder looks at each tensor and, where the data allow, sends it with a
+// lossless transform that is smaller than float32 bits, choosing the layout
+// itself:
+//   - [TransformLattice] / [TransformLatticeChannel] when the tensor (or
+//     every channel) holds at most 256 distinct values: one byte per element
+//     plus a table predicted from a lattice (values computed as
+//     ((k ⊙ a) − m) ⊙ c in float32 for integer k, as 8-bit images are when
+//     scaled and normalised) with exact corrections;
+//   - [TransformXorChannel] when channels repeat a non-zero base value
+//     (constant channels, a bias over blank background);
+//   - otherwise none with the configured layout, as without them.
+//
+// The result is bit-exact in every case. The lattice and xor transforms may
+// also be selected with [WithTransform]: xor-channel always applies; a
+// lattice transform is used when the data allow and none (with the
+// configured layout) otherwise.
+func WithExactPaths(on bool) EOption {
+	return func(c *encoderConfig) error {
+		c.exact = on
 		return nil
 	}
 }
