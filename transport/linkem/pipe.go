@@ -17,6 +17,7 @@ type packet struct {
 	addr net.Addr
 	at   time.Duration // delivery time on the pipe's clock
 	seq  uint64
+	done func([]byte) // Shaper: delivers the bytes at the far end
 }
 
 // DirStats counts what one direction of a link did. All counts are totals
