@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/edgesplit/edgesplit/transport"
 	"github.com/edgesplit/edgesplit/transport/linkem"
 	"github.com/edgesplit/edgesplit/transport/pki"
 )
@@ -28,6 +29,10 @@ type LocalClusterConfig struct {
 	Codecs []string
 	// GossipKey encrypts gossip when set.
 	GossipKey []byte
+	// Network, when set, carries the nodes' requests instead of QUIC on
+	// loopback (for example a transport.MemNetwork); gossip stays on
+	// loopback either way.
+	Network transport.Network
 	// Tune adjusts each node's Config before it starts.
 	Tune   func(*Config)
 	Logger *slog.Logger
@@ -100,6 +105,7 @@ func (lc *LocalCluster) nodeConfig(name string, role Role) (Config, error) {
 	nc.Models = lc.cfg.Models
 	nc.Gossip.SecretKey = lc.cfg.GossipKey
 	nc.Codecs = lc.cfg.Codecs
+	nc.Network = lc.cfg.Network
 	if lc.cfg.Logger != nil {
 		nc.Logger = lc.cfg.Logger
 	}
