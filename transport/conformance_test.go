@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/edgesplit/edgesplit/transport/linkem"
@@ -441,4 +442,17 @@ func TestMemNetworkShapesLinks(t *testing.T) {
 		t.Fatalf("1 MiB at 80 Mbit/s took %v, want ≈ %v", el, want)
 	}
 	t.Logf("1 MiB at 80 Mbit/s: %v (ideal %v)", el, want)
+}
+
+// TestMemNetworkConformanceSynctest runs the table on a MemNetwork inside a
+// testing/synctest bubble: with no sockets, the deadlines, idle timeouts and
+// sleeps run on the bubble's fake clock, so the slow cases take no real time.
+// (Shaped links stay out of the bubble: the shaper's goroutine spins on the
+// clock for sub-millisecond precision.)
+func TestMemNetworkConformanceSynctest(t *testing.T) {
+	for _, tc := range conformance {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) { tc.run(t, implementations[1].net(t)) })
+		})
+	}
 }
