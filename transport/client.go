@@ -110,7 +110,11 @@ func (e *core) exchange(ctx context.Context, p *peer, str stream, hdr []byte, ti
 			}
 		}
 		if err == nil {
-			err = str.Close()
+			if cerr := str.Close(); cerr != nil {
+				// The stream was cancelled meanwhile (the reply came
+				// first): not the caller's body's failure.
+				err = closeErr{cerr}
+			}
 		}
 		upload <- err
 	}()
@@ -181,6 +185,12 @@ func asStreamErr(err error, se **quic.StreamError) bool {
 	return false
 }
 
+// closeErr is the error of closing the request stream's write side.
+type closeErr struct{ err error }
+
+func (e closeErr) Error() string { return e.err.Error() }
+func (e closeErr) Unwrap() error { return e.err }
+
 // localUploadErr returns the upload's error if it came from the caller's body
 // reader rather than from the stream.
 func localUploadErr(err error) error {
@@ -189,6 +199,9 @@ func localUploadErr(err error) error {
 	}
 	var se *quic.StreamError
 	if asStreamErr(err, &se) {
+		return nil
+	}
+	if _, ok := err.(closeErr); ok {
 		return nil
 	}
 	if _, ok := err.(*Error); ok {

@@ -24,7 +24,7 @@ type testNet struct {
 
 func (n *testNet) endpoint(name string, h Handler, mod func(*Config)) Transport {
 	n.t.Helper()
-	cfg := Config{Identity: n.c.identity(name), Handler: h, Logger: quietLogger(), HandshakeTimeout: time.Second}
+	cfg := Config{Identity: n.c.identity(name), Handler: h, Logger: quietLogger()}
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -318,7 +318,7 @@ var conformance = []struct {
 	}},
 	{"closed peer is unavailable", func(t *testing.T, n *testNet) {
 		srv := n.endpoint("cloud", &echo{}, nil)
-		cli := n.endpoint("edge", nil, func(c *Config) { c.DialBackoffMin = time.Millisecond })
+		cli := n.endpoint("edge", nil, func(c *Config) { c.HandshakeTimeout = time.Second })
 		to := addr(srv)
 		srv.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
