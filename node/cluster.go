@@ -10,6 +10,7 @@ import (
 	"github.com/edgesplit/edgesplit/transport"
 	"github.com/edgesplit/edgesplit/transport/linkem"
 	"github.com/edgesplit/edgesplit/transport/pki"
+	"github.com/hashicorp/memberlist"
 )
 
 // LocalClusterConfig describes an in-process cluster on loopback: real
@@ -31,8 +32,11 @@ type LocalClusterConfig struct {
 	GossipKey []byte
 	// Network, when set, carries the nodes' requests instead of QUIC on
 	// loopback (for example a transport.MemNetwork); gossip stays on
-	// loopback either way.
+	// loopback unless Gossip is set too.
 	Network transport.Network
+	// Gossip, when set, carries the nodes' gossip on memberlist's in-memory
+	// MockNetwork instead of UDP and TCP on loopback.
+	Gossip *memberlist.MockNetwork
 	// Tune adjusts each node's Config before it starts.
 	Tune   func(*Config)
 	Logger *slog.Logger
@@ -106,6 +110,9 @@ func (lc *LocalCluster) nodeConfig(name string, role Role) (Config, error) {
 	nc.Gossip.SecretKey = lc.cfg.GossipKey
 	nc.Codecs = lc.cfg.Codecs
 	nc.Network = lc.cfg.Network
+	if g := lc.cfg.Gossip; g != nil {
+		nc.Gossip.Tune = func(mc *memberlist.Config) { mc.Transport = g.NewTransport(name) }
+	}
 	if lc.cfg.Logger != nil {
 		nc.Logger = lc.cfg.Logger
 	}

@@ -9,13 +9,14 @@ import (
 
 	"github.com/edgesplit/edgesplit/transport"
 	"github.com/edgesplit/edgesplit/transport/linkem"
+	"github.com/hashicorp/memberlist"
 	"gorgonia.org/tensor"
 )
 
 // TestSplitInferenceOverMemNetwork runs an edge and a cloud whose requests
-// travel a transport.MemNetwork (no QUIC, no UDP for requests; gossip is
-// still memberlist on loopback), over a shaped edge link, and checks that
-// split inference answers as the unsplit model does.
+// travel a transport.MemNetwork (no QUIC), over a shaped edge link, and
+// whose gossip travels memberlist's MockNetwork: no sockets at all. It checks
+// that split inference answers as the unsplit model does.
 func TestSplitInferenceOverMemNetwork(t *testing.T) {
 	m := testModel(t)
 	mn := transport.NewMemNetwork()
@@ -27,6 +28,7 @@ func TestSplitInferenceOverMemNetwork(t *testing.T) {
 		Uplink:     linkem.LinkSettings{Rate: linkem.Mbps(50), Delay: 5 * time.Millisecond},
 		Downlink:   linkem.LinkSettings{Rate: linkem.Mbps(100), Delay: 5 * time.Millisecond},
 		Network:    mn,
+		Gossip:     &memberlist.MockNetwork{},
 		Logger:     quietLogger(),
 		Tune:       func(c *Config) { c.ProfileRuns = 3; c.BanBase = 2 * time.Second },
 	})
@@ -40,6 +42,9 @@ func TestSplitInferenceOverMemNetwork(t *testing.T) {
 	}
 	if !strings.HasPrefix(cloud.QUICAddr(), "127.0.0.1:") || cloud.ep.Addr().Network() != "memnet" {
 		t.Fatalf("cloud endpoint at %s on %q", cloud.QUICAddr(), cloud.ep.Addr().Network())
+	}
+	if g := cloud.GossipAddr(); g != "127.0.0.1:1" { // MockNetwork's first address
+		t.Fatalf("cloud gossips at %s, not on the MockNetwork", g)
 	}
 	x := randInput(3, m.Graph.Inputs[0].Shape)
 	want := localRun(t, m, x)
