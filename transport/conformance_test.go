@@ -83,7 +83,7 @@ var conformance = []struct {
 		h := &echo{}
 		srv := n.endpoint("cloud", h, nil)
 		cli := n.endpoint("edge", nil, nil)
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		data := payload(3<<20 + 17)
 		got, resp, err := callBytes(ctx, cli, addr(srv), &Request{ID: 42, Model: "m", Version: "1", From: 2, To: 5, Codec: "fp16",
@@ -100,8 +100,8 @@ var conformance = []struct {
 		if r.Model != "m" || r.Version != "1" || r.From != 2 || r.To != 5 || r.Codec != "fp16" || r.Meta["k"] != "v" {
 			t.Fatalf("server saw %+v", r)
 		}
-		if dl <= 0 || dl > 5*time.Second {
-			t.Fatalf("handler deadline %v, caller's was 5 s", dl)
+		if dl <= 0 || dl > 30*time.Second {
+			t.Fatalf("handler deadline %v, caller's was 30 s", dl)
 		}
 		// a second call reuses the endpoint pair
 		if _, _, err := callBytes(ctx, cli, addr(srv), &Request{ID: 43}, nil); err != nil {
@@ -163,7 +163,7 @@ var conformance = []struct {
 			return err
 		}), func(c *Config) { c.MaxBodyBytes = 64 << 10 })
 		cli := n.endpoint("edge", nil, func(c *Config) { c.MaxResponseBytes = 32 << 10 })
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		if _, _, err := callBytes(ctx, cli, addr(srv), &Request{ID: 1}, payload(1<<20)); !errors.Is(err, ErrTooLarge) {
 			t.Fatalf("request body over the limit: err = %v", err)
@@ -438,7 +438,8 @@ func TestMemNetworkShapesLinks(t *testing.T) {
 	}
 	el := time.Since(t0)
 	want := time.Duration(float64(1<<20) * 8 / 80e6 * float64(time.Second))
-	if el < want*9/10 || el > want*3 {
+	// The upper bound is loose: under -race the copies alone take ≈ 3×.
+	if el < want*9/10 || el > want*10 {
 		t.Fatalf("1 MiB at 80 Mbit/s took %v, want ≈ %v", el, want)
 	}
 	t.Logf("1 MiB at 80 Mbit/s: %v (ideal %v)", el, want)
