@@ -7,8 +7,10 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/edgesplit/edgesplit/transport"
 	"github.com/edgesplit/edgesplit/transport/linkem"
 	"github.com/edgesplit/edgesplit/transport/pki"
+	"github.com/hashicorp/memberlist"
 )
 
 // LocalClusterConfig describes an in-process cluster on loopback: real
@@ -28,6 +30,13 @@ type LocalClusterConfig struct {
 	Codecs []string
 	// GossipKey encrypts gossip when set.
 	GossipKey []byte
+	// Network, when set, carries the nodes' requests instead of QUIC on
+	// loopback (for example a transport.MemNetwork); gossip stays on
+	// loopback unless Gossip is set too.
+	Network transport.Network
+	// Gossip, when set, carries the nodes' gossip on memberlist's in-memory
+	// MockNetwork instead of UDP and TCP on loopback.
+	Gossip *memberlist.MockNetwork
 	// Tune adjusts each node's Config before it starts.
 	Tune   func(*Config)
 	Logger *slog.Logger
@@ -100,6 +109,10 @@ func (lc *LocalCluster) nodeConfig(name string, role Role) (Config, error) {
 	nc.Models = lc.cfg.Models
 	nc.Gossip.SecretKey = lc.cfg.GossipKey
 	nc.Codecs = lc.cfg.Codecs
+	nc.Network = lc.cfg.Network
+	if g := lc.cfg.Gossip; g != nil {
+		nc.Gossip.Tune = func(mc *memberlist.Config) { mc.Transport = g.NewTransport(name) }
+	}
 	if lc.cfg.Logger != nil {
 		nc.Logger = lc.cfg.Logger
 	}

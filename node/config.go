@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/edgesplit/edgesplit/scheduler"
+	"github.com/edgesplit/edgesplit/transport"
 	"github.com/edgesplit/edgesplit/transport/linkem"
 	"github.com/edgesplit/edgesplit/transport/pki"
 	"github.com/prometheus/client_golang/prometheus"
@@ -31,6 +32,13 @@ type Config struct {
 	// Uplink and Downlink emulate the node's access link (all its QUIC
 	// traffic passes through them). Zero values pass packets through.
 	Uplink, Downlink linkem.LinkSettings
+	// Network, when set, opens the node's endpoint on it at QUICAddr
+	// instead of a QUIC endpoint on a UDP socket: a transport.MemNetwork
+	// shared by in-process nodes, for example. Uplink and Downlink then
+	// shape the endpoint's own link (it must have a SetLink method, as
+	// *transport.MemEndpoint does). Default nil: QUIC with mutual TLS over
+	// UDP.
+	Network transport.Network
 	// Gossip configures membership; Gossip.Name is set from Name.
 	Gossip MembershipConfig
 	// HTTPAddr, when set, serves the client API (/v1/infer, /v1/cluster,

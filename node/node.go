@@ -28,8 +28,8 @@ import (
 type Node struct {
 	cfg     Config
 	log     *slog.Logger
-	ep      *transport.Endpoint
-	link    *linkem.Conn // nil when the link is not emulated
+	ep      transport.Transport
+	link    *linkem.Conn // nil when the link is not emulated on a socket
 	members *Membership
 	models  map[string]*Model
 	// profiles are this node's own measured profiles, device slowdown
@@ -136,21 +136,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		}
 	}
 
-	pc, err := net.ListenPacket("udp", cfg.QUICAddr)
-	if err != nil {
-		return nil, fmt.Errorf("node: QUIC socket on %s: %w", cfg.QUICAddr, err)
-	}
-	var conn net.PacketConn = pc
-	if !cfg.Uplink.PassThrough() || !cfg.Downlink.PassThrough() || cfg.Role == RoleEdge {
-		// Edges always get an emulator so their link can be changed live.
-		n.link, err = linkem.New(pc, cfg.Uplink, cfg.Downlink, linkem.Options{ShapeableDownlink: true})
-		if err != nil {
-			pc.Close()
-			return nil, fmt.Errorf("node: link emulation: %w", err)
-		}
-		conn = n.link
-	}
-	n.ep, err = transport.Listen(conn, transport.Config{
+	tcfg := transport.Config{
 		Identity: cfg.Identity,
 		Handler:  transport.HandlerFunc(n.serveSegment),
 		Logger:   n.log,
@@ -158,10 +144,31 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		// decodes whole: never accept more than the decoder would.
 		MaxBodyBytes:         int64(tensorcodec.DefaultLimits().MaxBytes),
 		MaxConcurrentStreams: int64(max(16, 4*cfg.Workers)),
-	})
-	if err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("node: QUIC endpoint: %w", err)
+	}
+	if cfg.Network != nil {
+		if n.ep, err = listenOn(cfg.Network, cfg, tcfg); err != nil {
+			return nil, err
+		}
+	} else {
+		pc, err := net.ListenPacket("udp", cfg.QUICAddr)
+		if err != nil {
+			return nil, fmt.Errorf("node: QUIC socket on %s: %w", cfg.QUICAddr, err)
+		}
+		var conn net.PacketConn = pc
+		if !cfg.Uplink.PassThrough() || !cfg.Downlink.PassThrough() || cfg.Role == RoleEdge {
+			// Edges always get an emulator so their link can be changed live.
+			n.link, err = linkem.New(pc, cfg.Uplink, cfg.Downlink, linkem.Options{ShapeableDownlink: true})
+			if err != nil {
+				pc.Close()
+				return nil, fmt.Errorf("node: link emulation: %w", err)
+			}
+			conn = n.link
+		}
+		n.ep, err = transport.Listen(conn, tcfg)
+		if err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("node: QUIC endpoint: %w", err)
+		}
 	}
 	meta.QUICAddr = n.ep.Addr().String()
 
@@ -202,6 +209,31 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	n.log.Info("node started", "quic", meta.QUICAddr, "gossip", n.members.Addr(), "http", meta.HTTPAddr,
 		"device", cfg.Device.Name, "models", len(cfg.Models))
 	return n, nil
+}
+
+// shapeable is an endpoint whose access link can be emulated and changed
+// live (*transport.MemEndpoint).
+type shapeable interface {
+	SetLink(up, down linkem.LinkSettings) error
+}
+
+// listenOn opens the node's endpoint on a given network and applies the
+// configured access link to it.
+func listenOn(nw transport.Network, cfg Config, tcfg transport.Config) (transport.Transport, error) {
+	ep, err := nw.Listen(cfg.QUICAddr, tcfg)
+	if err != nil {
+		return nil, fmt.Errorf("node: endpoint on %s: %w", cfg.QUICAddr, err)
+	}
+	if sh, ok := ep.(shapeable); ok {
+		err = sh.SetLink(cfg.Uplink, cfg.Downlink)
+	} else if !cfg.Uplink.PassThrough() || !cfg.Downlink.PassThrough() {
+		err = errors.New("this network's endpoints cannot emulate a link")
+	}
+	if err != nil {
+		ep.Close()
+		return nil, fmt.Errorf("node: link emulation: %w", err)
+	}
+	return ep, nil
 }
 
 // MeasureProfile profiles m on this machine (median of runs per node) and
@@ -320,6 +352,9 @@ func (n *Node) CodecTable(id string) []scheduler.CodecModel {
 // SetLink changes the node's emulated access link live (both directions).
 func (n *Node) SetLink(up, down linkem.LinkSettings) error {
 	if n.link == nil {
+		if sh, ok := n.ep.(shapeable); ok {
+			return sh.SetLink(up, down)
+		}
 		return errors.New("node: this node has no emulated link")
 	}
 	if err := n.link.SetLink(linkem.Uplink, up); err != nil {

@@ -79,6 +79,13 @@ func (e *Endpoint) call(ctx context.Context, ua *net.UDPAddr, req *Request, body
 	if err != nil {
 		return nil, classify(ctx, "open stream", err)
 	}
+	return e.exchange(ctx, p, str, hdr, r.Timeout, body, done, func() { p.observe(conn) })
+}
+
+// exchange sends the request frame hdr and body on str and reads the reply
+// header; timeout is the request's (0 = none), done ends the call's
+// in-flight count and observe samples the connection's statistics.
+func (e *core) exchange(ctx context.Context, p *peer, str stream, hdr []byte, timeout time.Duration, body io.Reader, done, observe func()) (*Response, error) {
 	// Propagate cancellation to the peer: reset our side, stop theirs.
 	stop := context.AfterFunc(ctx, func() {
 		c := quic.StreamErrorCode(classify(ctx, "", ctx.Err()).Code)
@@ -103,14 +110,18 @@ func (e *Endpoint) call(ctx context.Context, ua *net.UDPAddr, req *Request, body
 			}
 		}
 		if err == nil {
-			err = str.Close()
+			if cerr := str.Close(); cerr != nil {
+				// The stream was cancelled meanwhile (the reply came
+				// first): not the caller's body's failure.
+				err = closeErr{cerr}
+			}
 		}
 		upload <- err
 	}()
 
 	br := bufio.NewReaderSize(str, 4096)
-	rdl := time.Now().Add(e.cfg.ReadIdleTimeout + r.Timeout)
-	if r.Timeout == 0 {
+	rdl := time.Now().Add(e.cfg.ReadIdleTimeout + timeout)
+	if timeout == 0 {
 		rdl = time.Time{} // the handler may take as long as it likes
 	}
 	str.SetReadDeadline(rdl)
@@ -132,7 +143,7 @@ func (e *Endpoint) call(ctx context.Context, ua *net.UDPAddr, req *Request, body
 		if ue := localUploadErr(uploadResult(upload)); ue != nil {
 			return nil, ue
 		}
-		p.observe(conn)
+		observe()
 		return nil, &Error{Code: h.code, Message: h.message, Remote: true}
 	}
 	rb := &respBody{
@@ -140,8 +151,7 @@ func (e *Endpoint) call(ctx context.Context, ua *net.UDPAddr, req *Request, body
 		stop:       stop,
 		upload:     upload,
 		done:       done,
-		conn:       conn,
-		p:          p,
+		observe:    observe,
 	}
 	return &Response{RequestID: h.id, Meta: h.meta, Body: rb}, nil
 }
@@ -175,6 +185,12 @@ func asStreamErr(err error, se **quic.StreamError) bool {
 	return false
 }
 
+// closeErr is the error of closing the request stream's write side.
+type closeErr struct{ err error }
+
+func (e closeErr) Error() string { return e.err.Error() }
+func (e closeErr) Unwrap() error { return e.err }
+
 // localUploadErr returns the upload's error if it came from the caller's body
 // reader rather than from the stream.
 func localUploadErr(err error) error {
@@ -183,6 +199,9 @@ func localUploadErr(err error) error {
 	}
 	var se *quic.StreamError
 	if asStreamErr(err, &se) {
+		return nil
+	}
+	if _, ok := err.(closeErr); ok {
 		return nil
 	}
 	if _, ok := err.(*Error); ok {
@@ -197,19 +216,18 @@ func localUploadErr(err error) error {
 // respBody is Response.Body.
 type respBody struct {
 	bodyReader
-	stop   func() bool
-	upload chan error
-	done   func()
-	conn   *quic.Conn
-	p      *peer
-	once   sync.Once
-	uerr   error
+	stop    func() bool
+	upload  chan error
+	done    func()
+	observe func() // at EOF: sample the connection's statistics
+	once    sync.Once
+	uerr    error
 }
 
 func (b *respBody) Read(p []byte) (int, error) {
 	n, err := b.bodyReader.Read(p)
-	if err == io.EOF {
-		b.p.observe(b.conn)
+	if err == io.EOF && b.observe != nil {
+		b.observe()
 	}
 	return n, err
 }

@@ -31,4 +31,13 @@
 // recent loss. Connections are reused per peer in both directions, redialled
 // with exponential backoff, closed after an idle timeout, and
 // [Endpoint.Shutdown] lets in-flight requests finish.
+//
+// Nodes use an endpoint through the [Transport] interface, opened on a
+// [Network]: [QUICNetwork] (the default, above) or a [MemNetwork], an
+// in-process network in the style of memberlist's MockNetwork whose
+// [MemEndpoint]s call each other through in-memory streams, shaped per
+// endpoint by [linkem.Shaper], with the same frames, limits, error codes and
+// deadline handling (the request/response code is shared; a conformance
+// table runs against both). A MemNetwork opens no sockets, so tests on it
+// can run in a testing/synctest bubble.
 package transport

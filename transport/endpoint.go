@@ -59,6 +59,11 @@ func (c *Config) withDefaults() (Config, error) {
 	if c == nil || c.Identity == nil {
 		return Config{}, errors.New("transport: Config.Identity is required")
 	}
+	return c.populate(), nil
+}
+
+// populate returns a copy of c with defaults filled in.
+func (c *Config) populate() Config {
 	d := *c
 	def := func(p *time.Duration, v time.Duration) {
 		if *p <= 0 {
@@ -93,7 +98,7 @@ func (c *Config) withDefaults() (Config, error) {
 	if d.Logger == nil {
 		d.Logger = slog.Default()
 	}
-	return d, nil
+	return d
 }
 
 // Endpoint is a node's QUIC endpoint: one quic.Transport over one UDP socket
@@ -101,21 +106,27 @@ func (c *Config) withDefaults() (Config, error) {
 // dials peers (Call). Connections are reused per peer, in both directions.
 // It is safe for concurrent use.
 type Endpoint struct {
-	cfg   Config
+	core
 	pc    net.PacketConn
 	tr    *quic.Transport
 	ln    *quic.Listener
 	qconf *quic.Config
-	log   *slog.Logger
-
-	ctx    context.Context // cancelled by Close
-	cancel context.CancelFunc
 
 	mu       sync.Mutex
 	closing  bool
 	peers    map[string]*peer
 	inflight sync.WaitGroup // handlers and calls
 	bg       sync.WaitGroup // accept loops
+}
+
+// core is what the request and response code shares between the QUIC
+// endpoint and the memory network's: the configuration, the log and the
+// endpoint's lifetime.
+type core struct {
+	cfg    Config
+	log    *slog.Logger
+	ctx    context.Context // cancelled by Close
+	cancel context.CancelFunc
 }
 
 // peer is the state kept per remote address.
@@ -145,7 +156,7 @@ func Listen(pc net.PacketConn, cfg Config) (*Endpoint, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Endpoint{cfg: c, pc: pc, log: c.Logger, peers: map[string]*peer{}}
+	e := &Endpoint{core: core{cfg: c, log: c.Logger}, pc: pc, peers: map[string]*peer{}}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	e.qconf = &quic.Config{
 		HandshakeIdleTimeout:       c.HandshakeTimeout,
@@ -255,7 +266,8 @@ func (e *Endpoint) serveConn(conn *quic.Conn, p *peer) {
 			e.mu.Unlock()
 			go func() {
 				defer e.inflight.Done()
-				e.serveStream(conn, p, str)
+				info := PeerInfo{Addr: conn.RemoteAddr(), Name: peerName(conn)}
+				e.serveStream(p, str, info, conn.Context(), func() { p.observe(conn) })
 			}()
 		}
 	}()

@@ -61,7 +61,7 @@ func PeerFromContext(ctx context.Context) (PeerInfo, bool) {
 }
 
 // refuse answers a stream with an error without reading it.
-func (e *Endpoint) refuse(str *quic.Stream, code Code, msg string) {
+func (e *core) refuse(str stream, code Code, msg string) {
 	str.SetWriteDeadline(time.Now().Add(e.cfg.HeaderTimeout))
 	b := appendResponse(nil, &responseHeader{status: statusError, code: code, message: msg})
 	str.Write(b)
@@ -69,7 +69,9 @@ func (e *Endpoint) refuse(str *quic.Stream, code Code, msg string) {
 	str.Close()
 }
 
-func (e *Endpoint) serveStream(conn *quic.Conn, p *peer, str *quic.Stream) {
+// serveStream serves one request stream from peer p. connCtx ends when the
+// connection does; observe samples its statistics.
+func (e *core) serveStream(p *peer, str stream, info PeerInfo, connCtx context.Context, observe func()) {
 	br := bufio.NewReaderSize(str, 4096)
 	str.SetReadDeadline(time.Now().Add(e.cfg.HeaderTimeout))
 	req, err := readRequest(br, e.cfg.MaxHeaderBytes)
@@ -96,7 +98,7 @@ func (e *Endpoint) serveStream(conn *quic.Conn, p *peer, str *quic.Stream) {
 		ctx, c2 = context.WithTimeout(ctx, req.Timeout)
 		defer c2()
 	}
-	ctx = context.WithValue(ctx, peerKey{}, PeerInfo{Addr: conn.RemoteAddr(), Name: peerName(conn)})
+	ctx = context.WithValue(ctx, peerKey{}, info)
 	// The caller cancelled (STOP_SENDING) or the connection dropped. If the
 	// caller's deadline fired first on its side, the cause says so.
 	stop1 := context.AfterFunc(str.Context(), func() {
@@ -108,7 +110,7 @@ func (e *Endpoint) serveStream(conn *quic.Conn, p *peer, str *quic.Stream) {
 		cancel()
 	})
 	defer stop1()
-	stop2 := context.AfterFunc(conn.Context(), cancel)
+	stop2 := context.AfterFunc(connCtx, cancel)
 	defer stop2()
 
 	body := &bodyReader{
@@ -130,7 +132,7 @@ func (e *Endpoint) serveStream(conn *quic.Conn, p *peer, str *quic.Stream) {
 			}
 		}
 		str.Close()
-		p.observe(conn)
+		observe()
 		return
 	}
 	code := CodeOf(herr)
@@ -155,7 +157,7 @@ func (e *Endpoint) serveStream(conn *quic.Conn, p *peer, str *quic.Stream) {
 	str.Close()
 }
 
-func (e *Endpoint) callHandler(ctx context.Context, req *Request, body io.Reader, w ResponseWriter) (err error) {
+func (e *core) callHandler(ctx context.Context, req *Request, body io.Reader, w ResponseWriter) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			e.log.Error("transport: handler panicked", "request", req.ID, "panic", r, "stack", string(debug.Stack()))
@@ -169,7 +171,7 @@ func (e *Endpoint) callHandler(ctx context.Context, req *Request, body io.Reader
 // goodput metering.
 type bodyReader struct {
 	r       io.Reader
-	str     *quic.Stream
+	str     stream
 	ctx     context.Context
 	limit   int64
 	n       int64
@@ -236,7 +238,7 @@ func (b *bodyReader) finish() {
 
 // responseWriter writes the success header lazily, then the body.
 type responseWriter struct {
-	str   *quic.Stream
+	str   stream
 	ctx   context.Context
 	id    uint64
 	idle  time.Duration
@@ -288,6 +290,19 @@ func (w *responseWriter) Write(b []byte) (int, error) {
 	}
 	return n, nil
 }
+
+// stream is what the request and response code needs of one bidirectional
+// stream: a *quic.Stream, or a [MemNetwork] stream with the same semantics.
+type stream interface {
+	io.ReadWriteCloser
+	CancelRead(quic.StreamErrorCode)
+	CancelWrite(quic.StreamErrorCode)
+	SetReadDeadline(time.Time) error
+	SetWriteDeadline(time.Time) error
+	Context() context.Context
+}
+
+var _ stream = (*quic.Stream)(nil)
 
 // ReadFrom lets io.Copy stream into the response without an extra buffer
 // layer beyond io.Copy's own.

@@ -18,6 +18,7 @@ type packet struct {
 	n    int
 	addr net.Addr
 	at   time.Duration // delivery time on the pipe's clock
+	done func([]byte)  // Shaper: delivers the bytes at the far end
 }
 
 // DirStats counts what one direction of a link did. All counts are totals
