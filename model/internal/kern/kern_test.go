@@ -471,10 +471,18 @@ func TestForwardAllocatesNothing(t *testing.T) {
 			t.Fatal(err)
 		}
 		x, y := randSlice(r, s.inLen()), make([]float32, s.outLen())
-		scratch := make([]float32, conv.ScratchLen(1))
+		scratch := make([]float32, conv.ScratchLen(2))
 		if n := testing.AllocsPerRun(20, func() { conv.Forward(x, y, scratch, nil) }); n != 0 {
 			t.Errorf("%s: Forward allocates %v times per run", cc.name, n)
 		}
+		defer func(old int) { MinParallelWork = old }(MinParallelWork)
+		MinParallelWork = 0
+		if n := testing.AllocsPerRun(20, func() { conv.Forward(x, y, scratch, testPool(2)) }); n != 0 {
+			t.Errorf("%s: Forward on a 2-thread pool allocates %v times per run", cc.name, n)
+		}
+	}
+	if raceEnabled {
+		return // Sgemm's packing buffers come from a sync.Pool
 	}
 	a, b, c := randSlice(r, 64*70), randSlice(r, 70*80), make([]float32, 64*80)
 	Sgemm(false, false, 64, 80, 70, a, 70, b, 80, c, 80, false)
