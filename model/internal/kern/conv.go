@@ -199,24 +199,22 @@ func (c *Conv) Forward(x, y, scratch []float32, p *Pool) {
 		panic(fmt.Sprintf("kern: Conv.Forward: x, y, scratch have %d, %d, %d elements; want at least %d, %d, %d",
 			len(x), len(y), len(scratch), s.inLen(), s.outLen(), c.ScratchLen(threads)))
 	}
-	threads = c.parallelism(threads)
-	if threads > 1 && p.tryAcquire() {
+	if parts := c.parallelism(threads); parts > 1 && p.tryAcquire() {
 		ct := &p.w.conv
 		ct.conv, ct.x, ct.y, ct.scratch = c, x, y, scratch
 		if c.path == pathDepthwise {
 			ct.dw = true
-			p.w.run(ct, threads)
+			p.w.run(ct, parts)
 		} else {
 			ct.dw = false
 			mpad := roundUp(c.m, c.kr.mr)
-			per := c.ScratchLen(1)
 			for g := 0; g < s.Group; g++ {
 				job := c.groupJob(g, x, y, mpad)
 				ct.group = g
-				ct.split(&job, threads, scratch, per)
-				p.w.run(ct, threads)
+				ct.split(&job, parts)
+				p.w.run(ct, parts)
 			}
-			clear(ct.jobs[:threads]) // drop the references to x, y and scratch
+			clear(ct.jobs[:parts]) // drop the references to x and y
 		}
 		ct.conv, ct.x, ct.y, ct.scratch = nil, nil, nil, nil
 		p.release()
@@ -237,20 +235,27 @@ func (c *Conv) Forward(x, y, scratch []float32, p *Pool) {
 	}
 }
 
-// parallelism is the number of parts worth splitting c into, at most
-// threads: one per MinParallelWork multiply-adds.
+// partsPerThread is how many parts a parallel Conv is cut into per thread:
+// more than one, so that a thread the OS runs late (or a slower share)
+// leaves the others parts to claim instead of a tail to wait for.
+const partsPerThread = 4
+
+// parallelism is the number of parts worth splitting c into for threads
+// threads: at most partsPerThread per thread, each at least
+// MinParallelWork multiply-adds; 1 means run serially.
 func (c *Conv) parallelism(threads int) int {
 	if threads <= 1 {
 		return 1
 	}
 	s := &c.s
+	parts := min(threads*partsPerThread, maxConvParts)
 	if MinParallelWork > 0 {
-		threads = max(1, min(threads, s.outLen()*s.colRows()/MinParallelWork))
+		parts = min(parts, s.outLen()*s.colRows()/MinParallelWork)
 	}
 	if c.path == pathDepthwise {
-		threads = min(threads, s.OutC)
+		parts = min(parts, s.OutC)
 	}
-	return threads
+	return max(1, parts)
 }
 
 // groupJob is the whole GEMM of group g.
@@ -295,10 +300,13 @@ func (c *Conv) runGemm(job *gemmJob, g int, x, scratch []float32) {
 	}
 }
 
+// maxConvParts bounds the parts of one parallel Conv.Forward.
+const maxConvParts = 64
+
 // convTask is one parallel Conv.Forward: a Pool owns one and uses it under
 // its lock, so a parallel Forward allocates nothing.
 type convTask struct {
-	jobs    [maxThreads]gemmJob
+	jobs    [maxConvParts]gemmJob
 	conv    *Conv
 	x, y    []float32
 	scratch []float32
@@ -308,32 +316,33 @@ type convTask struct {
 
 var _ Task = (*convTask)(nil)
 
-// split divides job among threads jobs, each with per elements of scratch:
-// by column ranges when there are enough columns, else by row panels.
-func (ct *convTask) split(job *gemmJob, threads int, scratch []float32, per int) {
+// split divides job into parts jobs: by column ranges (whole nr-column
+// blocks) when there are enough columns, else by mr-row panels. Either way
+// every output element is summed in the same order as by one thread.
+func (ct *convTask) split(job *gemmJob, parts int) {
 	mr, nr := job.kr.mr, job.kr.nr
 	panels := (job.m + mr - 1) / mr
 	nblocks := (job.n + nr - 1) / nr
-	for t := 0; t < threads; t++ {
+	for t := 0; t < parts; t++ {
 		j := *job
-		j.bbuf = scratch[t*per : (t+1)*per]
-		if nblocks >= 2*threads || nblocks >= panels {
-			j.j0 = min(job.n, nblocks*t/threads*nr)
-			j.j1 = min(job.n, nblocks*(t+1)/threads*nr)
+		if nblocks >= 2*parts || nblocks >= panels {
+			j.j0 = min(job.n, nblocks*t/parts*nr)
+			j.j1 = min(job.n, nblocks*(t+1)/parts*nr)
 		} else {
-			j.i0 = min(job.m, panels*t/threads*mr)
-			j.i1 = min(job.m, panels*(t+1)/threads*mr)
+			j.i0 = min(job.m, panels*t/parts*mr)
+			j.i1 = min(job.m, panels*(t+1)/parts*mr)
 		}
 		ct.jobs[t] = j
 	}
 }
 
-// Part runs part t of n: a channel range (depthwise) or a GEMM tile range.
-func (ct *convTask) Part(t, n int) {
+// Part runs part t of n on the scratch of slot: a channel range
+// (depthwise) or a GEMM tile range.
+func (ct *convTask) Part(t, n, slot int) {
 	c := ct.conv
 	if ct.dw {
 		per := c.dw.scratchLen()
-		scratch := ct.scratch[t*per : (t+1)*per]
+		scratch := ct.scratch[slot*per : (slot+1)*per]
 		oc := c.s.OutC
 		for ch := oc * t / n; ch < oc*(t+1)/n; ch++ {
 			c.dwChannel(ch, ct.x, ct.y, scratch)
@@ -342,7 +351,8 @@ func (ct *convTask) Part(t, n int) {
 	}
 	j := &ct.jobs[t]
 	if j.i0 < j.i1 && j.j0 < j.j1 {
-		c.runGemm(j, ct.group, ct.x, j.bbuf)
+		per := c.ScratchLen(1)
+		c.runGemm(j, ct.group, ct.x, ct.scratch[slot*per:(slot+1)*per])
 	}
 }
 

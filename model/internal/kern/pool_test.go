@@ -25,28 +25,32 @@ func testPool(threads int) *Pool {
 }
 
 type countTask struct {
-	hits [maxThreads]atomic.Int32
+	hits [maxParts]atomic.Int32
 	n    atomic.Int32
+	bad  atomic.Int32 // slots out of range
+	max  int
 }
 
-func (c *countTask) Part(t, n int) {
+func (c *countTask) Part(t, n, slot int) {
 	c.hits[t].Add(1)
 	c.n.Store(int32(n))
+	if slot < 0 || slot >= c.max {
+		c.bad.Add(1)
+	}
 }
 
 func TestPoolRunsEveryPartOnce(t *testing.T) {
 	for _, threads := range []int{1, 2, 3, 8} {
 		p := NewPool(threads)
-		for parts := 1; parts <= threads+1; parts++ {
+		for _, parts := range []int{1, 2, 3, 4, 9, 64, 255} {
 			for range 200 {
-				var c countTask
+				c := countTask{max: threads}
 				p.Run(&c, parts)
-				want := min(parts, threads)
-				if int(c.n.Load()) != want {
-					t.Fatalf("threads=%d parts=%d: Part saw n=%d, want %d", threads, parts, c.n.Load(), want)
+				if int(c.n.Load()) != parts || c.bad.Load() != 0 {
+					t.Fatalf("threads=%d parts=%d: Part saw n=%d, %d bad slots", threads, parts, c.n.Load(), c.bad.Load())
 				}
-				for i := range maxThreads {
-					if h, w := c.hits[i].Load(), int32(0); i < want && h != 1 || i >= want && h != w {
+				for i := range maxParts {
+					if h := c.hits[i].Load(); i < parts && h != 1 || i >= parts && h != 0 {
 						t.Fatalf("threads=%d parts=%d: part %d ran %d times", threads, parts, i, h)
 					}
 				}
@@ -54,10 +58,10 @@ func TestPoolRunsEveryPartOnce(t *testing.T) {
 		}
 		p.Close()
 		p.Close()
-		var c countTask
-		p.Run(&c, threads) // closed: everything on the caller
-		if c.n.Load() != 1 || c.hits[0].Load() != 1 {
-			t.Fatalf("closed pool: n=%d hits[0]=%d", c.n.Load(), c.hits[0].Load())
+		c := countTask{max: 1}
+		p.Run(&c, 3) // closed: everything on the caller, slot 0
+		if c.n.Load() != 3 || c.hits[2].Load() != 1 || c.bad.Load() != 0 {
+			t.Fatalf("closed pool: n=%d hits[2]=%d bad=%d", c.n.Load(), c.hits[2].Load(), c.bad.Load())
 		}
 	}
 }
@@ -68,7 +72,7 @@ type nestTask struct {
 	inner countTask
 }
 
-func (n *nestTask) Part(t, _ int) {
+func (n *nestTask) Part(t, _, _ int) {
 	if t == 0 {
 		n.p.Run(&n.inner, 2)
 	}
@@ -77,7 +81,7 @@ func (n *nestTask) Part(t, _ int) {
 func TestPoolBusyRunsInline(t *testing.T) {
 	p := NewPool(2)
 	defer p.Close()
-	var n nestTask
+	n := nestTask{inner: countTask{max: 2}}
 	n.p = p
 	p.Run(&n, 2)
 	if n.inner.hits[0].Load() != 1 || n.inner.hits[1].Load() != 1 {
@@ -90,7 +94,7 @@ func TestPoolBusyRunsInline(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for range 500 {
-				var c countTask
+				c := countTask{max: 2}
 				p.Run(&c, 2)
 				if c.hits[0].Load() != 1 || c.hits[1].Load() != 1 {
 					t.Errorf("parts ran %d, %d times", c.hits[0].Load(), c.hits[1].Load())
@@ -105,7 +109,7 @@ func TestPoolBusyRunsInline(t *testing.T) {
 func TestPoolRunAllocatesNothing(t *testing.T) {
 	p := NewPool(2)
 	defer p.Close()
-	var c countTask
+	c := countTask{max: 2}
 	if n := testing.AllocsPerRun(100, func() { p.Run(&c, 2) }); n != 0 {
 		t.Fatalf("Run allocates %v times", n)
 	}
@@ -113,7 +117,7 @@ func TestPoolRunAllocatesNothing(t *testing.T) {
 
 type nopTask struct{}
 
-func (nopTask) Part(int, int) {}
+func (nopTask) Part(int, int, int) {}
 
 // BenchmarkPoolRun is the fixed cost of handing one empty task to a
 // 2-thread pool: what a parallel op must save to pay for itself.
