@@ -1,6 +1,8 @@
 package kern
 
 import (
+	"math"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -127,5 +129,31 @@ func BenchmarkPoolRun(b *testing.B) {
 	var t nopTask
 	for b.Loop() {
 		p.Run(t, 2)
+	}
+}
+
+// TestSgemmOnMatchesSgemm: the column split of fully connected products
+// gives Sgemm's bits, and allocates nothing.
+func TestSgemmOnMatchesSgemm(t *testing.T) {
+	defer func(old int) { MinParallelWork = old }(MinParallelWork)
+	MinParallelWork = 0
+	r := rand.New(rand.NewPCG(4, 4))
+	for _, d := range []struct{ m, n, k int }{{1, 1000, 1280}, {2, 37, 19}, {16, 130, 64}, {1, 2, 1}, {17, 40, 30}} {
+		a, b := randSlice(r, d.m*d.k), randSlice(r, d.n*d.k)
+		want, got := make([]float32, d.m*d.n), make([]float32, d.m*d.n)
+		Sgemm(false, true, d.m, d.n, d.k, a, d.k, b, d.k, want, d.n, false)
+		for _, threads := range []int{2, 3} {
+			SgemmOn(testPool(threads), false, true, d.m, d.n, d.k, a, d.k, b, d.k, got, d.n, false)
+			for i := range want {
+				if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+					t.Fatalf("%+v threads=%d: element %d is %v, want %v", d, threads, i, got[i], want[i])
+				}
+			}
+		}
+		if n := testing.AllocsPerRun(10, func() {
+			SgemmOn(testPool(2), false, true, d.m, d.n, d.k, a, d.k, b, d.k, got, d.n, false)
+		}); n != 0 && !raceEnabled {
+			t.Errorf("%+v: SgemmOn allocates %v times", d, n)
+		}
 	}
 }
