@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"time"
 
 	"github.com/edgesplit/edgesplit/model/internal/kern"
@@ -14,8 +15,14 @@ import (
 // bias+activation fusion.
 type Options struct {
 	// Threads is the number of intra-op threads; 0 or 1 runs every kernel on
-	// the calling goroutine (and only then does a Run allocate nothing).
+	// the calling goroutine. With more, Compile starts a [Pool] of that many
+	// threads that the Net owns (stopped by Net.Close, or when the Net is
+	// garbage collected). Ignored when Pool is set.
 	Threads int
+	// Pool, when set, is a caller-owned worker pool the Net runs its
+	// parallel kernels on (several Nets may share one; the caller closes it
+	// after the last Run). Threads is then Pool.Threads().
+	Pool *Pool
 	// NoFusion keeps every node a separate step (for per-node profiling);
 	// by default an activation following a Conv, ConvTranspose or Gemm is
 	// fused into that node's epilogue.
@@ -64,6 +71,19 @@ type Net struct {
 	arenaLen   int
 	scratchLen int
 	fusedInto  []int // per node: the node it was fused into, or -1
+	pool       *kern.Pool
+	ownPool    bool
+}
+
+// Close stops the worker pool the Net started for Options.Threads > 1 (a
+// caller-owned Options.Pool is left alone). After Close the Net still runs,
+// on the calling goroutine only. Close is safe to call twice, but not
+// concurrently with a Run that should stay parallel.
+func (n *Net) Close() error {
+	if n.ownPool {
+		n.pool.Close()
+	}
+	return nil
 }
 
 // Compile simplifies g (a copy; g is not modified) and prepares kernels and
@@ -75,6 +95,9 @@ func Compile(g *Graph, opts Options) (*Net, error) {
 	if err != nil {
 		return nil, err
 	}
+	if opts.Pool != nil {
+		opts.Threads = opts.Pool.Threads()
+	}
 	if opts.Threads < 1 {
 		opts.Threads = 1
 	}
@@ -83,6 +106,16 @@ func Compile(g *Graph, opts Options) (*Net, error) {
 		return nil, err
 	}
 	n := &Net{g: sg, opts: opts}
+	switch {
+	case opts.Pool != nil:
+		n.pool = opts.Pool.p
+	case opts.Threads > 1:
+		n.pool = kern.NewPool(opts.Threads)
+		n.ownPool = true
+		// A Net dropped without Close still stops its workers (they
+		// reference only the pool's internals, never the Net).
+		runtime.AddCleanup(n, func(p *kern.Pool) { p.Close() }, n.pool)
+	}
 	for _, in := range sg.Inputs {
 		n.inputs = append(n.inputs, ValueInfo{Name: in.Name, Shape: cloneInts(a.vals[in.Name].shape)})
 	}
@@ -211,7 +244,7 @@ func (n *Net) plan(a *analysis) error {
 			n.steps = append(n.steps, st)
 			continue
 		}
-		c := &nodeCtx{n: nd, opset: opset, in: make([]*tval, len(nd.Inputs)), out: make([]*tval, len(nd.Outputs)), threads: n.opts.Threads}
+		c := &nodeCtx{n: nd, opset: opset, in: make([]*tval, len(nd.Inputs)), out: make([]*tval, len(nd.Outputs)), threads: n.opts.Threads, pool: n.pool}
 		st := step{node: i, in: make([]arg, len(nd.Inputs))}
 		for k, name := range nd.Inputs {
 			st.in[k].slot = -1
@@ -554,8 +587,8 @@ func (n *Net) NewExtractor() *Extractor {
 // Run binds inputs in the order of Net.Inputs (each must be a float32 tensor
 // of exactly the input's shape), runs every node and returns the outputs in
 // the order of Net.Outputs. The returned tensors are owned by the Extractor
-// and valid until its next Run: copy them to keep them. With Threads ≤ 1 a
-// steady-state Run allocates nothing. ctx is checked between nodes.
+// and valid until its next Run: copy them to keep them. A steady-state Run
+// allocates nothing, at any thread count. ctx is checked between nodes.
 func (e *Extractor) Run(ctx context.Context, inputs ...*tensor.Dense) ([]*tensor.Dense, error) {
 	return e.run(ctx, nil, inputs)
 }

@@ -148,6 +148,7 @@ type convLayer struct {
 	inLen   int
 	outLen  int
 	threads int
+	pool    *kern.Pool
 }
 
 func buildConv(c *nodeCtx) (layer, error) {
@@ -184,7 +185,7 @@ func buildConv(c *nodeCtx) (layer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrShape, err)
 	}
-	return &convLayer{conv: kc, chain: c.chain, batch: x.shape[0], inLen: s.InC * s.InH * s.InW, outLen: s.OutC * s.OutH * s.OutW, threads: c.threads}, nil
+	return &convLayer{conv: kc, chain: c.chain, batch: x.shape[0], inLen: s.InC * s.InH * s.InW, outLen: s.OutC * s.OutH * s.OutW, threads: c.threads, pool: c.pool}, nil
 }
 
 func (l *convLayer) scratchLen() int { return l.conv.ScratchLen(l.threads) }
@@ -193,7 +194,7 @@ func (l *convLayer) forward(in, out [][]float32, scratch []float32) {
 	x, y := in[0], out[0]
 	for b := 0; b < l.batch; b++ {
 		yb := y[b*l.outLen : (b+1)*l.outLen]
-		l.conv.Forward(x[b*l.inLen:(b+1)*l.inLen], yb, scratch, l.threads)
+		l.conv.Forward(x[b*l.inLen:(b+1)*l.inLen], yb, scratch, l.pool)
 		if l.chain != nil {
 			l.chain.apply(yb, yb)
 		}

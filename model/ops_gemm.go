@@ -57,6 +57,7 @@ type gemmLayer struct {
 	hasC           bool
 	cPlan          bcast
 	act            kern.Activation
+	pool           *kern.Pool
 }
 
 func buildGemm(c *nodeCtx) (layer, error) {
@@ -65,7 +66,7 @@ func buildGemm(c *nodeCtx) (layer, error) {
 		return nil, err
 	}
 	l := &gemmLayer{transA: c.n.AttrInt("transA", 0) != 0, transB: c.n.AttrInt("transB", 0) != 0,
-		m: m, n: n, k: k, alpha: c.n.AttrFloat("alpha", 1), beta: c.n.AttrFloat("beta", 1), act: c.act}
+		m: m, n: n, k: k, alpha: c.n.AttrFloat("alpha", 1), beta: c.n.AttrFloat("beta", 1), act: c.act, pool: c.pool}
 	if cv := c.input(2); cv != nil && l.beta != 0 {
 		l.hasC = true
 		l.cPlan = newBcast([]int{m, n}, []int{m, n}, cv.shape)
@@ -83,7 +84,7 @@ func (l *gemmLayer) forward(in, out [][]float32, _ []float32) {
 	if l.transB {
 		ldb = l.k
 	}
-	kern.Sgemm(l.transA, l.transB, l.m, l.n, l.k, a, lda, b, ldb, y, l.n, false)
+	kern.SgemmOn(l.pool, l.transA, l.transB, l.m, l.n, l.k, a, lda, b, ldb, y, l.n, false)
 	if l.alpha != 1 {
 		for i := range y {
 			y[i] *= l.alpha

@@ -27,6 +27,7 @@ type nodeCtx struct {
 	in      []*tval // nil for omitted optional inputs
 	out     []*tval // one per output, filled by infer
 	threads int
+	pool    *kern.Pool      // the Net's workers, or nil when single-threaded
 	act     kern.Activation // activation fused into this node (Conv, Gemm, ConvTranspose)
 	chain   *chainOp        // element-wise chain run after this node (Conv)
 }

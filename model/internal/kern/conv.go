@@ -3,7 +3,6 @@ package kern
 import (
 	"errors"
 	"fmt"
-	"sync"
 )
 
 // ErrShape is returned (wrapped) by [NewConv] when a [ConvShape] or the
@@ -81,10 +80,11 @@ const (
 // maxThreads bounds the goroutines one Forward call uses.
 const maxThreads = 64
 
-// minThreadWork is about the number of multiply-adds below which starting
-// another goroutine costs more than it saves. Tests set it to 0 to run every
-// shape multi-threaded.
-var minThreadWork = 1 << 17
+// MinParallelWork is the number of multiply-adds per extra thread below
+// which a Conv runs serially: handing a part to a parked or spinning worker
+// costs more than it saves. Tests set it to 0 to run every shape
+// multi-threaded; benchmarks tune it.
+var MinParallelWork = 1 << 17
 
 // Conv is a prepared convolution: weights packed once at load time for the
 // fastest path (1×1 → direct GEMM without im2col; depthwise → direct kernel;
@@ -184,69 +184,95 @@ func (c *Conv) ScratchLen(threads int) int {
 }
 
 // Forward computes y (OutC×OutH×OutW) from x (InC×InH×InW) for one image.
-// threads ≤ 1 runs on the calling goroutine; more splits the work across
-// goroutines (convolutions too small to gain use fewer). scratch must hold
-// at least ScratchLen(threads) float32s; its contents on entry do not
-// matter. x, y and scratch must not overlap. Slices shorter than the shape
-// needs are a programming error: Forward panics with a message naming the
-// slice before touching memory.
-func (c *Conv) Forward(x, y, scratch []float32, threads int) {
+// With a nil or single-threaded pool it runs on the calling goroutine; with
+// more threads it splits the work statically across the pool's workers
+// (convolutions too small to gain, below [MinParallelWork] multiply-adds
+// per extra thread, stay serial; a busy pool runs it serially too). scratch
+// must hold at least ScratchLen(p.Threads()) float32s; its contents on entry
+// do not matter. x, y and scratch must not overlap. Slices shorter than the
+// shape needs are a programming error: Forward panics with a message naming
+// the slice before touching memory. Results do not depend on the pool.
+func (c *Conv) Forward(x, y, scratch []float32, p *Pool) {
 	s := &c.s
+	threads := p.Threads()
 	if len(x) < s.inLen() || len(y) < s.outLen() || len(scratch) < c.ScratchLen(threads) {
 		panic(fmt.Sprintf("kern: Conv.Forward: x, y, scratch have %d, %d, %d elements; want at least %d, %d, %d",
 			len(x), len(y), len(scratch), s.inLen(), s.outLen(), c.ScratchLen(threads)))
 	}
-	threads = clampThreads(threads)
-	if threads > 1 && minThreadWork > 0 {
-		threads = max(1, min(threads, s.outLen()*s.colRows()/minThreadWork))
+	if parts := c.parallelism(threads); parts > 1 && p.tryAcquire() {
+		ct := &p.w.conv
+		ct.conv, ct.x, ct.y, ct.scratch = c, x, y, scratch
+		if c.path == pathDepthwise {
+			ct.dw = true
+			p.w.run(ct, parts)
+		} else {
+			ct.dw = false
+			mpad := roundUp(c.m, c.kr.mr)
+			for g := 0; g < s.Group; g++ {
+				job := c.groupJob(g, x, y, mpad)
+				ct.group = g
+				ct.split(&job, parts)
+				p.w.run(ct, parts)
+			}
+			clear(ct.jobs[:parts]) // drop the references to x and y
+		}
+		ct.conv, ct.x, ct.y, ct.scratch = nil, nil, nil, nil
+		p.release()
+		return
 	}
 	if c.path == pathDepthwise {
-		threads = min(threads, s.OutC)
 		per := c.dw.scratchLen()
-		if threads == 1 {
-			for ch := 0; ch < s.OutC; ch++ {
-				c.dwChannel(ch, x, y, scratch[:per])
-			}
-			return
+		for ch := 0; ch < s.OutC; ch++ {
+			c.dwChannel(ch, x, y, scratch[:per])
 		}
-		js := jobPool.Get().(*jobSet)
-		js.conv, js.x, js.y, js.scratch, js.threads = c, x, y, scratch, threads
-		js.parallel(threads, dwWorker)
-		js.conv, js.x, js.y, js.scratch = nil, nil, nil, nil
-		jobPool.Put(js)
 		return
 	}
 	mpad := roundUp(c.m, c.kr.mr)
-	ohw := c.n
-	var js *jobSet
-	if threads > 1 {
-		js = jobPool.Get().(*jobSet)
-	}
 	per := c.ScratchLen(1)
 	for g := 0; g < s.Group; g++ {
-		job := gemmJob{
-			kr: c.kr, m: c.m, n: c.n, k: c.k, pa: c.pa[g*c.paLen : (g+1)*c.paLen],
-			c: y[g*c.m*ohw : (g+1)*c.m*ohw], ldc: ohw,
-			bias: c.bias[g*mpad : (g+1)*mpad], ep: c.ep,
-			i0: 0, i1: c.m, j0: 0, j1: c.n,
-		}
-		if c.path == pathPointwise {
-			icg := s.InC / s.Group
-			job.b = matrix{p: x[g*icg*ohw : (g+1)*icg*ohw], ld: ohw}
-		}
-		if threads == 1 {
-			c.runGemm(&job, g, x, scratch[:per])
-			continue
-		}
-		js.conv, js.x, js.group = c, x, g
-		js.split(&job, threads, scratch, per)
-		js.parallel(threads, gemmWorker)
+		job := c.groupJob(g, x, y, mpad)
+		c.runGemm(&job, g, x, scratch[:per])
 	}
-	if js != nil {
-		clear(js.jobs[:threads]) // drop the references to x, y and scratch
-		js.conv, js.x = nil, nil
-		jobPool.Put(js)
+}
+
+// partsPerThread is how many parts a parallel Conv is cut into per thread:
+// more than one, so that a thread the OS runs late (or a slower share)
+// leaves the others parts to claim instead of a tail to wait for.
+const partsPerThread = 4
+
+// parallelism is the number of parts worth splitting c into for threads
+// threads: at most partsPerThread per thread, each at least
+// MinParallelWork multiply-adds; 1 means run serially.
+func (c *Conv) parallelism(threads int) int {
+	if threads <= 1 {
+		return 1
 	}
+	s := &c.s
+	parts := min(threads*partsPerThread, maxConvParts)
+	if MinParallelWork > 0 {
+		parts = min(parts, s.outLen()*s.colRows()/MinParallelWork)
+	}
+	if c.path == pathDepthwise {
+		parts = min(parts, s.OutC)
+	}
+	return max(1, parts)
+}
+
+// groupJob is the whole GEMM of group g.
+func (c *Conv) groupJob(g int, x, y []float32, mpad int) gemmJob {
+	s := &c.s
+	ohw := c.n
+	job := gemmJob{
+		kr: c.kr, m: c.m, n: c.n, k: c.k, pa: c.pa[g*c.paLen : (g+1)*c.paLen],
+		c: y[g*c.m*ohw : (g+1)*c.m*ohw], ldc: ohw,
+		bias: c.bias[g*mpad : (g+1)*mpad], ep: c.ep,
+		i0: 0, i1: c.m, j0: 0, j1: c.n,
+	}
+	if c.path == pathPointwise {
+		icg := s.InC / s.Group
+		job.b = matrix{p: x[g*icg*ohw : (g+1)*icg*ohw], ld: ohw}
+	}
+	return job
 }
 
 // runGemm runs job for group g, given one goroutine's scratch. On the
@@ -274,67 +300,59 @@ func (c *Conv) runGemm(job *gemmJob, g int, x, scratch []float32) {
 	}
 }
 
-// jobSet carries one parallel Forward call's work; pooled so that a call
-// allocates only its goroutines.
-type jobSet struct {
-	wg      sync.WaitGroup
-	jobs    [maxThreads]gemmJob
+// maxConvParts bounds the parts of one parallel Conv.Forward.
+const maxConvParts = 64
+
+// convTask is one parallel Conv.Forward: a Pool owns one and uses it under
+// its lock, so a parallel Forward allocates nothing.
+type convTask struct {
+	jobs    [maxConvParts]gemmJob
 	conv    *Conv
 	x, y    []float32
 	scratch []float32
-	threads int
 	group   int
+	dw      bool
 }
 
-var jobPool = sync.Pool{New: func() any { return new(jobSet) }}
+var _ Task = (*convTask)(nil)
 
-// parallel runs f(js, t) for t in [0, threads), t = 0 on this goroutine.
-func (js *jobSet) parallel(threads int, f func(js *jobSet, t int)) {
-	js.wg.Add(threads - 1)
-	for t := 1; t < threads; t++ {
-		go func() {
-			defer js.wg.Done()
-			f(js, t)
-		}()
-	}
-	f(js, 0)
-	js.wg.Wait()
-}
-
-// split divides job among threads jobs, each with per elements of scratch:
-// by column ranges when there are enough columns, else by row panels.
-func (js *jobSet) split(job *gemmJob, threads int, scratch []float32, per int) {
+// split divides job into parts jobs: by column ranges (whole nr-column
+// blocks) when there are enough columns, else by mr-row panels. Either way
+// every output element is summed in the same order as by one thread.
+func (ct *convTask) split(job *gemmJob, parts int) {
 	mr, nr := job.kr.mr, job.kr.nr
 	panels := (job.m + mr - 1) / mr
 	nblocks := (job.n + nr - 1) / nr
-	for t := 0; t < threads; t++ {
+	for t := 0; t < parts; t++ {
 		j := *job
-		j.bbuf = scratch[t*per : (t+1)*per]
-		if nblocks >= 2*threads || nblocks >= panels {
-			j.j0 = min(job.n, nblocks*t/threads*nr)
-			j.j1 = min(job.n, nblocks*(t+1)/threads*nr)
+		if nblocks >= 2*parts || nblocks >= panels {
+			j.j0 = min(job.n, nblocks*t/parts*nr)
+			j.j1 = min(job.n, nblocks*(t+1)/parts*nr)
 		} else {
-			j.i0 = min(job.m, panels*t/threads*mr)
-			j.i1 = min(job.m, panels*(t+1)/threads*mr)
+			j.i0 = min(job.m, panels*t/parts*mr)
+			j.i1 = min(job.m, panels*(t+1)/parts*mr)
 		}
-		js.jobs[t] = j
+		ct.jobs[t] = j
 	}
 }
 
-func gemmWorker(js *jobSet, t int) {
-	j := &js.jobs[t]
+// Part runs part t of n on the scratch of slot: a channel range
+// (depthwise) or a GEMM tile range.
+func (ct *convTask) Part(t, n, slot int) {
+	c := ct.conv
+	if ct.dw {
+		per := c.dw.scratchLen()
+		scratch := ct.scratch[slot*per : (slot+1)*per]
+		oc := c.s.OutC
+		for ch := oc * t / n; ch < oc*(t+1)/n; ch++ {
+			c.dwChannel(ch, ct.x, ct.y, scratch)
+		}
+		return
+	}
+	j := &ct.jobs[t]
 	if j.i0 < j.i1 && j.j0 < j.j1 {
-		js.conv.runGemm(j, js.group, js.x, j.bbuf)
-	}
-}
-
-func dwWorker(js *jobSet, t int) {
-	c := js.conv
-	per := c.dw.scratchLen()
-	scratch := js.scratch[t*per : (t+1)*per]
-	n := c.s.OutC
-	for ch := n * t / js.threads; ch < n*(t+1)/js.threads; ch++ {
-		c.dwChannel(ch, js.x, js.y, scratch)
+		per := c.ScratchLen(1)
+		c.runGemm(j, ct.group, ct.x, ct.scratch[slot*per:(slot+1)*per])
 	}
 }
 

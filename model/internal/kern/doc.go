@@ -10,8 +10,7 @@
 // naming the slice, before any memory is touched. Forward and Sgemm allocate
 // nothing in steady state: scratch memory is owned by the caller
 // ([Conv.ScratchLen]) or, for Sgemm's packing buffers, taken from a
-// sync.Pool. A Forward with threads > 1 allocates only the goroutines it
-// starts.
+// sync.Pool. A Forward on a multi-threaded [Pool] allocates nothing either.
 //
 // # GEMM
 //
@@ -38,10 +37,19 @@
 //     nc output columns at a time so the chunk stays in cache, followed by
 //     the packed GEMM with the weights packed once in NewConv.
 //
-// With threads > 1 the GEMM work is split by output columns (or by output
-// channels when there are few columns) and depthwise work by channel; the
-// per-element summation order never depends on the thread count, so results
-// are bit-identical for any threads.
+// # Threads
+//
+// A [Pool] is a fixed set of parked workers that run one statically
+// partitioned [Task] at a time with the caller: the caller publishes the task
+// in one atomic word and the goroutines claim its parts one by one (no
+// goroutine start, closure or allocation per op; workers spin for 50 µs
+// after a task, then park on a channel). Conv.Forward on a Pool cuts the
+// GEMM work into up to 4 parts per thread by output columns (whole nr-column
+// blocks; by mr-row panels when there are few columns) and depthwise work by
+// channel; [SgemmOn] cuts fully connected products by output column.
+// Convolutions under [MinParallelWork] multiply-adds per part stay serial.
+// The per-element summation order never depends on the partition, so
+// results are bit-identical for any thread count.
 //
 // # Kernel families
 //

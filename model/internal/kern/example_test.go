@@ -36,7 +36,7 @@ func ExampleConv() {
 		0, 0, 0, 2,
 	}
 	y := make([]float32, 16)
-	conv.Forward(x, y, make([]float32, conv.ScratchLen(1)), 1)
+	conv.Forward(x, y, make([]float32, conv.ScratchLen(1)), nil)
 	for r := 0; r < 4; r++ {
 		fmt.Println(y[r*4 : r*4+4])
 	}

@@ -67,11 +67,11 @@ func BenchmarkConv(b *testing.B) {
 					}
 					x, y := randSlice(r, s.inLen()), make([]float32, s.outLen())
 					scratch := make([]float32, conv.ScratchLen(threads))
-					conv.Forward(x, y, scratch, threads)
+					conv.Forward(x, y, scratch, testPool(threads))
 					b.ReportAllocs()
 					b.ResetTimer()
 					for b.Loop() {
-						conv.Forward(x, y, scratch, threads)
+						conv.Forward(x, y, scratch, testPool(threads))
 					}
 					macs := float64(s.outLen()) * float64(s.colRows())
 					b.ReportMetric(2*macs*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
@@ -151,7 +151,7 @@ func BenchmarkMobileNetV2Convs(b *testing.B) {
 					x, y := in, out
 					for _, c := range convs {
 						s := c.Shape()
-						c.Forward(x[:s.inLen()], y[:s.outLen()], scratch, threads)
+						c.Forward(x[:s.inLen()], y[:s.outLen()], scratch, testPool(threads))
 						x, y = y, x
 					}
 				}
@@ -195,7 +195,7 @@ func BenchmarkAsmVsGo(b *testing.B) {
 				b.Fatal(err)
 			}
 			scratch := make([]float32, conv.ScratchLen(1))
-			return func() { conv.Forward(x, y, scratch, 1) }
+			return func() { conv.Forward(x, y, scratch, nil) }
 		}})
 	}
 	for _, wl := range ws {

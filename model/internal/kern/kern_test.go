@@ -233,8 +233,8 @@ func kernelModes(t *testing.T, f func(t *testing.T)) {
 	for _, kr := range kernels() {
 		t.Run(kr.name, func(t *testing.T) {
 			defer setKernel(setKernel(kr))
-			defer func(old int) { minThreadWork = old }(minThreadWork)
-			minThreadWork = 0
+			defer func(old int) { MinParallelWork = old }(MinParallelWork)
+			MinParallelWork = 0
 			f(t)
 		})
 	}
@@ -267,7 +267,7 @@ func TestConvMatchesReference(t *testing.T) {
 				for _, threads := range []int{1, 2, 3} {
 					y := nanSlice(s.outLen() + 3)
 					scratch := nanSlice(conv.ScratchLen(threads))
-					conv.Forward(x, y[:s.outLen()], scratch, threads)
+					conv.Forward(x, y[:s.outLen()], scratch, testPool(threads))
 					name := fmt.Sprintf("%s/%v/threads=%d", cc.name, act.Kind, threads)
 					closeEnough(t, name, y[:s.outLen()], want, s.colRows())
 					if threads == 1 {
@@ -323,7 +323,7 @@ func TestConvMobileNetLayers(t *testing.T) {
 			}
 			for _, threads := range []int{1, 2} {
 				y := nanSlice(s.outLen())
-				conv.Forward(d.x, y, nanSlice(conv.ScratchLen(threads)), threads)
+				conv.Forward(d.x, y, nanSlice(conv.ScratchLen(threads)), testPool(threads))
 				closeEnough(t, fmt.Sprintf("%s/threads=%d", cc.name, threads), y, d.want, s.colRows())
 			}
 		}
@@ -471,10 +471,18 @@ func TestForwardAllocatesNothing(t *testing.T) {
 			t.Fatal(err)
 		}
 		x, y := randSlice(r, s.inLen()), make([]float32, s.outLen())
-		scratch := make([]float32, conv.ScratchLen(1))
-		if n := testing.AllocsPerRun(20, func() { conv.Forward(x, y, scratch, 1) }); n != 0 {
+		scratch := make([]float32, conv.ScratchLen(2))
+		if n := testing.AllocsPerRun(20, func() { conv.Forward(x, y, scratch, nil) }); n != 0 {
 			t.Errorf("%s: Forward allocates %v times per run", cc.name, n)
 		}
+		defer func(old int) { MinParallelWork = old }(MinParallelWork)
+		MinParallelWork = 0
+		if n := testing.AllocsPerRun(20, func() { conv.Forward(x, y, scratch, testPool(2)) }); n != 0 {
+			t.Errorf("%s: Forward on a 2-thread pool allocates %v times per run", cc.name, n)
+		}
+	}
+	if raceEnabled {
+		return // Sgemm's packing buffers come from a sync.Pool
 	}
 	a, b, c := randSlice(r, 64*70), randSlice(r, 70*80), make([]float32, 64*80)
 	Sgemm(false, false, 64, 80, 70, a, 70, b, 80, c, 80, false)
@@ -500,9 +508,9 @@ func TestShortSlicesPanicWithMessage(t *testing.T) {
 		f()
 	}
 	x, y, scr := make([]float32, s.inLen()), make([]float32, s.outLen()), make([]float32, conv.ScratchLen(2))
-	mustPanic("short x", func() { conv.Forward(x[1:], y, scr, 1) })
-	mustPanic("short y", func() { conv.Forward(x, y[1:], scr, 1) })
-	mustPanic("short scratch", func() { conv.Forward(x, y, scr[:conv.ScratchLen(2)-1], 2) })
+	mustPanic("short x", func() { conv.Forward(x[1:], y, scr, nil) })
+	mustPanic("short y", func() { conv.Forward(x, y[1:], scr, nil) })
+	mustPanic("short scratch", func() { conv.Forward(x, y, scr[:conv.ScratchLen(2)-1], testPool(2)) })
 	a, b, c := make([]float32, 6*5), make([]float32, 5*7), make([]float32, 6*7)
 	mustPanic("short C", func() { Sgemm(false, false, 6, 7, 5, a, 5, b, 7, c[1:], 7, false) })
 	mustPanic("small ldc", func() { Sgemm(false, false, 6, 7, 5, a, 5, b, 7, c, 6, false) })
@@ -590,7 +598,7 @@ func TestConvRandomShapes(t *testing.T) {
 			}
 			threads := 1 + i%3
 			y := nanSlice(c.s.outLen() + 1)
-			conv.Forward(c.x, y[:c.s.outLen()], nanSlice(conv.ScratchLen(threads)), threads)
+			conv.Forward(c.x, y[:c.s.outLen()], nanSlice(conv.ScratchLen(threads)), testPool(threads))
 			closeEnough(t, fmt.Sprintf("case %d %+v %v threads=%d", i, c.s, c.act.Kind, threads), y[:c.s.outLen()], c.want, c.s.colRows())
 			if !math.IsNaN(float64(y[c.s.outLen()])) {
 				t.Fatalf("case %d: wrote past the output", i)

@@ -147,3 +147,50 @@ func axpyGo(alpha float32, x, y []float32) {
 		y[i] += alpha * v
 	}
 }
+
+// SgemmOn is [Sgemm] with the work split across p's threads where that
+// keeps every element's summation order: for now the matrix–vector products
+// of fully connected layers (op(B) = Bᵀ, op(A) = A, m ≤ 16), split into
+// column ranges, each column a dot product of the same K. Products below
+// [MinParallelWork] multiply-adds per part, and a nil or busy p, run on the
+// caller. Results are identical to Sgemm's.
+func SgemmOn(p *Pool, transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int,
+	c []float32, ldc int, accumulate bool) {
+	parts := 1
+	if threads := p.Threads(); threads > 1 && transB && !transA && m >= 1 && m <= 16 && n >= 2 && k > 0 {
+		parts = min(threads*partsPerThread, n, maxParts)
+		if MinParallelWork > 0 {
+			parts = min(parts, m*n*k/MinParallelWork)
+		}
+	}
+	if parts < 2 || !p.tryAcquire() {
+		Sgemm(transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate)
+		return
+	}
+	checkMatrix("C", c, m, n, ldc, false)
+	checkMatrix("A", a, m, k, lda, transA)
+	checkMatrix("B", b, k, n, ldb, transB)
+	st := &p.w.sgemm
+	*st = sgemmTask{m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc, acc: accumulate}
+	p.w.run(st, parts)
+	*st = sgemmTask{}
+	p.release()
+}
+
+// sgemmTask is one parallel SgemmOn (C = A·Bᵀ) cut into column ranges.
+type sgemmTask struct {
+	m, n, k  int
+	a, b, c  []float32
+	lda, ldb int
+	ldc      int
+	acc      bool
+}
+
+var _ Task = (*sgemmTask)(nil)
+
+func (s *sgemmTask) Part(t, parts, _ int) {
+	j0, j1 := s.n*t/parts, s.n*(t+1)/parts
+	if j0 < j1 {
+		sgemmSmall(false, true, s.m, j1-j0, s.k, s.a, s.lda, s.b[j0*s.ldb:], s.ldb, s.c[j0:], s.ldc, s.acc)
+	}
+}
