@@ -3,9 +3,9 @@ package partition
 import (
 	"context"
 	"fmt"
-	"slices"
 	"time"
 
+	"github.com/edgesplit/edgesplit/internal/stats"
 	"github.com/edgesplit/edgesplit/model"
 	"gorgonia.org/tensor"
 )
@@ -95,8 +95,7 @@ func Measure(ctx context.Context, g *model.Graph, inputs []*tensor.Dense, cfg Pr
 	}
 	p.Device = cfg.Device
 	for i := range p.Nodes {
-		slices.Sort(samples[i])
-		p.Nodes[i].Latency = samples[i][len(samples[i])/2]
+		p.Nodes[i].Latency = stats.MedianInPlace(samples[i])
 	}
 	return p, nil
 }

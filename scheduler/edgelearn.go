@@ -1,8 +1,9 @@
 package scheduler
 
 import (
-	"slices"
 	"time"
+
+	"github.com/edgesplit/edgesplit/internal/stats"
 )
 
 // The edge's learning core: every rule by which an edge learns its links
@@ -85,8 +86,7 @@ func (r *rttRing) clean() (d time.Duration, oldest time.Time, ok bool) {
 	if k < RTTClean {
 		return 0, time.Time{}, false
 	}
-	slices.Sort(c[:])
-	return c[RTTClean/2], oldest, true
+	return stats.MedianInPlace(c[:]), oldest, true
 }
 
 // least is the smallest sample of the window (0 when empty): queueing only
@@ -382,8 +382,7 @@ func (o *OverheadLearner) Value() time.Duration {
 	var buf [OverheadWindow]time.Duration
 	w := buf[:k]
 	copy(w, o.ring[:k])
-	slices.Sort(w)
-	return w[k/2]
+	return stats.MedianInPlace(w)
 }
 
 // ObserveCutRatio folds the ratio of one real send of codec at prefix cut k

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/edgesplit/edgesplit/internal/ortref"
+	"github.com/edgesplit/edgesplit/internal/stats"
 	"github.com/edgesplit/edgesplit/model"
 	"github.com/edgesplit/edgesplit/model/npy"
 	"github.com/edgesplit/edgesplit/model/onnx"
@@ -118,7 +119,6 @@ func run(modelPath, lib, input string, iters, warmup, threads int) error {
 		}
 		times[i] = time.Since(start)
 	}
-	slices.Sort(times)
-	fmt.Printf("median_ms=%.4f min_ms=%.4f\n", float64(times[len(times)/2])/1e6, float64(times[0])/1e6)
+	fmt.Printf("median_ms=%.4f min_ms=%.4f\n", float64(stats.Median(times))/1e6, float64(slices.Min(times))/1e6)
 	return nil
 }

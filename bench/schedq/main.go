@@ -40,6 +40,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/edgesplit/edgesplit/internal/stats"
 	"github.com/edgesplit/edgesplit/model/zoo"
 	"github.com/edgesplit/edgesplit/node"
 	"github.com/edgesplit/edgesplit/scheduler"
@@ -223,17 +224,8 @@ func (r *meas) once(ctx context.Context, edge *node.Node, input func() []*tensor
 	r.absErrs = append(r.absErrs, math.Abs(msf(res.Predicted-res.Measured.Total)))
 	r.cut, r.codec = res.Cut, res.Codec
 	r.plans = append(r.plans, fmt.Sprintf("%d/%s", res.Cut, res.Codec))
-	r.measured, r.pred = median(r.samples), median(r.preds)
+	r.measured, r.pred = stats.Median(r.samples), stats.Median(r.preds)
 	return nil
-}
-
-func median(ds []time.Duration) time.Duration {
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	if len(s)%2 == 0 {
-		return (s[len(s)/2-1] + s[len(s)/2]) / 2
-	}
-	return s[len(s)/2]
 }
 
 func msf(d time.Duration) float64 { return float64(d) / 1e6 }

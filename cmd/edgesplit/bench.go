@@ -5,6 +5,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/edgesplit/edgesplit/internal/stats"
 	"github.com/edgesplit/edgesplit/model"
 	"github.com/spf13/cobra"
 )
@@ -51,9 +52,8 @@ func newBenchModelCmd() *cobra.Command {
 				}
 				times[i] = time.Since(start)
 			}
-			slices.Sort(times)
 			ms := func(d time.Duration) float64 { return float64(d) / 1e6 }
-			fmt.Fprintf(cmd.OutOrStdout(), "median_ms=%.4f min_ms=%.4f\n", ms(times[len(times)/2]), ms(times[0]))
+			fmt.Fprintf(cmd.OutOrStdout(), "median_ms=%.4f min_ms=%.4f\n", ms(stats.Median(times)), ms(slices.Min(times)))
 			return nil
 		},
 	}

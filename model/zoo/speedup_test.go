@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgesplit/edgesplit/internal/stats"
 	"github.com/edgesplit/edgesplit/model"
 	"github.com/edgesplit/edgesplit/model/zoo"
 	"gorgonia.org/tensor"
@@ -78,7 +79,7 @@ func TestThreadSpeedup(t *testing.T) {
 		for i := range times {
 			slices.Sort(times[i])
 		}
-		med := func(i int) time.Duration { return times[i][len(times[i])/2] }
+		med := func(i int) time.Duration { return stats.Median(times[i]) }
 		t.Logf("%s: 1 thread median %.3f ms min %.3f ms; 2 threads median %.3f ms min %.3f ms; speed-up median %.2f× min %.2f×",
 			filepath.Base(spec), ms(med(0)), ms(times[0][0]), ms(med(1)), ms(times[1][0]),
 			float64(med(0))/float64(med(1)), float64(times[0][0])/float64(times[1][0]))

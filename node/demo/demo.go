@@ -10,10 +10,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"slices"
 	"text/tabwriter"
 	"time"
 
+	"github.com/edgesplit/edgesplit/internal/stats"
 	"github.com/edgesplit/edgesplit/model"
 	"github.com/edgesplit/edgesplit/node"
 	"github.com/edgesplit/edgesplit/scheduler"
@@ -197,8 +197,8 @@ func Run(ctx context.Context, cfg Config, w io.Writer) ([]Row, error) {
 		}
 		row.Codec, row.Cloud, row.Accuracy = last.Codec, last.Cloud, last.Accuracy
 		// Median of the second half: after the plan settles on the new link.
-		row.Predicted = median(preds[len(preds)/2:])
-		row.Measured = median(meas[len(meas)/2:])
+		row.Predicted = stats.Median(preds[len(preds)/2:])
+		row.Measured = stats.Median(meas[len(meas)/2:])
 		for _, base := range []string{"edge-only", "cloud-only"} {
 			var ts []time.Duration
 			for range cfg.Baseline {
@@ -213,9 +213,9 @@ func Run(ctx context.Context, cfg Config, w io.Writer) ([]Row, error) {
 				ts = append(ts, res.Measured.Total)
 			}
 			if base == "edge-only" {
-				row.EdgeOnly = median(ts)
+				row.EdgeOnly = stats.Median(ts)
 			} else {
-				row.CloudOnly = median(ts)
+				row.CloudOnly = stats.Median(ts)
 			}
 		}
 		for _, p := range edge.Members() {
@@ -279,15 +279,6 @@ func ratio(a, b time.Duration) float64 {
 		return 0
 	}
 	return float64(a) / float64(b)
-}
-
-func median(ds []time.Duration) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	return s[len(s)/2]
 }
 
 func ms(d time.Duration) float64 { return float64(d) / 1e6 }

@@ -4,9 +4,10 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"sort"
 	"testing"
 	"time"
+
+	"github.com/edgesplit/edgesplit/internal/stats"
 )
 
 // Run with: go test -run '^$' -bench . -benchtime 1x ./transport/linkem/
@@ -72,17 +73,12 @@ func BenchmarkPassThrough(b *testing.B) {
 			pass = append(pass, p.Up.GoodputBps)
 			fast = append(fast, f.Up.GoodputBps)
 		}
-		mr, mp, mf := median(raw), median(pass), median(fast)
+		mr, mp, mf := stats.Median(raw), stats.Median(pass), stats.Median(fast)
 		b.ReportMetric(mr/1e6, "raw-Mbit/s")
 		b.ReportMetric(mp/1e6, "pass-Mbit/s")
 		b.ReportMetric(mp/mr, "pass/raw")
 		b.ReportMetric(mf/mr, "fastpath/raw")
 	}
-}
-
-func median(v []float64) float64 {
-	sort.Float64s(v)
-	return v[len(v)/2]
 }
 
 // BenchmarkTraceWindows: a time-varying trace; per 1 s window, measured

@@ -12,6 +12,7 @@ import (
 
 	"github.com/quic-go/quic-go"
 
+	"github.com/edgesplit/edgesplit/internal/stats"
 	"github.com/edgesplit/edgesplit/transport/pki"
 )
 
@@ -336,13 +337,7 @@ func pingRTT(ctx context.Context, conn *quic.Conn, n int) (time.Duration, error)
 		}
 		rtts = append(rtts, time.Since(t0))
 	}
-	// median
-	for i := 1; i < len(rtts); i++ {
-		for j := i; j > 0 && rtts[j] < rtts[j-1]; j-- {
-			rtts[j], rtts[j-1] = rtts[j-1], rtts[j]
-		}
-	}
-	return rtts[len(rtts)/2], nil
+	return stats.MedianInPlace(rtts), nil
 }
 
 var zeros = make([]byte, 64<<10)
