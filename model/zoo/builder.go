@@ -12,24 +12,39 @@ import (
 // opset is the ONNX default-domain opset every zoo graph is written against.
 const opset = 13
 
-// builder appends nodes and seeded initializers to a graph while tracking the
-// static shape (batch included) of every tensor it creates.
-type builder struct {
-	g      *model.Graph
-	rng    *rand.Rand
-	shapes map[string][]int
-	count  map[string]int
+// mode says how a builder makes a graph: with weights drawn from seed
+// (Build), or as a skeleton (Skeleton: no weights, simplified as it goes).
+type mode struct {
+	seed     uint64
+	skeleton bool
 }
 
-func newBuilder(name string, seed uint64, input string, shape []int) *builder {
+// weights is the mode of Build: weights drawn from seed.
+func weights(seed uint64) mode { return mode{seed: seed} }
+
+// builder appends nodes and seeded initializers to a graph while tracking the
+// static shape (batch included) of every tensor it creates. In skeleton
+// mode it draws no weights (param adds a placeholder), folds each
+// BatchNormalization into the Conv before it and leaves Dropout out, as
+// model.Simplify would.
+type builder struct {
+	g        *model.Graph
+	rng      *rand.Rand
+	shapes   map[string][]int
+	count    map[string]int
+	skeleton bool
+}
+
+func newBuilder(name string, m mode, input string, shape []int) *builder {
 	g := model.NewGraph(name)
 	g.OpsetVersion = opset
 	g.Inputs = []model.ValueInfo{{Name: input, Shape: append([]int(nil), shape...)}}
 	b := &builder{
-		g:      g,
-		rng:    rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15^uint64(len(name)))),
-		shapes: map[string][]int{input: append([]int(nil), shape...)},
-		count:  map[string]int{},
+		g:        g,
+		rng:      rand.New(rand.NewPCG(m.seed, 0x9e3779b97f4a7c15^uint64(len(name)))),
+		shapes:   map[string][]int{input: append([]int(nil), shape...)},
+		count:    map[string]int{},
+		skeleton: m.skeleton,
 	}
 	return b
 }
@@ -42,8 +57,14 @@ func (b *builder) uniq(prefix string) string {
 
 func (b *builder) shape(x string) []int { return b.shapes[x] }
 
-// param adds a float32 initializer filled by f.
+// param adds a float32 initializer filled by f; in skeleton mode a 0-D
+// placeholder, the shape recorded only in b.shapes.
 func (b *builder) param(name string, shape []int, f func() float32) string {
+	if b.skeleton {
+		b.g.Initializers[name] = tensor.New(tensor.FromScalar(float32(0)))
+		b.shapes[name] = append([]int(nil), shape...)
+		return name
+	}
 	n := 1
 	for _, d := range shape {
 		n *= d
@@ -120,16 +141,49 @@ func (b *builder) conv(x string, outC, k, stride, pad, group int, bias bool) str
 
 // bn adds an inference-form BatchNormalization with plausible seeded
 // statistics: scale ∈ [0.5, 1.5), bias ∈ [-0.1, 0.1), mean ∈ [-0.1, 0.1),
-// var ∈ [0.5, 1.5).
+// var ∈ [0.5, 1.5). In skeleton mode it folds into the Conv that made x,
+// when there is one, as model.Simplify does.
 func (b *builder) bn(x string) string {
 	c := b.shape(x)[1]
 	name := b.uniq("bn")
+	if b.skeleton {
+		if out, ok := b.foldBN(x, name+".out"); ok {
+			return out
+		}
+	}
 	scale := b.param(name+".weight", []int{c}, b.uniform(0.5, 1.5))
 	bias := b.param(name+".bias", []int{c}, b.uniform(-0.1, 0.1))
 	mean := b.param(name+".running_mean", []int{c}, b.uniform(-0.1, 0.1))
 	variance := b.param(name+".running_var", []int{c}, b.uniform(0.5, 1.5))
 	return b.node("BatchNormalization", name, []string{x, scale, bias, mean, variance}, name+".out", b.shape(x),
 		map[string]model.Attribute{"epsilon": floatAttr(1e-5), "momentum": floatAttr(0.9)})
+}
+
+// foldBN rewrites the last node, when it is the Conv that made x (which
+// nothing else has read yet), the way model.Simplify folds a
+// BatchNormalization into it: new weight and bias initializers named after
+// the conv, and out as its output. It reports whether it did.
+func (b *builder) foldBN(x, out string) (string, bool) {
+	conv := b.g.Nodes[len(b.g.Nodes)-1]
+	if conv.Op != "Conv" || conv.Outputs[0] != x {
+		return "", false
+	}
+	wShape := b.shapes[conv.Inputs[1]]
+	for len(conv.Inputs) < 3 {
+		conv.Inputs = append(conv.Inputs, "")
+	}
+	for _, old := range conv.Inputs[1:] {
+		if old != "" {
+			delete(b.g.Initializers, old)
+			delete(b.shapes, old)
+		}
+	}
+	conv.Inputs[1] = b.param(conv.Name+"_bnfold_w", wShape, nil)
+	conv.Inputs[2] = b.param(conv.Name+"_bnfold_b", wShape[:1], nil)
+	conv.Outputs[0] = out
+	b.shapes[out] = b.shapes[x]
+	delete(b.shapes, x)
+	return out, true
 }
 
 func (b *builder) relu(x string) string {
@@ -191,6 +245,9 @@ func (b *builder) gemm(x string, out int) string {
 // scalar initializer input, as ONNX ≥ 12 requires.
 func (b *builder) dropout(x string, ratio float32) string {
 	name := b.uniq("dropout")
+	if b.skeleton {
+		return x // inference-mode Dropout is the identity: Simplify drops it
+	}
 	inputs := []string{x}
 	if ratio != 0.5 {
 		inputs = append(inputs, b.scalar(name+".ratio", ratio))
@@ -221,10 +278,17 @@ func (b *builder) rename(x, out string) string {
 	return out
 }
 
-// finish declares the graph outputs and returns the graph.
+// finish declares the graph outputs and returns the graph; a skeleton
+// also gets every shape in Shapes and its nodes in canonical order.
 func (b *builder) finish(outputs ...string) *model.Graph {
 	for _, o := range outputs {
 		b.g.Outputs = append(b.g.Outputs, model.ValueInfo{Name: o, Shape: append([]int(nil), b.shapes[o]...)})
+	}
+	if b.skeleton {
+		b.g.Shapes = b.shapes
+		if err := b.g.Sort(); err != nil {
+			panic("zoo: skeleton of " + b.g.Name + ": " + err.Error()) // builder bug, not input
+		}
 	}
 	return b.g
 }

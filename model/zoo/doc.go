@@ -16,6 +16,12 @@
 // outputs are class probabilities); the trainer fuses that Softmax into its
 // cross-entropy loss. The ImageNet graphs output logits, as torchvision does.
 //
+// Skeleton builds the same architectures without weights, already in the
+// form model.Simplify gives them (batch norm folded, dropout removed), every
+// shape known: enough for static profiles (partition.Static) and the
+// scheduler's tensor DAG in microseconds, where Build draws every weight
+// (138 M for VGG-16). The simulator's models come from it.
+//
 // A trained seed-cnn is embedded (assets/seed-cnn.onnx with its JSON sidecar)
 // and returned by SeedCNNTrained, so demos run with no files and no network.
 //

@@ -26,14 +26,14 @@ const (
 	Exit2Name = "exit2"
 )
 
-var registry = map[string]func(seed uint64) *model.Graph{
-	"alexnet":     AlexNet,
-	"vgg16":       VGG16,
-	"resnet18":    ResNet18,
-	"mobilenetv2": MobileNetV2,
-	"seed-cnn":    SeedCNN,
-	"lenet5":      LeNet5,
-	"lenet-exits": LenetExits,
+var registry = map[string]func(mode) *model.Graph{
+	"alexnet":     alexNet,
+	"vgg16":       vgg16,
+	"resnet18":    resNet18,
+	"mobilenetv2": mobileNetV2,
+	"seed-cnn":    seedCNN,
+	"lenet5":      leNet5,
+	"lenet-exits": lenetExits,
 }
 
 // Names lists the model names Build accepts, sorted.
@@ -49,11 +49,37 @@ func Names() []string {
 // Build returns the named model with weights drawn from seed. The error wraps
 // ErrUnknownModel and lists the known names when name is not one of Names.
 func Build(name string, seed uint64) (*model.Graph, error) {
+	f, err := lookup(name)
+	if err != nil {
+		return nil, err
+	}
+	return f(weights(seed)), nil
+}
+
+func lookup(name string) (func(mode) *model.Graph, error) {
 	f, ok := registry[name]
 	if !ok {
 		return nil, fmt.Errorf("%w %q (known: %v)", ErrUnknownModel, name, Names())
 	}
-	return f(seed), nil
+	return f, nil
+}
+
+// Skeleton returns the named model as model.Simplify would leave it — the
+// same nodes in the same canonical order, with the same names and tensors
+// (batch norm folded into the conv before it, dropout removed), and every
+// tensor's shape in Shapes — but without weights: each weight initializer
+// is a 0-D float32 placeholder, its real shape only in Shapes. It serves
+// what depends on the structure alone (partition.Static: bytes, MACs,
+// parameters and cuts; the scheduler's tensor DAG) at a small fraction of
+// Build's time and memory (VGG-16 has 138 M weights). A skeleton cannot be
+// compiled or run, and ParamCount does not apply to it. The error wraps
+// ErrUnknownModel for a name not in Names.
+func Skeleton(name string) (*model.Graph, error) {
+	f, err := lookup(name)
+	if err != nil {
+		return nil, err
+	}
+	return f(mode{skeleton: true}), nil
 }
 
 // mnistShape is the input shape of the MNIST-family models: N×C×H×W.
@@ -66,8 +92,10 @@ var imageNetShape = []int{1, 3, 224, 224}
 // Conv 32 3×3 (+bias) + Relu on 1×1×28×28 → MaxPool 2×2 → Flatten →
 // Gemm 64 + Relu → Gemm 10 → Softmax (output "probs", 1×10). 347,146
 // parameters.
-func SeedCNN(seed uint64) *model.Graph {
-	b := newBuilder("seed-cnn", seed, InputName, mnistShape)
+func SeedCNN(seed uint64) *model.Graph { return seedCNN(weights(seed)) }
+
+func seedCNN(m mode) *model.Graph {
+	b := newBuilder("seed-cnn", m, InputName, mnistShape)
 	x := b.relu(b.conv(InputName, 32, 3, 1, 0, 1, true))
 	x = b.maxPool(x, 2, 2, 0)
 	x = b.flatten(x)
@@ -81,8 +109,10 @@ func SeedCNN(seed uint64) *model.Graph {
 // pad 2 + Relu → MaxPool 2 → Conv 16 5×5 + Relu → MaxPool 2 → Flatten →
 // Gemm 120 + Relu → Gemm 84 + Relu → Gemm 10 → Softmax ("probs"). 61,706
 // parameters.
-func LeNet5(seed uint64) *model.Graph {
-	b := newBuilder("lenet5", seed, InputName, mnistShape)
+func LeNet5(seed uint64) *model.Graph { return leNet5(weights(seed)) }
+
+func leNet5(m mode) *model.Graph {
+	b := newBuilder("lenet5", m, InputName, mnistShape)
 	x := b.maxPool(b.relu(b.conv(InputName, 6, 5, 1, 2, 1, true)), 2, 2, 0)
 	x = b.maxPool(b.relu(b.conv(x, 16, 5, 1, 0, 1, true)), 2, 2, 0)
 	x = b.lenetHead(x)
@@ -102,8 +132,10 @@ func (b *builder) lenetHead(x string) string {
 // 3×3 pad 1 + Relu → MaxPool 2 → Flatten → Gemm 10 → Softmax), "exit2" (after
 // block 2: Flatten → Gemm 10 → Softmax) and "probs" (the LeNet-5 head), each
 // 1×10 probabilities.
-func LenetExits(seed uint64) *model.Graph {
-	b := newBuilder("lenet-exits", seed, InputName, mnistShape)
+func LenetExits(seed uint64) *model.Graph { return lenetExits(weights(seed)) }
+
+func lenetExits(m mode) *model.Graph {
+	b := newBuilder("lenet-exits", m, InputName, mnistShape)
 	block1 := b.maxPool(b.relu(b.conv(InputName, 6, 5, 1, 2, 1, true)), 2, 2, 0) // 6×14×14
 	e1 := b.maxPool(b.relu(b.conv(block1, 8, 3, 1, 1, 1, true)), 2, 2, 0)        // 8×7×7
 	e1 = b.gemm(b.flatten(e1), 10)
@@ -119,8 +151,10 @@ func LenetExits(seed uint64) *model.Graph {
 // AlexNet is torchvision's AlexNet on 1×3×224×224 (the adaptive 6×6 average
 // pool is omitted: it is the identity at this input size), output "logits"
 // 1×1000. 61,100,840 parameters.
-func AlexNet(seed uint64) *model.Graph {
-	b := newBuilder("alexnet", seed, InputName, imageNetShape)
+func AlexNet(seed uint64) *model.Graph { return alexNet(weights(seed)) }
+
+func alexNet(m mode) *model.Graph {
+	b := newBuilder("alexnet", m, InputName, imageNetShape)
 	x := b.maxPool(b.relu(b.conv(InputName, 64, 11, 4, 2, 1, true)), 3, 2, 0)
 	x = b.maxPool(b.relu(b.conv(x, 192, 5, 1, 2, 1, true)), 3, 2, 0)
 	x = b.relu(b.conv(x, 384, 3, 1, 1, 1, true))
@@ -136,8 +170,10 @@ func AlexNet(seed uint64) *model.Graph {
 
 // VGG16 is torchvision's VGG-16 (configuration D, no batch norm) on
 // 1×3×224×224, output "logits" 1×1000. 138,357,544 parameters.
-func VGG16(seed uint64) *model.Graph {
-	b := newBuilder("vgg16", seed, InputName, imageNetShape)
+func VGG16(seed uint64) *model.Graph { return vgg16(weights(seed)) }
+
+func vgg16(m mode) *model.Graph {
+	b := newBuilder("vgg16", m, InputName, imageNetShape)
 	x := InputName
 	for _, stage := range [][]int{{64, 64}, {128, 128}, {256, 256, 256}, {512, 512, 512}, {512, 512, 512}} {
 		for _, c := range stage {
@@ -157,8 +193,10 @@ func VGG16(seed uint64) *model.Graph {
 // [2,2,2,2], 1×1 stride-2 projection shortcuts, batch norm after every conv),
 // output "logits" 1×1000. 11,689,512 parameters (BN running statistics not
 // counted).
-func ResNet18(seed uint64) *model.Graph {
-	b := newBuilder("resnet18", seed, InputName, imageNetShape)
+func ResNet18(seed uint64) *model.Graph { return resNet18(weights(seed)) }
+
+func resNet18(m mode) *model.Graph {
+	b := newBuilder("resnet18", m, InputName, imageNetShape)
 	x := b.relu(b.bn(b.conv(InputName, 64, 7, 2, 3, 1, false)))
 	x = b.maxPool(x, 3, 2, 1)
 	for i, c := range []int{64, 128, 256, 512} {
@@ -185,8 +223,10 @@ func ResNet18(seed uint64) *model.Graph {
 // MobileNetV2 is torchvision's MobileNetV2 (width 1.0) on 1×3×224×224, with
 // ReLU6 written as Clip(0, 6) and a 0.2 Dropout before the classifier, output
 // "logits" 1×1000. 3,504,872 parameters (BN running statistics not counted).
-func MobileNetV2(seed uint64) *model.Graph {
-	b := newBuilder("mobilenetv2", seed, InputName, imageNetShape)
+func MobileNetV2(seed uint64) *model.Graph { return mobileNetV2(weights(seed)) }
+
+func mobileNetV2(m mode) *model.Graph {
+	b := newBuilder("mobilenetv2", m, InputName, imageNetShape)
 	x := b.relu6(b.bn(b.conv(InputName, 32, 3, 2, 1, 1, false)))
 	for _, s := range [][4]int{{1, 16, 1, 1}, {6, 24, 2, 2}, {6, 32, 3, 2}, {6, 64, 4, 2}, {6, 96, 3, 1}, {6, 160, 3, 2}, {6, 320, 1, 1}} {
 		t, c, n, stride := s[0], s[1], s[2], s[3]

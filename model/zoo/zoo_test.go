@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -223,5 +224,62 @@ func TestLoadSpecs(t *testing.T) {
 	b, _, _ := Load("lenet5")
 	if reflect.DeepEqual(a.Initializers, b.Initializers) {
 		t.Error("lenet5@7 has the weights of seed 1")
+	}
+}
+
+// TestSkeletonMatchesSimplify: a skeleton has the nodes, tensors, shapes and
+// costs of the simplified built model, so a profile of its structure is the
+// real one.
+func TestSkeletonMatchesSimplify(t *testing.T) {
+	for _, name := range Names() {
+		t.Run(name, func(t *testing.T) {
+			if testing.Short() && (name == "vgg16" || name == "alexnet") {
+				t.Skip("large model skipped in -short mode")
+			}
+			sk, err := Skeleton(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			g, err := Build(name, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sg, err := model.Simplify(g, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(sk.Nodes) != len(sg.Nodes) {
+				t.Fatalf("skeleton has %d nodes, simplified graph %d", len(sk.Nodes), len(sg.Nodes))
+			}
+			for i, n := range sg.Nodes {
+				s := sk.Nodes[i]
+				if s.Name != n.Name || s.Op != n.Op || !reflect.DeepEqual(s.Inputs, n.Inputs) ||
+					!reflect.DeepEqual(s.Outputs, n.Outputs) || !reflect.DeepEqual(s.Attrs, n.Attrs) {
+					t.Fatalf("node %d: skeleton %s %v→%v, simplified %s %v→%v", i, s, s.Inputs, s.Outputs, n, n.Inputs, n.Outputs)
+				}
+				for _, x := range append(slices.Clone(n.Inputs), n.Outputs...) {
+					if x != "" && !slices.Equal(sk.Shapes[x], sg.Shapes[x]) {
+						t.Errorf("node %s: tensor %s has shape %v in the skeleton, %v simplified", n, x, sk.Shapes[x], sg.Shapes[x])
+					}
+					if sk.IsInitializer(x) != sg.IsInitializer(x) {
+						t.Errorf("node %s: tensor %s is an initializer in only one of them", n, x)
+					}
+				}
+				sm, sp := model.NodeCost(sk, i)
+				gm, gp := model.NodeCost(sg, i)
+				if sm != gm || sp != gp {
+					t.Errorf("node %s: skeleton %d MACs %d params, simplified %d, %d", n, sm, sp, gm, gp)
+				}
+			}
+			if !reflect.DeepEqual(sk.Inputs, sg.Inputs) || !reflect.DeepEqual(sk.Outputs, sg.Outputs) {
+				t.Errorf("inputs/outputs: skeleton %v %v, simplified %v %v", sk.Inputs, sk.Outputs, sg.Inputs, sg.Outputs)
+			}
+			if _, err := model.Compile(sk, model.Options{}); err == nil {
+				t.Error("a skeleton compiled")
+			}
+		})
+	}
+	if _, err := Skeleton("resnet1000"); !errors.Is(err, ErrUnknownModel) {
+		t.Errorf("Skeleton of an unknown name: %v, want ErrUnknownModel", err)
 	}
 }
