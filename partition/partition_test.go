@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/edgesplit/edgesplit/model"
 	"github.com/edgesplit/edgesplit/partition"
@@ -178,5 +179,34 @@ func TestMeasure(t *testing.T) {
 	}
 	if p.HeadLatency(len(p.Nodes)) != p.TailLatency(0) {
 		t.Errorf("head(N) %v != tail(0) %v", p.HeadLatency(len(p.Nodes)), p.TailLatency(0))
+	}
+}
+
+func TestAnalyticProfile(t *testing.T) {
+	g := residualGraph(t)
+	p, err := partition.Analytic(g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _ := partition.Static(g)
+	if p.Device != partition.ReferenceDeviceName || len(p.Nodes) != len(s.Nodes) {
+		t.Fatalf("device %q, %d nodes", p.Device, len(p.Nodes))
+	}
+	// conv1 reads the 3×16×16 input, writes 8×16×16, reads 8·27+8 weights.
+	n := p.Nodes[0]
+	bytes := float64(4*3*16*16 + n.OutBytes + 4*n.Params)
+	want := partition.ReferencePerNode + time.Duration((float64(n.MACs)/partition.ReferenceMACsPerSec+bytes/partition.ReferenceBytesPerSec)*1e9)
+	if n.Latency != want {
+		t.Errorf("conv1 latency %v, want %v", n.Latency, want)
+	}
+	for i, n := range p.Nodes {
+		if n.Latency < partition.ReferencePerNode {
+			t.Errorf("node %d latency %v below the per-node cost", i, n.Latency)
+		}
+		m := s.Nodes[i]
+		m.Latency = n.Latency
+		if m != n {
+			t.Errorf("node %d: analytic %+v, static %+v", i, n, m)
+		}
 	}
 }

@@ -31,7 +31,11 @@
 // request's service time plus Scale × the others'. The result returns over
 // the downlink at the link's (or cell's) down rate. Cloud compute is the
 // model's tail on the cloud profile × the cloud's slowdown; edge compute the
-// head × the device's slowdown.
+// head × the device's slowdown. A scenario's synthetic models are the zoo's
+// real graphs (their static profiles: nodes, bytes, MACs, cuts) with
+// latencies of partition's analytic reference device (SyntheticModel); any
+// other profile, such as one the engine measured, comes from a file or
+// Config.Resolve.
 //
 // # Accuracy
 //

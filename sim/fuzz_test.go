@@ -62,7 +62,7 @@ func FuzzParseTrace(f *testing.F) {
 // FuzzReadModel: a model file either reads into a model that validates or
 // fails; never a panic.
 func FuzzReadModel(f *testing.F) {
-	m, _ := SyntheticModel("tiny")
+	m, _ := SyntheticModel("seed-cnn")
 	var buf bytes.Buffer
 	WriteModel(&buf, m)
 	f.Add(buf.Bytes())
@@ -89,7 +89,7 @@ func TestModelFileRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Close()
-	scen := strings.Replace(base, "synthetic: tiny", "profile: r.json", 1)
+	scen := strings.Replace(base, "synthetic: seed-cnn", "profile: r.json", 1)
 	if err := os.WriteFile(filepath.Join(dir, "s.yaml"), []byte(scen), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +106,7 @@ func TestModelFileRoundTrip(t *testing.T) {
 		t.Errorf("%d CSV rows, %d requests", n, sum.Requests)
 	}
 	// The same model through the resolver gives the same run.
-	scen2 := strings.Replace(base, "{name: m, synthetic: tiny}", "{name: m}", 1)
+	scen2 := strings.Replace(base, "{name: m, synthetic: seed-cnn}", "{name: m}", 1)
 	s2, err := ParseScenario(strings.NewReader(scen2), "resolver.yaml")
 	if err != nil {
 		t.Fatal(err)

@@ -13,7 +13,7 @@ import (
 // 1000 --model vgg16 --link 5g-midband --policy auto --duration 10m`.
 type Quick struct {
 	Devices  int           // default 100
-	Model    string        // a synthetic model name, or one Config.Resolve knows; default resnet18
+	Model    string        // a zoo name (SyntheticModels), or one Config.Resolve knows; default resnet18
 	Link     string        // a LinkProfileNames name; default lte
 	Policy   string        // default auto
 	Duration time.Duration // default 1m
@@ -63,7 +63,7 @@ func QuickScenario(q Quick) (*Scenario, error) {
 	def(&q.Slowdown, 1)
 	def(&q.CloudSlowdown, 0.05)
 	m := ModelSpec{Name: q.Model, Calibration: q.Calibration}
-	if _, ok := synthetic[q.Model]; ok {
+	if isSynthetic(q.Model) {
 		m.Synthetic = q.Model
 	}
 	s := &Scenario{

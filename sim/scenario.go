@@ -149,9 +149,10 @@ func (c *CodecSpec) codecFidelity() (scheduler.Fidelity, error) {
 	return scheduler.Lossy, nil
 }
 
-// ModelSpec names a model and where its profile comes from: a synthetic
-// model of this package (see SyntheticModel), a JSON file (ModelFile,
-// relative to the scenario), or, when neither is set, Config.Resolve.
+// ModelSpec names a model and where its profile comes from: synthetic, a zoo
+// model name profiled on the analytic reference device (see
+// SyntheticModel), a JSON file (ModelFile, relative to the scenario), or,
+// when neither is set, Config.Resolve.
 type ModelSpec struct {
 	Name      string     `yaml:"name"`
 	Synthetic string     `yaml:"synthetic"`
@@ -466,7 +467,7 @@ func (s *Scenario) validate() error {
 			return bad(f, "set synthetic or profile, not both")
 		}
 		if m.Synthetic != "" {
-			if _, ok := synthetic[m.Synthetic]; !ok {
+			if !isSynthetic(m.Synthetic) {
 				return bad(f+".synthetic", "unknown %q (have %s)", m.Synthetic, strings.Join(SyntheticModels(), ", "))
 			}
 		}

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/edgesplit/edgesplit/model/zoo"
 )
 
 func mustParse(t testing.TB, y string) *Scenario {
@@ -25,7 +27,7 @@ const base = `
 name: t
 duration: 10s
 models:
-  - {name: m, synthetic: tiny}
+  - {name: m, synthetic: seed-cnn}
 edges:
   - {name: e, model: m, link: {profile: lte}, arrivals: {rate: 5}}
 clouds:
@@ -42,14 +44,14 @@ func TestScenarioErrors(t *testing.T) {
 		{"negative link rate", strings.Replace(base, "link: {profile: lte}", "link: {up_mbps: -1, down_mbps: 5}", 1), "edges[0].link.up_mbps"},
 		{"missing model", strings.Replace(base, "model: m, ", "", 1), "edges[0].model"},
 		{"unknown model", strings.Replace(base, "model: m, ", "model: vgg, ", 1), "edges[0].model"},
-		{"no models", strings.Replace(base, "  - {name: m, synthetic: tiny}\n", "", 1), "models"},
-		{"unknown synthetic", strings.Replace(base, "synthetic: tiny", "synthetic: gpt", 1), "models[0].synthetic"},
+		{"no models", strings.Replace(base, "  - {name: m, synthetic: seed-cnn}\n", "", 1), "models"},
+		{"unknown synthetic", strings.Replace(base, "synthetic: seed-cnn", "synthetic: gpt", 1), "models[0].synthetic"},
 		{"bad duration", strings.Replace(base, "duration: 10s", "duration: ten", 1), "ten"},
 		{"missing duration", strings.Replace(base, "duration: 10s\n", "", 1), "duration"},
 		{"unknown link profile", strings.Replace(base, "profile: lte", "profile: 6g", 1), "edges[0].link.profile"},
 		{"bad policy", "policy: best\n" + base, "policy"},
 		{"unknown cell", strings.Replace(base, "link: {profile: lte}", "cell: x", 1), "edges[0].cell"},
-		{"exit probability", strings.Replace(base, "synthetic: tiny}", "synthetic: tiny, exits: [{after: 1, prob: 1.5}]}", 1), "models[0].exits[0].prob"},
+		{"exit probability", strings.Replace(base, "synthetic: seed-cnn}", "synthetic: seed-cnn, exits: [{after: 1, prob: 1.5}]}", 1), "models[0].exits[0].prob"},
 		{"negative workers", strings.Replace(base, "{name: c}", "{name: c, workers: -2}", 1), "clouds[0].workers"},
 		{"wrong type", strings.Replace(base, "rate: 5", "rate: fast", 1), "fast"},
 		{"negative think time", strings.Replace(base, "arrivals: {rate: 5}", "arrivals: {process: closed, think: -1s}", 1), "edges[0].arrivals.think"},
@@ -160,14 +162,14 @@ func TestReproducible(t *testing.T) {
 // previous answer is back (plus the think time), so it never has two in
 // flight and makes duration ÷ (latency + think) requests.
 func TestClosedArrivals(t *testing.T) {
-	m, _ := SyntheticModel("tiny")
+	m, _ := SyntheticModel("seed-cnn")
 	lat := m.Profile.HeadLatency(len(m.Profile.Nodes)) // edge-only, slowdown 1
 	for _, think := range []time.Duration{0, 3 * time.Millisecond} {
 		y := strings.NewReplacer("THINK", think.String()).Replace(`
 name: closed
 duration: 2s
 policy: edge-only
-models: [{name: m, synthetic: tiny}]
+models: [{name: m, synthetic: seed-cnn}]
 edges: [{name: e, count: 3, model: m, link: {profile: lte}, arrivals: {process: closed, think: THINK}}]
 clouds: [{name: c}]
 `)
@@ -176,22 +178,26 @@ clouds: [{name: c}]
 		if got, want := float64(sum.Requests)/3, per; math.Abs(got-want) > 1.5 {
 			t.Errorf("think %v: %.1f requests per device, want ≈ %.1f (latency %v)", think, got, want, lat)
 		}
-		if sum.P99 > lat+time.Microsecond {
+		// Quantiles are exact to the µs below 256 µs and within 0.8 %
+		// above; a queued request would wait a whole latency more.
+		if sum.P99 > lat+lat/125+time.Microsecond {
 			t.Errorf("think %v: p99 %v above the edge latency %v: requests queued on the device", think, sum.P99, lat)
 		}
 	}
 }
 
 func TestMM1(t *testing.T) {
-	m, _ := SyntheticModel("tiny")
+	m, _ := SyntheticModel("seed-cnn")
 	svc := m.Profile.TailLatency(0).Seconds() // slowdown 1
 	mu := 1 / svc
 	const rho = 0.7
 	lambda := rho * mu
 	devices := 200
-	n := 150_000.0
+	// The estimate's error shrinks as 1/√n: 5 % with 150 000 requests,
+	// twice that with the 40 000 of -short.
+	n, tol := 150_000.0, 0.05
 	if testing.Short() {
-		n = 40_000
+		n, tol = 40_000, 0.1
 	}
 	dur := time.Duration(n / lambda * 1e9)
 	for _, tc := range []struct {
@@ -206,7 +212,7 @@ name: mm1
 seed: 5
 duration: DUR
 policy: cloud-only
-models: [{name: m, synthetic: tiny}]
+models: [{name: m, synthetic: seed-cnn}]
 edges: [{name: e, count: N, model: m, link: {profile: ethernet}, arrivals: {rate: RATE}}]
 clouds: [{name: c, service: SVC}]
 `)
@@ -215,7 +221,7 @@ clouds: [{name: c, service: SVC}]
 		rel := math.Abs(got-tc.want) / tc.want
 		t.Logf("%s: %d requests, utilisation %.3f, mean queueing %.4f ms, analytic %.4f ms (%.1f %% off)",
 			tc.service, sum.Requests, sum.CloudUtilisation, got*1e3, tc.want*1e3, rel*100)
-		if rel > 0.05 {
+		if rel > tol {
 			t.Errorf("%s: mean queueing delay %.4f ms, analytic %.4f ms", tc.service, got*1e3, tc.want*1e3)
 		}
 	}
@@ -392,8 +398,8 @@ func TestSyntheticModels(t *testing.T) {
 		}
 		t.Logf("%s: %d nodes, %.2f GMACs, %v on the reference device", name, len(m.Profile.Nodes), float64(macs)/1e9, m.Profile.TailLatency(0))
 	}
-	if _, err := SyntheticModel("gpt"); err == nil {
-		t.Error("unknown synthetic model accepted")
+	if _, err := SyntheticModel("gpt"); !errors.Is(err, zoo.ErrUnknownModel) {
+		t.Errorf("unknown synthetic model: %v, want zoo.ErrUnknownModel", err)
 	}
 }
 
@@ -411,8 +417,8 @@ func TestDocScenarios(t *testing.T) {
 		}
 		if filepath.Base(f) == "demo.yaml" {
 			// The demo's model is resolved by the caller (edgesplit sim
-			// profiles the zoo's); the synthetic one of the same structure
-			// stands in here.
+			// profiles the zoo's on this machine); the synthetic one, the
+			// same graph on the analytic reference device, stands in here.
 			sum, err := Run(context.Background(), s, Config{Resolve: SyntheticModel})
 			if err != nil || sum.Requests == 0 {
 				t.Errorf("demo: %v, %+v", err, sum)

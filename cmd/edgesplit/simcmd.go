@@ -21,9 +21,9 @@ func newSimCmd() *cobra.Command {
 		Use:   "sim --scenario S.yaml --out DIR [--seed N]  |  sim --devices N --model M --link L --policy P --duration D",
 		Short: "Discrete-event simulation of split inference at scale, with the real scheduler",
 		Long: `sim runs a scenario in the discrete-event simulator, which plans with the same scheduler policies
-and cost model as real nodes. Models are the simulator's synthetic profiles (` + joinNames(sim.SyntheticModels()) + `),
-or any model edgesplit can load (a zoo name or an ONNX file), profiled with the engine on this machine as the
-reference device. With --out, per-request rows go to DIR/requests.csv and the summary to DIR/summary.txt.`,
+and cost model as real nodes. A scenario's synthetic models are zoo graphs (` + joinNames(sim.SyntheticModels()) + `)
+with latencies of the analytic reference device; any other model edgesplit can load (a zoo name or an ONNX file)
+is profiled with the engine on this machine as the reference device. With --out, per-request rows go to DIR/requests.csv and the summary to DIR/summary.txt.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var s *sim.Scenario
 			var err error

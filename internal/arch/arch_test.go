@@ -121,6 +121,7 @@ func TestAllowedRule(t *testing.T) {
 		{"node", "transport/linkem", true},
 		{"transport", "node", false},
 		{"sim", "scheduler", true},
+		{"sim", "model/zoo", true},
 		{"sim", "transport/linkem", false},
 		{"sim", "internal/linkprofile", true},
 		{"internal/mahimahi", "model", false},
