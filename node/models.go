@@ -28,7 +28,7 @@ type Model struct {
 	Graph   *model.Graph
 	Sidecar *dataset.Sidecar
 	// Calibration is the model's measured accuracy and codec table (nil:
-	// uncalibrated, so the scheduler uses only exact and bounded codecs).
+	// uncalibrated, so the scheduler uses only exact codecs).
 	// Set it with SetCalibration before the node starts.
 	Calibration *scheduler.Calibration
 

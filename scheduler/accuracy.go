@@ -18,9 +18,11 @@ const (
 	// treated as lossy.
 	Lossy Fidelity = iota
 	// Bounded codecs (fp16-class) have a per-element relative error bounded
-	// by construction. They are allowed without calibration under any
-	// non-zero budget, unless calibration saw them change an answer at that
-	// cut and cannot certify them there.
+	// by construction — which does not bound a changed answer: a model
+	// whose top two scores nearly tie flips under fp16 rounding. Under a
+	// non-zero budget one is allowed at a cut where calibration saw no
+	// answer change, or certified its agreement like a lossy codec's;
+	// uncalibrated, never.
 	Bounded
 	// Exact codecs reconstruct every value bit for bit; always allowed.
 	Exact
@@ -105,7 +107,7 @@ const (
 // calibrated top-1 agreement is ≥ 1 - MaxLoss. The zero value is the default
 // budget (0.1 % at 95 % confidence); ExactOnly allows only bit-exact codecs.
 type AccuracyBudget struct {
-	// MaxLoss is the largest allowed loss of top-1 agreement, in [0, 1).
+	// MaxLoss is the largest allowed loss of top-1 agreement, in [0, 1].
 	// Zero means DefaultMaxLoss (use ExactOnly for no loss at all).
 	MaxLoss float64
 	// Confidence of the lower bound, in (0, 1). Zero means DefaultConfidence.
@@ -116,10 +118,10 @@ type AccuracyBudget struct {
 
 // NewBudget returns the budget for a user's maximum accuracy loss (a
 // fraction: 0.001 is 0.1 %); 0 means exact codecs only. It rejects values
-// outside [0, 1) and NaN.
+// outside [0, 1] and NaN.
 func NewBudget(maxLoss float64) (AccuracyBudget, error) {
-	if math.IsNaN(maxLoss) || maxLoss < 0 || maxLoss >= 1 {
-		return AccuracyBudget{}, fmt.Errorf("scheduler: accuracy loss %v out of range [0, 1) (a fraction: 0.001 is 0.1 %%)", maxLoss)
+	if math.IsNaN(maxLoss) || maxLoss < 0 || maxLoss > 1 {
+		return AccuracyBudget{}, fmt.Errorf("scheduler: accuracy loss %v out of range [0, 1] (a fraction: 0.001 is 0.1 %%)", maxLoss)
 	}
 	if maxLoss == 0 {
 		return AccuracyBudget{ExactOnly: true}, nil
@@ -156,8 +158,8 @@ func (b AccuracyBudget) String() string {
 }
 
 func (b AccuracyBudget) validate() error {
-	if math.IsNaN(b.MaxLoss) || b.MaxLoss < 0 || b.MaxLoss >= 1 {
-		return &InputError{"Accuracy.MaxLoss", fmt.Sprintf("%v out of range [0, 1)", b.MaxLoss)}
+	if math.IsNaN(b.MaxLoss) || b.MaxLoss < 0 || b.MaxLoss > 1 {
+		return &InputError{"Accuracy.MaxLoss", fmt.Sprintf("%v out of range [0, 1]", b.MaxLoss)}
 	}
 	if math.IsNaN(b.Confidence) || b.Confidence < 0 || b.Confidence >= 1 {
 		return &InputError{"Accuracy.Confidence", fmt.Sprintf("%v out of range [0, 1)", b.Confidence)}
@@ -183,11 +185,14 @@ func (c *CodecModel) Allows(b AccuracyBudget, a Agreement) bool {
 	case b.ExactOnly:
 		return false
 	}
-	certified := a.Samples > 0 && a.Lower(b.Conf()) >= 1-b.Loss()
+	if a.Samples == 0 {
+		return false // not measured: only exact codecs may carry it
+	}
+	certified := a.Lower(b.Conf()) >= 1-b.Loss()
 	if c.Fidelity == Bounded {
-		// The bound holds by construction; calibration only takes it away
-		// where it saw answers change and cannot certify the rate.
-		return a.Samples == 0 || a.Agree == a.Samples || certified
+		// The error bound plus no changed answer seen is evidence enough;
+		// where calibration saw answers change, the rate must certify.
+		return a.Agree == a.Samples || certified
 	}
 	return certified
 }
@@ -203,8 +208,9 @@ type Accuracy struct {
 	// Calibration is the measurement at the plan's cut (Samples 0: none).
 	Calibration Agreement `json:"calibration"`
 	// Lower is the lower confidence bound on top-1 agreement that the plan
-	// was judged by: 1 for exact codecs and edge-only, the bound by
-	// construction (1) for an uncalibrated bounded codec.
+	// was judged by: 1 for exact codecs and edge-only and for a bounded
+	// codec calibration saw change nothing, 0 for any uncalibrated codec
+	// that is not exact.
 	Lower float64 `json:"lower"`
 	// Budget is the budget the plan was made under.
 	Budget AccuracyBudget `json:"budget"`
@@ -219,7 +225,7 @@ func accuracyOf(c *CodecModel, a Agreement, b AccuracyBudget) Accuracy {
 			acc.Lower = 1
 		}
 	}
-	if c.Fidelity == Lossy && a.Samples == 0 {
+	if c.Fidelity != Exact && a.Samples == 0 {
 		acc.Lower = 0
 	}
 	return acc

@@ -80,15 +80,13 @@ func Explain(p Policy, in *Inputs) (Explanation, error) {
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.3f", float64(d)/1e6) }
 
-// String is a short text for a candidate's accuracy: "exact",
-// "bounded" (uncalibrated fp16-class), "≥99.95%" (the lower bound it was
-// judged by, with the calibration's sample count) or "uncalibrated".
+// String is a short text for a candidate's accuracy: "exact", "≥99.95%"
+// (the lower bound it was judged by, with the calibration's sample count)
+// or "uncalibrated".
 func (a Accuracy) String() string {
 	switch {
 	case a.Fidelity == Exact:
 		return "exact"
-	case a.Calibration.Samples == 0 && a.Fidelity == Bounded:
-		return "bounded"
 	case a.Calibration.Samples == 0:
 		return "uncalibrated"
 	}

@@ -16,7 +16,7 @@ func tiny() (*Inputs, *partition.Profile) {
 	t = b.node("Relu", 1*time.Millisecond, 0, 4000, t)
 	t = b.node("Gemm", 5*time.Millisecond, 0, 40, t)
 	m := b.finish("tiny", t, 10)
-	in := &Inputs{Edge: m.edge, Codecs: []CodecModel{{Name: "half", Ratio: 2, EncodeBps: 1e6, DecodeBps: 2e6, Fidelity: Bounded}},
+	in := &Inputs{Edge: m.edge, Codecs: []CodecModel{{Name: "half", Ratio: 2, EncodeBps: 1e6, DecodeBps: 2e6, Fidelity: Bounded, CutAgreement: certifiedEverywhere}},
 		Clouds: []CloudInput{{ID: "c", Profile: m.cloud, Queue: 3 * time.Millisecond,
 			Link: LinkEstimate{RTT: 20 * time.Millisecond, Up: 1e5, Down: 1e4}}}}
 	return in, m.edge
@@ -152,9 +152,11 @@ func TestDADSMatchesBruteForce(t *testing.T) {
 		m := resnetLike(2, seed)
 		for _, up := range []float64{0.5, 5, 40, 300, 3000} {
 			// The min cut is exact for codecs the budget allows everywhere
-			// (exact and uncalibrated bounded ones); TestBudgetDADS covers
-			// lossy ones.
-			in := m.inputs(up, 10*time.Millisecond, testCodecs[:2]...)
+			// (exact ones: raw and a compressing one); TestBudgetDADS
+			// covers the others.
+			packed := testCodecs[1]
+			packed.Name, packed.Fidelity, packed.CutAgreement = "packed", Exact, nil
+			in := m.inputs(up, 10*time.Millisecond, testCodecs[0], packed)
 			in.Clouds = append(in.Clouds, CloudInput{ID: "c2", Profile: m.cloud, Queue: 30 * time.Millisecond,
 				Link: LinkEstimate{RTT: 2 * time.Millisecond, Up: up * 2e6 / 8, Down: up * 1e6}})
 			p, err := (&DADS{}).Plan(in)

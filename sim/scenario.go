@@ -99,7 +99,7 @@ type CodecSpec struct {
 	Ratio float64 `yaml:"ratio"`
 	// Fidelity is exact, bounded or lossy (scheduler.Fidelity). Default:
 	// exact for raw and lossless, bounded for fast (fp16), lossy for
-	// anything else.
+	// anything else. Only exact codecs are planned without Agreement.
 	Fidelity string `yaml:"fidelity"`
 	// Agreement is the codec's calibrated top-1 agreement with the unsplit
 	// model at every cut; CutAgreement[K], when given, overrides it at cut K.

@@ -64,7 +64,7 @@ func (a *accuracyFlags) attach(cmd *cobra.Command, m *node.Model, spec string) e
 	w := cmd.ErrOrStderr()
 	switch {
 	case tab == nil:
-		fmt.Fprintf(w, "model %s: uncalibrated: only exact and bounded codecs (lossless, fast) may be planned; give --calibration DATA to certify lossy ones\n", m.ID)
+		fmt.Fprintf(w, "model %s: uncalibrated: only exact codecs (lossless, raw) may be planned; give --calibration DATA to certify fp16 and lossy ones\n", m.ID)
 		return nil
 	case made && path != "":
 		fmt.Fprintf(w, "model %s: calibrated on %s (%d inputs), table %s written to %s\n", m.ID, tab.Data.Source, tab.Data.Samples, tab.Digest(), path)

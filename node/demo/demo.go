@@ -241,7 +241,7 @@ func writeDemoTable(w io.Writer, rows []Row) {
 			ratio(r.EdgeOnly, r.Measured), ratio(r.CloudOnly, r.Measured), r.Fallbacks, r.Clouds)
 	}
 	tw.Flush()
-	fmt.Fprintln(w, "\naccuracy: what the plan's codec risks (exact; bounded by construction; or the calibrated lower bound on top-1 agreement")
+	fmt.Fprintln(w, "\naccuracy: what the plan's codec risks (exact; or the calibrated lower bound on top-1 agreement")
 	fmt.Fprintln(w, "with the unsplit model). top-1 = unsplit: auto answers whose class equals the unsplit model's, run here on the same input.")
 	fmt.Fprintln(w, "predicted/measured: median over the phase's second half. vs edge, vs cloud: edge-only (cloud-only) ms ÷ auto's")
 	fmt.Fprintln(w, "measured ms — above 1× auto was faster than always computing on the edge (always sending the input to a cloud).")

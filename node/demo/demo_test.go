@@ -73,11 +73,10 @@ func TestRun(t *testing.T) {
 		if r.Measured >= r.EdgeOnly {
 			t.Errorf("phase %s: the plan took %v, no faster than edge-only %v", r.Phase, r.Measured, r.EdgeOnly)
 		}
-		// An exact plan (lossless, or edge-only) answers as the unsplit
-		// model does; uncalibrated, only exact and bounded (fp16) codecs
-		// may run at all.
-		if r.Requests != 4 || r.Agree > r.Requests || r.Accuracy.Fidelity == scheduler.Exact && r.Agree != r.Requests ||
-			r.Accuracy.Fidelity == scheduler.Lossy {
+		// The model is uncalibrated: only exact codecs may run, and an
+		// exact plan (lossless, or edge-only) answers as the unsplit
+		// model does.
+		if r.Requests != 4 || r.Agree != r.Requests || r.Accuracy.Fidelity != scheduler.Exact {
 			t.Errorf("phase %s: %d of %d answers equal the unsplit model's", r.Phase, r.Agree, r.Requests)
 		}
 		if r.Clouds < 1 || r.Clouds > 2 {
