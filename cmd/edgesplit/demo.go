@@ -77,7 +77,7 @@ which carries a table measured on MNIST test images and is fed MNIST test images
 	cmd.Flags().StringVar(&device, "device", "raspberry-pi-4", "edge device profile (or slowdown:F)")
 	cmd.Flags().IntVar(&clouds, "clouds", 2, "cloud nodes")
 	cmd.Flags().IntVar(&requests, "requests", 10, "auto-policy requests per phase")
-	cmd.Flags().IntVar(&baseline, "baseline", 2, "edge-only and cloud-only requests per phase")
+	cmd.Flags().IntVar(&baseline, "baseline", 4, "edge-only and cloud-only requests per phase, interleaved with the second half of the auto ones")
 	cmd.Flags().BoolVar(&verbose, "verbose", false, "log node events to stderr")
 	return cmd
 }

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/edgesplit/edgesplit/model/zoo"
 	"github.com/edgesplit/edgesplit/node"
@@ -132,5 +133,30 @@ func TestRunDemoBadConfig(t *testing.T) {
 	_, err := Run(context.Background(), Config{Model: testModel(t), Phases: []Phase{{Name: "x", Profile: "no-such-link"}}}, &bytes.Buffer{})
 	if err == nil || !strings.Contains(err.Error(), "no-such-link") {
 		t.Errorf("unknown link profile: err = %v", err)
+	}
+}
+
+func TestVerdicts(t *testing.T) {
+	ms := time.Millisecond
+	rows := []Row{
+		{Phase: "ok", Cut: "0", Codec: "lossless", Cloud: "c2", Measured: 100 * ms, EdgeOnly: 300 * ms, CloudOnly: 98 * ms, CloudOnlyPlan: "cut 0, lossless, c2"},
+		{Phase: "same", Cut: "0", Codec: "lossless", Cloud: "c2", Measured: 150 * ms, Predicted: 120 * ms, EdgeOnly: 300 * ms, CloudOnly: 120 * ms, CloudOnlyPlan: "cut 0, lossless, c2"},
+		{Phase: "other", Cut: "100 (edge)", Measured: 350 * ms, Predicted: 340 * ms, EdgeOnly: 350 * ms, CloudOnly: 200 * ms, CloudOnlyPredicted: 380 * ms, CloudOnlyPlan: "cut 0, lossless, c2"},
+		{Phase: "edge best", Cut: "4", Codec: "lossless", Cloud: "c1", Measured: 130 * ms, Predicted: 80 * ms, EdgeOnly: 100 * ms, EdgeOnlyPredicted: 90 * ms, CloudOnly: 400 * ms},
+		{Phase: "kept", Cut: "4", Codec: "lossless", Cloud: "c1", Measured: 130 * ms, Predicted: 99 * ms, EdgeOnly: 100 * ms, EdgeOnlyPredicted: 95 * ms, CloudOnly: 400 * ms},
+	}
+	v := Verdicts(rows, 0.05)
+	if len(v) != 4 {
+		t.Fatalf("%d verdicts, want 4 (all but ok): %q", len(v), v)
+	}
+	for i, want := range []string{
+		"phase same: auto 150.0 ms, cloud-only 120.0 ms (+25%): auto ran the same plan (cut 0, lossless, c2)",
+		"phase other: auto 350.0 ms, cloud-only 200.0 ms (+75%): auto ran another plan (edge-only), predicted 340.0 ms against 380.0 ms for cloud-only",
+		"phase edge best: auto 130.0 ms, edge-only 100.0 ms (+30%): auto ran another plan (cut 4, lossless, c1), predicted 80.0 ms against 90.0 ms",
+		"phase kept: auto 130.0 ms, edge-only 100.0 ms (+30%): auto kept its plan (cut 4, lossless, c1, predicted 99.0 ms) though it predicted edge-only at 95.0 ms: hysteresis",
+	} {
+		if !strings.HasPrefix(v[i], want) {
+			t.Errorf("verdict %d:\n got %s\nwant %s…", i, v[i], want)
+		}
 	}
 }
