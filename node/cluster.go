@@ -200,9 +200,3 @@ func (lc *LocalCluster) Kill() {
 		nd.Kill()
 	}
 }
-
-func (n *Node) isClosed() bool {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.closed
-}
