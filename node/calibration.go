@@ -10,10 +10,6 @@ import (
 	"github.com/edgesplit/edgesplit/transport"
 )
 
-// opCalibration asks a peer for its calibration table of the request's
-// model version (JSON, scheduler.Calibration).
-const opCalibration = "calibration"
-
 // calibrationRetry is how long an edge waits before asking the same peer
 // for a table again after a failed fetch.
 const calibrationRetry = 10 * time.Second
@@ -104,8 +100,7 @@ func (n *Node) fetchCalibrations(ctx context.Context) {
 func (n *Node) fetchCalibration(ctx context.Context, p Peer, m *Model, digest string) (*scheduler.Calibration, error) {
 	fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	resp, err := n.ep.Call(fctx, p.Meta.QUICAddr, &transport.Request{ID: n.edge.reqID.Add(1), Model: m.ID, Version: m.Version,
-		Meta: map[string]string{metaOp: opCalibration}}, nil)
+	resp, err := n.callPeer(fctx, p, segmentRequest{Op: opCalibration, Model: m.ID, Version: m.Version}, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -59,9 +58,14 @@ const resultPreset = tensorcodec.PresetLossless
 
 var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
-// serveSegment is the node's transport handler: it answers profile requests
-// and runs segments.
-func (n *Node) serveSegment(ctx context.Context, req *transport.Request, body io.Reader, w transport.ResponseWriter) error {
+// serveSegment is the node's transport handler: it decodes the node
+// protocol's request header (protocol.go), answers probes, profile and
+// calibration requests, and runs segments.
+func (n *Node) serveSegment(ctx context.Context, treq *transport.Request, body io.Reader, w transport.ResponseWriter) error {
+	req, err := unmarshalSegmentRequest(treq.Header)
+	if err != nil {
+		return transport.Errorf(transport.CodeBadRequest, "%v", err)
+	}
 	m, ok := n.models[req.Model]
 	if !ok {
 		return transport.Errorf(transport.CodeNotFound, "model %q not held by %s", req.Model, n.cfg.Name)
@@ -69,19 +73,20 @@ func (n *Node) serveSegment(ctx context.Context, req *transport.Request, body io
 	if req.Version != "" && req.Version != m.Version {
 		return transport.Errorf(transport.CodeNotFound, "model %q version %s not held by %s (have %s)", req.Model, req.Version, n.cfg.Name, m.Version)
 	}
-	if req.Meta[metaOp] == opProbe {
+	switch req.Op {
+	case opProbe:
 		rc := &recvClock{r: body}
 		if _, err := io.Copy(io.Discard, rc); err != nil {
 			return err
 		}
-		rc.report(w)
+		var hdr segmentResponse
+		rc.report(&hdr)
+		w.SetHeader(hdr.marshal())
 		_, err := w.Write([]byte{0})
 		return err
-	}
-	if req.Meta[metaOp] == opCalibration {
+	case opCalibration:
 		return n.serveCalibration(m, w)
-	}
-	if req.Meta[metaOp] == opProfile {
+	case opProfile:
 		b, err := json.Marshal(n.profiles[m.ID])
 		if err != nil {
 			return transport.Errorf(transport.CodeInternal, "profile: %v", err)
@@ -89,13 +94,19 @@ func (n *Node) serveSegment(ctx context.Context, req *transport.Request, body io
 		_, err = w.Write(b)
 		return err
 	}
+	return n.runSegment(ctx, m, req, body, w)
+}
+
+// runSegment runs the request's node set of m on the body's tensors and
+// answers the outputs, with the cloud's timings in the response header.
+func (n *Node) runSegment(ctx context.Context, m *Model, req segmentRequest, body io.Reader, w transport.ResponseWriter) error {
 	code := "ok"
 	defer func() { n.metrics.segments.WithLabelValues(code).Inc() }()
 
-	idx, err := segmentNodes(req, m.Nodes())
-	if err != nil {
+	idx := req.Nodes
+	if last := idx[len(idx)-1]; last >= m.Nodes() {
 		code = "bad_request"
-		return transport.Errorf(transport.CodeBadRequest, "%v", err)
+		return transport.Errorf(transport.CodeBadRequest, "node set reaches node %d of a %d-node model", last, m.Nodes())
 	}
 	pr, err := m.pieceSet(idx)
 	if err != nil {
@@ -111,7 +122,8 @@ func (n *Node) serveSegment(ctx context.Context, req *transport.Request, body io
 		code = "body"
 		return err
 	}
-	rc.report(w)
+	var hdr segmentResponse
+	rc.report(&hdr)
 
 	// Wait for a worker.
 	queued := time.Now()
@@ -166,10 +178,9 @@ func (n *Node) serveSegment(ctx context.Context, req *transport.Request, body io
 	encoded := time.Now()
 	n.metrics.segmentTime.Observe(encoded.Sub(start).Seconds())
 	n.srv.observe(encoded.Sub(start))
-	w.SetMeta(metaQueue, strconv.FormatInt(int64(wait), 10))
-	w.SetMeta(metaDecode, strconv.FormatInt(int64(decoded.Sub(start)), 10))
-	w.SetMeta(metaCompute, strconv.FormatInt(int64(computed.Sub(decoded)), 10))
-	w.SetMeta(metaEncode, strconv.FormatInt(int64(encoded.Sub(computed)), 10))
+	hdr.Queue, hdr.Decode = wait, decoded.Sub(start)
+	hdr.Compute, hdr.Encode = computed.Sub(decoded), encoded.Sub(computed)
+	w.SetHeader(hdr.marshal())
 	_, err = w.Write(res)
 	return err
 }

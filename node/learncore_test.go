@@ -1,7 +1,6 @@
 package node
 
 import (
-	"fmt"
 	"testing"
 	"time"
 
@@ -71,8 +70,8 @@ func TestLearningCoreSharedWithSim(t *testing.T) {
 			// the whole body (it came in reads after the first, which
 			// took none).
 			network := time.Duration(u.air) + rttAt(u.leave) + down
-			meta := map[string]string{metaRecv: fmt.Sprint(u.air, ",", u.bytes)}
-			edge.learnUploadAt(t0.Add(time.Duration(done)), u.bytes, network, down, est, meta, false)
+			rh := segmentResponse{RecvTime: time.Duration(u.air), RecvBytes: u.bytes}
+			edge.learnUploadAt(t0.Add(time.Duration(done)), u.bytes, network, down, est, rh, false)
 			// Sim: the rate and RTT the device's upload met.
 			dev.Pings(done, rttAt)
 			dev.Upload(done, float64(u.bytes)/time.Duration(u.air).Seconds(), u.air, rttAt(u.leave))

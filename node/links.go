@@ -118,12 +118,12 @@ func (l *linkEstimate) observeTimedUp(n int64, d time.Duration) {
 
 // learnUpload folds in what one upload to the cloud taught (see
 // uploadSample and scheduler.EdgeLearner.ObserveUpload).
-func (l *linkEstimate) learnUpload(n int64, network, down time.Duration, est scheduler.LinkEstimate, meta map[string]string, loaded bool) {
-	l.learnUploadAt(time.Now(), n, network, down, est, meta, loaded)
+func (l *linkEstimate) learnUpload(n int64, network, down time.Duration, est scheduler.LinkEstimate, rh segmentResponse, loaded bool) {
+	l.learnUploadAt(time.Now(), n, network, down, est, rh, loaded)
 }
 
-func (l *linkEstimate) learnUploadAt(at time.Time, n int64, network, down time.Duration, est scheduler.LinkEstimate, meta map[string]string, loaded bool) {
-	u := uploadSample(n, network, down, est, meta, loaded)
+func (l *linkEstimate) learnUploadAt(at time.Time, n int64, network, down time.Duration, est scheduler.LinkEstimate, rh segmentResponse, loaded bool) {
+	u := uploadSample(n, network, down, est, rh, loaded)
 	l.access.mu.Lock()
 	defer l.access.mu.Unlock()
 	l.access.learn.ObserveUpload(l.cloud, at, u)
@@ -132,12 +132,12 @@ func (l *linkEstimate) learnUploadAt(at time.Time, n int64, network, down time.D
 // uploadSample translates what one upload measured into the learning
 // core's terms: n bytes sent, network the exchange's time less the cloud's
 // own work, down the answer's download at the estimate est (taken before
-// the upload), meta the cloud's response metadata (its timing of the
+// the upload), rh the cloud's response header (its timing of the
 // body's arrival, recvClock), and loaded whether another upload of the
 // edge's was in flight when it left.
-func uploadSample(n int64, network, down time.Duration, est scheduler.LinkEstimate, meta map[string]string, loaded bool) scheduler.Upload {
+func uploadSample(n int64, network, down time.Duration, est scheduler.LinkEstimate, rh segmentResponse, loaded bool) scheduler.Upload {
 	u := scheduler.Upload{Bytes: n, Network: network, Down: down, Est: est, Loaded: loaded}
-	if rd, rb, ok := parseRecv(meta); ok {
+	if rd, rb, ok := rh.recvTiming(); ok {
 		u.RecvTime, u.RecvBytes = rd, rb
 	}
 	return u

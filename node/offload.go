@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"strconv"
 	"time"
 
 	"github.com/edgesplit/edgesplit/scheduler"
@@ -13,6 +12,15 @@ import (
 	"github.com/edgesplit/edgesplit/transport"
 	"gorgonia.org/tensor"
 )
+
+// callPeer sends a node protocol request to peer p with body (nil: none).
+func (n *Node) callPeer(ctx context.Context, p Peer, req segmentRequest, body io.Reader) (*transport.Response, error) {
+	hdr, err := req.marshal()
+	if err != nil {
+		return nil, err
+	}
+	return n.ep.Call(ctx, p.Meta.QUICAddr, &transport.Request{ID: n.edge.reqID.Add(1), Header: hdr}, body)
+}
 
 // offload sends the tail's inputs to the plan's cloud and fills res.
 func (n *Node) offload(ctx context.Context, m *Model, p scheduler.Plan, h *headResult, res *InferResult) error {
@@ -43,11 +51,6 @@ func (n *Node) offload(ctx context.Context, m *Model, p scheduler.Plan, h *headR
 	if !ok || !peer.Alive {
 		return fmt.Errorf("node: cloud %s is gone", p.Cloud)
 	}
-	req := &transport.Request{ID: n.edge.reqID.Add(1), Model: m.ID, Version: m.Version, Codec: p.Codec,
-		From: uint32(tail[0]), To: uint32(tail[len(tail)-1] + 1)}
-	if p.K < 0 {
-		req.Meta = map[string]string{metaNodes: formatRanges(tail)}
-	}
 	// Give the cloud a deadline proportional to the prediction so a stuck
 	// cloud is abandoned in time to finish elsewhere.
 	limit := 3*p.Predicted.Total + 500*time.Millisecond
@@ -58,7 +61,7 @@ func (n *Node) offload(ctx context.Context, m *Model, p scheduler.Plan, h *headR
 	loaded := link.busy()
 	callStart := time.Now()
 	up := link.upload(bytes.NewReader(payload))
-	resp, err := n.ep.Call(cctx, peer.Meta.QUICAddr, req, up)
+	resp, err := n.callPeer(cctx, peer, segmentRequest{Op: opRun, Model: m.ID, Version: m.Version, Codec: p.Codec, Nodes: tail}, up)
 	up.done()
 	if err != nil {
 		if transport.CodeOf(err) == transport.CodeDeadlineExceeded {
@@ -67,6 +70,11 @@ func (n *Node) offload(ctx context.Context, m *Model, p scheduler.Plan, h *headR
 			link.observeUp(int64(len(payload)), time.Since(callStart), est.Up)
 		}
 		return err
+	}
+	rh, err := unmarshalSegmentResponse(resp.Header)
+	if err != nil {
+		resp.Body.Close()
+		return fmt.Errorf("node: answer from %s: %w", p.Cloud, err)
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<30))
 	resp.Body.Close()
@@ -94,7 +102,7 @@ func (n *Node) offload(ctx context.Context, m *Model, p scheduler.Plan, h *headR
 		}
 		res.Outputs = append(res.Outputs, t)
 	}
-	q, c, d, e := metaDur(resp.Meta, metaQueue), metaDur(resp.Meta, metaCompute), metaDur(resp.Meta, metaDecode), metaDur(resp.Meta, metaEncode)
+	q, c, d, e := rh.Queue, rh.Compute, rh.Decode, rh.Encode
 	res.Measured = Measured{
 		EdgeCompute: h.elapsed, Encode: encode, Queue: q, CloudCompute: c, Decode: d + e + decode,
 		Transfer: max(0, call-q-c-d-e),
@@ -111,14 +119,6 @@ func (n *Node) offload(ctx context.Context, m *Model, p scheduler.Plan, h *headR
 		n.edge.tables[m.ID].observe(p.Codec, p.K, raw, int64(len(payload)))
 	}
 	down := time.Duration(float64(len(body)) / est.Down * float64(time.Second))
-	link.learnUpload(int64(len(payload)), res.Measured.Transfer, down, est, resp.Meta, loaded)
+	link.learnUpload(int64(len(payload)), res.Measured.Transfer, down, est, rh, loaded)
 	return nil
-}
-
-func metaDur(m map[string]string, k string) time.Duration {
-	v, err := strconv.ParseInt(m[k], 10, 64)
-	if err != nil || v < 0 {
-		return 0
-	}
-	return time.Duration(v)
 }

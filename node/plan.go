@@ -12,7 +12,6 @@ import (
 
 	"github.com/edgesplit/edgesplit/partition"
 	"github.com/edgesplit/edgesplit/scheduler"
-	"github.com/edgesplit/edgesplit/transport"
 )
 
 // Plan returns the plan the node would use now for model id under policy
@@ -114,10 +113,7 @@ func (n *Node) remoteProfile(ctx context.Context, p Peer, m *Model) (*partition.
 	}
 	fctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	resp, err := n.ep.Call(fctx, p.Meta.QUICAddr, &transport.Request{
-		ID: n.edge.reqID.Add(1), Model: m.ID, Version: m.Version, From: 0, To: 0,
-		Meta: map[string]string{metaOp: opProfile},
-	}, nil)
+	resp, err := n.callPeer(fctx, p, segmentRequest{Op: opProfile, Model: m.ID, Version: m.Version}, nil)
 	if err != nil {
 		return nil, err
 	}

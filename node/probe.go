@@ -3,11 +3,11 @@ package node
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"time"
 
 	"github.com/edgesplit/edgesplit/scheduler"
-	"github.com/edgesplit/edgesplit/transport"
 )
 
 // maybeProbe keeps the link estimates fresh while requests run on the edge:
@@ -52,15 +52,15 @@ func (n *Node) maybeProbe(m *Model) {
 		defer n.wg.Done()
 		l := n.linkTo(p.Name)
 		loaded := l.busy()
-		d, meta, err := n.probe(p, l.upload(bytes.NewReader(probePayload[:size])))
+		d, rh, err := n.probe(p, l.upload(bytes.NewReader(probePayload[:size])))
 		var air time.Duration
 		if err == nil {
 			air = d - est.RTT
-			if rd, _, ok := parseRecv(meta); ok {
+			if rd, _, ok := rh.recvTiming(); ok {
 				air = rd // the cloud's timing of the arrival is the better measure
 			}
 		}
-		u := uploadSample(int64(size), d, 0, est, meta, loaded)
+		u := uploadSample(int64(size), d, 0, est, rh, loaded)
 		now := time.Now()
 		n.edge.access.mu.Lock()
 		n.edge.access.learn.ProbeDone(now, air, err == nil)
@@ -113,8 +113,8 @@ func (n *Node) pingLoop() {
 }
 
 // probe sends body (nil: nothing) to cloud p, which discards it, and returns
-// how long the exchange took and the cloud's response metadata.
-func (n *Node) probe(p Peer, body *uploadBody) (time.Duration, map[string]string, error) {
+// how long the exchange took and the cloud's response header.
+func (n *Node) probe(p Peer, body *uploadBody) (time.Duration, segmentResponse, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	ref := p.Meta.Models[0]
@@ -124,12 +124,16 @@ func (n *Node) probe(p Peer, body *uploadBody) (time.Duration, map[string]string
 		r = body
 		defer body.done()
 	}
-	resp, err := n.ep.Call(ctx, p.Meta.QUICAddr, &transport.Request{ID: n.edge.reqID.Add(1), Model: ref.ID, Version: ref.Version,
-		Meta: map[string]string{metaOp: opProbe}}, r)
+	resp, err := n.callPeer(ctx, p, segmentRequest{Op: opProbe, Model: ref.ID, Version: ref.Version}, r)
 	if err != nil {
-		return 0, nil, err
+		return 0, segmentResponse{}, err
 	}
 	_, err = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
-	return time.Since(start), resp.Meta, err
+	d := time.Since(start)
+	rh, herr := unmarshalSegmentResponse(resp.Header)
+	if herr != nil {
+		return 0, segmentResponse{}, fmt.Errorf("node: probe answer from %s: %w", p.Name, herr)
+	}
+	return d, rh, err
 }
