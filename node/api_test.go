@@ -1,4 +1,4 @@
-package node
+package node_test
 
 import (
 	"bytes"
@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/edgesplit/edgesplit/model/npy"
+	"github.com/edgesplit/edgesplit/node"
 	"gorgonia.org/tensor"
 )
 
@@ -99,8 +100,8 @@ func TestInferAPIInflightCap(t *testing.T) {
 	h := lc.Edges[0].Handler()
 	var writers []*io.PipeWriter
 	var wg sync.WaitGroup
-	refused := make(chan *httptest.ResponseRecorder, MaxInflightRequests+1)
-	for range MaxInflightRequests + 1 {
+	refused := make(chan *httptest.ResponseRecorder, node.MaxInflightRequests+1)
+	for range node.MaxInflightRequests + 1 {
 		pr, pw := io.Pipe()
 		writers = append(writers, pw)
 		wg.Add(1)

@@ -24,6 +24,8 @@
 //     metrics.
 //   - measure.go, device.go, models.go, config.go: profiles and codecs
 //     measured at start, device emulation, models, configuration.
-//   - cluster.go: [LocalCluster], an in-process cluster for tests, the
-//     demo and benchmarks.
+//
+// The in-process cluster harness (tests, the demo, benchmarks) is package
+// node/cluster; the tests that run on it are the external package
+// node_test (export_test.go gives them a few hooks).
 package node

@@ -281,7 +281,8 @@ func (n *Node) metaLoop() {
 	}
 }
 
-func (n *Node) isClosed() bool {
+// Closed reports whether Shutdown or Kill has been called.
+func (n *Node) Closed() bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.closed

@@ -1,4 +1,4 @@
-package node
+package node_test
 
 import (
 	"context"
@@ -13,12 +13,14 @@ import (
 
 	"github.com/edgesplit/edgesplit/model"
 	"github.com/edgesplit/edgesplit/model/zoo"
+	"github.com/edgesplit/edgesplit/node"
+	"github.com/edgesplit/edgesplit/node/cluster"
 	"gorgonia.org/tensor"
 )
 
-func testModel(t testing.TB) *Model {
+func testModel(t testing.TB) *node.Model {
 	t.Helper()
-	m, err := NewModel("lenet5", "", zoo.LeNet5(7), nil)
+	m, err := node.NewModel("lenet5", "", zoo.LeNet5(7), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,7 +29,7 @@ func testModel(t testing.TB) *Model {
 
 func randInput(seed uint64, shape []int) *tensor.Dense { return model.UniformTensor(shape, seed) }
 
-func localRun(t testing.TB, m *Model, x *tensor.Dense) []float32 {
+func localRun(t testing.TB, m *node.Model, x *tensor.Dense) []float32 {
 	t.Helper()
 	net, err := model.Compile(m.Graph, model.Options{})
 	if err != nil {
@@ -44,9 +46,9 @@ func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard
 
 // counterValue sums the samples of the counter family name in n's metrics
 // registry whose labels include label=value ("" matches every sample).
-func counterValue(t testing.TB, n *Node, name, label, value string) float64 {
+func counterValue(t testing.TB, n *node.Node, name, label, value string) float64 {
 	t.Helper()
-	fams, err := n.cfg.Registry.Gather()
+	fams, err := n.Registry().Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,12 +72,12 @@ func counterValue(t testing.TB, n *Node, name, label, value string) float64 {
 
 // segmentsServed is how many segments cloud c has run to completion for
 // edges (edgesplit_segments_served_total{code="ok"}).
-func segmentsServed(t testing.TB, c *Node) int {
+func segmentsServed(t testing.TB, c *node.Node) int {
 	return int(counterValue(t, c, "edgesplit_segments_served_total", "code", "ok"))
 }
 
 // servedByCloud maps each cloud of lc to segmentsServed.
-func servedByCloud(t testing.TB, lc *LocalCluster) map[string]int {
+func servedByCloud(t testing.TB, lc *cluster.Local) map[string]int {
 	m := map[string]int{}
 	for _, c := range lc.Clouds {
 		m[c.Name()] = segmentsServed(t, c)
@@ -83,16 +85,16 @@ func servedByCloud(t testing.TB, lc *LocalCluster) map[string]int {
 	return m
 }
 
-func startTestCluster(t *testing.T, clouds int, policy string) (*LocalCluster, *Model) {
+func startTestCluster(t *testing.T, clouds int, policy string) (*cluster.Local, *node.Model) {
 	t.Helper()
 	m := testModel(t)
 	ctx := context.Background()
-	lc, err := StartLocalCluster(ctx, LocalClusterConfig{
-		Edges: 1, Clouds: clouds, Models: []*Model{m},
-		EdgeDevice: Device{Name: "slow", Slowdown: 4}, Policy: policy,
+	lc, err := cluster.Start(ctx, cluster.Config{
+		Edges: 1, Clouds: clouds, Models: []*node.Model{m},
+		EdgeDevice: node.Device{Name: "slow", Slowdown: 4}, Policy: policy,
 		GossipKey: []byte("0123456789abcdef"),
 		Logger:    quietLogger(),
-		Tune:      func(c *Config) { c.ProfileRuns = 3; c.BanBase = 2 * time.Second },
+		Tune:      func(c *node.Config) { c.ProfileRuns = 3; c.BanBase = 2 * time.Second },
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -110,7 +112,7 @@ func TestSplitInferenceMatchesLocal(t *testing.T) {
 	offloaded := 0
 	for _, pol := range []string{"cloud-only", "fixed:3", "neurosurgeon", "dads", "edge-only", "auto"} {
 		before := servedByCloud(t, lc)
-		res, err := edge.Infer(ctx, InferRequest{Inputs: []*tensor.Dense{x}, Policy: pol, Codec: "lossless"})
+		res, err := edge.Infer(ctx, node.InferRequest{Inputs: []*tensor.Dense{x}, Policy: pol, Codec: "lossless"})
 		if err != nil {
 			t.Fatalf("%s: %v", pol, err)
 		}
@@ -168,8 +170,8 @@ func TestSplitInferenceMatchesLocal(t *testing.T) {
 	}
 	// A lossy codec on an uncalibrated model is refused as a client error
 	// naming why (TestCalibratedLossyCodec runs one that is calibrated).
-	_, err := edge.Infer(ctx, InferRequest{Inputs: []*tensor.Dense{x}, Policy: "fixed:2", Codec: "int8"})
-	if !errors.Is(err, ErrBadRequest) || !strings.Contains(err.Error(), "calibration") {
+	_, err := edge.Infer(ctx, node.InferRequest{Inputs: []*tensor.Dense{x}, Policy: "fixed:2", Codec: "int8"})
+	if !errors.Is(err, node.ErrBadRequest) || !strings.Contains(err.Error(), "calibration") {
 		t.Errorf("uncalibrated int8: %v, want ErrBadRequest naming the calibration", err)
 	}
 }
@@ -180,7 +182,7 @@ func TestCloudFailureFallsBack(t *testing.T) {
 	x := randInput(2, m.Graph.Inputs[0].Shape)
 	want := localRun(t, m, x)
 	ctx := context.Background()
-	res, err := edge.Infer(ctx, InferRequest{Inputs: []*tensor.Dense{x}, Codec: "lossless"})
+	res, err := edge.Infer(ctx, node.InferRequest{Inputs: []*tensor.Dense{x}, Codec: "lossless"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,7 +194,7 @@ func TestCloudFailureFallsBack(t *testing.T) {
 		}
 	}
 	for i := range 5 {
-		res, err := edge.Infer(ctx, InferRequest{Inputs: []*tensor.Dense{x}, Codec: "lossless"})
+		res, err := edge.Infer(ctx, node.InferRequest{Inputs: []*tensor.Dense{x}, Codec: "lossless"})
 		if err != nil {
 			t.Fatalf("request %d after the kill: %v", i, err)
 		}
@@ -238,7 +240,7 @@ func TestConcurrentRequestsWithChurn(t *testing.T) {
 				}
 				k := (c + i) % len(inputs)
 				time.Sleep(8 * time.Millisecond) // spread the stream over the churn
-				res, err := edge.Infer(ctx, InferRequest{Inputs: []*tensor.Dense{inputs[k]}, Codec: "lossless"})
+				res, err := edge.Infer(ctx, node.InferRequest{Inputs: []*tensor.Dense{inputs[k]}, Codec: "lossless"})
 				mu.Lock()
 				sent++
 				if err != nil {
@@ -346,11 +348,11 @@ func TestConcurrentRequestsWithChurn(t *testing.T) {
 // (slow, healthy) cloud works on it fails, but the cloud stays in service.
 func TestClientDeadlineDoesNotBan(t *testing.T) {
 	m := testModel(t)
-	lc, err := StartLocalCluster(context.Background(), LocalClusterConfig{
-		Edges: 1, Clouds: 1, Models: []*Model{m}, Policy: "cloud-only",
-		CloudDevice: Device{Name: "slow-cloud", Slowdown: 400}, // the tail takes tens of ms
+	lc, err := cluster.Start(context.Background(), cluster.Config{
+		Edges: 1, Clouds: 1, Models: []*node.Model{m}, Policy: "cloud-only",
+		CloudDevice: node.Device{Name: "slow-cloud", Slowdown: 400}, // the tail takes tens of ms
 		GossipKey:   []byte("0123456789abcdef"), Logger: quietLogger(),
-		Tune: func(c *Config) { c.ProfileRuns = 1 },
+		Tune: func(c *node.Config) { c.ProfileRuns = 1 },
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -358,19 +360,19 @@ func TestClientDeadlineDoesNotBan(t *testing.T) {
 	t.Cleanup(lc.Kill)
 	edge, cloud := lc.Edges[0], lc.Clouds[0].Name()
 	x := randInput(1, m.Graph.Inputs[0].Shape)
-	res, err := edge.Infer(context.Background(), InferRequest{Inputs: []*tensor.Dense{x}})
+	res, err := edge.Infer(context.Background(), node.InferRequest{Inputs: []*tensor.Dense{x}})
 	if err != nil || res.Cloud != cloud {
 		t.Fatalf("warm-up: %v (cloud %q)", err, res.Cloud)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), res.Measured.Total/4)
 	defer cancel()
-	if _, err := edge.Infer(ctx, InferRequest{Inputs: []*tensor.Dense{x}}); err == nil {
+	if _, err := edge.Infer(ctx, node.InferRequest{Inputs: []*tensor.Dense{x}}); err == nil {
 		t.Fatalf("a request with a quarter of the round trip (%v) as deadline succeeded", res.Measured.Total/4)
 	}
-	if edge.edge.bans.Banned(cloud) {
+	if edge.Banned(cloud) {
 		t.Errorf("the client's deadline banned %s", cloud)
 	}
-	if res, err := edge.Infer(context.Background(), InferRequest{Inputs: []*tensor.Dense{x}}); err != nil || res.Cloud != cloud {
+	if res, err := edge.Infer(context.Background(), node.InferRequest{Inputs: []*tensor.Dense{x}}); err != nil || res.Cloud != cloud {
 		t.Errorf("next request: %v, want it on %s", err, cloud)
 	}
 }

@@ -17,7 +17,7 @@ import (
 // (scheduler.ProbeSize) in the background; the cloud discards it and says
 // how long it took to arrive.
 func (n *Node) maybeProbe(m *Model) {
-	if n.isClosed() {
+	if n.Closed() {
 		return
 	}
 	// One probe at a time, to the cloud probed least recently
