@@ -49,24 +49,13 @@ func (m *Membership) RotateKey(key []byte, grace time.Duration) error {
 	m.rotation.gen++
 	gen := m.rotation.gen
 	m.logger.Info("gossip key installed; sending with it after the grace", "grace", grace)
-	m.rotation.timer = time.AfterFunc(grace, func() {
-		m.mu.Lock()
-		defer m.mu.Unlock()
-		if m.shutdown || m.rotation.gen != gen {
-			return
-		}
+	m.afterLocked(gen, grace, func() {
 		if err := m.keys.UseKey(key); err != nil {
 			m.logger.Error("gossip key rotation: switching keys failed", "err", err)
 			return
 		}
 		m.logger.Info("gossip now sent with the new key; old keys dropped after the grace", "grace", grace)
-		m.rotation.timer = time.AfterFunc(grace, func() {
-			m.mu.Lock()
-			defer m.mu.Unlock()
-			if m.shutdown || m.rotation.gen != gen {
-				return
-			}
-			m.rotation.timer = nil
+		m.afterLocked(gen, grace, func() {
 			// RemoveKey shifts the keyring's slice in place: iterate a copy.
 			for _, k := range slices.Clone(m.keys.GetKeys()) {
 				if !bytes.Equal(k, key) {
@@ -79,6 +68,21 @@ func (m *Membership) RotateKey(key []byte, grace time.Duration) error {
 		})
 	})
 	return nil
+}
+
+// afterLocked schedules step of rotation gen to run after d, under mu,
+// unless a newer rotation started or gossip shut down meanwhile. The caller
+// holds mu.
+func (m *Membership) afterLocked(gen uint64, d time.Duration, step func()) {
+	m.rotation.timer = time.AfterFunc(d, func() {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		if m.shutdown || m.rotation.gen != gen {
+			return
+		}
+		m.rotation.timer = nil
+		step()
+	})
 }
 
 // gossipKeys returns the installed keys, the one gossip is sent with
