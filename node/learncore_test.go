@@ -13,7 +13,7 @@ import (
 // scheduler.PingInterval, uploads that the cloud timed, the path getting
 // longer and the uplink slower midway — through node's translation (the
 // linkEstimate a node's pings and transfers report to, with the cloud's
-// response metadata) and sim's (sim.DeviceLearner), they hold identical
+// response header) and sim's (sim.DeviceLearner), they hold identical
 // estimates at every moment.
 func TestLearningCoreSharedWithSim(t *testing.T) {
 	ms := func(v int64) int64 { return v * int64(time.Millisecond) }
