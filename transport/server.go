@@ -15,12 +15,12 @@ import (
 
 // Handler serves "run segment" requests, in the style of net/http.
 //
-// ServeSegment reads the request body (the tensorcodec payload) from body and
-// writes the result to w. ctx carries the caller's deadline and is cancelled
-// if the caller gives up, the connection drops or the endpoint closes. If it
-// returns an error before writing, the caller receives that error (use
-// [Errorf] to choose its code); after the first write, the stream is reset
-// with the error's code. A handler should read the body before streaming a
+// ServeSegment reads the request's opaque header (req.Header) and body (the
+// payload; for nodes a tensorcodec message) and writes the result to w. ctx
+// carries the caller's deadline and is cancelled if the caller gives up, the
+// connection drops or the endpoint closes. If it returns an error before
+// writing, the caller receives that error (use [Errorf] to choose its
+// code); after the first write, the stream is reset with the error's code. A handler should read the body before streaming a
 // large result. ServeSegment is called concurrently.
 //
 // When the caller's deadline expires on the caller's side first, ctx may end

@@ -67,9 +67,6 @@ func appendBytes(b, v []byte) []byte {
 
 // appendRequest encodes the request frame (prefix and header) onto b.
 func appendRequest(b []byte, r *Request, maxHeader int) ([]byte, error) {
-	if len(r.Header) > maxHeader {
-		return b, Errorf(CodeTooLarge, "request header is %d bytes, limit %d", len(r.Header), maxHeader)
-	}
 	var h []byte
 	h = binary.AppendUvarint(h, r.ID)
 	h = binary.AppendUvarint(h, uint64(max(r.Timeout, 0)/time.Microsecond))
