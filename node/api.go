@@ -12,6 +12,7 @@ import (
 	_ "image/jpeg" // decoders for POST /v1/infer
 	_ "image/png"
 	"io"
+	"log/slog"
 	"math"
 	"net/http"
 	"runtime"
@@ -162,6 +163,23 @@ func (n *Node) Handler() http.Handler {
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(n.cfg.Registry, promhttp.HandlerOpts{}))
 	return mux
+}
+
+// serveAPI serves the client API on the node's HTTP listener until
+// Shutdown or Kill. Connections are bounded, so a slow client cannot hold
+// one open: headers 5 s, a whole request 30 s, an answer 60 s, idle
+// keep-alive 60 s.
+func (n *Node) serveAPI() {
+	n.httpSrv = &http.Server{Handler: n.Handler(), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: 60 * time.Second, IdleTimeout: 60 * time.Second, MaxHeaderBytes: 64 << 10,
+		ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelWarn)}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		if err := n.httpSrv.Serve(n.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.log.Error("client API stopped", "err", err)
+		}
+	}()
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
@@ -375,7 +393,8 @@ func clusterMember(name, addr string, alive, banned bool, m Meta) ClusterMember 
 func (n *Node) handleCluster(w http.ResponseWriter, _ *http.Request) {
 	out := []ClusterMember{clusterMember(n.cfg.Name, n.members.Addr(), true, false, n.members.Meta())}
 	for _, p := range n.members.Peers() {
-		out = append(out, clusterMember(p.Name, p.Addr, p.Alive, n.bans.Banned(p.Name), p.Meta))
+		banned := n.edge != nil && n.edge.bans.Banned(p.Name)
+		out = append(out, clusterMember(p.Name, p.Addr, p.Alive, banned, p.Meta))
 	}
 	writeJSON(w, http.StatusOK, out)
 }

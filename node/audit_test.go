@@ -1,4 +1,4 @@
-package node
+package node_test
 
 import (
 	"bytes"
@@ -12,6 +12,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/edgesplit/edgesplit/node"
+	"github.com/edgesplit/edgesplit/node/cluster"
 )
 
 // lockedBuffer is a bytes.Buffer safe for concurrent writers.
@@ -37,12 +40,12 @@ func (l *lockedBuffer) lines() []string {
 func TestAuditOneLinePerRequest(t *testing.T) {
 	var buf lockedBuffer
 	m := testModel(t)
-	lc, err := StartLocalCluster(context.Background(), LocalClusterConfig{
-		Edges: 1, Clouds: 1, Models: []*Model{m}, Policy: "cloud-only", GossipKey: []byte("0123456789abcdef"),
+	lc, err := cluster.Start(context.Background(), cluster.Config{
+		Edges: 1, Clouds: 1, Models: []*node.Model{m}, Policy: "cloud-only", GossipKey: []byte("0123456789abcdef"),
 		Logger: quietLogger(),
-		Tune: func(c *Config) {
+		Tune: func(c *node.Config) {
 			c.ProfileRuns = 1
-			if c.Role == RoleEdge {
+			if c.Role == node.RoleEdge {
 				c.Audit = slog.New(slog.NewJSONHandler(&buf, nil))
 			}
 		},
@@ -109,7 +112,7 @@ func TestAuditOneLinePerRequest(t *testing.T) {
 
 func TestNewAuditLogFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "audit.log")
-	l, c, err := NewAuditLog(AuditConfig{Path: path})
+	l, c, err := node.NewAuditLog(node.AuditConfig{Path: path})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +125,7 @@ func TestNewAuditLogFile(t *testing.T) {
 	if st, _ := os.Stat(path); st.Mode().Perm() != 0o600 {
 		t.Errorf("audit file mode %v", st.Mode())
 	}
-	if _, _, err := NewAuditLog(AuditConfig{}); err == nil {
+	if _, _, err := node.NewAuditLog(node.AuditConfig{}); err == nil {
 		t.Error("no path accepted")
 	}
 }

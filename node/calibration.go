@@ -3,26 +3,32 @@ package node
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/edgesplit/edgesplit/scheduler"
 	"github.com/edgesplit/edgesplit/transport"
 )
 
-// opCalibration asks a peer for its calibration table of the request's
-// model version (JSON, scheduler.Calibration).
-const opCalibration = "calibration"
-
 // calibrationRetry is how long an edge waits before asking the same peer
 // for a table again after a failed fetch.
 const calibrationRetry = 10 * time.Second
 
+// calibrations are the calibration tables a node uses per model id (its
+// own or fetched from a peer), and when an edge may next ask a peer for one
+// after a failed fetch (per peer/model/digest).
+type calibrations struct {
+	mu     sync.Mutex
+	tables map[string]*scheduler.Calibration
+	retry  map[string]time.Time
+}
+
 // Calibration returns the calibration table the node uses for model id (its
 // own or one fetched from a peer), or nil.
 func (n *Node) Calibration(id string) *scheduler.Calibration {
-	n.calibMu.Lock()
-	defer n.calibMu.Unlock()
-	return n.calibs[id]
+	n.calib.mu.Lock()
+	defer n.calib.mu.Unlock()
+	return n.calib.tables[id]
 }
 
 // serveCalibration answers opCalibration.
@@ -64,24 +70,24 @@ func (n *Node) fetchCalibrations(ctx context.Context) {
 				continue
 			}
 			key := p.Name + "/" + m.ID + "/" + digest
-			n.calibMu.Lock()
-			next := n.calibTry[key]
-			n.calibMu.Unlock()
+			n.calib.mu.Lock()
+			next := n.calib.retry[key]
+			n.calib.mu.Unlock()
 			if time.Now().Before(next) {
 				continue
 			}
 			c, err := n.fetchCalibration(ctx, p, m, digest)
 			if err != nil {
 				n.log.Warn("calibration fetch failed", "peer", p.Name, "model", m.ID, "err", err)
-				n.calibMu.Lock()
-				n.calibTry[key] = time.Now().Add(calibrationRetry)
-				n.calibMu.Unlock()
+				n.calib.mu.Lock()
+				n.calib.retry[key] = time.Now().Add(calibrationRetry)
+				n.calib.mu.Unlock()
 				continue
 			}
-			n.calibMu.Lock()
-			n.calibs[m.ID] = c
-			n.calibMu.Unlock()
-			if t := n.tables[m.ID]; t != nil {
+			n.calib.mu.Lock()
+			n.calib.tables[m.ID] = c
+			n.calib.mu.Unlock()
+			if t := n.edge.tables[m.ID]; t != nil {
 				t.calibrate(c)
 			}
 			n.log.Info("calibration fetched", "peer", p.Name, "model", m.ID, "digest", digest, "samples", c.Data.Samples, "source", c.Data.Source)
@@ -94,8 +100,7 @@ func (n *Node) fetchCalibrations(ctx context.Context) {
 func (n *Node) fetchCalibration(ctx context.Context, p Peer, m *Model, digest string) (*scheduler.Calibration, error) {
 	fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	resp, err := n.ep.Call(fctx, p.Meta.QUICAddr, &transport.Request{ID: n.reqID.Add(1), Model: m.ID, Version: m.Version,
-		Meta: map[string]string{metaOp: opCalibration}}, nil)
+	resp, err := n.callPeer(fctx, p, segmentRequest{Op: opCalibration, Model: m.ID, Version: m.Version}, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -1,4 +1,4 @@
-package node
+package node_test
 
 import (
 	"bytes"
@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/edgesplit/edgesplit/model/zoo"
+	"github.com/edgesplit/edgesplit/node"
+	"github.com/edgesplit/edgesplit/node/cluster"
 	"github.com/edgesplit/edgesplit/scheduler"
 	"github.com/edgesplit/edgesplit/tensorcodec"
 	"github.com/edgesplit/edgesplit/tensorcodec/calib"
@@ -42,17 +44,17 @@ func TestCalibratedLossyCodec(t *testing.T) {
 	if a := res.Table.Cuts[1].Codecs["int8"]; a.Samples != 300 || a.Lower(0.95) < 0.95 {
 		t.Fatalf("int8 at cut 2: %d of %d agree; the test needs ≥ 95 %% certified", a.Agree, a.Samples)
 	}
-	em, err := NewModel("lenet5", "", zoo.LeNet5(7), nil) // same version, no table
+	em, err := node.NewModel("lenet5", "", zoo.LeNet5(7), nil) // same version, no table
 	if err != nil || em.Version != cm.Version {
 		t.Fatalf("edge model: %v (version %s vs %s)", err, em.Version, cm.Version)
 	}
-	lc, err := StartLocalCluster(ctx, LocalClusterConfig{
-		Edges: 1, Clouds: 1, Models: []*Model{cm}, EdgeDevice: Device{Name: "slow", Slowdown: 4},
+	lc, err := cluster.Start(ctx, cluster.Config{
+		Edges: 1, Clouds: 1, Models: []*node.Model{cm}, EdgeDevice: node.Device{Name: "slow", Slowdown: 4},
 		GossipKey: []byte("0123456789abcdef"), Logger: quietLogger(),
-		Tune: func(c *Config) {
+		Tune: func(c *node.Config) {
 			c.ProfileRuns = 3
-			if c.Role == RoleEdge {
-				c.Models = []*Model{em}
+			if c.Role == node.RoleEdge {
+				c.Models = []*node.Model{em}
 			}
 		},
 	})
@@ -75,7 +77,7 @@ func TestCalibratedLossyCodec(t *testing.T) {
 	want := localRun(t, em, x)
 	// 300 samples certify about 98 %: allowed under a 5 % budget ...
 	loose, _ := scheduler.NewBudget(0.05)
-	r, err := edge.Infer(ctx, InferRequest{Inputs: []*tensor.Dense{x}, Policy: "fixed:2", Codec: "int8", Accuracy: &loose})
+	r, err := edge.Infer(ctx, node.InferRequest{Inputs: []*tensor.Dense{x}, Policy: "fixed:2", Codec: "int8", Accuracy: &loose})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,15 +87,15 @@ func TestCalibratedLossyCodec(t *testing.T) {
 	if r.Accuracy.Fidelity != scheduler.Lossy || r.Accuracy.Calibration.Samples != 300 || r.Accuracy.Lower < 0.95 || r.ModelVersion != em.Version {
 		t.Errorf("accuracy report %+v, version %q", r.Accuracy, r.ModelVersion)
 	}
-	if argmax(r.Outputs[len(r.Outputs)-1].Data().([]float32)) != argmax(want) {
+	if node.Argmax(r.Outputs[len(r.Outputs)-1].Data().([]float32)) != node.Argmax(want) {
 		t.Error("int8 changed the answer")
 	}
 	// ... but not under the default 0.1 %: auto and cloud-only avoid it.
-	if _, err := edge.Infer(ctx, InferRequest{Inputs: []*tensor.Dense{x}, Policy: "fixed:2", Codec: "int8"}); err == nil {
+	if _, err := edge.Infer(ctx, node.InferRequest{Inputs: []*tensor.Dense{x}, Policy: "fixed:2", Codec: "int8"}); err == nil {
 		t.Error("int8 with 300 samples ran under the default budget")
 	}
 	for _, pol := range []string{"auto", "cloud-only", "neurosurgeon", "dads"} {
-		r, err := edge.Infer(ctx, InferRequest{Inputs: []*tensor.Dense{x}, Policy: pol})
+		r, err := edge.Infer(ctx, node.InferRequest{Inputs: []*tensor.Dense{x}, Policy: pol})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -108,7 +110,7 @@ func TestCalibratedLossyCodec(t *testing.T) {
 	h := edge.Handler()
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/v1/infer?policy=fixed:2&codec=int8&max_loss=0.05", bytes.NewReader(npyBytes(t, x))))
-	var resp InferResponse
+	var resp node.InferResponse
 	if err := json.Unmarshal(rec.Body.Bytes(), &resp); err != nil || rec.Code != http.StatusOK {
 		t.Fatalf("%d %s (%v)", rec.Code, rec.Body.String(), err)
 	}

@@ -1,21 +1,15 @@
 package node
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"slices"
-	"strconv"
-	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/edgesplit/edgesplit/partition"
 	"github.com/edgesplit/edgesplit/scheduler"
-	"github.com/edgesplit/edgesplit/tensorcodec"
-	"github.com/edgesplit/edgesplit/transport"
 	"gorgonia.org/tensor"
 )
 
@@ -84,6 +78,50 @@ type InferResult struct {
 // ErrNotEdge is returned by Infer on a cloud node.
 var ErrNotEdge = errors.New("node: only edge nodes take inference requests")
 
+// edgeRole is what only an edge holds: the bans on failing clouds, the
+// auto policy's hysteresis, the clouds' profiles it fetched, what it
+// learned of its links, and per model the codec table and the per-request
+// overhead. Node.edge is nil on clouds.
+type edgeRole struct {
+	bans      *scheduler.BanList
+	autoMu    sync.Mutex
+	autos     map[string]*scheduler.Auto // per model (and budget), keeps hysteresis
+	remoteMu  sync.Mutex
+	remote    map[string]remoteProfile // key: peer name + "/" + model id
+	reqID     atomic.Uint64
+	access    accessLink                   // what the edge learned of its links (scheduler.EdgeLearner), and probes
+	tables    map[string]*codecTable       // per model id
+	overheads map[string]*overheadEstimate // per model id
+}
+
+type remoteProfile struct {
+	digest  string
+	profile *partition.Profile
+}
+
+// startEdge gives the node its edge role: for every model, the codec
+// ratios at every cut and the per-request overhead, measured here.
+func (n *Node) startEdge(ctx context.Context) error {
+	n.edge = &edgeRole{
+		bans:      scheduler.NewBanList(scheduler.BanConfig{Base: n.cfg.BanBase}),
+		autos:     make(map[string]*scheduler.Auto),
+		remote:    make(map[string]remoteProfile),
+		tables:    make(map[string]*codecTable),
+		overheads: make(map[string]*overheadEstimate),
+	}
+	for _, m := range n.cfg.Models {
+		t, err := newCodecTable(ctx, m, n.codecs)
+		if err != nil {
+			return fmt.Errorf("node: codec ratios of model %s: %w", m.ID, err)
+		}
+		n.edge.tables[m.ID] = t
+		if err := n.calibrateOverhead(ctx, m); err != nil {
+			return fmt.Errorf("node: calibrate model %s: %w", m.ID, err)
+		}
+	}
+	return nil
+}
+
 // Infer runs one request: plan, run the head here, send the boundary to the
 // chosen cloud, receive the result. If the cloud fails or misses the
 // deadline, the cloud is banned for a while and the request is retried on
@@ -130,7 +168,7 @@ func (n *Node) Infer(ctx context.Context, req InferRequest) (*InferResult, error
 		lastHead = head
 		err = n.offload(ctx, m, plan, head, res)
 		if err == nil {
-			n.bans.Succeed(plan.Cloud)
+			n.edge.bans.Succeed(plan.Cloud)
 			res.Plan = plan
 			n.finish(m, res, start, "offloaded")
 			return res, nil
@@ -141,7 +179,7 @@ func (n *Node) Infer(ctx context.Context, req InferRequest) (*InferResult, error
 			// cloud's fault, so no ban.
 			break
 		}
-		ban := n.bans.Fail(plan.Cloud)
+		ban := n.edge.bans.Fail(plan.Cloud)
 		n.log.Warn("cloud failed; banned", "cloud", plan.Cloud, "for", ban, "err", err)
 		res.Fallback = "retried"
 	}
@@ -155,7 +193,7 @@ func (n *Node) Infer(ctx context.Context, req InferRequest) (*InferResult, error
 		res.Fallback = "local"
 		outcome = "fallback_local"
 	} else {
-		n.overheads[m.ID].observe(time.Since(start) - n.profiles[m.ID].HeadLatency(m.Nodes()))
+		n.edge.overheads[m.ID].observe(time.Since(start) - n.profiles[m.ID].HeadLatency(m.Nodes()))
 	}
 	n.finish(m, res, start, outcome)
 	return res, nil
@@ -198,516 +236,6 @@ func (n *Node) finish(m *Model, res *InferResult, start time.Time, outcome strin
 	n.metrics.accuracy.WithLabelValues(m.ID).Set(res.Accuracy.Lower)
 	n.metrics.codecs.WithLabelValues(codecLabel(res.Codec), res.Accuracy.Fidelity.String()).Inc()
 }
-
-// Plan returns the plan the node would use now for model id under policy
-// (e.g. for `edgesplit plan` against a live node, and tests).
-func (n *Node) Plan(ctx context.Context, id, policy string) (scheduler.Plan, error) {
-	if n.cfg.Role != RoleEdge {
-		return scheduler.Plan{}, ErrNotEdge
-	}
-	m, err := n.model(id)
-	if err != nil {
-		return scheduler.Plan{}, err
-	}
-	if policy == "" {
-		policy = n.cfg.Policy
-	}
-	return n.plan(ctx, m, policy, "", n.cfg.Accuracy)
-}
-
-// Inputs assembles what the scheduler decides from: this edge's profile,
-// the model DAG, the codec table, and every live cloud serving the model
-// with its profile, link estimate and queue.
-func (n *Node) Inputs(ctx context.Context, id string) (*scheduler.Inputs, error) {
-	if n.cfg.Role != RoleEdge {
-		return nil, ErrNotEdge
-	}
-	m, err := n.model(id)
-	if err != nil {
-		return nil, err
-	}
-	return n.inputs(ctx, m, "", n.cfg.Accuracy), nil
-}
-
-func (n *Node) inputs(ctx context.Context, m *Model, codec string, budget scheduler.AccuracyBudget) *scheduler.Inputs {
-	in := &scheduler.Inputs{Edge: n.profiles[m.ID], DAG: n.dags[m.ID], Codecs: n.tables[m.ID].snapshot(),
-		Overhead: n.overheads[m.ID].value(), Accuracy: budget}
-	if codec != "" {
-		in.Codecs = slices.DeleteFunc(in.Codecs, func(c scheduler.CodecModel) bool { return c.Name != codec })
-	}
-	for _, p := range n.members.Peers() {
-		if !p.Alive || p.Meta.Role != RoleCloud || !servesVersion(p.Meta, m) {
-			continue
-		}
-		prof, err := n.remoteProfile(ctx, p, m)
-		if err != nil {
-			n.log.Debug("no profile from cloud yet", "cloud", p.Name, "err", err)
-			continue
-		}
-		n.bans.Forgive(p.Name, p.Joined) // a restarted cloud starts clean
-		ci := scheduler.CloudInput{ID: p.Name, Profile: prof, Link: n.linkEstimate(p)}
-		ci.Queue = time.Duration(p.Meta.Queue) * time.Duration(p.Meta.ServiceMicros) * time.Microsecond
-		in.Clouds = append(in.Clouds, ci)
-	}
-	n.bans.Apply(in.Clouds)
-	return in
-}
-
-func servesVersion(meta Meta, m *Model) bool {
-	for _, r := range meta.Models {
-		if r.ID == m.ID && r.Version == m.Version {
-			return true
-		}
-	}
-	return false
-}
-
-// linkEstimate is what the edge knows of its path to cloud p: the RTT from
-// its pings and uploads, the uplink goodput its own
-// transfers and probes achieved, the downlink goodput transport measured;
-// the configured access link is the prior for what is not measured yet.
-func (n *Node) linkEstimate(p Peer) scheduler.LinkEstimate {
-	le := scheduler.LinkEstimate{RTT: n.cfg.Uplink.Delay + n.cfg.Downlink.Delay, Up: 10e6 / 8, Down: 50e6 / 8}
-	if r := n.cfg.Uplink.MeanRate(); r > 0 {
-		le.Up = r / 8
-	}
-	if r := n.cfg.Downlink.MeanRate(); r > 0 {
-		le.Down = r / 8
-	}
-	if le.RTT <= 0 {
-		le.RTT = time.Millisecond
-	}
-	n.access.mu.Lock()
-	le = n.access.learn.Link(p.Name, time.Now(), le)
-	n.access.mu.Unlock()
-	if est, ok := n.ep.Estimate(p.Meta.QUICAddr); ok && est.RecvGoodput > 0 {
-		le.Down = est.RecvGoodput / 8
-	}
-	return le
-}
-
-// remoteProfile returns the cloud's profile of m, fetching it over
-// transport when the cloud's gossiped digest changed.
-func (n *Node) remoteProfile(ctx context.Context, p Peer, m *Model) (*partition.Profile, error) {
-	key := p.Name + "/" + m.ID
-	n.remoteMu.Lock()
-	rp, ok := n.remote[key]
-	n.remoteMu.Unlock()
-	if ok && rp.digest == p.Meta.ProfileDigest {
-		return rp.profile, nil
-	}
-	fctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	resp, err := n.ep.Call(fctx, p.Meta.QUICAddr, &transport.Request{
-		ID: n.reqID.Add(1), Model: m.ID, Version: m.Version, From: 0, To: 0,
-		Meta: map[string]string{metaOp: opProfile},
-	}, nil)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	var prof partition.Profile
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&prof); err != nil {
-		return nil, fmt.Errorf("node: profile from %s: %w", p.Name, err)
-	}
-	if len(prof.Nodes) != m.Nodes() || len(prof.Cuts) != m.Nodes()+1 {
-		return nil, fmt.Errorf("node: profile from %s has %d nodes, model %s has %d", p.Name, len(prof.Nodes), m.ID, m.Nodes())
-	}
-	n.remoteMu.Lock()
-	n.remote[key] = remoteProfile{digest: p.Meta.ProfileDigest, profile: &prof}
-	n.remoteMu.Unlock()
-	return &prof, nil
-}
-
-// plan asks the policy for a plan.
-func (n *Node) plan(ctx context.Context, m *Model, policyName, codec string, budget scheduler.AccuracyBudget) (scheduler.Plan, error) {
-	pol, err := n.policy(m, policyName, budget)
-	if err != nil {
-		return scheduler.Plan{}, fmt.Errorf("%w: %w", ErrBadRequest, err)
-	}
-	in := n.inputs(ctx, m, codec, budget)
-	if codec != "" && len(in.Codecs) == 0 {
-		return scheduler.Plan{}, fmt.Errorf("%w: unknown codec %q", ErrBadRequest, codec)
-	}
-	if codec != "" && !anyCodecAllowed(in) {
-		return scheduler.Plan{}, fmt.Errorf("%w: codec %s is not allowed at any cut of model %s under %v (%s codecs need a calibration that certifies them)",
-			ErrBadRequest, codec, m.ID, budget, in.Codecs[0].Fidelity)
-	}
-	if len(in.Clouds) == 0 || allUnavailable(in.Clouds) {
-		return scheduler.EdgeOnly{}.Plan(in)
-	}
-	plan, err := pol.Plan(in)
-	if errors.Is(err, scheduler.ErrNoCloud) {
-		return scheduler.EdgeOnly{}.Plan(in)
-	}
-	if errors.Is(err, scheduler.ErrAccuracy) {
-		return scheduler.Plan{}, fmt.Errorf("%w: %w", ErrBadRequest, err)
-	}
-	return plan, err
-}
-
-func allUnavailable(cs []scheduler.CloudInput) bool {
-	for _, c := range cs {
-		if !c.Unavailable {
-			return false
-		}
-	}
-	return true
-}
-
-// policy returns the policy to use: the shared Auto instance of the model
-// (which keeps hysteresis state) or a fresh stateless one.
-// maxAutos bounds the decision streams (model × accuracy budget) an edge
-// keeps hysteresis for; requests with further budgets get plans without it.
-const maxAutos = 64
-
-// policy returns the named policy for model m. auto keeps one decision
-// stream per model and accuracy budget, so requests with a stricter budget
-// do not knock the default stream off its plan.
-func (n *Node) policy(m *Model, name string, budget scheduler.AccuracyBudget) (scheduler.Policy, error) {
-	if strings.EqualFold(name, "auto") {
-		key := m.ID
-		if budget != n.cfg.Accuracy {
-			key = fmt.Sprintf("%s|%v", m.ID, budget)
-		}
-		n.autoMu.Lock()
-		defer n.autoMu.Unlock()
-		a, ok := n.autos[key]
-		if !ok {
-			if len(n.autos) >= maxAutos {
-				return scheduler.NewAuto(scheduler.AutoConfig{Threshold: 0, Consecutive: 1, Label: "auto"}), nil
-			}
-			a = scheduler.NewAuto(scheduler.DefaultAutoConfig())
-			n.autos[key] = a
-		}
-		return a, nil
-	}
-	return scheduler.ParsePolicy(name)
-}
-
-// anyCodecAllowed reports whether some codec of in may carry some cut.
-func anyCodecAllowed(in *scheduler.Inputs) bool {
-	for i := range in.Codecs {
-		c := &in.Codecs[i]
-		for k := 0; k < len(in.Edge.Nodes); k++ {
-			if c.AllowedAt(k, in.Accuracy) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// headResult is what the edge computed for a plan: every tensor the head
-// produced or was given, by name.
-type headResult struct {
-	k       int
-	idx     []int  // the head's node set
-	set     string // formatRanges of idx
-	values  map[string]*tensor.Dense
-	elapsed time.Duration
-}
-
-// headSet returns the edge's node set of plan p.
-func headSet(p scheduler.Plan) []int {
-	if p.K >= 0 {
-		idx := make([]int, p.K)
-		for i := range idx {
-			idx[i] = i
-		}
-		return idx
-	}
-	return p.Head
-}
-
-// runHead runs the plan's head on the inputs (device-stretched).
-func (n *Node) runHead(ctx context.Context, m *Model, p scheduler.Plan, inputs []*tensor.Dense, prev *headResult) (*headResult, error) {
-	set := headSet(p)
-	key := formatRanges(set)
-	if prev != nil && prev.set == key {
-		return prev, nil
-	}
-	h := &headResult{k: p.K, idx: set, set: key, values: make(map[string]*tensor.Dense)}
-	for i, in := range m.Graph.Inputs {
-		h.values[in.Name] = inputs[i]
-	}
-	if len(set) == 0 {
-		return h, nil
-	}
-	pr, err := m.pieceSet(set)
-	if err != nil {
-		return nil, err
-	}
-	start := time.Now()
-	hin := make([]*tensor.Dense, len(pr.piece.Graph.Inputs))
-	for i, vi := range pr.piece.Graph.Inputs {
-		hin[i] = h.values[vi.Name]
-	}
-	outs, err := pr.run(ctx, hin)
-	if err != nil {
-		return nil, fmt.Errorf("node: head of %s: %w", m.ID, err)
-	}
-	if err := n.cfg.Device.Emulate(ctx, time.Since(start), n.deviceLatency(m, set)); err != nil {
-		return nil, err
-	}
-	h.elapsed = time.Since(start)
-	for i, vi := range pr.piece.Graph.Outputs {
-		h.values[vi.Name] = outs[i]
-	}
-	return h, nil
-}
-
-// tailSet is the complement of the head set.
-func tailSet(m *Model, head []int) []int {
-	in := make([]bool, m.Nodes())
-	for _, i := range head {
-		in[i] = true
-	}
-	var idx []int
-	for i := range in {
-		if !in[i] {
-			idx = append(idx, i)
-		}
-	}
-	return idx
-}
-
-// offload sends the tail's inputs to the plan's cloud and fills res.
-func (n *Node) offload(ctx context.Context, m *Model, p scheduler.Plan, h *headResult, res *InferResult) error {
-	tail := tailSet(m, headSet(p))
-	pr, err := m.pieceSet(tail)
-	if err != nil {
-		return err
-	}
-	tin := make([]*tensor.Dense, len(pr.piece.Graph.Inputs))
-	for i, vi := range pr.piece.Graph.Inputs {
-		t, ok := h.values[vi.Name]
-		if !ok {
-			return fmt.Errorf("node: boundary tensor %q missing", vi.Name)
-		}
-		tin[i] = t
-	}
-	preset, err := tensorcodec.ParsePreset(p.Codec)
-	if err != nil {
-		return err
-	}
-	encStart := time.Now()
-	payload, _, err := tensorcodec.EncodePreset(nil, preset, tin...)
-	if err != nil {
-		return fmt.Errorf("node: encode boundary: %w", err)
-	}
-	encode := time.Since(encStart)
-	peer, ok := n.members.Peer(p.Cloud)
-	if !ok || !peer.Alive {
-		return fmt.Errorf("node: cloud %s is gone", p.Cloud)
-	}
-	req := &transport.Request{ID: n.reqID.Add(1), Model: m.ID, Version: m.Version, Codec: p.Codec,
-		From: uint32(tail[0]), To: uint32(tail[len(tail)-1] + 1)}
-	if p.K < 0 {
-		req.Meta = map[string]string{metaNodes: formatRanges(tail)}
-	}
-	// Give the cloud a deadline proportional to the prediction so a stuck
-	// cloud is abandoned in time to finish elsewhere.
-	limit := 3*p.Predicted.Total + 500*time.Millisecond
-	cctx, cancel := context.WithTimeout(ctx, limit)
-	defer cancel()
-	link := n.linkTo(p.Cloud)
-	est := n.linkEstimate(peer)
-	loaded := link.busy()
-	callStart := time.Now()
-	up := link.upload(bytes.NewReader(payload))
-	resp, err := n.ep.Call(cctx, peer.Meta.QUICAddr, req, up)
-	up.done()
-	if err != nil {
-		if transport.CodeOf(err) == transport.CodeDeadlineExceeded {
-			// The boundary did not get through in time: whatever else went
-			// wrong, the uplink delivered at most this much.
-			link.observeUp(int64(len(payload)), time.Since(callStart), est.Up)
-		}
-		return err
-	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<30))
-	resp.Body.Close()
-	if err != nil {
-		return err
-	}
-	call := time.Since(callStart)
-	decStart := time.Now()
-	outs, err := tensorcodec.Decode(nil, body)
-	if err != nil {
-		return fmt.Errorf("node: result from %s: %w", p.Cloud, err)
-	}
-	if len(outs) != len(pr.piece.Graph.Outputs) {
-		return fmt.Errorf("node: result from %s has %d tensors, want %d", p.Cloud, len(outs), len(pr.piece.Graph.Outputs))
-	}
-	decode := time.Since(decStart)
-	for i, vi := range pr.piece.Graph.Outputs {
-		h.values[vi.Name] = outs[i]
-	}
-	res.Outputs = res.Outputs[:0]
-	for _, o := range m.Graph.Outputs {
-		t, ok := h.values[o.Name]
-		if !ok {
-			return fmt.Errorf("node: output %q not produced", o.Name)
-		}
-		res.Outputs = append(res.Outputs, t)
-	}
-	q, c, d, e := metaDur(resp.Meta, metaQueue), metaDur(resp.Meta, metaCompute), metaDur(resp.Meta, metaDecode), metaDur(resp.Meta, metaEncode)
-	res.Measured = Measured{
-		EdgeCompute: h.elapsed, Encode: encode, Queue: q, CloudCompute: c, Decode: d + e + decode,
-		Transfer: max(0, call-q-c-d-e),
-	}
-	res.BytesSent = int64(len(payload))
-	n.metrics.bytesSent.Add(float64(len(payload)))
-	// Learn from what this send achieved: the codec's ratio at this cut,
-	// the RTT and the uplink goodput.
-	var raw int64
-	for _, t := range tin {
-		raw += int64(4 * t.Shape().TotalSize())
-	}
-	if p.K >= 0 {
-		n.tables[m.ID].observe(p.Codec, p.K, raw, int64(len(payload)))
-	}
-	down := time.Duration(float64(len(body)) / est.Down * float64(time.Second))
-	link.learnUpload(int64(len(payload)), res.Measured.Transfer, down, est, resp.Meta, loaded)
-	return nil
-}
-
-func metaDur(m map[string]string, k string) time.Duration {
-	v, err := strconv.ParseInt(m[k], 10, 64)
-	if err != nil || v < 0 {
-		return 0
-	}
-	return time.Duration(v)
-}
-
-// runLocal finishes the model here: the whole model, or the tail after a
-// head already computed for a failed offload.
-func (n *Node) runLocal(ctx context.Context, m *Model, inputs []*tensor.Dense, h *headResult, res *InferResult) error {
-	var set []int
-	if h == nil {
-		set = make([]int, m.Nodes())
-		for i := range set {
-			set[i] = i
-		}
-		h = &headResult{values: make(map[string]*tensor.Dense)}
-		for i, in := range m.Graph.Inputs {
-			h.values[in.Name] = inputs[i]
-		}
-	} else {
-		set = tailSet(m, h.idx)
-	}
-	start := time.Now()
-	if len(set) > 0 {
-		pr, err := m.pieceSet(set)
-		if err != nil {
-			return err
-		}
-		in := make([]*tensor.Dense, len(pr.piece.Graph.Inputs))
-		for i, vi := range pr.piece.Graph.Inputs {
-			in[i] = h.values[vi.Name]
-		}
-		outs, err := pr.run(ctx, in)
-		if err != nil {
-			return fmt.Errorf("node: run %s locally: %w", m.ID, err)
-		}
-		if err := n.cfg.Device.Emulate(ctx, time.Since(start), n.deviceLatency(m, set)); err != nil {
-			return err
-		}
-		for i, vi := range pr.piece.Graph.Outputs {
-			h.values[vi.Name] = outs[i]
-		}
-	}
-	res.Outputs = res.Outputs[:0]
-	for _, o := range m.Graph.Outputs {
-		res.Outputs = append(res.Outputs, h.values[o.Name])
-	}
-	compute := n.profiles[m.ID].HeadLatency(m.Nodes())
-	var over time.Duration
-	if o, ok := n.overheads[m.ID]; ok {
-		over = o.value()
-	}
-	res.Plan = scheduler.Plan{Policy: res.Policy, K: m.Nodes(), Predicted: scheduler.Breakdown{
-		Overhead: over, EdgeCompute: compute, Total: over + compute},
-		Accuracy: scheduler.Accuracy{Fidelity: scheduler.Exact, Lower: 1, Budget: res.Plan.Accuracy.Budget}}
-	res.Measured = Measured{EdgeCompute: h.elapsed + time.Since(start)}
-	res.BytesSent = 0
-	return nil
-}
-
-// maybeProbe keeps the link estimates fresh while requests run on the edge:
-// with nothing offloaded, transport measures no goodput and an improved link
-// would never be noticed. When a probe is due (scheduler.ProbeWait after
-// the last), it sends one sized to the current estimate
-// (scheduler.ProbeSize) in the background; the cloud discards it and says
-// how long it took to arrive.
-func (n *Node) maybeProbe(m *Model) {
-	if n.isClosed() {
-		return
-	}
-	// One probe at a time, to the cloud probed least recently
-	// (scheduler.EdgeLearner.ProbeTarget). Banned clouds are probed too, so
-	// their estimate is fresh when the ban ends.
-	n.access.mu.Lock()
-	due := n.access.learn.ProbeDue(time.Now())
-	n.access.mu.Unlock()
-	if !due {
-		return
-	}
-	var names []string
-	peers := map[string]Peer{}
-	for _, p := range n.members.Peers() {
-		if !p.Alive || p.Meta.Role != RoleCloud || !servesVersion(p.Meta, m) {
-			continue
-		}
-		names = append(names, p.Name)
-		peers[p.Name] = p
-	}
-	n.access.mu.Lock()
-	name, ok := n.access.learn.ProbeTarget(time.Now(), names)
-	n.access.mu.Unlock()
-	if !ok {
-		return
-	}
-	target := peers[name]
-	est := n.linkEstimate(target)
-	size := scheduler.ProbeSize(est.Up)
-	n.wg.Add(1)
-	go func(p Peer) {
-		defer n.wg.Done()
-		l := n.linkTo(p.Name)
-		loaded := l.busy()
-		d, meta, err := n.probe(p, l.upload(bytes.NewReader(probePayload[:size])))
-		var air time.Duration
-		if err == nil {
-			air = d - est.RTT
-			if rd, _, ok := parseRecv(meta); ok {
-				air = rd // the cloud's timing of the arrival is the better measure
-			}
-		}
-		u := uploadSample(int64(size), d, 0, est, meta, loaded)
-		now := time.Now()
-		n.access.mu.Lock()
-		n.access.learn.ProbeDone(now, air, err == nil)
-		if err == nil {
-			n.access.learn.ObserveUpload(p.Name, now, u)
-		}
-		n.access.mu.Unlock()
-	}(target)
-}
-
-// probePayload is incompressible-looking filler (QUIC does not compress,
-// but keep it realistic for any middlebox that would).
-var probePayload = func() (b [scheduler.MaxProbeBytes]byte) {
-	x := uint32(2463534242)
-	for i := range b {
-		x ^= x << 13
-		x ^= x >> 17
-		x ^= x << 5
-		b[i] = byte(x)
-	}
-	return b
-}()
 
 // codecLabel is the codec's metrics label ("none" for edge-only).
 func codecLabel(c string) string {

@@ -1,7 +1,6 @@
 package node
 
 import (
-	"fmt"
 	"testing"
 	"time"
 
@@ -14,7 +13,7 @@ import (
 // scheduler.PingInterval, uploads that the cloud timed, the path getting
 // longer and the uplink slower midway — through node's translation (the
 // linkEstimate a node's pings and transfers report to, with the cloud's
-// response metadata) and sim's (sim.DeviceLearner), they hold identical
+// response header) and sim's (sim.DeviceLearner), they hold identical
 // estimates at every moment.
 func TestLearningCoreSharedWithSim(t *testing.T) {
 	ms := func(v int64) int64 { return v * int64(time.Millisecond) }
@@ -71,8 +70,8 @@ func TestLearningCoreSharedWithSim(t *testing.T) {
 			// the whole body (it came in reads after the first, which
 			// took none).
 			network := time.Duration(u.air) + rttAt(u.leave) + down
-			meta := map[string]string{metaRecv: fmt.Sprint(u.air, ",", u.bytes)}
-			edge.learnUploadAt(t0.Add(time.Duration(done)), u.bytes, network, down, est, meta, false)
+			rh := segmentResponse{RecvTime: time.Duration(u.air), RecvBytes: u.bytes}
+			edge.learnUploadAt(t0.Add(time.Duration(done)), u.bytes, network, down, est, rh, false)
 			// Sim: the rate and RTT the device's upload met.
 			dev.Pings(done, rttAt)
 			dev.Upload(done, float64(u.bytes)/time.Duration(u.air).Seconds(), u.air, rttAt(u.leave))

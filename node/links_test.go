@@ -1,7 +1,6 @@
 package node
 
 import (
-	"fmt"
 	"io"
 	"math"
 	"strings"
@@ -149,10 +148,10 @@ func TestRTTEstimate(t *testing.T) {
 func TestLearnUpload(t *testing.T) {
 	ms := func(v float64) time.Duration { return time.Duration(v * float64(time.Millisecond)) }
 	est := scheduler.LinkEstimate{RTT: ms(10), Up: 2e6, Down: 6e6}
-	timed := map[string]string{metaRecv: fmt.Sprint(int64(ms(49)), ",", 98_000)}
+	timed := segmentResponse{RecvTime: ms(49), RecvBytes: 98_000}
 	for _, tc := range []struct {
 		name    string
-		meta    map[string]string
+		rh      segmentResponse
 		loaded  bool
 		wantRTT time.Duration
 		wantUp  float64
@@ -165,12 +164,11 @@ func TestLearnUpload(t *testing.T) {
 		// Untimed: the RTT sample is the network time less the whole
 		// body at est and the download; the uplink the network time
 		// less the prior RTT: 100 kB in 69 ms.
-		{"untimed", nil, false, ms(80 - 50 - 1), 100_000 / ms(69).Seconds()},
-		{"malformed timing", map[string]string{metaRecv: "x,1"}, false, ms(29), 100_000 / ms(69).Seconds()},
+		{"untimed", segmentResponse{}, false, ms(80 - 50 - 1), 100_000 / ms(69).Seconds()},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			l := newLinkEstimate(&accessLink{})
-			l.learnUpload(100_000, ms(80), ms(1), est, tc.meta, tc.loaded)
+			l.learnUpload(100_000, ms(80), ms(1), est, tc.rh, tc.loaded)
 			if got := l.rttAt(time.Now()); got != tc.wantRTT {
 				t.Errorf("rtt %v, want %v", got, tc.wantRTT)
 			}
@@ -179,67 +177,4 @@ func TestLearnUpload(t *testing.T) {
 			}
 		})
 	}
-}
-
-func TestRecvClock(t *testing.T) {
-	pr, pw := io.Pipe()
-	go func() {
-		pw.Write(make([]byte, 1000)) // came with the header
-		time.Sleep(20 * time.Millisecond)
-		pw.Write(make([]byte, 5000))
-		pw.Close()
-	}()
-	rc := &recvClock{r: pr}
-	io.Copy(io.Discard, rc)
-	w := &metaRecorder{}
-	rc.report(w)
-	d, n, ok := parseRecv(w.meta)
-	if !ok || n != 5000 || d < 15*time.Millisecond {
-		t.Errorf("timing %v, %d bytes, ok %v; want ≥ 20ms, 5000 bytes", d, n, ok)
-	}
-	one := &recvClock{r: strings.NewReader("tiny")}
-	io.Copy(io.Discard, one)
-	w = &metaRecorder{}
-	one.report(w)
-	if _, ok := w.meta[metaRecv]; ok {
-		t.Error("a body read in one go reported a timing")
-	}
-	for _, bad := range []string{"", "1", "a,2", "1,b", "-1,2", "1,0"} {
-		if _, _, ok := parseRecv(map[string]string{metaRecv: bad}); ok {
-			t.Errorf("parseRecv(%q) accepted", bad)
-		}
-	}
-}
-
-type metaRecorder struct{ meta map[string]string }
-
-func (m *metaRecorder) SetMeta(k, v string) {
-	if m.meta == nil {
-		m.meta = map[string]string{}
-	}
-	m.meta[k] = v
-}
-func (m *metaRecorder) Write(b []byte) (int, error) { return len(b), nil }
-
-// The node protocol's metadata parsers never panic and return only what
-// they promise.
-func FuzzMetaParsers(f *testing.F) {
-	f.Add("12000000,98000", "0-3,5,7-12", 20)
-	f.Add("1,", "3-1", 5)
-	f.Add("-5,9", "0,0", 1)
-	f.Fuzz(func(t *testing.T, recv, ranges string, n int) {
-		if d, b, ok := parseRecv(map[string]string{metaRecv: recv}); ok && (d < 0 || b <= 0) {
-			t.Fatalf("parseRecv(%q) = %v, %d", recv, d, b)
-		}
-		n = n % 4096
-		idx, err := parseRanges(ranges, n)
-		if err != nil {
-			return
-		}
-		for i, v := range idx {
-			if v < 0 || v >= n || (i > 0 && v <= idx[i-1]) {
-				t.Fatalf("parseRanges(%q, %d) = %v", ranges, n, idx)
-			}
-		}
-	})
 }

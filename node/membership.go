@@ -111,6 +111,7 @@ type Membership struct {
 	metaB    []byte
 	view     map[string]Peer
 	shutdown bool
+	rotation keyRotation // guarded by mu (gossipkey.go)
 }
 
 // NewMembership starts gossip for the local node with metadata meta. Call
@@ -268,32 +269,6 @@ func (m *Membership) Peer(name string) (Peer, bool) {
 	return p, ok
 }
 
-// InstallKey adds a gossip key that this node accepts; UseKey makes an
-// installed key the one it sends with; RemoveKey drops one. Rotation: install
-// the new key on every node, switch each to it, then remove the old.
-func (m *Membership) InstallKey(key []byte) error {
-	if m.keys == nil {
-		return errors.New("node: gossip encryption is off (no SecretKey)")
-	}
-	return m.keys.AddKey(key)
-}
-
-// UseKey makes an installed key primary.
-func (m *Membership) UseKey(key []byte) error {
-	if m.keys == nil {
-		return errors.New("node: gossip encryption is off (no SecretKey)")
-	}
-	return m.keys.UseKey(key)
-}
-
-// RemoveKey uninstalls a non-primary key.
-func (m *Membership) RemoveKey(key []byte) error {
-	if m.keys == nil {
-		return errors.New("node: gossip encryption is off (no SecretKey)")
-	}
-	return m.keys.RemoveKey(key)
-}
-
 // Leave announces departure and waits up to timeout for it to spread.
 func (m *Membership) Leave(timeout time.Duration) error {
 	return m.ml.Leave(timeout)
@@ -307,6 +282,7 @@ func (m *Membership) Shutdown() error {
 		return nil
 	}
 	m.shutdown = true
+	m.rotation.stop()
 	m.mu.Unlock()
 	return m.ml.Shutdown()
 }

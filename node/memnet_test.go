@@ -1,4 +1,4 @@
-package node
+package node_test
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgesplit/edgesplit/node"
+	"github.com/edgesplit/edgesplit/node/cluster"
 	"github.com/edgesplit/edgesplit/transport"
 	"github.com/edgesplit/edgesplit/transport/linkem"
 	"github.com/hashicorp/memberlist"
@@ -22,26 +24,26 @@ func TestSplitInferenceOverMemNetwork(t *testing.T) {
 	mn := transport.NewMemNetwork()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	lc, err := StartLocalCluster(ctx, LocalClusterConfig{
-		Edges: 1, Clouds: 1, Models: []*Model{m},
-		EdgeDevice: Device{Name: "slow", Slowdown: 4},
+	lc, err := cluster.Start(ctx, cluster.Config{
+		Edges: 1, Clouds: 1, Models: []*node.Model{m},
+		EdgeDevice: node.Device{Name: "slow", Slowdown: 4},
 		Uplink:     linkem.LinkSettings{Rate: linkem.Mbps(50), Delay: 5 * time.Millisecond},
 		Downlink:   linkem.LinkSettings{Rate: linkem.Mbps(100), Delay: 5 * time.Millisecond},
 		Network:    mn,
 		Gossip:     &memberlist.MockNetwork{},
 		Logger:     quietLogger(),
-		Tune:       func(c *Config) { c.ProfileRuns = 3; c.BanBase = 2 * time.Second },
+		Tune:       func(c *node.Config) { c.ProfileRuns = 3; c.BanBase = 2 * time.Second },
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(lc.Kill)
 	edge, cloud := lc.Edges[0], lc.Clouds[0]
-	if _, ok := edge.ep.(*transport.MemEndpoint); !ok {
-		t.Fatalf("edge endpoint is %T, want *transport.MemEndpoint", edge.ep)
+	if _, ok := edge.Endpoint().(*transport.MemEndpoint); !ok {
+		t.Fatalf("edge endpoint is %T, want *transport.MemEndpoint", edge.Endpoint())
 	}
-	if !strings.HasPrefix(cloud.QUICAddr(), "127.0.0.1:") || cloud.ep.Addr().Network() != "memnet" {
-		t.Fatalf("cloud endpoint at %s on %q", cloud.QUICAddr(), cloud.ep.Addr().Network())
+	if !strings.HasPrefix(cloud.QUICAddr(), "127.0.0.1:") || cloud.Endpoint().Addr().Network() != "memnet" {
+		t.Fatalf("cloud endpoint at %s on %q", cloud.QUICAddr(), cloud.Endpoint().Addr().Network())
 	}
 	if g := cloud.GossipAddr(); g != "127.0.0.1:1" { // MockNetwork's first address
 		t.Fatalf("cloud gossips at %s, not on the MockNetwork", g)
@@ -49,7 +51,7 @@ func TestSplitInferenceOverMemNetwork(t *testing.T) {
 	x := randInput(3, m.Graph.Inputs[0].Shape)
 	want := localRun(t, m, x)
 	for _, pol := range []string{"cloud-only", "fixed:3", "auto"} {
-		res, err := edge.Infer(ctx, InferRequest{Inputs: []*tensor.Dense{x}, Policy: pol, Codec: "lossless"})
+		res, err := edge.Infer(ctx, node.InferRequest{Inputs: []*tensor.Dense{x}, Policy: pol, Codec: "lossless"})
 		if err != nil {
 			t.Fatalf("%s: %v", pol, err)
 		}
@@ -65,10 +67,10 @@ func TestSplitInferenceOverMemNetwork(t *testing.T) {
 	if err := edge.SetLink(linkem.LinkSettings{Delay: 20 * time.Millisecond}, linkem.LinkSettings{}); err != nil {
 		t.Fatal(err)
 	}
-	if up, _ := edge.ep.(*transport.MemEndpoint).Link(); up.Delay != 20*time.Millisecond {
+	if up, _ := edge.Endpoint().(*transport.MemEndpoint).Link(); up.Delay != 20*time.Millisecond {
 		t.Fatalf("uplink after SetLink: %+v", up)
 	}
-	if est, ok := edge.ep.Estimate(cloud.QUICAddr()); !ok || est.Name != cloud.Name() {
+	if est, ok := edge.Endpoint().Estimate(cloud.QUICAddr()); !ok || est.Name != cloud.Name() {
 		t.Fatalf("edge's estimate of the cloud: %+v, %v", est, ok)
 	}
 	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 
 	"github.com/edgesplit/edgesplit/model"
@@ -155,4 +156,25 @@ func (p *pieceRunner) run(ctx context.Context, inputs []*tensor.Dense) ([]*tenso
 		cp[i] = o.Clone().(*tensor.Dense)
 	}
 	return cp, nil
+}
+
+// formatRanges writes ascending indices as "a-b,c,...".
+func formatRanges(idx []int) string {
+	var sb strings.Builder
+	for i := 0; i < len(idx); {
+		j := i
+		for j+1 < len(idx) && idx[j+1] == idx[j]+1 {
+			j++
+		}
+		if sb.Len() > 0 {
+			sb.WriteByte(',')
+		}
+		if j == i {
+			fmt.Fprintf(&sb, "%d", idx[i])
+		} else {
+			fmt.Fprintf(&sb, "%d-%d", idx[i], idx[j])
+		}
+		i = j + 1
+	}
+	return sb.String()
 }

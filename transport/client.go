@@ -17,8 +17,9 @@ import (
 type Response struct {
 	// RequestID echoes Request.ID.
 	RequestID uint64
-	// Meta holds the handler's metadata pairs.
-	Meta map[string]string
+	// Header is the handler's opaque header (ResponseWriter.SetHeader);
+	// nil when it set none.
+	Header []byte
 	// Body streams the result. Read errors are *Error values. Closing it
 	// before EOF cancels the rest of the exchange.
 	Body io.ReadCloser
@@ -153,7 +154,7 @@ func (e *core) exchange(ctx context.Context, p *peer, str stream, hdr []byte, ti
 		done:       done,
 		observe:    observe,
 	}
-	return &Response{RequestID: h.id, Meta: h.meta, Body: rb}, nil
+	return &Response{RequestID: h.id, Header: h.header, Body: rb}, nil
 }
 
 // uploadResult returns the upload goroutine's result if it has finished (or

@@ -8,11 +8,13 @@
 // an expired one) fails the handshake and reaches no handler.
 //
 // The protocol is one bidirectional stream per request (docs/wire-format.md,
-// section "Request/response protocol (transport)"): a "run segment" header
-// (model id and version, cut range [From, To), codec preset, the caller's
-// remaining deadline, request id) followed by the tensorcodec payload as an
-// opaque streamed body until FIN; the reply is a success header followed by
-// the streamed result, or an error header with a [Code] and a message. A
+// section "Request/response protocol (transport)"): a request frame (request
+// id, the caller's remaining deadline, its goodput estimate, and the
+// application's opaque [Request.Header], which transport bounds but never
+// reads — node puts its own versioned protocol there) followed by the
+// payload as an opaque streamed body until FIN; the reply is a success
+// header (with the handler's opaque [Response.Header]) followed by the
+// streamed result, or an error header with a [Code] and a message. A
 // failure after the result started resets the stream with the code. Bodies
 // stream straight between the caller's io.Reader and the QUIC stream; they
 // are never buffered whole.

@@ -75,7 +75,7 @@ func (h *echo) ServeSegment(ctx context.Context, req *Request, body io.Reader, w
 	if err != nil {
 		return err
 	}
-	w.SetMeta("len", "x")
+	w.SetHeader([]byte("x"))
 	_, err = w.Write(data)
 	return err
 }
@@ -98,7 +98,7 @@ func TestCallRoundTrip(t *testing.T) {
 	defer cancel()
 
 	data := payload(3 << 20)
-	req := &Request{ID: 42, Model: "mobilenet", Version: "v2", From: 3, To: 17, Codec: "fp16-zstd", Meta: map[string]string{"trace": "abc"}}
+	req := &Request{ID: 42, Header: []byte("mobilenet@v2 [3,17) fp16-zstd")}
 	for i := 0; i < 2; i++ { // second call reuses the connection
 		resp, err := cli.Call(ctx, srv.Addr().String(), req, bytes.NewReader(data))
 		if err != nil {
@@ -114,15 +114,15 @@ func TestCallRoundTrip(t *testing.T) {
 		if sha256.Sum256(got) != sha256.Sum256(data) {
 			t.Fatalf("echoed %d bytes differ from the %d sent", len(got), len(data))
 		}
-		if resp.RequestID != 42 || resp.Meta["len"] != "x" {
-			t.Fatalf("response header = %d %v", resp.RequestID, resp.Meta)
+		if resp.RequestID != 42 || string(resp.Header) != "x" {
+			t.Fatalf("response header = %d %q", resp.RequestID, resp.Header)
 		}
 	}
 	h.mu.Lock()
 	r := h.reqs[0]
 	dl := h.dls[0]
 	h.mu.Unlock()
-	if r.ID != 42 || r.Model != "mobilenet" || r.Version != "v2" || r.From != 3 || r.To != 17 || r.Codec != "fp16-zstd" || r.Meta["trace"] != "abc" {
+	if r.ID != 42 || string(r.Header) != "mobilenet@v2 [3,17) fp16-zstd" {
 		t.Fatalf("server saw %+v", r)
 	}
 	if dl <= 8*time.Second || dl > 10*time.Second {
@@ -151,12 +151,12 @@ func TestCallRoundTrip(t *testing.T) {
 func TestHandlerErrorIsTyped(t *testing.T) {
 	c := newCluster(t)
 	srv := c.endpoint("cloud", HandlerFunc(func(ctx context.Context, req *Request, body io.Reader, w ResponseWriter) error {
-		return Errorf(CodeNotFound, "model %q not loaded", req.Model)
+		return Errorf(CodeNotFound, "model %q not loaded", req.Header)
 	}), nil)
 	cli := c.endpoint("edge", nil, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_, err := cli.Call(ctx, srv.Addr().String(), &Request{Model: "resnet"}, bytes.NewReader(payload(1000)))
+	_, err := cli.Call(ctx, srv.Addr().String(), &Request{Header: []byte("resnet")}, bytes.NewReader(payload(1000)))
 	var te *Error
 	if !errors.As(err, &te) || te.Code != CodeNotFound || !te.Remote || te.Message != `model "resnet" not loaded` {
 		t.Fatalf("err = %#v", err)

@@ -25,10 +25,12 @@ func ExampleEndpoint_Call() {
 		if err != nil {
 			return err
 		}
-		if req.Model != "lenet" {
-			return transport.Errorf(transport.CodeNotFound, "no model %q", req.Model)
+		// req.Header is the application's own (opaque to transport).
+		if string(req.Header) != "lenet [2,5)" {
+			return transport.Errorf(transport.CodeNotFound, "no segment %q", req.Header)
 		}
-		_, err = fmt.Fprintf(w, "ran [%d,%d) on %d bytes", req.From, req.To, len(in))
+		w.SetHeader([]byte("done"))
+		_, err = fmt.Fprintf(w, "ran %s on %d bytes", req.Header, len(in))
 		return err
 	})
 	cloud, err := transport.ListenAddr("127.0.0.1:0", transport.Config{Identity: cloudID, Handler: run, Logger: quiet})
@@ -46,7 +48,7 @@ func ExampleEndpoint_Call() {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	req := &transport.Request{ID: 1, Model: "lenet", Version: "1", From: 2, To: 5, Codec: "fp16"}
+	req := &transport.Request{ID: 1, Header: []byte("lenet [2,5)")}
 	resp, err := edge.Call(ctx, cloud.Addr().String(), req, bytes.NewReader(make([]byte, 1000)))
 	if err != nil {
 		fmt.Println(err)
@@ -54,11 +56,11 @@ func ExampleEndpoint_Call() {
 	}
 	out, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	fmt.Println(string(out))
+	fmt.Println(string(resp.Header), string(out))
 
-	_, err = edge.Call(ctx, cloud.Addr().String(), &transport.Request{Model: "vgg"}, nil)
+	_, err = edge.Call(ctx, cloud.Addr().String(), &transport.Request{Header: []byte("vgg")}, nil)
 	fmt.Println(transport.CodeOf(err), err)
 	// Output:
-	// ran [2,5) on 1000 bytes
-	// not found transport: not found (from peer): no model "vgg"
+	// done ran lenet [2,5) on 1000 bytes
+	// not found transport: not found (from peer): no segment "vgg"
 }

@@ -185,7 +185,7 @@ func TestMalformedFrames(t *testing.T) {
 	c := newCluster(t)
 	h := &countingHandler{}
 	srv := c.endpoint("cloud", h, func(cfg *Config) { cfg.MaxHeaderBytes = 1024; cfg.HeaderTimeout = 300 * time.Millisecond })
-	good, _ := appendRequest(nil, &Request{ID: 7, Model: "m"}, 1024)
+	good, _ := appendRequest(nil, &Request{ID: 7, Header: []byte("m")}, 1024)
 	cases := []struct {
 		name string
 		data []byte
@@ -194,16 +194,16 @@ func TestMalformedFrames(t *testing.T) {
 	}{
 		{"bad magic", []byte("XX\x01\x01\x00"), true, CodeBadRequest},
 		{"bad version", []byte("ES\x09\x01\x00"), true, CodeBadRequest},
-		{"unknown frame", []byte("ES\x01\x07\x00"), true, CodeBadRequest},
+		{"unknown frame", []byte("ES\x02\x07\x00"), true, CodeBadRequest},
 		{"truncated prefix", []byte("ES"), true, CodeBadRequest},
-		{"oversized header", binary.AppendUvarint([]byte("ES\x01\x01"), 1<<20), false, CodeTooLarge},
-		{"header shorter than claimed", append(binary.AppendUvarint([]byte("ES\x01\x01"), 50), 1, 2, 3), true, CodeBadRequest},
-		{"garbage header", append(binary.AppendUvarint([]byte("ES\x01\x01"), 4), 0xff, 0xff, 0xff, 0xff), true, CodeBadRequest},
+		{"oversized header", binary.AppendUvarint([]byte("ES\x02\x01"), 1<<20), false, CodeTooLarge},
+		{"header shorter than claimed", append(binary.AppendUvarint([]byte("ES\x02\x01"), 50), 1, 2, 3), true, CodeBadRequest},
+		{"garbage header", append(binary.AppendUvarint([]byte("ES\x02\x01"), 4), 0xff, 0xff, 0xff, 0xff), true, CodeBadRequest},
 		{"trailing header bytes", func() []byte {
-			b := binary.AppendUvarint([]byte("ES\x01\x01"), uint64(len(good)-5+1))
+			b := binary.AppendUvarint([]byte("ES\x02\x01"), uint64(len(good)-5+1))
 			return append(append(b, good[5:]...), 0)
 		}(), true, CodeBadRequest},
-		{"slowloris header", []byte("ES\x01"), false, CodeStalled},
+		{"slowloris header", []byte("ES\x02"), false, CodeStalled},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -293,7 +293,7 @@ func TestOversizedPayloads(t *testing.T) {
 		t.Fatalf("oversized response: %v", err)
 	}
 	// header over the client's own limit is refused before sending
-	_, err = cli.Call(ctx, srv.Addr().String(), &Request{Model: string(make([]byte, 1000))}, nil)
+	_, err = cli.Call(ctx, srv.Addr().String(), &Request{Header: make([]byte, 1000)}, nil)
 	if !errors.Is(err, ErrTooLarge) {
 		t.Fatalf("oversized header: %v", err)
 	}
@@ -418,10 +418,10 @@ func TestVanishingPeer(t *testing.T) {
 }
 
 func FuzzReadRequest(f *testing.F) {
-	good, _ := appendRequest(nil, &Request{ID: 9, Model: "m", Version: "1", From: 1, To: 4, Codec: "c", Timeout: time.Second, Meta: map[string]string{"a": "b"}}, 1<<10)
+	good, _ := appendRequest(nil, &Request{ID: 9, Header: []byte{1, 2, 3}, Timeout: time.Second}, 1<<10)
 	f.Add(good)
-	f.Add([]byte("ES\x01\x01\x00"))
-	f.Add([]byte("ES\x01\x01\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01"))
+	f.Add([]byte("ES\x02\x01\x00"))
+	f.Add([]byte("ES\x02\x01\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r, err := readRequest(bufio.NewReader(bytes.NewReader(data)), 1<<12)
 		if err != nil {
@@ -446,7 +446,7 @@ func FuzzReadRequest(f *testing.F) {
 }
 
 func FuzzReadResponse(f *testing.F) {
-	f.Add(appendResponse(nil, &responseHeader{status: statusOK, id: 3, peerGoodput: 100, meta: map[string]string{"k": "v"}}))
+	f.Add(appendResponse(nil, &responseHeader{status: statusOK, id: 3, peerGoodput: 100, header: []byte("k=v")}))
 	f.Add(appendResponse(nil, &responseHeader{status: statusError, id: 3, code: CodeNotFound, message: "x"}))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		h, err := readResponse(bufio.NewReader(bytes.NewReader(data)), 1<<12)

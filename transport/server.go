@@ -15,12 +15,12 @@ import (
 
 // Handler serves "run segment" requests, in the style of net/http.
 //
-// ServeSegment reads the request body (the tensorcodec payload) from body and
-// writes the result to w. ctx carries the caller's deadline and is cancelled
-// if the caller gives up, the connection drops or the endpoint closes. If it
-// returns an error before writing, the caller receives that error (use
-// [Errorf] to choose its code); after the first write, the stream is reset
-// with the error's code. A handler should read the body before streaming a
+// ServeSegment reads the request's opaque header (req.Header) and body (the
+// payload; for nodes a tensorcodec message) and writes the result to w. ctx
+// carries the caller's deadline and is cancelled if the caller gives up, the
+// connection drops or the endpoint closes. If it returns an error before
+// writing, the caller receives that error (use [Errorf] to choose its
+// code); after the first write, the stream is reset with the error's code. A handler should read the body before streaming a
 // large result. ServeSegment is called concurrently.
 //
 // When the caller's deadline expires on the caller's side first, ctx may end
@@ -38,12 +38,15 @@ func (f HandlerFunc) ServeSegment(ctx context.Context, req *Request, body io.Rea
 	return f(ctx, req, body, w)
 }
 
-// ResponseWriter streams a result body. The first Write sends the success
-// header; SetMeta must be called before it.
+// ResponseWriter streams a result body. The first Write (or the handler's
+// return) sends the success header; SetHeader must be called before it.
 type ResponseWriter interface {
 	io.Writer
-	// SetMeta sets a metadata pair sent in the success header.
-	SetMeta(key, value string)
+	// SetHeader sets the opaque application header sent in the success
+	// header (the caller's Response.Header), replacing any set before; it
+	// is copied. Calls after the first Write are ignored. A header over the
+	// endpoint's MaxHeaderBytes fails the response with CodeTooLarge.
+	SetHeader(h []byte)
 }
 
 // PeerInfo describes the caller of a request; see [PeerFromContext].
@@ -117,7 +120,7 @@ func (e *core) serveStream(p *peer, str stream, info PeerInfo, connCtx context.C
 		r: br, str: str, ctx: ctx, limit: e.cfg.MaxBodyBytes, idle: e.cfg.ReadIdleTimeout,
 		m: &p.rx, what: "request body",
 	}
-	w := &responseWriter{str: str, ctx: ctx, id: req.ID, idle: e.cfg.ReadIdleTimeout, p: p}
+	w := &responseWriter{str: str, ctx: ctx, id: req.ID, idle: e.cfg.ReadIdleTimeout, p: p, max: e.cfg.MaxHeaderBytes}
 
 	herr := e.callHandler(ctx, req, body, w)
 	body.finish()
@@ -243,20 +246,16 @@ type responseWriter struct {
 	id    uint64
 	idle  time.Duration
 	p     *peer
-	meta  map[string]string
+	max   int // MaxHeaderBytes
+	hdr   []byte
 	wrote bool
 }
 
-func (w *responseWriter) SetMeta(k, v string) {
+func (w *responseWriter) SetHeader(h []byte) {
 	if w.wrote {
 		return
 	}
-	if w.meta == nil {
-		w.meta = map[string]string{}
-	}
-	if len(w.meta) < maxMetaPairs {
-		w.meta[k] = v
-	}
+	w.hdr = append(w.hdr[:0], h...)
 }
 
 func (w *responseWriter) deadline() {
@@ -268,9 +267,14 @@ func (w *responseWriter) deadline() {
 }
 
 func (w *responseWriter) writeHeader() error {
+	if len(w.hdr) > w.max {
+		// Nothing sent yet: the handler's error reaches the caller as an
+		// error response.
+		return Errorf(CodeTooLarge, "response header is %d bytes, limit %d", len(w.hdr), w.max)
+	}
 	w.wrote = true
 	w.deadline()
-	_, err := w.str.Write(appendResponse(nil, &responseHeader{status: statusOK, id: w.id, peerGoodput: w.p.rxRate(), meta: w.meta}))
+	_, err := w.str.Write(appendResponse(nil, &responseHeader{status: statusOK, id: w.id, peerGoodput: w.p.rxRate(), header: w.hdr}))
 	if err != nil {
 		return classify(w.ctx, "write response header", err)
 	}

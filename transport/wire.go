@@ -16,33 +16,29 @@ const (
 	// ALPN is the TLS application protocol of edgesplit connections.
 	ALPN = "edgesplit/1"
 
-	wireMagic0   = 'E'
-	wireMagic1   = 'S'
-	wireVersion  = 1
-	frameRunSeg  = 1
-	statusOK     = 0
-	statusError  = 1
-	maxMetaPairs = 64
-	maxUvarint   = binary.MaxVarintLen64
+	wireMagic0  = 'E'
+	wireMagic1  = 'S'
+	wireVersion = 2 // 2: opaque headers (1 carried model, cut range, codec and string pairs)
+	frameRunSeg = 1
+	statusOK    = 0
+	statusError = 1
+	maxUvarint  = binary.MaxVarintLen64
 )
 
-// Request is the header of a "run segment" request. The request body (the
-// tensorcodec payload) streams separately.
+// Request is the frame header of a request: what transport itself needs
+// (an id, the caller's deadline, its goodput estimate) and an opaque
+// application header that transport moves without reading (the node
+// protocol's segment request). The request body streams separately.
 type Request struct {
 	// ID identifies the request in logs and replies; the caller chooses it.
 	ID uint64
-	// Model and Version name the model the segment belongs to.
-	Model, Version string
-	// From and To are the cut range [From, To) of graph nodes to run.
-	From, To uint32
-	// Codec names the tensorcodec preset the body is encoded with.
-	Codec string
+	// Header is the application's header, at most Config.MaxHeaderBytes
+	// together with the frame's own fields. Transport never interprets it.
+	Header []byte
 	// Timeout is the time left to the caller's deadline when the request was
 	// sent (0 = none). The server runs the handler under it. Filled in by
 	// Endpoint.Call from the context.
 	Timeout time.Duration
-	// Meta carries optional small key/value pairs (at most 64).
-	Meta map[string]string
 
 	// PeerGoodput is the sender's current estimate of goodput from the
 	// receiver to the sender, in bit/s (0 = unknown). Filled in by Call.
@@ -56,7 +52,7 @@ type responseHeader struct {
 	code        Code
 	message     string
 	peerGoodput uint64 // server's estimate of goodput from the client, bit/s
-	meta        map[string]string
+	header      []byte // the handler's opaque header (success only)
 }
 
 func appendString(b []byte, s string) []byte {
@@ -64,33 +60,18 @@ func appendString(b []byte, s string) []byte {
 	return append(b, s...)
 }
 
-func appendMeta(b []byte, m map[string]string) []byte {
-	b = binary.AppendUvarint(b, uint64(len(m)))
-	for k, v := range m {
-		b = appendString(b, k)
-		b = appendString(b, v)
-	}
-	return b
+func appendBytes(b, v []byte) []byte {
+	b = binary.AppendUvarint(b, uint64(len(v)))
+	return append(b, v...)
 }
 
 // appendRequest encodes the request frame (prefix and header) onto b.
 func appendRequest(b []byte, r *Request, maxHeader int) ([]byte, error) {
-	if len(r.Meta) > maxMetaPairs {
-		return b, Errorf(CodeBadRequest, "request has %d meta pairs, limit %d", len(r.Meta), maxMetaPairs)
-	}
-	if r.From > r.To {
-		return b, Errorf(CodeBadRequest, "cut range [%d,%d) is reversed", r.From, r.To)
-	}
 	var h []byte
 	h = binary.AppendUvarint(h, r.ID)
-	h = appendString(h, r.Model)
-	h = appendString(h, r.Version)
-	h = binary.AppendUvarint(h, uint64(r.From))
-	h = binary.AppendUvarint(h, uint64(r.To))
-	h = appendString(h, r.Codec)
 	h = binary.AppendUvarint(h, uint64(max(r.Timeout, 0)/time.Microsecond))
 	h = binary.AppendUvarint(h, r.PeerGoodput)
-	h = appendMeta(h, r.Meta)
+	h = appendBytes(h, r.Header)
 	if len(h) > maxHeader {
 		return b, Errorf(CodeTooLarge, "request header is %d bytes, limit %d", len(h), maxHeader)
 	}
@@ -105,7 +86,7 @@ func appendResponse(b []byte, h *responseHeader) []byte {
 	p = binary.AppendUvarint(p, h.id)
 	if h.status == statusOK {
 		p = binary.AppendUvarint(p, h.peerGoodput)
-		p = appendMeta(p, h.meta)
+		p = appendBytes(p, h.header)
 	} else {
 		p = binary.AppendUvarint(p, uint64(h.code))
 		p = appendString(p, h.message)
@@ -183,29 +164,19 @@ func (d *decoder) string(field string) string {
 	return s
 }
 
-func (d *decoder) u32(field string) uint32 {
-	v := d.uvarint(field)
-	if d.err == nil && v > 1<<32-1 {
-		d.err = errFrame("field %s = %d exceeds 32 bits", field, v)
-	}
-	return uint32(v)
-}
-
-func (d *decoder) meta() map[string]string {
-	n := d.uvarint("meta count")
+// bytes reads a length-prefixed byte string; nil when empty.
+func (d *decoder) bytes(field string) []byte {
+	n := d.uvarint(field)
 	if d.err != nil || n == 0 {
 		return nil
 	}
-	if n > maxMetaPairs {
-		d.err = errFrame("%d meta pairs, limit %d", n, maxMetaPairs)
+	if n > uint64(len(d.b)) {
+		d.err = errFrame("field %s claims %d bytes, %d left in header", field, n, len(d.b))
 		return nil
 	}
-	m := make(map[string]string, n)
-	for i := uint64(0); i < n && d.err == nil; i++ {
-		k := d.string("meta key")
-		m[k] = d.string("meta value")
-	}
-	return m
+	v := d.b[:n:n]
+	d.b = d.b[n:]
+	return v
 }
 
 func (d *decoder) end() error {
@@ -220,23 +191,15 @@ func decodeRequestHeader(b []byte) (*Request, error) {
 	d := decoder{b: b}
 	r := &Request{}
 	r.ID = d.uvarint("id")
-	r.Model = d.string("model")
-	r.Version = d.string("version")
-	r.From = d.u32("from")
-	r.To = d.u32("to")
-	r.Codec = d.string("codec")
 	us := d.uvarint("timeout")
 	if us > uint64(24*time.Hour/time.Microsecond) {
 		us = uint64(24 * time.Hour / time.Microsecond)
 	}
 	r.Timeout = time.Duration(us) * time.Microsecond
 	r.PeerGoodput = d.uvarint("peer goodput")
-	r.Meta = d.meta()
+	r.Header = d.bytes("header")
 	if err := d.end(); err != nil {
 		return nil, err
-	}
-	if r.From > r.To {
-		return nil, Errorf(CodeBadRequest, "cut range [%d,%d) is reversed", r.From, r.To)
 	}
 	return r, nil
 }
@@ -289,7 +252,7 @@ func decodeResponseHeader(st byte, b []byte) (*responseHeader, error) {
 	h.id = d.uvarint("id")
 	if st == statusOK {
 		h.peerGoodput = d.uvarint("peer goodput")
-		h.meta = d.meta()
+		h.header = d.bytes("header")
 	} else {
 		h.code = Code(d.uvarint("code"))
 		h.message = d.string("message")
@@ -306,5 +269,5 @@ func decodeResponseHeader(st byte, b []byte) (*responseHeader, error) {
 
 // String summarises the request for logs.
 func (r *Request) String() string {
-	return fmt.Sprintf("request %d %s@%s [%d,%d) codec=%s", r.ID, r.Model, r.Version, r.From, r.To, r.Codec)
+	return fmt.Sprintf("request %d (%d header bytes, timeout %v)", r.ID, len(r.Header), r.Timeout)
 }

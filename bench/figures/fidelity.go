@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/edgesplit/edgesplit/node"
+	"github.com/edgesplit/edgesplit/node/cluster"
 	"github.com/edgesplit/edgesplit/node/demo"
 	"github.com/edgesplit/edgesplit/scheduler"
 	"github.com/edgesplit/edgesplit/sim"
@@ -70,7 +71,7 @@ func figFidelity(ctx context.Context, e *env, modelName, device, policy string, 
 	}
 	t0 := time.Now()
 	fmt.Fprintf(os.Stderr, "starting the emulated cluster (1 edge %s ×%g, 2 clouds) with %s...\n", dev.Name, dev.Slowdown, modelName)
-	lc, err := node.StartLocalCluster(ctx, node.LocalClusterConfig{
+	lc, err := cluster.Start(ctx, cluster.Config{
 		Edges: 1, Clouds: 2, Models: []*node.Model{m}, EdgeDevice: dev, CloudDevice: server,
 		Uplink: first.Up, Downlink: first.Down, Policy: policy,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),

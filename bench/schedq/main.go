@@ -43,6 +43,7 @@ import (
 	"github.com/edgesplit/edgesplit/internal/stats"
 	"github.com/edgesplit/edgesplit/model/zoo"
 	"github.com/edgesplit/edgesplit/node"
+	"github.com/edgesplit/edgesplit/node/cluster"
 	"github.com/edgesplit/edgesplit/scheduler"
 	"github.com/edgesplit/edgesplit/transport/linkem"
 	"github.com/schollz/progressbar/v3"
@@ -142,7 +143,7 @@ func loadModel(name string) (*node.Model, error) {
 	return node.NewModel(name, "", g, sc)
 }
 
-func startCluster(ctx context.Context, m *node.Model, c *config, link string) (*node.LocalCluster, error) {
+func startCluster(ctx context.Context, m *node.Model, c *config, link string) (*cluster.Local, error) {
 	dev, err := node.ParseDevice(c.device)
 	if err != nil {
 		return nil, err
@@ -153,7 +154,7 @@ func startCluster(ctx context.Context, m *node.Model, c *config, link string) (*
 		return nil, err
 	}
 	t0 := time.Now()
-	lc, err := node.StartLocalCluster(ctx, node.LocalClusterConfig{
+	lc, err := cluster.Start(ctx, cluster.Config{
 		Edges: 1, Clouds: c.clouds, Models: []*node.Model{m}, EdgeDevice: dev, CloudDevice: server,
 		Uplink: prof.Up, Downlink: prof.Down, Policy: "auto",
 		Logger: logger(c.verbose),

@@ -8,9 +8,11 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/edgesplit/edgesplit/node"
@@ -22,6 +24,7 @@ import (
 func newNodeCmd() *cobra.Command {
 	var role, name, bind, join, link, device, httpAddr, quicAddr, caDir, gossipKey, gossipKeyFile, policy, codecs string
 	var insecureGossip bool
+	var keyGrace time.Duration
 	var auditPath string
 	var models []string
 	var workers int
@@ -132,7 +135,14 @@ client requests on --http (POST /v1/infer, GET /v1/cluster, GET /metrics).`,
 				}
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "node %s (%s) gossip=%s quic=%s http=%s\n", name, role, n.GossipAddr(), n.QUICAddr(), n.HTTPAddr())
-			<-ctx.Done()
+			untilDone(ctx, func() {
+				if err := reloadGossipKey(n, gossipKeyFile, caDir, keyGrace); err != nil {
+					cfg.Logger.Error("gossip key reload (SIGHUP) failed; keeping the current key", "err", err)
+					fmt.Fprintln(cmd.ErrOrStderr(), "edgesplit node: SIGHUP:", err)
+					return
+				}
+				cfg.Logger.Info("gossip key reloaded (SIGHUP): rotating to it", "grace", keyGrace)
+			})
 			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			return n.Shutdown(sctx)
@@ -154,6 +164,7 @@ client requests on --http (POST /v1/infer, GET /v1/cluster, GET /metrics).`,
 	_ = f.MarkHidden("gossip-key") // refused: a key on argv shows in ps
 	f.StringVar(&gossipKeyFile, "gossip-key-file", "", "file with the gossip encryption key, hex (16, 24 or 32 bytes); default: $EDGESPLIT_GOSSIP_KEY, else CA_DIR/gossip.key (made by 'ca init')")
 	f.StringVar(&auditPath, "audit-log", "", "audit trail: one JSON line per client request and refused request, to FILE (rotated at 100 MB, 10 kept) or - (stdout)")
+	f.DurationVar(&keyGrace, "gossip-key-grace", 30*time.Second, "on SIGHUP the node re-reads its gossip key and rotates to it: it accepts the new key at once, sends with it after this grace and drops the old after twice it (so reload every node within the grace)")
 	f.BoolVar(&insecureGossip, "insecure-gossip", false, "run gossip without encryption when no key is found (anyone on the network can join; for experiments only)")
 	f.StringVar(&policy, "policy", "auto", "split policy: edge-only, cloud-only, fixed:K, neurosurgeon, dads, auto")
 	f.StringVar(&codecs, "codecs", "", "comma-separated codec presets the scheduler may use (default all)")
@@ -172,6 +183,34 @@ func parseLink(s string) (up, down linkem.LinkSettings, err error) {
 		return up, down, err
 	}
 	return p.Up, p.Down, nil
+}
+
+// untilDone waits for ctx to end, calling hup on every SIGHUP meanwhile.
+func untilDone(ctx context.Context, hup func()) {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGHUP)
+	defer signal.Stop(sig)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-sig:
+			hup()
+		}
+	}
+}
+
+// reloadGossipKey re-reads the gossip key from where loadGossipKey finds it
+// and rotates the node to it over grace (node.Node.RotateGossipKey).
+func reloadGossipKey(n *node.Node, file, caDir string, grace time.Duration) error {
+	key, err := loadGossipKey(file, caDir, false)
+	if err != nil {
+		return err
+	}
+	if err := n.RotateGossipKey(key, grace); err != nil {
+		return fmt.Errorf("rotate gossip key: %w", err)
+	}
+	return nil
 }
 
 // loadGossipKey finds the gossip key: --gossip-key-file, else

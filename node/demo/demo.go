@@ -17,6 +17,7 @@ import (
 	"github.com/edgesplit/edgesplit/internal/stats"
 	"github.com/edgesplit/edgesplit/model"
 	"github.com/edgesplit/edgesplit/node"
+	"github.com/edgesplit/edgesplit/node/cluster"
 	"github.com/edgesplit/edgesplit/scheduler"
 	"github.com/edgesplit/edgesplit/transport/linkem"
 	"gorgonia.org/tensor"
@@ -148,7 +149,7 @@ func Run(ctx context.Context, cfg Config, w io.Writer) ([]Row, error) {
 	started := time.Now()
 	fmt.Fprintf(w, "starting 1 edge (%s, %.0f× slower) + %d clouds on loopback: gossip, QUIC + mutual TLS, emulated edge link; model %s (%d nodes)\n",
 		cfg.EdgeDevice.Name, cfg.EdgeDevice.Slowdown, cfg.Clouds, cfg.Model.ID, cfg.Model.Nodes())
-	lc, err := node.StartLocalCluster(ctx, node.LocalClusterConfig{
+	lc, err := cluster.Start(ctx, cluster.Config{
 		Edges: 1, Clouds: cfg.Clouds, Models: []*node.Model{cfg.Model},
 		EdgeDevice: cfg.EdgeDevice, Uplink: first.Up, Downlink: first.Down,
 		GossipKey: demoKey(), Logger: cfg.Logger, Policy: "auto",

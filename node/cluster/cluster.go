@@ -1,4 +1,4 @@
-package node
+package cluster
 
 import (
 	"context"
@@ -7,21 +7,22 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/edgesplit/edgesplit/node"
 	"github.com/edgesplit/edgesplit/transport"
 	"github.com/edgesplit/edgesplit/transport/linkem"
 	"github.com/edgesplit/edgesplit/transport/pki"
 	"github.com/hashicorp/memberlist"
 )
 
-// LocalClusterConfig describes an in-process cluster on loopback: real
+// Config describes an in-process cluster on loopback: real
 // gossip, real QUIC with mutual TLS from an ephemeral CA, and the edges'
 // access links emulated.
-type LocalClusterConfig struct {
+type Config struct {
 	Edges, Clouds int
 	// Models are held by every node (shared read-only between them).
-	Models []*Model
+	Models []*node.Model
 	// EdgeDevice and CloudDevice emulate compute speed.
-	EdgeDevice, CloudDevice Device
+	EdgeDevice, CloudDevice node.Device
 	// Uplink and Downlink are the edges' emulated access link.
 	Uplink, Downlink linkem.LinkSettings
 	// Policy is the edges' split policy (default auto).
@@ -38,33 +39,33 @@ type LocalClusterConfig struct {
 	// MockNetwork instead of UDP and TCP on loopback.
 	Gossip *memberlist.MockNetwork
 	// Tune adjusts each node's Config before it starts.
-	Tune   func(*Config)
+	Tune   func(*node.Config)
 	Logger *slog.Logger
 }
 
-// LocalCluster is a running in-process cluster.
-type LocalCluster struct {
+// Local is a running in-process cluster.
+type Local struct {
 	CA     *pki.CA
-	Edges  []*Node
-	Clouds []*Node
-	cfg    LocalClusterConfig
+	Edges  []*node.Node
+	Clouds []*node.Node
+	cfg    Config
 }
 
-// StartLocalCluster starts the nodes, joins them through the first node and
+// Start starts the nodes, joins them through the first node and
 // waits until every edge sees every cloud.
-func StartLocalCluster(ctx context.Context, cfg LocalClusterConfig) (*LocalCluster, error) {
+func Start(ctx context.Context, cfg Config) (*Local, error) {
 	ca, err := pki.NewCA(pki.CAOptions{})
 	if err != nil {
 		return nil, err
 	}
-	lc := &LocalCluster{CA: ca, cfg: cfg}
+	lc := &Local{CA: ca, cfg: cfg}
 	var seed string
-	start := func(name string, role Role) (*Node, error) {
+	start := func(name string, role node.Role) (*node.Node, error) {
 		nc, err := lc.nodeConfig(name, role)
 		if err != nil {
 			return nil, err
 		}
-		nd, err := New(ctx, nc)
+		nd, err := node.New(ctx, nc)
 		if err != nil {
 			return nil, err
 		}
@@ -77,7 +78,7 @@ func StartLocalCluster(ctx context.Context, cfg LocalClusterConfig) (*LocalClust
 		return nd, nil
 	}
 	for i := range cfg.Clouds {
-		nd, err := start(fmt.Sprintf("cloud-%d", i+1), RoleCloud)
+		nd, err := start(fmt.Sprintf("cloud-%d", i+1), node.RoleCloud)
 		if err != nil {
 			lc.Kill()
 			return nil, err
@@ -85,7 +86,7 @@ func StartLocalCluster(ctx context.Context, cfg LocalClusterConfig) (*LocalClust
 		lc.Clouds = append(lc.Clouds, nd)
 	}
 	for i := range cfg.Edges {
-		nd, err := start(fmt.Sprintf("edge-%d", i+1), RoleEdge)
+		nd, err := start(fmt.Sprintf("edge-%d", i+1), node.RoleEdge)
 		if err != nil {
 			lc.Kill()
 			return nil, err
@@ -99,12 +100,12 @@ func StartLocalCluster(ctx context.Context, cfg LocalClusterConfig) (*LocalClust
 	return lc, nil
 }
 
-func (lc *LocalCluster) nodeConfig(name string, role Role) (Config, error) {
+func (lc *Local) nodeConfig(name string, role node.Role) (node.Config, error) {
 	id, err := lc.CA.Issue(name, pki.IssueOptions{})
 	if err != nil {
-		return Config{}, err
+		return node.Config{}, err
 	}
-	nc := DefaultConfig(name, role)
+	nc := node.DefaultConfig(name, role)
 	nc.Identity = id
 	nc.Models = lc.cfg.Models
 	nc.Gossip.SecretKey = lc.cfg.GossipKey
@@ -116,7 +117,7 @@ func (lc *LocalCluster) nodeConfig(name string, role Role) (Config, error) {
 	if lc.cfg.Logger != nil {
 		nc.Logger = lc.cfg.Logger
 	}
-	if role == RoleEdge {
+	if role == node.RoleEdge {
 		nc.Device = lc.cfg.EdgeDevice
 		nc.Uplink, nc.Downlink = lc.cfg.Uplink, lc.cfg.Downlink
 		if lc.cfg.Policy != "" {
@@ -132,12 +133,12 @@ func (lc *LocalCluster) nodeConfig(name string, role Role) (Config, error) {
 }
 
 // AddCloud starts one more cloud node and joins it to the cluster.
-func (lc *LocalCluster) AddCloud(ctx context.Context, name string) (*Node, error) {
-	nc, err := lc.nodeConfig(name, RoleCloud)
+func (lc *Local) AddCloud(ctx context.Context, name string) (*node.Node, error) {
+	nc, err := lc.nodeConfig(name, node.RoleCloud)
 	if err != nil {
 		return nil, err
 	}
-	nd, err := New(ctx, nc)
+	nd, err := node.New(ctx, nc)
 	if err != nil {
 		return nil, err
 	}
@@ -154,7 +155,7 @@ func (lc *LocalCluster) AddCloud(ctx context.Context, name string) (*Node, error
 }
 
 // WaitConverged waits until every edge sees every running cloud alive.
-func (lc *LocalCluster) WaitConverged(ctx context.Context, limit time.Duration) error {
+func (lc *Local) WaitConverged(ctx context.Context, limit time.Duration) error {
 	deadline := time.Now().Add(limit)
 	for {
 		ok := true
@@ -164,7 +165,7 @@ func (lc *LocalCluster) WaitConverged(ctx context.Context, limit time.Duration) 
 				alive[p.Name] = p.Alive
 			}
 			for _, c := range lc.Clouds {
-				if !c.isClosed() && !alive[c.Name()] {
+				if !c.Closed() && !alive[c.Name()] {
 					ok = false
 				}
 			}
@@ -173,7 +174,7 @@ func (lc *LocalCluster) WaitConverged(ctx context.Context, limit time.Duration) 
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return errors.New("node: cluster did not converge in time")
+			return errors.New("cluster: did not converge in time")
 		}
 		select {
 		case <-ctx.Done():
@@ -184,9 +185,9 @@ func (lc *LocalCluster) WaitConverged(ctx context.Context, limit time.Duration) 
 }
 
 // Shutdown stops every node gracefully.
-func (lc *LocalCluster) Shutdown(ctx context.Context) error {
+func (lc *Local) Shutdown(ctx context.Context) error {
 	var errs []error
-	for _, nd := range append(append([]*Node{}, lc.Edges...), lc.Clouds...) {
+	for _, nd := range append(append([]*node.Node{}, lc.Edges...), lc.Clouds...) {
 		if err := nd.Shutdown(ctx); err != nil {
 			errs = append(errs, err)
 		}
@@ -195,14 +196,8 @@ func (lc *LocalCluster) Shutdown(ctx context.Context) error {
 }
 
 // Kill stops every node abruptly.
-func (lc *LocalCluster) Kill() {
-	for _, nd := range append(append([]*Node{}, lc.Edges...), lc.Clouds...) {
+func (lc *Local) Kill() {
+	for _, nd := range append(append([]*node.Node{}, lc.Edges...), lc.Clouds...) {
 		nd.Kill()
 	}
-}
-
-func (n *Node) isClosed() bool {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.closed
 }

@@ -1,0 +1,165 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/edgesplit/edgesplit/scheduler"
+	"github.com/edgesplit/edgesplit/tensorcodec"
+	"github.com/edgesplit/edgesplit/transport"
+	"gorgonia.org/tensor"
+)
+
+// callPeer sends a node protocol request to peer p with body (nil: none).
+func (n *Node) callPeer(ctx context.Context, p Peer, req segmentRequest, body io.Reader) (*transport.Response, error) {
+	hdr, err := req.marshal()
+	if err != nil {
+		return nil, err
+	}
+	return n.ep.Call(ctx, p.Meta.QUICAddr, &transport.Request{ID: n.edge.reqID.Add(1), Header: hdr}, body)
+}
+
+// offload sends the tail's inputs to the plan's cloud and fills res, in
+// four steps: encode the boundary, call the cloud, decode its answer, learn
+// from the exchange.
+func (n *Node) offload(ctx context.Context, m *Model, p scheduler.Plan, h *headResult, res *InferResult) error {
+	tail := tailSet(m, headSet(p))
+	pr, err := m.pieceSet(tail)
+	if err != nil {
+		return err
+	}
+	b, err := encodeBoundary(pr, h, p.Codec)
+	if err != nil {
+		return err
+	}
+	x, err := n.callCloud(ctx, m, p, tail, b)
+	if err != nil {
+		return err
+	}
+	decStart := time.Now()
+	outs, err := tensorcodec.Decode(nil, x.body)
+	if err != nil {
+		return fmt.Errorf("node: result from %s: %w", p.Cloud, err)
+	}
+	if len(outs) != len(pr.piece.Graph.Outputs) {
+		return fmt.Errorf("node: result from %s has %d tensors, want %d", p.Cloud, len(outs), len(pr.piece.Graph.Outputs))
+	}
+	decode := time.Since(decStart)
+	for i, vi := range pr.piece.Graph.Outputs {
+		h.values[vi.Name] = outs[i]
+	}
+	res.Outputs = res.Outputs[:0]
+	for _, o := range m.Graph.Outputs {
+		t, ok := h.values[o.Name]
+		if !ok {
+			return fmt.Errorf("node: output %q not produced", o.Name)
+		}
+		res.Outputs = append(res.Outputs, t)
+	}
+	q, c, d, e := x.hdr.Queue, x.hdr.Compute, x.hdr.Decode, x.hdr.Encode
+	res.Measured = Measured{
+		EdgeCompute: h.elapsed, Encode: b.encode, Queue: q, CloudCompute: c, Decode: d + e + decode,
+		Transfer: max(0, x.took-q-c-d-e),
+	}
+	res.BytesSent = int64(len(b.payload))
+	n.metrics.bytesSent.Add(float64(len(b.payload)))
+	n.learnOffload(m, p, b, x, res.Measured.Transfer)
+	return nil
+}
+
+// boundary is a tail's inputs encoded for the wire.
+type boundary struct {
+	payload []byte
+	raw     int64         // bytes as float32
+	encode  time.Duration // time encoding took
+}
+
+// encodeBoundary encodes the inputs of tail piece pr, found among the
+// head's values, with the codec preset.
+func encodeBoundary(pr *pieceRunner, h *headResult, codec string) (boundary, error) {
+	tin := make([]*tensor.Dense, len(pr.piece.Graph.Inputs))
+	for i, vi := range pr.piece.Graph.Inputs {
+		t, ok := h.values[vi.Name]
+		if !ok {
+			return boundary{}, fmt.Errorf("node: boundary tensor %q missing", vi.Name)
+		}
+		tin[i] = t
+	}
+	preset, err := tensorcodec.ParsePreset(codec)
+	if err != nil {
+		return boundary{}, err
+	}
+	start := time.Now()
+	payload, _, err := tensorcodec.EncodePreset(nil, preset, tin...)
+	if err != nil {
+		return boundary{}, fmt.Errorf("node: encode boundary: %w", err)
+	}
+	b := boundary{payload: payload, encode: time.Since(start)}
+	for _, t := range tin {
+		b.raw += int64(4 * t.Shape().TotalSize())
+	}
+	return b, nil
+}
+
+// exchange is what one call to a cloud brought back, and what the edge
+// knew of the link when it left.
+type exchange struct {
+	hdr    segmentResponse
+	body   []byte
+	took   time.Duration // from sending to the answer's end
+	link   *linkEstimate
+	est    scheduler.LinkEstimate // the estimate before the call
+	loaded bool                   // another upload of the edge's was in flight
+}
+
+// callCloud sends the boundary to the plan's cloud to run the tail node
+// set, under a deadline proportional to the prediction so that a stuck
+// cloud is abandoned in time to finish elsewhere, and reads its answer.
+func (n *Node) callCloud(ctx context.Context, m *Model, p scheduler.Plan, tail []int, b boundary) (exchange, error) {
+	peer, ok := n.members.Peer(p.Cloud)
+	if !ok || !peer.Alive {
+		return exchange{}, fmt.Errorf("node: cloud %s is gone", p.Cloud)
+	}
+	limit := 3*p.Predicted.Total + 500*time.Millisecond
+	cctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	x := exchange{link: n.linkTo(p.Cloud), est: n.linkEstimate(peer)}
+	x.loaded = x.link.busy()
+	callStart := time.Now()
+	up := x.link.upload(bytes.NewReader(b.payload))
+	resp, err := n.callPeer(cctx, peer, segmentRequest{Op: opRun, Model: m.ID, Version: m.Version, Codec: p.Codec, Nodes: tail}, up)
+	up.done()
+	if err != nil {
+		if transport.CodeOf(err) == transport.CodeDeadlineExceeded {
+			// The boundary did not get through in time: whatever else went
+			// wrong, the uplink delivered at most this much.
+			x.link.observeUp(int64(len(b.payload)), time.Since(callStart), x.est.Up)
+		}
+		return exchange{}, err
+	}
+	if x.hdr, err = unmarshalSegmentResponse(resp.Header); err != nil {
+		resp.Body.Close()
+		return exchange{}, fmt.Errorf("node: answer from %s: %w", p.Cloud, err)
+	}
+	x.body, err = io.ReadAll(io.LimitReader(resp.Body, 1<<30))
+	resp.Body.Close()
+	if err != nil {
+		return exchange{}, err
+	}
+	x.took = time.Since(callStart)
+	return x, nil
+}
+
+// learnOffload learns from what one offload achieved: the codec's ratio at
+// this cut, the RTT and the uplink goodput (transfer: the exchange's
+// network time).
+func (n *Node) learnOffload(m *Model, p scheduler.Plan, b boundary, x exchange, transfer time.Duration) {
+	if p.K >= 0 {
+		n.edge.tables[m.ID].observe(p.Codec, p.K, b.raw, int64(len(b.payload)))
+	}
+	down := time.Duration(float64(len(x.body)) / x.est.Down * float64(time.Second))
+	x.link.learnUpload(int64(len(b.payload)), transfer, down, x.est, x.hdr, x.loaded)
+}

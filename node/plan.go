@@ -1,0 +1,209 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/edgesplit/edgesplit/partition"
+	"github.com/edgesplit/edgesplit/scheduler"
+)
+
+// Plan returns the plan the node would use now for model id under policy
+// (e.g. for `edgesplit plan` against a live node, and tests).
+func (n *Node) Plan(ctx context.Context, id, policy string) (scheduler.Plan, error) {
+	if n.cfg.Role != RoleEdge {
+		return scheduler.Plan{}, ErrNotEdge
+	}
+	m, err := n.model(id)
+	if err != nil {
+		return scheduler.Plan{}, err
+	}
+	if policy == "" {
+		policy = n.cfg.Policy
+	}
+	return n.plan(ctx, m, policy, "", n.cfg.Accuracy)
+}
+
+// Inputs assembles what the scheduler decides from: this edge's profile,
+// the model DAG, the codec table, and every live cloud serving the model
+// with its profile, link estimate and queue.
+func (n *Node) Inputs(ctx context.Context, id string) (*scheduler.Inputs, error) {
+	if n.cfg.Role != RoleEdge {
+		return nil, ErrNotEdge
+	}
+	m, err := n.model(id)
+	if err != nil {
+		return nil, err
+	}
+	return n.inputs(ctx, m, "", n.cfg.Accuracy), nil
+}
+
+func (n *Node) inputs(ctx context.Context, m *Model, codec string, budget scheduler.AccuracyBudget) *scheduler.Inputs {
+	in := &scheduler.Inputs{Edge: n.profiles[m.ID], DAG: n.dags[m.ID], Codecs: n.edge.tables[m.ID].snapshot(),
+		Overhead: n.edge.overheads[m.ID].value(), Accuracy: budget}
+	if codec != "" {
+		in.Codecs = slices.DeleteFunc(in.Codecs, func(c scheduler.CodecModel) bool { return c.Name != codec })
+	}
+	for _, p := range n.members.Peers() {
+		if !p.Alive || p.Meta.Role != RoleCloud || !servesVersion(p.Meta, m) {
+			continue
+		}
+		prof, err := n.remoteProfile(ctx, p, m)
+		if err != nil {
+			n.log.Debug("no profile from cloud yet", "cloud", p.Name, "err", err)
+			continue
+		}
+		n.edge.bans.Forgive(p.Name, p.Joined) // a restarted cloud starts clean
+		ci := scheduler.CloudInput{ID: p.Name, Profile: prof, Link: n.linkEstimate(p)}
+		ci.Queue = time.Duration(p.Meta.Queue) * time.Duration(p.Meta.ServiceMicros) * time.Microsecond
+		in.Clouds = append(in.Clouds, ci)
+	}
+	n.edge.bans.Apply(in.Clouds)
+	return in
+}
+
+func servesVersion(meta Meta, m *Model) bool {
+	for _, r := range meta.Models {
+		if r.ID == m.ID && r.Version == m.Version {
+			return true
+		}
+	}
+	return false
+}
+
+// linkEstimate is what the edge knows of its path to cloud p: the RTT from
+// its pings and uploads, the uplink goodput its own
+// transfers and probes achieved, the downlink goodput transport measured;
+// the configured access link is the prior for what is not measured yet.
+func (n *Node) linkEstimate(p Peer) scheduler.LinkEstimate {
+	le := scheduler.LinkEstimate{RTT: n.cfg.Uplink.Delay + n.cfg.Downlink.Delay, Up: 10e6 / 8, Down: 50e6 / 8}
+	if r := n.cfg.Uplink.MeanRate(); r > 0 {
+		le.Up = r / 8
+	}
+	if r := n.cfg.Downlink.MeanRate(); r > 0 {
+		le.Down = r / 8
+	}
+	if le.RTT <= 0 {
+		le.RTT = time.Millisecond
+	}
+	n.edge.access.mu.Lock()
+	le = n.edge.access.learn.Link(p.Name, time.Now(), le)
+	n.edge.access.mu.Unlock()
+	if est, ok := n.ep.Estimate(p.Meta.QUICAddr); ok && est.RecvGoodput > 0 {
+		le.Down = est.RecvGoodput / 8
+	}
+	return le
+}
+
+// remoteProfile returns the cloud's profile of m, fetching it over
+// transport when the cloud's gossiped digest changed.
+func (n *Node) remoteProfile(ctx context.Context, p Peer, m *Model) (*partition.Profile, error) {
+	key := p.Name + "/" + m.ID
+	n.edge.remoteMu.Lock()
+	rp, ok := n.edge.remote[key]
+	n.edge.remoteMu.Unlock()
+	if ok && rp.digest == p.Meta.ProfileDigest {
+		return rp.profile, nil
+	}
+	fctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	resp, err := n.callPeer(fctx, p, segmentRequest{Op: opProfile, Model: m.ID, Version: m.Version}, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var prof partition.Profile
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&prof); err != nil {
+		return nil, fmt.Errorf("node: profile from %s: %w", p.Name, err)
+	}
+	if len(prof.Nodes) != m.Nodes() || len(prof.Cuts) != m.Nodes()+1 {
+		return nil, fmt.Errorf("node: profile from %s has %d nodes, model %s has %d", p.Name, len(prof.Nodes), m.ID, m.Nodes())
+	}
+	n.edge.remoteMu.Lock()
+	n.edge.remote[key] = remoteProfile{digest: p.Meta.ProfileDigest, profile: &prof}
+	n.edge.remoteMu.Unlock()
+	return &prof, nil
+}
+
+// plan asks the policy for a plan.
+func (n *Node) plan(ctx context.Context, m *Model, policyName, codec string, budget scheduler.AccuracyBudget) (scheduler.Plan, error) {
+	pol, err := n.policy(m, policyName, budget)
+	if err != nil {
+		return scheduler.Plan{}, fmt.Errorf("%w: %w", ErrBadRequest, err)
+	}
+	in := n.inputs(ctx, m, codec, budget)
+	if codec != "" && len(in.Codecs) == 0 {
+		return scheduler.Plan{}, fmt.Errorf("%w: unknown codec %q", ErrBadRequest, codec)
+	}
+	if codec != "" && !anyCodecAllowed(in) {
+		return scheduler.Plan{}, fmt.Errorf("%w: codec %s is not allowed at any cut of model %s under %v (%s codecs need a calibration that certifies them)",
+			ErrBadRequest, codec, m.ID, budget, in.Codecs[0].Fidelity)
+	}
+	if len(in.Clouds) == 0 || allUnavailable(in.Clouds) {
+		return scheduler.EdgeOnly{}.Plan(in)
+	}
+	plan, err := pol.Plan(in)
+	if errors.Is(err, scheduler.ErrNoCloud) {
+		return scheduler.EdgeOnly{}.Plan(in)
+	}
+	if errors.Is(err, scheduler.ErrAccuracy) {
+		return scheduler.Plan{}, fmt.Errorf("%w: %w", ErrBadRequest, err)
+	}
+	return plan, err
+}
+
+func allUnavailable(cs []scheduler.CloudInput) bool {
+	for _, c := range cs {
+		if !c.Unavailable {
+			return false
+		}
+	}
+	return true
+}
+
+// maxAutos bounds the decision streams (model × accuracy budget) an edge
+// keeps hysteresis for; requests with further budgets get plans without it.
+const maxAutos = 64
+
+// policy returns the named policy for model m. auto keeps one decision
+// stream per model and accuracy budget, so requests with a stricter budget
+// do not knock the default stream off its plan.
+func (n *Node) policy(m *Model, name string, budget scheduler.AccuracyBudget) (scheduler.Policy, error) {
+	if strings.EqualFold(name, "auto") {
+		key := m.ID
+		if budget != n.cfg.Accuracy {
+			key = fmt.Sprintf("%s|%v", m.ID, budget)
+		}
+		n.edge.autoMu.Lock()
+		defer n.edge.autoMu.Unlock()
+		a, ok := n.edge.autos[key]
+		if !ok {
+			if len(n.edge.autos) >= maxAutos {
+				return scheduler.NewAuto(scheduler.AutoConfig{Threshold: 0, Consecutive: 1, Label: "auto"}), nil
+			}
+			a = scheduler.NewAuto(scheduler.DefaultAutoConfig())
+			n.edge.autos[key] = a
+		}
+		return a, nil
+	}
+	return scheduler.ParsePolicy(name)
+}
+
+// anyCodecAllowed reports whether some codec of in may carry some cut.
+func anyCodecAllowed(in *scheduler.Inputs) bool {
+	for i := range in.Codecs {
+		c := &in.Codecs[i]
+		for k := 0; k < len(in.Edge.Nodes); k++ {
+			if c.AllowedAt(k, in.Accuracy) {
+				return true
+			}
+		}
+	}
+	return false
+}
