@@ -86,6 +86,7 @@ func figCodec(ctx context.Context, e *env, samples int) error {
 	p.X.Scale = plot.LogScale{}
 	p.X.Tick.Marker = plot.LogTicks{Prec: -1}
 	p.Add(plotter.NewGrid())
+	p.Y.Max = 100.1 // the markers at 100 % whole, not cut by the frame
 	for i, pr := range tensorcodec.Presets() {
 		a := per[pr]
 		if a == nil {
