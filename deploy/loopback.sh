@@ -106,4 +106,5 @@ for ((j = ${#pids[@]} - 1; j >= 0; j--)); do
 	wait "${pids[j]}" || fail "node ${pids[j]} exited with status $? on SIGTERM"
 	unset 'pids[j]'
 done
-echo "loopback: ok in $(($(date +%s) - start_s)) s"
+echo "loopback: cluster started, answered and stopped in $(($(date +%s) - start_s)) s"
+echo "loopback: 1 passed, 0 failed"
