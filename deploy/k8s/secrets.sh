@@ -6,7 +6,7 @@
 #   edgesplit-gossip  gossip.key       (mounted by every node)
 # Apply with: deploy/k8s/secrets.sh CA_DIR | kubectl apply -f -
 # (the output holds the CA key: pipe it, do not commit it).
-# deploy/deploy_test.go runs it on a fresh CA and decodes the output.
+# deploy/k8s_test.go runs it on a fresh CA and decodes the output.
 set -euo pipefail
 dir=${1:?usage: secrets.sh CA_DIR (a folder made by edgesplit ca init)}
 for f in ca.crt ca.key gossip.key; do
