@@ -38,7 +38,7 @@ func newCACmd() *cobra.Command {
 	var force bool
 	var role, out string
 	issueCmd := &cobra.Command{
-		Use:   "issue --node NAME --role edge|cloud|client [--dir DIR]",
+		Use:   "issue --node NAME --role edge|cloud|client [--dir DIR] [--out DIR]",
 		Short: "Issue a node certificate signed by the cluster CA (NAME.crt, NAME.key)",
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !pki.ValidNodeName(nodeName) {
