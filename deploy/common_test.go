@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
@@ -67,6 +68,13 @@ func edgesplitBin(t *testing.T) string {
 		t.Fatal(buildErr)
 	}
 	return buildBin
+}
+
+// loopbackNet returns a random "127.N.M." prefix: the tests give their
+// nodes fixed ports (as the deployment files do) on addresses of their own
+// in 127.0.0.0/8, so two test runs on one machine do not collide.
+func loopbackNet() string {
+	return fmt.Sprintf("127.%d.%d.", 1+rand.IntN(254), rand.IntN(256))
 }
 
 // run runs the binary and returns its combined output, failing on error.

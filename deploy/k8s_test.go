@@ -289,13 +289,14 @@ func TestKubernetesPodsOnLoopback(t *testing.T) {
 		p        pod
 	}
 	var clouds, all []inst
+	net := loopbackNet()
 	for i := range int(*ss.Spec.Replicas) {
-		c := inst{fmt.Sprintf("%s-%d", ss.Name, i), fmt.Sprintf("127.0.0.%d", 41+i), pod{"StatefulSet", ss.Name, ss.Spec.Template.Labels, &ss.Spec.Template.Spec}}
+		c := inst{fmt.Sprintf("%s-%d", ss.Name, i), fmt.Sprintf("%s%d", net, 41+i), pod{"StatefulSet", ss.Name, ss.Spec.Template.Labels, &ss.Spec.Template.Spec}}
 		clouds = append(clouds, c)
 	}
 	all = append(all, clouds...)
 	for _, d := range m.daemonSets {
-		all = append(all, inst{d.Name + "-x7k2q", "127.0.0.51", pod{"DaemonSet", d.Name, d.Spec.Template.Labels, &d.Spec.Template.Spec}})
+		all = append(all, inst{d.Name + "-x7k2q", net + "51", pod{"DaemonSet", d.Name, d.Spec.Template.Labels, &d.Spec.Template.Spec}})
 	}
 	var cloudAddrs []string
 	for _, c := range clouds {

@@ -74,7 +74,7 @@ func TestSystemdUnit(t *testing.T) {
 
 // TestSystemdCommandLine expands the unit's ExecStart as systemd would for
 // edgesplit-node@cloud1 and edgesplit-node@edge1 with the example
-// environment files (their 10.0.0.x addresses moved to 127.0.0.x), the
+// environment files (their 10.0.0.x addresses moved to 127.N.M.x), the
 // credentials folder %d laid out from the LoadCredential= lines, and the
 // logs folder in a temporary one; then runs both command lines: the edge
 // must see the cloud and offload an inference to it.
@@ -91,11 +91,12 @@ func TestSystemdCommandLine(t *testing.T) {
 	os.MkdirAll(logs, 0o700)
 	var procs []*proc
 	var edgeHTTP string
+	net := loopbackNet()
 	for _, n := range []struct{ name, role, env string }{{"cloud1", "cloud", "cloud.env.example"}, {"edge1", "edge", "edge.env.example"}} {
 		run(t, bin, "ca", "issue", "--dir", tls, "--node", n.name, "--role", n.role)
 		env := readEnvFile(t, filepath.Join("systemd", n.env))
 		for k, v := range env {
-			env[k] = strings.ReplaceAll(v, "10.0.0.", "127.0.0.")
+			env[k] = strings.ReplaceAll(v, "10.0.0.", net)
 		}
 		// %d: the credentials the unit loads, under their credential IDs.
 		creds := filepath.Join(dir, "credentials", n.name)
