@@ -104,12 +104,12 @@ func plotBudget(summary, out string) error {
 				if t == "" {
 					t = m
 				}
-				p.Title.Text = t
-				p.Y.Label.Text = "median latency, ms (log)"
+				p.Title.Text = "measured: " + t
+				p.Y.Label.Text = "measured median latency, ms (log)"
 				p.Y.Scale = plot.LogScale{}
 				p.Y.Tick.Marker = ticks125{}
 			} else {
-				p.Y.Label.Text = "top-1 agreement, %"
+				p.Y.Label.Text = "measured top-1 agreement, %"
 				p.Y.Min, p.Y.Max = 99, 100.05
 			}
 			for li, l := range links {
@@ -142,7 +142,8 @@ func plotBudget(summary, out string) error {
 				line.Dashes = plotutil.Dashes(li % 4)
 				sc.Shape = plotutil.Shape(li)
 				p.Add(line, sc)
-				if i == 0 {
+				if i == 1 {
+					// In the agreement panel's empty lower part, off the data.
 					p.Legend.Add(l, line, sc)
 				}
 			}
@@ -156,7 +157,6 @@ func plotBudget(summary, out string) error {
 				ref.Dashes = []vg.Length{vg.Points(2), vg.Points(2)}
 				p.Add(ref)
 			}
-			p.Legend.Top = true
 			rows[i][j] = p
 		}
 	}

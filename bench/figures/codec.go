@@ -80,12 +80,13 @@ func figCodec(ctx context.Context, e *env, samples int) error {
 	fmt.Println("| preset | mean ratio | mean top-1 agreement | worst cut agreement |")
 	fmt.Println("|---|---|---|---|")
 	p := plot.New()
-	p.Title.Text = fmt.Sprintf("codec presets at every cut of the trained MNIST CNN (%d test images)", n)
-	p.X.Label.Text = "compression ratio (float32 bytes ÷ wire bytes)"
-	p.Y.Label.Text = "top-1 agreement with unsplit model (%)"
+	p.Title.Text = fmt.Sprintf("measured: codec presets at every cut of the trained MNIST CNN (%d test images)", n)
+	p.X.Label.Text = "measured compression ratio (float32 bytes ÷ wire bytes)"
+	p.Y.Label.Text = "measured top-1 agreement with unsplit model (%)"
 	p.X.Scale = plot.LogScale{}
 	p.X.Tick.Marker = plot.LogTicks{Prec: -1}
 	p.Add(plotter.NewGrid())
+	p.Y.Max = 100.1 // the markers at 100 % whole, not cut by the frame
 	for i, pr := range tensorcodec.Presets() {
 		a := per[pr]
 		if a == nil {
@@ -102,7 +103,5 @@ func figCodec(ctx context.Context, e *env, samples int) error {
 		p.Add(s)
 		p.Legend.Add(pr.String(), s)
 	}
-	p.Legend.Left = true
-	p.Legend.Top = false
 	return save(p, filepath.Join(e.out, "codec-presets.png"))
 }

@@ -22,6 +22,8 @@ import (
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgimg"
 )
 
 // env holds the flags every figure shares.
@@ -189,16 +191,42 @@ func linePlot(path, title, xl, yl string, logX, logY bool, ss []series) error {
 		p.Add(l, sc)
 		p.Legend.Add(s.name, l, sc)
 	}
-	p.Legend.Top = true
 	return save(p, path)
 }
 
+// save writes p as a 7.0 × 4.5 inch PNG (wider by the legend's width when it
+// has one). The legend is drawn in a column of its own to the right of the
+// plot, so it never covers data.
 func save(p *plot.Plot, path string) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	if err := p.Save(7*vg.Inch, 4.5*vg.Inch, path); err != nil {
+	w, h := 7*vg.Inch, 4.5*vg.Inch
+	leg := p.Legend
+	p.Legend = plot.NewLegend()
+	legW := leg.Rectangle(draw.Canvas{}).Size().X
+	if legW > 0 {
+		legW += 3 * vg.Millimeter
+	}
+	img := vgimg.New(w+legW, h)
+	dc := draw.New(img)
+	p.Draw(draw.Crop(dc, 0, -legW, 0, 0))
+	if legW > 0 {
+		leg.Left, leg.Top = true, true
+		// Level with the top of the data area, below the title.
+		leg.YOffs = -p.Title.TextStyle.Rectangle(p.Title.Text).Size().Y - p.Title.Padding - vg.Millimeter
+		leg.Draw(draw.Crop(dc, w, 0, 0, 0))
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(f); err != nil {
+		f.Close()
 		return fmt.Errorf("save %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return err
 	}
 	fmt.Fprintf(os.Stderr, "wrote %s\n", path)
 	return nil

@@ -72,7 +72,7 @@ func figLatency(ctx context.Context, e *env) error {
 		for _, pn := range policies {
 			ss = append(ss, series{pn, lat[pn]})
 		}
-		title := fmt.Sprintf("%s: edge %g× reference, cloud %g×, RTT %g ms (cost model)", name, e.edge, e.cloud, e.rttMs)
+		title := fmt.Sprintf("predicted (cost model): %s, edge %g× reference, cloud %g×, RTT %g ms", name, e.edge, e.cloud, e.rttMs)
 		if err := linePlot(filepath.Join(e.out, "latency-"+name+".png"), title, "uplink bandwidth (Mbit/s)", "predicted latency (ms)", true, true, ss); err != nil {
 			return err
 		}
@@ -83,8 +83,8 @@ func figLatency(ctx context.Context, e *env) error {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "wrote %s\n", f.Name())
-	return linePlot(filepath.Join(e.out, "cut-vs-bandwidth.png"), "auto's cut vs uplink bandwidth (0 = all on cloud, 1 = all on edge)",
-		"uplink bandwidth (Mbit/s)", "fraction of nodes on the edge", true, false, cutSeries)
+	return linePlot(filepath.Join(e.out, "cut-vs-bandwidth.png"), "predicted (cost model): the cut auto plans vs uplink bandwidth",
+		"uplink bandwidth (Mbit/s)", "fraction of nodes on the edge (0 = all on cloud, 1 = all on edge)", true, false, cutSeries)
 }
 
 func ff(v float64) string { return strconv.FormatFloat(v, 'g', 6, 64) }

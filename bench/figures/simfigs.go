@@ -93,8 +93,8 @@ func figEnergy(ctx context.Context, e *env) error {
 		for _, pn := range policies {
 			ss = append(ss, series{pn, en[pn]})
 		}
-		title := fmt.Sprintf("%s: edge energy per request (sim power model, edge %g×)", name, e.edge)
-		if err := linePlot(filepath.Join(e.out, "energy-"+name+".png"), title, "uplink bandwidth (Mbit/s)", "edge energy per request (mJ)", true, true, ss); err != nil {
+		title := fmt.Sprintf("predicted (sim power model): %s edge energy per request, edge %g×", name, e.edge)
+		if err := linePlot(filepath.Join(e.out, "energy-"+name+".png"), title, "uplink bandwidth (Mbit/s)", "predicted edge energy per request (mJ)", true, true, ss); err != nil {
 			return err
 		}
 	}
@@ -164,8 +164,8 @@ func figLoad(ctx context.Context, e *env, modelName, link string, rate float64, 
 		ps = append(ps, series{pn, p99[pn]})
 	}
 	sub := fmt.Sprintf("(%s, %s, %g req/s each, 1 cloud × %d workers)", modelName, link, rate, workers)
-	if err := linePlot(filepath.Join(e.out, "load-throughput.png"), "throughput vs devices "+sub, "devices", "completed requests per second", true, true, ts); err != nil {
+	if err := linePlot(filepath.Join(e.out, "load-throughput.png"), "predicted (sim): throughput vs devices "+sub, "devices", "predicted completed requests per second", true, true, ts); err != nil {
 		return err
 	}
-	return linePlot(filepath.Join(e.out, "load-p99.png"), "p99 latency vs devices "+sub, "devices", "p99 latency (ms)", true, true, ps)
+	return linePlot(filepath.Join(e.out, "load-p99.png"), "predicted (sim): p99 latency vs devices "+sub, "devices", "predicted p99 latency (ms)", true, true, ps)
 }
