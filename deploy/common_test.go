@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -20,6 +22,7 @@ import (
 
 	"github.com/edgesplit/edgesplit/model"
 	"github.com/edgesplit/edgesplit/model/npy"
+	"github.com/edgesplit/edgesplit/transport/pki"
 )
 
 var (
@@ -191,8 +194,53 @@ func waitClouds(t *testing.T, base string, n int) {
 	}
 }
 
+// api is how the helpers reach a node's API: a client trusting the
+// cluster CA (node certificates name the cluster, not an address) and the
+// bearer token (useAPI sets both).
+var api = struct {
+	client *http.Client
+	token  string
+}{client: http.DefaultClient}
+
+// useAPI makes the helpers trust the CA certificate in caCert and send
+// token; it returns the token.
+func useAPI(t *testing.T, caCert, token string) string {
+	t.Helper()
+	pem, err := os.ReadFile(caCert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		t.Fatalf("%s: no certificate", caCert)
+	}
+	api.client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: pki.ClusterDNSName}}}
+	api.token = token
+	return token
+}
+
+// newToken adds a client with every scope to the clients file and returns
+// its token (token new prints it on its first line).
+func newToken(t *testing.T, bin, clients string) string {
+	t.Helper()
+	out := run(t, bin, "token", "new", "--name", "operator", "--scopes", "infer,override,cluster,metrics", "--clients", clients)
+	tok, _, _ := strings.Cut(out, "\n")
+	return tok
+}
+
+func apiGet(url string) (*http.Response, error) {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	if api.token != "" {
+		req.Header.Set("Authorization", "Bearer "+api.token)
+	}
+	return api.client.Do(req)
+}
+
 func getJSON(url string, v any) error {
-	resp, err := http.Get(url)
+	resp, err := apiGet(url)
 	if err != nil {
 		return err
 	}
@@ -224,7 +272,8 @@ func inferCloudOnly(t *testing.T, base string, shape []int) inferAnswer {
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/infer?policy=cloud-only", &body)
 	req.Header.Set("Content-Type", "application/octet-stream")
-	resp, err := http.DefaultClient.Do(req)
+	req.Header.Set("Authorization", "Bearer "+api.token)
+	resp, err := api.client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,7 +295,7 @@ func inferCloudOnly(t *testing.T, base string, shape []int) inferAnswer {
 // httpOK checks that GET url answers 200.
 func httpOK(t *testing.T, url string) {
 	t.Helper()
-	resp, err := http.Get(url)
+	resp, err := apiGet(url)
 	if err != nil {
 		t.Fatal(err)
 	}

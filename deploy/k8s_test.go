@@ -84,6 +84,7 @@ func loadManifests(t *testing.T, bin, caDir string) *manifests {
 		decodeStrict(t, f, b, m)
 	}
 	run(t, bin, "ca", "init", "--dir", caDir)
+	useAPI(t, filepath.Join(caDir, "ca.crt"), newToken(t, bin, filepath.Join(caDir, "api-clients.yaml")))
 	out, err := exec.Command("bash", "k8s/secrets.sh", caDir).Output()
 	if err != nil {
 		t.Fatalf("k8s/secrets.sh: %v", err)
@@ -365,10 +366,10 @@ func TestKubernetesPodsOnLoopback(t *testing.T) {
 		c := in.p.spec.Containers[0]
 		procs = append(procs, startNode(t, in.name, bin, nil, argsOf(c)))
 		for _, pr := range []*corev1.Probe{c.ReadinessProbe, c.LivenessProbe} {
-			httpOK(t, fmt.Sprintf("http://%s:%d%s", in.ip, portNumber(c, pr.HTTPGet.Port.StrVal), pr.HTTPGet.Path))
+			httpOK(t, fmt.Sprintf("%s://%s:%d%s", strings.ToLower(string(pr.HTTPGet.Scheme)), in.ip, portNumber(c, pr.HTTPGet.Port.StrVal), pr.HTTPGet.Path))
 		}
 		if in.p.kind == "DaemonSet" {
-			edgeBase = fmt.Sprintf("http://%s:%d", in.ip, portNumber(c, "http"))
+			edgeBase = fmt.Sprintf("https://%s:%d", in.ip, portNumber(c, "http"))
 		}
 	}
 	waitClouds(t, edgeBase, len(clouds))

@@ -87,6 +87,7 @@ func TestSystemdCommandLine(t *testing.T) {
 	dir := t.TempDir()
 	tls := filepath.Join(dir, "etc/edgesplit/tls")
 	run(t, bin, "ca", "init", "--dir", tls)
+	useAPI(t, filepath.Join(tls, "ca.crt"), newToken(t, bin, filepath.Join(tls, "api-clients.yaml")))
 	logs := filepath.Join(dir, "var/log/edgesplit")
 	os.MkdirAll(logs, 0o700)
 	var procs []*proc
@@ -129,7 +130,7 @@ func TestSystemdCommandLine(t *testing.T) {
 		t.Logf("%s: edgesplit %s", n.name, strings.Join(args, " "))
 		procs = append(procs, startNode(t, n.name, bin, nil, args))
 		if n.role == "edge" {
-			edgeHTTP = "http://" + env["EDGESPLIT_HTTP"]
+			edgeHTTP = "https://" + env["EDGESPLIT_HTTP"]
 		}
 	}
 	waitClouds(t, edgeHTTP, 1)

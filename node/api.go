@@ -1,26 +1,21 @@
 package node
 
 import (
-	"bytes"
 	"context"
 	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"image"
-	"image/color"
 	_ "image/jpeg" // decoders for POST /v1/infer
 	_ "image/png"
 	"io"
 	"log/slog"
-	"math"
 	"net/http"
 	"runtime"
 	"strconv"
 	"time"
 
-	"github.com/edgesplit/edgesplit/model/dataset"
-	"github.com/edgesplit/edgesplit/model/npy"
+	"github.com/edgesplit/edgesplit/node/access"
 	"github.com/edgesplit/edgesplit/scheduler"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"gorgonia.org/tensor"
@@ -136,47 +131,64 @@ type apiLimits struct {
 	decode   chan struct{} // images being decoded
 }
 
-// Handler returns the node's client API: POST /v1/infer, GET /v1/cluster,
-// GET /metrics.
+// Handler returns the node's client API. Routes and the scope each needs
+// (Config.API decides who holds which): POST /v1/infer (infer; ?policy=,
+// ?codec=, ?max_loss= need override), GET /v1/cluster and /v1/status,
+// /v1/status/events (cluster), GET /metrics (metrics); GET / (the status
+// page, which holds no data itself), GET /v1/openapi.json and GET /healthz
+// need none.
 func (n *Node) Handler() http.Handler {
 	mux := http.NewServeMux()
 	lim := apiLimits{inflight: make(chan struct{}, MaxInflightRequests), decode: make(chan struct{}, runtime.GOMAXPROCS(0))}
-	mux.HandleFunc("POST /v1/infer", func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("POST /v1/infer", n.require(access.ScopeInfer, func(w http.ResponseWriter, r *http.Request) {
+		if ref := checkOverride(r); ref != nil {
+			n.refuse(w, r, *ref)
+			return
+		}
 		sw := &statusWriter{ResponseWriter: w}
 		var model string
 		var res *InferResult
-		defer func() { n.auditRequest(r, sw.code, model, res, sw.errMsg()) }()
+		defer func() {
+			n.auditRequest(r, sw.code, model, res, sw.errMsg())
+			if res == nil {
+				n.recordRefusal(r, model, sw.code, sw.errMsg())
+			}
+		}()
 		select {
 		case lim.inflight <- struct{}{}:
 			defer func() { <-lim.inflight }()
 		default:
+			n.metrics.refusals.WithLabelValues("overloaded").Inc()
 			w.Header().Set("Retry-After", "1")
 			writeJSON(sw, http.StatusTooManyRequests, apiError{fmt.Sprintf("over %d requests in flight on this edge; retry later", MaxInflightRequests)})
 			return
 		}
 		model, res = n.handleInfer(sw, r, lim)
-	})
-	mux.HandleFunc("GET /v1/cluster", n.handleCluster)
+	}))
+	mux.Handle("GET /v1/cluster", n.require(access.ScopeCluster, n.handleCluster))
 	mux.HandleFunc("GET /v1/openapi.json", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(openAPI)
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(n.cfg.Registry, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", n.require(access.ScopeMetrics, promhttp.HandlerFor(n.cfg.Registry, promhttp.HandlerOpts{}).ServeHTTP))
+	mux.HandleFunc("GET /healthz", n.handleHealth)
+	n.statusLog.page.Register(mux, func(h http.Handler) http.Handler { return n.require(access.ScopeCluster, h.ServeHTTP) })
 	return mux
 }
 
 // serveAPI serves the client API on the node's HTTP listener until
-// Shutdown or Kill. Connections are bounded, so a slow client cannot hold
-// one open: headers 5 s, a whole request 30 s, an answer 60 s, idle
-// keep-alive 60 s.
+// Shutdown or Kill. Connections are bounded in number (MaxAPIConns) and
+// time, so slow clients cannot hold them: headers 5 s, a whole request
+// 30 s, an answer 60 s (status streams lift it), idle keep-alive 60 s.
 func (n *Node) serveAPI() {
 	n.httpSrv = &http.Server{Handler: n.Handler(), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 60 * time.Second, IdleTimeout: 60 * time.Second, MaxHeaderBytes: 64 << 10,
 		ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelWarn)}
+	ln := n.apiListener(n.httpLn)
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
-		if err := n.httpSrv.Serve(n.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := n.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			n.log.Error("client API stopped", "err", err)
 		}
 	}()
@@ -288,71 +300,6 @@ func (n *Node) handleInfer(w http.ResponseWriter, r *http.Request, lim apiLimits
 	return model, result
 }
 
-// decodeInput reads a .npy tensor or an image preprocessed for m.
-func decodeInput(body []byte, m *Model) (*tensor.Dense, error) {
-	vi := m.Graph.Inputs[0]
-	if bytes.HasPrefix(body, []byte("\x93NUMPY")) {
-		t, err := npy.Read(bytes.NewReader(body), npy.WithMaxBytes(MaxInferBody))
-		if err != nil {
-			return nil, err
-		}
-		if err := checkInputs(m.Graph.Inputs[:1], []*tensor.Dense{t}); err != nil {
-			return nil, err
-		}
-		if err := checkFinite(t); err != nil {
-			return nil, err
-		}
-		return t, nil
-	}
-	cfg, _, err := image.DecodeConfig(bytes.NewReader(body))
-	if err != nil {
-		return nil, fmt.Errorf("body is neither .npy nor a PNG/JPEG image: %w", err)
-	}
-	if cfg.Width <= 0 || cfg.Height <= 0 || cfg.Width*cfg.Height > MaxInferPixels {
-		return nil, fmt.Errorf("image is %d×%d pixels; at most %d pixels are accepted", cfg.Width, cfg.Height, MaxInferPixels)
-	}
-	if b := int64(cfg.Width) * int64(cfg.Height) * bytesPerPixel(cfg.ColorModel); b > MaxDecodedImageBytes {
-		return nil, fmt.Errorf("image is %d×%d pixels of %d bytes: %d MiB decoded, over the %d MiB accepted",
-			cfg.Width, cfg.Height, bytesPerPixel(cfg.ColorModel), b>>20, MaxDecodedImageBytes>>20)
-	}
-	img, _, err := image.Decode(bytes.NewReader(body))
-	if err != nil {
-		return nil, fmt.Errorf("decoding the image: %w", err)
-	}
-	var p dataset.Preprocess
-	if m.Sidecar != nil {
-		p = m.Sidecar.Preprocess
-	} else if len(vi.Shape) == 4 && (vi.Shape[1] == 1 || vi.Shape[1] == 3) {
-		p = dataset.Preprocess{Grayscale: vi.Shape[1] == 1, Width: vi.Shape[3], Height: vi.Shape[2]}
-	} else {
-		return nil, fmt.Errorf("model %s input %v does not take images", m.ID, vi.Shape)
-	}
-	return p.Image(img)
-}
-
-// bytesPerPixel is what a decoded image of colour model cm holds per pixel.
-func bytesPerPixel(cm color.Model) int64 {
-	switch cm {
-	case color.GrayModel, color.AlphaModel:
-		return 1
-	case color.Gray16Model, color.Alpha16Model:
-		return 2
-	case color.RGBA64Model, color.NRGBA64Model:
-		return 8
-	}
-	return 4 // RGBA, NRGBA, paletted (at most), YCbCr (≤ 3)
-}
-
-// checkFinite refuses NaN and ±Inf inputs, naming the first one.
-func checkFinite(t *tensor.Dense) error {
-	for i, v := range t.Data().([]float32) {
-		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-			return fmt.Errorf("input element %d (of shape %v) is %v: inputs must be finite", i, []int(t.Shape()), v)
-		}
-	}
-	return nil
-}
-
 // ClusterMember is one entry of GET /v1/cluster: a member as this node sees
 // it, with its gossiped metadata under readable names.
 type ClusterMember struct {
@@ -391,10 +338,16 @@ func clusterMember(name, addr string, alive, banned bool, m Meta) ClusterMember 
 }
 
 func (n *Node) handleCluster(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, n.clusterMembers())
+}
+
+// clusterMembers is the cluster as this node sees it: itself first, then
+// every peer.
+func (n *Node) clusterMembers() []ClusterMember {
 	out := []ClusterMember{clusterMember(n.cfg.Name, n.members.Addr(), true, false, n.members.Meta())}
 	for _, p := range n.members.Peers() {
 		banned := n.edge != nil && n.edge.bans.Banned(p.Name)
 		out = append(out, clusterMember(p.Name, p.Addr, p.Alive, banned, p.Meta))
 	}
-	writeJSON(w, http.StatusOK, out)
+	return out
 }

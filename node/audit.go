@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 
+	"github.com/edgesplit/edgesplit/node/access"
 	"gopkg.in/natefinch/lumberjack.v2"
 )
 
@@ -57,7 +58,8 @@ func (n *Node) auditRequest(r *http.Request, code int, model string, res *InferR
 	if a == nil {
 		return
 	}
-	attrs := []slog.Attr{slog.String("client", r.RemoteAddr), slog.String("path", r.URL.Path),
+	id, _ := access.FromContext(r.Context())
+	attrs := []slog.Attr{slog.String("client", id.Name), slog.String("remote", r.RemoteAddr), slog.String("path", r.URL.Path),
 		slog.String("query", r.URL.RawQuery), slog.Int("status", code), slog.String("model", model)}
 	if res != nil {
 		attrs = append(attrs, slog.String("model_version", res.ModelVersion), slog.String("policy", res.Policy),

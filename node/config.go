@@ -1,11 +1,13 @@
 package node
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"time"
 
+	"github.com/edgesplit/edgesplit/node/access"
 	"github.com/edgesplit/edgesplit/scheduler"
 	"github.com/edgesplit/edgesplit/transport"
 	"github.com/edgesplit/edgesplit/transport/linkem"
@@ -42,8 +44,21 @@ type Config struct {
 	// Gossip configures membership; Gossip.Name is set from Name.
 	Gossip MembershipConfig
 	// HTTPAddr, when set, serves the client API (/v1/infer, /v1/cluster,
-	// /metrics) there. Edges only.
+	// /metrics, the status page) there; API must then be set.
 	HTTPAddr string
+	// API says who may call which route of the client API, at which rate
+	// (access.New from a clients file); access.Open() admits everyone and
+	// must be chosen explicitly. Nil is allowed only without HTTPAddr:
+	// Handler then serves everyone, for an embedding server that
+	// authenticates itself.
+	API *access.Guard
+	// APITLS, when set, serves the client API over TLS
+	// (access.ServerTLS: the node's or the operator's certificate, client
+	// certificates from the cluster CA accepted).
+	APITLS *tls.Config
+	// MaxAPIConns caps the client API's open connections; more wait in
+	// the listen queue. Default 256.
+	MaxAPIConns int
 	// Policy is the default split policy (scheduler.ParsePolicy). Default
 	// "auto".
 	Policy string
@@ -134,6 +149,12 @@ func (c *Config) validate() error {
 	}
 	if c.QUICAddr == "" {
 		c.QUICAddr = "127.0.0.1:0"
+	}
+	if c.HTTPAddr != "" && c.API == nil {
+		errs = append(errs, errors.New("HTTPAddr without API: the client API needs an access guard (access.New from a clients file, or access.Open() to leave it open on purpose)"))
+	}
+	if c.MaxAPIConns <= 0 {
+		c.MaxAPIConns = 256
 	}
 	if c.Policy == "" {
 		c.Policy = "auto"

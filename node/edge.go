@@ -170,7 +170,7 @@ func (n *Node) Infer(ctx context.Context, req InferRequest) (*InferResult, error
 		if err == nil {
 			n.edge.bans.Succeed(plan.Cloud)
 			res.Plan = plan
-			n.finish(m, res, start, "offloaded")
+			n.finish(ctx, m, res, start, "offloaded")
 			return res, nil
 		}
 		res.Errors = append(res.Errors, fmt.Sprintf("%s: %v", plan.Cloud, err))
@@ -180,6 +180,7 @@ func (n *Node) Infer(ctx context.Context, req InferRequest) (*InferResult, error
 			break
 		}
 		ban := n.edge.bans.Fail(plan.Cloud)
+		n.statusLog.banned(plan.Cloud, err.Error())
 		n.log.Warn("cloud failed; banned", "cloud", plan.Cloud, "for", ban, "err", err)
 		res.Fallback = "retried"
 	}
@@ -195,7 +196,7 @@ func (n *Node) Infer(ctx context.Context, req InferRequest) (*InferResult, error
 	} else {
 		n.edge.overheads[m.ID].observe(time.Since(start) - n.profiles[m.ID].HeadLatency(m.Nodes()))
 	}
-	n.finish(m, res, start, outcome)
+	n.finish(ctx, m, res, start, outcome)
 	return res, nil
 }
 
@@ -210,8 +211,9 @@ func (n *Node) model(id string) (*Model, error) {
 	return m, nil
 }
 
-// finish fills the result's summary fields and metrics.
-func (n *Node) finish(m *Model, res *InferResult, start time.Time, outcome string) {
+// finish fills the result's summary fields, metrics and the status page's
+// log.
+func (n *Node) finish(ctx context.Context, m *Model, res *InferResult, start time.Time, outcome string) {
 	res.Measured.Total = time.Since(start)
 	res.Cut = res.Plan.K
 	res.Codec = res.Plan.Codec
@@ -235,6 +237,7 @@ func (n *Node) finish(m *Model, res *InferResult, start time.Time, outcome strin
 	n.metrics.cut.Set(float64(res.Plan.K))
 	n.metrics.accuracy.WithLabelValues(m.ID).Set(res.Accuracy.Lower)
 	n.metrics.codecs.WithLabelValues(codecLabel(res.Codec), res.Accuracy.Fidelity.String()).Inc()
+	n.recordAnswer(ctx, m, res)
 }
 
 // codecLabel is the codec's metrics label ("none" for edge-only).

@@ -15,6 +15,7 @@ type metrics struct {
 	clusterNodes *prometheus.GaugeVec   // role, alive
 	accuracy     *prometheus.GaugeVec   // model: lower bound on agreement of the last plan
 	codecs       *prometheus.CounterVec // codec, fidelity
+	refusals     *prometheus.CounterVec // reason: unauthenticated, forbidden, rate_limited, overloaded
 }
 
 func newMetrics(reg *prometheus.Registry, node string) *metrics {
@@ -55,6 +56,10 @@ func newMetrics(reg *prometheus.Registry, node string) *metrics {
 		Name: "edgesplit_requests_by_codec_total", ConstLabels: labels,
 		Help: "Answered requests by the codec of the plan that ran (none: edge-only) and its fidelity (exact, bounded, lossy).",
 	}, []string{"codec", "fidelity"})
-	reg.MustRegister(m.requests, m.latency, m.bytesSent, m.segments, m.segmentTime, m.queueDepth, m.cut, m.clusterNodes, m.accuracy, m.codecs)
+	m.refusals = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "edgesplit_api_refusals_total", ConstLabels: labels,
+		Help: "Client API requests refused before any work, by reason (unauthenticated, forbidden, rate_limited, overloaded).",
+	}, []string{"reason"})
+	reg.MustRegister(m.refusals, m.requests, m.latency, m.bytesSent, m.segments, m.segmentTime, m.queueDepth, m.cut, m.clusterNodes, m.accuracy, m.codecs)
 	return m
 }

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/edgesplit/edgesplit/node/access"
 	"github.com/edgesplit/edgesplit/partition"
 	"github.com/edgesplit/edgesplit/scheduler"
 	"github.com/edgesplit/edgesplit/tensorcodec"
@@ -41,6 +42,9 @@ type Node struct {
 	edge  *edgeRole      // what an edge plans and learns with; nil on clouds (edge.go)
 	calib calibrations   // own or fetched calibration tables (calibration.go)
 
+	guard     *access.Guard // who may use the client API (apiaccess.go)
+	statusLog statusLog     // what the status page shows (statuspage.go)
+
 	mu       sync.Mutex
 	closed   bool
 	stopMeta chan struct{}
@@ -66,6 +70,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		calib:    calibrations{tables: make(map[string]*scheduler.Calibration), retry: make(map[string]time.Time)},
 		stopMeta: make(chan struct{}),
 	}
+	n.initAPI()
 	meta := Meta{Role: cfg.Role, Device: cfg.Device.Name, Slowdown: cfg.Device.Slowdown}
 	for _, m := range cfg.Models {
 		n.models[m.ID] = m

@@ -137,7 +137,9 @@ func startCluster(cfg clusterConfig, probe []byte) (*cluster, error) {
 	}
 	c.procs = append(c.procs, p)
 	p, _, httpAddr, err := startNode(cfg.bin, "edge", logf("edge"), 2*time.Minute,
-		append([]string{"--role", "edge", "--join", seed, "--http", "127.0.0.1:0", "--link", cfg.link,
+		// The bench's own loopback cluster: its API is left open on
+		// purpose (--insecure-api) so the load loop needs no tokens.
+		append([]string{"--role", "edge", "--join", seed, "--http", "127.0.0.1:0", "--insecure-api", "--link", cfg.link,
 			"--device", cfg.device}, common...)...)
 	if err != nil {
 		c.stop()

@@ -42,6 +42,30 @@ func run(t *testing.T, bin string, args ...string) string {
 	return string(out)
 }
 
+// runErr runs edgesplit and returns its error with the output in it.
+func runErr(bin string, args ...string) (string, error) {
+	out, err := exec.Command(bin, args...).CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("%w: %s", err, out)
+	}
+	return string(out), nil
+}
+
+// startNodeErr runs `edgesplit node` expecting it to refuse to start: its
+// error (with its output), or nil when it was still running after 30 s.
+func startNodeErr(bin string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bin, append([]string{"node"}, args...)...).CombinedOutput()
+	if ctx.Err() != nil {
+		return string(out), nil
+	}
+	if err != nil {
+		return string(out), fmt.Errorf("%w: %s", err, out)
+	}
+	return string(out), nil
+}
+
 var startedRe = regexp.MustCompile(`gossip=(\S+) quic=(\S+) http=(\S*)`)
 
 // startNode starts `edgesplit node` and waits for its start line.
@@ -121,9 +145,28 @@ func TestMultiProcessCluster(t *testing.T) {
 	}
 	startNode(t, bin, append([]string{"--role", "cloud", "--name", "cloud2", "--join", seed}, common...)...)
 	auditLog := filepath.Join(dir, "audit.log")
+	// The API: HTTPS with the edge's certificate, bearer tokens from a
+	// clients file: an operator token with every scope, a camera token
+	// that may only infer under the operator's policy.
+	clients := filepath.Join(dir, "clients.yaml")
+	opToken := filepath.Join(dir, "operator.token")
+	// token new prints the token on its first line (then, on stderr, what it did).
+	firstLine := func(s string) string { l, _, _ := strings.Cut(s, "\n"); return l }
+	tok := firstLine(run(t, bin, "token", "new", "--name", "operator", "--scopes", "infer,override,cluster,metrics", "--clients", clients))
+	if err := os.WriteFile(opToken, []byte(tok+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	camToken := firstLine(run(t, bin, "token", "new", "--name", "camera", "--scopes", "infer", "--clients", clients))
+	if _, err := startNodeErr(bin, append([]string{"--role", "edge", "--name", "edge", "--join", seed, "--http", "127.0.0.1:0"}, common...)...); err == nil ||
+		!strings.Contains(err.Error(), "--api-clients") {
+		t.Errorf("an edge serving --http without --api-clients or --insecure-api: %v, want a refusal naming --api-clients", err)
+	}
 	_, httpAddr := startNode(t, bin, append([]string{"--role", "edge", "--name", "edge", "--join", seed,
-		"--http", "127.0.0.1:0", "--link", "ethernet", "--device", "raspberry-pi-4", "--audit-log", auditLog}, common...)...)
-	base := "http://" + httpAddr
+		"--http", "127.0.0.1:0", "--api-clients", clients, "--api-tls", "--link", "ethernet", "--device", "raspberry-pi-4", "--audit-log", auditLog}, common...)...)
+	base := "https://" + httpAddr
+	caCert := filepath.Join(ca, "ca.crt")
+	useAPI(t, caCert, tok)
+	defer useAPI(t, "", "")
 
 	// Gossip: the edge sees both clouds alive.
 	deadline := time.Now().Add(20 * time.Second)
@@ -191,14 +234,49 @@ func TestMultiProcessCluster(t *testing.T) {
 		}
 		t.Logf("%s/%s: cut %d on %q, %d bytes up, %.2f ms", tc.policy, tc.codec, res.Cut, res.Cloud, res.BytesSent, res.RequestMS)
 	}
-	// The client command against the node.
-	out := run(t, bin, "infer", "--node", base, "--policy", "cloud-only", x)
+	// Who may do what: no token, a bad token, plain HTTP to the TLS port,
+	// and the camera overriding the operator's policy are all refused,
+	// and the camera's own request under the operator's policy is served.
+	for _, c := range []struct {
+		name, token, query string
+		code               int
+	}{
+		{"no token", "", "", http.StatusUnauthorized},
+		{"unknown token", "es_forged", "", http.StatusUnauthorized},
+		{"camera overrides the policy", camToken, "?policy=cloud-only", http.StatusForbidden},
+		{"camera reads the cluster", camToken, "cluster", http.StatusForbidden},
+		{"camera infers", camToken, "", http.StatusOK},
+	} {
+		useAPI(t, caCert, c.token)
+		var code int
+		if c.query == "cluster" {
+			code, _ = getStatus(t, base+"/v1/cluster")
+		} else {
+			code, _ = postStatus(t, base+"/v1/infer"+c.query, body)
+		}
+		if code != c.code {
+			t.Errorf("%s: %d, want %d", c.name, code, c.code)
+		}
+	}
+	useAPI(t, caCert, tok)
+	if resp, err := http.Post("http://"+httpAddr+"/v1/infer", "application/octet-stream", bytes.NewReader(body)); err == nil {
+		if resp.StatusCode == http.StatusOK {
+			t.Error("plain HTTP to the TLS API was served")
+		}
+		resp.Body.Close()
+	}
+	// The client command against the node: HTTPS, the cluster CA, the token file.
+	out := run(t, bin, "infer", "--node", base, "--cacert", caCert, "--token-file", opToken, "--policy", "cloud-only", x)
 	if !strings.Contains(out, `"cloud"`) {
 		t.Errorf("infer --node printed %s", out)
 	}
-	// host:port without a scheme, --cut as policy fixed:K, --output written.
+	if _, err := runErr(bin, "infer", "--node", base, "--cacert", caCert, x); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Errorf("infer --node without a token: %v, want a 401", err)
+	}
+	// --cut as policy fixed:K, --output written; the token from the environment.
 	yRemote := filepath.Join(dir, "y-remote.npy")
-	out = run(t, bin, "infer", "--node", strings.TrimPrefix(base, "http://"), "--cut", "4", "--codec", "lossless", "--output", yRemote, x)
+	t.Setenv("EDGESPLIT_TOKEN", tok)
+	out = run(t, bin, "infer", "--node", base, "--cacert", caCert, "--cut", "4", "--codec", "lossless", "--output", yRemote, x)
 	if !strings.Contains(out, `"cut": 4`) || !slices.Equal(readNPYData(t, yRemote), want) {
 		t.Errorf("infer --node HOST:PORT --cut 4 --output: printed %s; wrote output equal to local: %v", out, slices.Equal(readNPYData(t, yRemote), want))
 	}
@@ -206,15 +284,10 @@ func TestMultiProcessCluster(t *testing.T) {
 	if out := run(t, bin, "infer", "--model", mdl, x); !strings.Contains(out, fmt.Sprintf("argmax %d", argmaxOf(want))) {
 		t.Errorf("infer without --output printed %q", out)
 	}
-	// Metrics are served.
-	resp, err := http.Get(base + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	metrics, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if !bytes.Contains(metrics, []byte("edgesplit_requests_total")) {
-		t.Errorf("/metrics lacks edgesplit_requests_total")
+	// Metrics are served, refusals counted.
+	if code, metrics := getStatus(t, base+"/metrics"); code != http.StatusOK || !strings.Contains(metrics, "edgesplit_requests_total") ||
+		!strings.Contains(metrics, `edgesplit_api_refusals_total{node="edge",reason="unauthenticated"} 3`) {
+		t.Errorf("/metrics: %d, lacks edgesplit_requests_total or the 3 unauthenticated refusals", code)
 	}
 	// The edge's audit trail has a JSON line per API request, 200s and
 	// refusals alike (the int8 400s above among them).
@@ -224,6 +297,9 @@ func TestMultiProcessCluster(t *testing.T) {
 	}
 	if n := bytes.Count(audit, []byte(`"msg":"request"`)); n < 8 || !bytes.Contains(audit, []byte(`"status":400`)) {
 		t.Errorf("audit log has %d request lines (want ≥ 8, a 400 among them):\n%s", n, audit)
+	}
+	if n := bytes.Count(audit, []byte(`"msg":"refused"`)); n != 5 || !bytes.Contains(audit, []byte(`"client":"camera"`)) {
+		t.Errorf("audit log has %d refused lines (want 5: 3 unauthenticated, 2 of the camera's):\n%s", n, audit)
 	}
 }
 
@@ -264,25 +340,64 @@ func readNPYData(t *testing.T, path string) []float32 {
 	return y.Data().([]float32)
 }
 
-func getJSON(t *testing.T, url string, v any) {
+// api is how the helpers below reach an edge's API: the client (trusting
+// the cluster CA) and the bearer token (useAPI sets both).
+var api = struct {
+	client *http.Client
+	token  string
+}{client: http.DefaultClient}
+
+// useAPI makes the helpers trust caCert (PEM; "" for none) and send token.
+func useAPI(t *testing.T, caCert, token string) {
 	t.Helper()
-	resp, err := http.Get(url)
+	api.client, api.token = http.DefaultClient, token
+	if caCert != "" {
+		c, err := apiClient(caCert)
+		if err != nil {
+			t.Fatal(err)
+		}
+		api.client = c
+	}
+}
+
+func apiDo(t *testing.T, method, url string, body []byte) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest(method, url, bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
+	if api.token != "" {
+		req.Header.Set("Authorization", "Bearer "+api.token)
+	}
+	resp, err := api.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
+
+func getJSON(t *testing.T, url string, v any) {
+	t.Helper()
+	resp := apiDo(t, http.MethodGet, url, nil)
 	defer resp.Body.Close()
 	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
 		t.Fatal(err)
 	}
 }
 
+// getStatus gets url and returns the status code and body.
+func getStatus(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp := apiDo(t, http.MethodGet, url, nil)
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
 // postStatus posts body and returns the status code and body.
 func postStatus(t *testing.T, url string, body []byte) (int, string) {
 	t.Helper()
-	resp, err := http.Post(url, "application/octet-stream", bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := apiDo(t, http.MethodPost, url, body)
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
@@ -302,10 +417,7 @@ func waitFor(t *testing.T, d time.Duration, ok func() bool, what string) {
 
 func postJSON(t *testing.T, url string, body []byte, v any) {
 	t.Helper()
-	resp, err := http.Post(url, "application/octet-stream", bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := apiDo(t, http.MethodPost, url, body)
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != http.StatusOK {

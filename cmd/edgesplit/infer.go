@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -14,6 +16,7 @@ import (
 	"github.com/edgesplit/edgesplit/model"
 	"github.com/edgesplit/edgesplit/model/dataset"
 	"github.com/edgesplit/edgesplit/partition"
+	"github.com/edgesplit/edgesplit/transport/pki"
 	"github.com/spf13/cobra"
 	"gorgonia.org/tensor"
 )
@@ -48,7 +51,7 @@ func loadInput(path string, g *model.Graph, sc *dataset.Sidecar) (*tensor.Dense,
 }
 
 func newInferCmd() *cobra.Command {
-	var modelPath, inputPath, outputPath, nodeURL, policy, codec, deadline, maxLoss string
+	var modelPath, inputPath, outputPath, nodeURL, policy, codec, deadline, maxLoss, tokenFile, caFile string
 	var k int
 	cmd := &cobra.Command{
 		Use:   "infer --model M.onnx --input x.npy|img.png|img.jpg [--output y.npy] [--cut K]  |  infer --node http://EDGE [--model ID] [--cut K] [--output y.npy] img.png",
@@ -72,7 +75,7 @@ func newInferCmd() *cobra.Command {
 					policy = fmt.Sprintf("fixed:%d", k)
 				}
 				return inferRemote(cmd, remoteInfer{base: nodeURL, path: inputPath, model: modelPath, policy: policy,
-					codec: codec, deadline: deadline, maxLoss: maxLoss, output: outputPath})
+					codec: codec, deadline: deadline, maxLoss: maxLoss, output: outputPath, tokenFile: tokenFile, caFile: caFile})
 			}
 			for flag, v := range map[string]string{"--policy": policy, "--codec": codec, "--deadline": deadline, "--max-loss": maxLoss} {
 				if v != "" {
@@ -125,6 +128,8 @@ func newInferCmd() *cobra.Command {
 	cmd.Flags().StringVar(&policy, "policy", "", "with --node: split policy for this request")
 	cmd.Flags().StringVar(&codec, "codec", "", "with --node: force a codec preset")
 	cmd.Flags().StringVar(&deadline, "deadline", "", "with --node: request deadline, e.g. 500ms")
+	cmd.Flags().StringVar(&tokenFile, "token-file", "", "with --node: file holding the API bearer token (default $EDGESPLIT_TOKEN)")
+	cmd.Flags().StringVar(&caFile, "cacert", "", "with --node https://…: also trust this CA certificate (PEM; the cluster's ca.crt for --api-tls)")
 	cmd.Flags().StringVar(&maxLoss, "max-loss", "", "with --node: accuracy budget for this request (max loss of top-1 agreement, e.g. 0.01)")
 	return cmd
 }
@@ -132,6 +137,45 @@ func newInferCmd() *cobra.Command {
 // remoteInfer is one request to an edge node's client API.
 type remoteInfer struct {
 	base, path, model, policy, codec, deadline, maxLoss, output string
+	tokenFile, caFile                                           string
+}
+
+// apiToken reads the bearer token for an edge's API: --token-file, else
+// $EDGESPLIT_TOKEN ("" when neither is set: the API may be open).
+func apiToken(file string) (string, error) {
+	if file == "" {
+		return os.Getenv("EDGESPLIT_TOKEN"), nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("--token-file: %w", err)
+	}
+	tok := strings.TrimSpace(string(b))
+	if tok == "" || strings.ContainsAny(tok, " \t\r\n") {
+		return "", fmt.Errorf("--token-file %s: want one token on one line", file)
+	}
+	return tok, nil
+}
+
+// apiClient is an HTTP client trusting caFile (PEM) besides the system
+// roots when given: the cluster CA of an edge serving --api-tls.
+func apiClient(caFile string) (*http.Client, error) {
+	if caFile == "" {
+		return http.DefaultClient, nil
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("--cacert: %w", err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("--cacert %s: no PEM certificate in it", caFile)
+	}
+	// Nodes' certificates name the node and the cluster, not an address.
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: pki.ClusterDNSName}}}, nil
 }
 
 // edgeURL turns an --node value into the edge's /v1/infer URL: a bare
@@ -176,7 +220,18 @@ func inferRemote(cmd *cobra.Command, r remoteInfer) error {
 	if err != nil {
 		return err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	tok, err := apiToken(r.tokenFile)
+	if err != nil {
+		return err
+	}
+	if tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	client, err := apiClient(r.caFile)
+	if err != nil {
+		return err
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		return err
 	}

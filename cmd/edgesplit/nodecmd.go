@@ -29,13 +29,15 @@ func newNodeCmd() *cobra.Command {
 	var models []string
 	var workers int
 	var acc accuracyFlags
+	var api apiFlags
 	cmd := &cobra.Command{
 		Use:   "node --role edge|cloud --bind ADDR --join SEEDS --model M --link PROFILE|TRACES [--device PROFILE] [--http ADDR]",
 		Short: "Run an edgesplit node (daemon) until interrupted",
 		Long: `node runs one edgesplit daemon. Nodes find each other by gossip (--bind is the gossip address,
 --join a comma-separated list of other nodes' gossip addresses), serve model segments over QUIC with
 mutual TLS (certificates from 'edgesplit ca': --ca DIR holds ca.crt and NAME.crt/NAME.key), and edges take
-client requests on --http (POST /v1/infer, GET /v1/cluster, GET /metrics).`,
+client requests on --http (POST /v1/infer, GET /v1/cluster, GET /metrics, the status page at /), for the
+clients that --api-clients lists (bearer tokens with scopes and rates; --api-tls serves it over HTTPS).`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			r, err := node.ParseRole(role)
 			if err != nil {
@@ -76,6 +78,9 @@ client requests on --http (POST /v1/infer, GET /v1/cluster, GET /metrics).`,
 				return err
 			}
 			cfg.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
+			if err := api.configure(&cfg, id, cmd.ErrOrStderr()); err != nil {
+				return err
+			}
 			host, port, err := net.SplitHostPort(bind)
 			if err != nil {
 				return fmt.Errorf("--bind %q: %w", bind, err)
@@ -150,6 +155,7 @@ client requests on --http (POST /v1/infer, GET /v1/cluster, GET /metrics).`,
 	}
 	f := cmd.Flags()
 	acc.register(f)
+	api.register(f)
 	f.StringVar(&role, "role", "edge", "edge or cloud")
 	f.StringVar(&name, "name", "", "node name (must match its certificate)")
 	f.StringVar(&bind, "bind", "127.0.0.1:7946", "gossip address host:port (port 0 picks one)")

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# deploy/k8s/secrets.sh CA_DIR — print the two Secrets the manifests mount,
-# from a folder made by `edgesplit ca init --dir CA_DIR`:
+# deploy/k8s/secrets.sh CA_DIR — print the three Secrets the manifests mount,
+# from a folder made by `edgesplit ca init --dir CA_DIR` (plus the API's
+# clients file, made by `edgesplit token new --clients CA_DIR/api-clients.yaml`):
 #   edgesplit-ca      ca.crt, ca.key   (mounted only by the init containers,
 #                                       which issue each pod's certificate)
 #   edgesplit-gossip  gossip.key       (mounted by every node)
+#   edgesplit-api     clients.yaml     (token digests and scopes of the API)
 # Apply with: deploy/k8s/secrets.sh CA_DIR | kubectl apply -f -
 # (the output holds the CA key: pipe it, do not commit it).
 # deploy/k8s_test.go runs it on a fresh CA and decodes the output.
@@ -15,6 +17,10 @@ for f in ca.crt ca.key gossip.key; do
 		exit 1
 	}
 done
+[ -r "$dir/api-clients.yaml" ] || {
+	echo "secrets.sh: $dir/api-clients.yaml missing (make it with: edgesplit token new --name NAME --scopes infer --clients $dir/api-clients.yaml)" >&2
+	exit 1
+}
 b64() { base64 -w0 <"$1"; }
 cat <<YAML
 apiVersion: v1
@@ -37,4 +43,14 @@ metadata:
 type: Opaque
 data:
   gossip.key: $(b64 "$dir/gossip.key")
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: edgesplit-api
+  labels:
+    app.kubernetes.io/name: edgesplit
+type: Opaque
+data:
+  clients.yaml: $(b64 "$dir/api-clients.yaml")
 YAML
