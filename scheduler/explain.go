@@ -35,8 +35,8 @@ type Explanation struct {
 	Policy string
 	// Objective is what the policy minimised.
 	Objective Objective
-	Chosen Plan
-	Rows   []Row
+	Chosen    Plan
+	Rows      []Row
 }
 
 // Explain runs p on in and tabulates the predicted latency of every prefix
