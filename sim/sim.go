@@ -66,7 +66,8 @@ type class struct {
 	traceDown *Trace
 	cell      int32
 	arrTrace  *Trace // arrival times (ms) for process trace
-	power     Power
+	power     scheduler.PowerModel
+	objective scheduler.Objective
 	// Stateless policy and device-independent estimates (no noise, no
 	// trace phase): every device of the class would plan the same, so the
 	// plan is made once per class and estimation sample.
@@ -172,46 +173,48 @@ type request struct {
 }
 
 type world struct {
-	s        *Scenario
-	cfg      Config
-	rng      *rand.Rand
-	q        eventHeap
-	now      int64
-	end      int64
-	classes  []class
-	devs     []device
-	groups   []group
-	servers  []server
-	cells    []cell
-	cellSmp  [][]int32 // per cell ring of flow counts
-	ring     int64
-	tickNs   int64
-	lagNs    int64
-	learned  bool // Estimation.Source "learned"
-	codecs   []scheduler.CodecModel
-	budget   scheduler.AccuracyBudget
-	codecNm  [][]byte
-	srvIdx   map[string]int32
-	reqs     []request
-	free     []int32
-	nextID   int64
-	bhDelay  int64
-	bhRate   float64 // bytes per ns, 0 infinite
-	clouds   []scheduler.CloudInput
-	in       scheduler.Inputs
-	oracle   *scheduler.Auto
-	csv      *bufio.Writer
-	line     []byte
-	sum      Summary
-	hist     hist
-	sumLat   float64
-	predErr  float64
-	regret   float64
-	lastEnd  int64
-	lastTick int64
-	queueSum float64
-	predN    int64
-	regretN  int64
+	s       *Scenario
+	cfg     Config
+	rng     *rand.Rand
+	q       eventHeap
+	now     int64
+	end     int64
+	classes []class
+	devs    []device
+	groups  []group
+	servers []server
+	cells   []cell
+	cellSmp [][]int32 // per cell ring of flow counts
+	ring    int64
+	tickNs  int64
+	lagNs   int64
+	learned bool // Estimation.Source "learned"
+	codecs  []scheduler.CodecModel
+	budget  scheduler.AccuracyBudget
+	// energyWeight is the weighted objective's seconds per joule.
+	energyWeight float64
+	codecNm      [][]byte
+	srvIdx       map[string]int32
+	reqs         []request
+	free         []int32
+	nextID       int64
+	bhDelay      int64
+	bhRate       float64 // bytes per ns, 0 infinite
+	clouds       []scheduler.CloudInput
+	in           scheduler.Inputs
+	oracle       *scheduler.Auto
+	csv          *bufio.Writer
+	line         []byte
+	sum          Summary
+	hist         hist
+	sumLat       float64
+	predErr      float64
+	regret       float64
+	lastEnd      int64
+	lastTick     int64
+	queueSum     float64
+	predN        int64
+	regretN      int64
 }
 
 // Run simulates s and returns its summary; per-request rows go to
@@ -264,7 +267,10 @@ func newWorld(s *Scenario, cfg Config) (*world, error) {
 		seed = cfg.Seed
 	}
 	w := &world{s: s, cfg: cfg, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), lastTick: -1}
-	w.sum = Summary{Scenario: s.Name, Seed: seed, Policy: s.Policy, AgreementLower: 1}
+	w.sum = Summary{Scenario: s.Name, Seed: seed, Policy: s.Policy, Objective: s.Objective, AgreementLower: 1}
+	if w.sum.Objective == "" {
+		w.sum.Objective = scheduler.ObjectiveLatency.String()
+	}
 	w.end = int64(s.Duration)
 	w.tickNs = int64(s.Estimation.Interval)
 	w.lagNs = int64(s.Estimation.Lag)
@@ -286,6 +292,7 @@ func newWorld(s *Scenario, cfg Config) (*world, error) {
 		return nil, err
 	}
 	w.budget = budget
+	w.energyWeight = s.EnergyWeight
 	for _, c := range w.codecs {
 		w.codecNm = append(w.codecNm, []byte(c.Name))
 	}
@@ -368,7 +375,12 @@ func newWorld(s *Scenario, cfg Config) (*world, error) {
 		e := &s.Edges[ci]
 		f := fmt.Sprintf("edges[%d]", ci)
 		m := models[e.Model]
-		c := class{spec: e, idx: int32(ci), name: []byte(e.Name), model: m, deadline: int64(e.Deadline), power: e.Power}
+		c := class{spec: e, idx: int32(ci), name: []byte(e.Name), model: m, deadline: int64(e.Deadline), power: e.Power.model(&e.Link, &e.Arrivals)}
+		obj := s.Objective
+		if e.Objective != "" {
+			obj = e.Objective
+		}
+		c.objective, _ = scheduler.ParseObjective(obj) // validated with the scenario
 		sum := 0.0
 		c.exits = exits[e.Model]
 		for _, x := range c.exits {
@@ -897,13 +909,24 @@ func (w *world) done(ri int32, end int64) {
 	if r.exitIdx >= 0 {
 		w.sum.EarlyExits++
 	}
-	// Energy: compute on the device plus the radio while sending.
-	energy := c.power.ComputeW * float64(r.edgeNs+enc) / 1e6
-	if airtime > 0 {
-		mbps := float64(p.wire) * 8 / (float64(airtime) / 1e9) / 1e6
-		energy += (c.power.TxAlphaMWMbps*mbps + c.power.TxBetaMW) * float64(airtime) / 1e9
+	// Energy by the scheduler's power model, from what the request did:
+	// compute, the radio while it sent and received at the rates it got,
+	// and while it waited for the result, plus the tail.
+	var eb scheduler.EnergyBreakdown
+	if p.edgeOnly {
+		eb = c.power.Energy(scheduler.Breakdown{EdgeCompute: time.Duration(r.edgeNs)}, 0, 0, false)
+	} else {
+		downAir := r.downEnd - r.downStart
+		b := scheduler.Breakdown{EdgeCompute: time.Duration(r.edgeNs), Encode: time.Duration(enc), Uplink: time.Duration(airtime),
+			Queue: time.Duration(queue), CloudCompute: time.Duration(cloud), Decode: time.Duration(dec), Downlink: time.Duration(downAir),
+			RTT: time.Duration(max(r.downStart-r.upDone-queue-r.service, 0))}
+		eb = c.power.Energy(b, rateOf(p.wire, airtime), rateOf(c.edge.OutputBytes, downAir), true)
 	}
-	w.sum.EdgeEnergyJ += energy / 1e3
+	energy := eb.Total * 1e3 // mJ
+	w.sum.EdgeEnergyJ += eb.Total
+	w.sum.EnergyComputeJ += eb.Compute
+	w.sum.EnergyRadioJ += eb.Radio
+	w.sum.EnergyTailJ += eb.Tail
 	status := "done"
 	if c.deadline > 0 {
 		w.sum.WithDeadline++
@@ -1045,7 +1068,8 @@ func (w *world) inputs(d int32, exact bool) *scheduler.Inputs {
 		}
 		w.clouds[i] = scheduler.CloudInput{ID: s.idStr, Profile: w.groups[s.group].profile, Link: link, Queue: time.Duration(q)}
 	}
-	w.in = scheduler.Inputs{Edge: c.edge, DAG: c.model.DAG, Codecs: c.model.codecs, Clouds: w.clouds, Accuracy: w.budget}
+	w.in = scheduler.Inputs{Edge: c.edge, DAG: c.model.DAG, Codecs: c.model.codecs, Clouds: w.clouds, Accuracy: w.budget,
+		Objective: c.objective, Power: c.power, EnergyWeight: w.energyWeight}
 	return &w.in
 }
 
@@ -1237,4 +1261,12 @@ func (w *world) summary() *Summary {
 		s.MeanRegret = time.Duration(w.regret / float64(w.regretN))
 	}
 	return s
+}
+
+// rateOf is bytes ÷ ns as bytes per second (0 for no time).
+func rateOf(bytes, ns int64) float64 {
+	if ns <= 0 {
+		return 0
+	}
+	return float64(bytes) / (float64(ns) / 1e9)
 }
