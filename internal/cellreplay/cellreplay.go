@@ -33,8 +33,6 @@ import (
 	"sort"
 	"strconv"
 	"time"
-
-	"github.com/edgesplit/edgesplit/internal/mahimahi"
 )
 
 // PacketBytes is what one CellReplay delivery opportunity carries (its
@@ -176,11 +174,12 @@ func WriteLight(w io.Writer, trains []Train) error {
 type Link struct {
 	light  []Train
 	period time.Duration // of the light trace
-	heavy  mahimahi.Trace
+	heavy  []uint32 // ms, non-decreasing, last > 0: the loop period
 }
 
-// NewLink checks a light trace (as ParseLight returns it) and a heavy one.
-func NewLink(light []Train, heavy mahimahi.Trace) (*Link, error) {
+// NewLink checks a light trace (as ParseLight returns it) and a heavy one
+// (Mahimahi timestamps in ms, as internal/mahimahi parses them).
+func NewLink(light []Train, heavy []uint32) (*Link, error) {
 	if len(light) < 2 {
 		return nil, &ParseError{Msg: "a link needs at least two light trains"}
 	}
@@ -192,8 +191,13 @@ func NewLink(light []Train, heavy mahimahi.Trace) (*Link, error) {
 	if light[len(light)-1].At == light[0].At {
 		return nil, &ParseError{Msg: "the light trace has no duration"}
 	}
-	if err := mahimahi.Validate(heavy); err != nil {
-		return nil, fmt.Errorf("cellreplay: heavy trace: %w", err)
+	for i, v := range heavy {
+		if i > 0 && v < heavy[i-1] {
+			return nil, &ParseError{Msg: fmt.Sprintf("heavy trace: opportunity %d (%d ms) is before the previous one", i+1, v)}
+		}
+	}
+	if len(heavy) == 0 || heavy[len(heavy)-1] == 0 {
+		return nil, &ParseError{Msg: "heavy trace: no opportunities, or no period"}
 	}
 	return &Link{light: light, period: time.Duration(light[len(light)-1].At) * time.Millisecond, heavy: heavy}, nil
 }
@@ -240,11 +244,50 @@ func (l *Link) Transfer(t time.Duration, n int64) time.Duration {
 	rest := pk - int64(len(pdo))
 	// opportunity timestamps are ms; CountBefore(t0) is the first one at
 	// or after t0.
-	c := l.heavy.CountBefore(t0)
+	c := l.countBefore(t0)
 	if c > math.MaxInt64-rest {
 		return math.MaxInt64
 	}
-	return l.heavy.At(c + rest - 1)
+	return l.at(c + rest - 1)
+}
+
+// heavyPeriod is the heavy trace's loop.
+func (l *Link) heavyPeriod() time.Duration {
+	return time.Duration(l.heavy[len(l.heavy)-1]) * time.Millisecond
+}
+
+// countBefore is the number of heavy opportunities strictly before d,
+// counting loops (as internal/mahimahi's Trace.CountBefore).
+func (l *Link) countBefore(d time.Duration) int64 {
+	if d <= 0 {
+		return 0
+	}
+	p := l.heavyPeriod()
+	loops := int64(d / p)
+	r := d - time.Duration(loops)*p
+	rms := int64(r / time.Millisecond)
+	if r%time.Millisecond != 0 {
+		rms++
+	}
+	i := sort.Search(len(l.heavy), func(i int) bool { return int64(l.heavy[i]) >= rms })
+	n := int64(len(l.heavy))
+	if loops > (math.MaxInt64-int64(i))/n {
+		return math.MaxInt64
+	}
+	return loops*n + int64(i)
+}
+
+// at is the time of heavy opportunity c (0-based, counting loops).
+func (l *Link) at(c int64) time.Duration {
+	c = max(c, 0)
+	n := int64(len(l.heavy))
+	loops := c / n
+	p := l.heavyPeriod()
+	off := time.Duration(l.heavy[c%n]) * time.Millisecond
+	if loops > int64((math.MaxInt64-off)/p) {
+		return math.MaxInt64
+	}
+	return time.Duration(loops)*p + off
 }
 
 // Plain is what a Mahimahi-style replay of the heavy trace alone predicts
@@ -252,8 +295,7 @@ func (l *Link) Transfer(t time.Duration, n int64) time.Duration {
 // from t on.
 func (l *Link) Plain(t time.Duration, n int64, delay time.Duration) time.Duration {
 	pk := max((n+PacketBytes-1)/PacketBytes, 1)
-	c := l.heavy.CountBefore(t)
-	return l.heavy.At(c+pk-1) + delay
+	return l.at(l.countBefore(t)+pk-1) + delay
 }
 
 // MeanDelay is the mean base delay over the light trains.
@@ -267,7 +309,7 @@ func (l *Link) MeanDelay() time.Duration {
 
 // HeavyRate is the heavy trace's mean rate in bytes per second.
 func (l *Link) HeavyRate() float64 {
-	return float64(len(l.heavy)) * PacketBytes / l.heavy.Period().Seconds()
+	return float64(len(l.heavy)) * PacketBytes / l.heavyPeriod().Seconds()
 }
 
 // MeanPDOs returns the light trains' mean PDO per packet index (element i:

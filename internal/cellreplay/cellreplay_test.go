@@ -63,7 +63,7 @@ func TestParseLight(t *testing.T) {
 // heavy: one opportunity per ms.
 func testLink(t *testing.T) *Link {
 	light := []Train{{At: 0, Delay: 10, PDO: []uint32{0, 2, 4}}, {At: 100, Delay: 30, PDO: []uint32{0, 5, 10}}, {At: 200, Delay: 10, PDO: []uint32{0}}}
-	heavy := make(mahimahi.Trace, 1000)
+	heavy := make([]uint32, 1000)
 	for i := range heavy {
 		heavy[i] = uint32(i + 1)
 	}
@@ -132,7 +132,7 @@ func loadTestdata(t testing.TB) *Link {
 		t.Fatal(err)
 	}
 	defer g.Close()
-	heavy, err := mahimahi.Parse(g, mahimahi.Limits{})
+	heavy, err := mahimahi.Parse(g, mahimahi.Limits{}) // test-only import
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +157,7 @@ func FuzzParseLight(f *testing.F) {
 			}
 			return
 		}
-		l, err := NewLink(trains, mahimahi.Trace{1, 2, 3})
+		l, err := NewLink(trains, []uint32{1, 2, 3})
 		if err != nil {
 			t.Fatalf("parsed trains rejected by NewLink: %v", err)
 		}
