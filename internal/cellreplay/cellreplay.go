@@ -174,7 +174,7 @@ func WriteLight(w io.Writer, trains []Train) error {
 type Link struct {
 	light  []Train
 	period time.Duration // of the light trace
-	heavy  []uint32 // ms, non-decreasing, last > 0: the loop period
+	heavy  []uint32      // ms, non-decreasing, last > 0: the loop period
 }
 
 // NewLink checks a light trace (as ParseLight returns it) and a heavy one
