@@ -228,7 +228,8 @@ func (l *Link) BaseDelay(t time.Duration) time.Duration {
 
 // Transfer returns when the last byte of an n-byte burst that enters the
 // idle link at t arrives (t + base delay + the light PDO of its last packet,
-// or, past the train's PDOs, the heavy opportunity that carries it).
+// or, past the train's PDOs, the later of the light train's end and the
+// heavy opportunity that carries the last byte).
 func (l *Link) Transfer(t time.Duration, n int64) time.Duration {
 	base := l.BaseDelay(t)
 	if n <= 0 {
@@ -240,15 +241,17 @@ func (l *Link) Transfer(t time.Duration, n int64) time.Duration {
 	if pk <= int64(len(pdo)) {
 		return t + base + time.Duration(pdo[pk-1])*time.Millisecond
 	}
-	t0 := t + max(base, time.Duration(pdo[len(pdo)-1])*time.Millisecond)
+	last := time.Duration(pdo[len(pdo)-1]) * time.Millisecond
+	t0 := t + max(base, last)
 	rest := pk - int64(len(pdo))
-	// opportunity timestamps are ms; CountBefore(t0) is the first one at
-	// or after t0.
+	// opportunity timestamps are ms; countBefore(t0) is the first one at
+	// or after t0. The light packets may still be arriving then (CellReplay
+	// releases the heavy phase from max(base, last PDO), not their sum).
 	c := l.countBefore(t0)
 	if c > math.MaxInt64-rest {
 		return math.MaxInt64
 	}
-	return l.at(c + rest - 1)
+	return max(l.at(c+rest-1), t+base+last)
 }
 
 // heavyPeriod is the heavy trace's loop.
@@ -335,4 +338,86 @@ func (l *Link) MeanPDOs() []time.Duration {
 		}
 	}
 	return out
+}
+
+// Replayer replays a Link packet by packet, as CellReplay's cellular queue
+// does: a packet that finds the link idle (its release would come after the
+// last one's plus IdleTimer) starts a new light train at the base delay of
+// that moment; the following packets take the train's PDOs, PacketBytes
+// of them per PDO; once the train's PDOs are used up, packets leave the
+// light phase at max(arrival + base delay, arrival + last PDO) and queue for
+// the heavy trace's opportunities, as do light packets while that queue is
+// busy. It is clock-injected and not safe for concurrent use.
+type Replayer struct {
+	link *Link
+	// IdleTimer is how long the link must have been idle for a packet to
+	// start a new light train (CellReplay's long-to-short timer; default 0).
+	IdleTimer time.Duration
+
+	started     bool
+	base        time.Duration // base delay of the current train
+	trainStart  time.Duration
+	pdo         []uint32
+	idx         int
+	credit      int // bytes left in the current light PDO
+	lastRelease time.Duration
+	hCursor     int64 // heavy opportunity being filled
+	hCredit     int   // bytes left in it
+	hBusy       time.Duration
+}
+
+// NewReplayer starts a replay of l.
+func NewReplayer(l *Link) *Replayer { return &Replayer{link: l} }
+
+// Packet returns when a packet of size bytes that enters the link at now
+// leaves it (base delay included). Calls must come in time order.
+func (r *Replayer) Packet(now time.Duration, size int) time.Duration {
+	size = max(size, 1)
+	ms := time.Millisecond
+	var release time.Duration
+	heavy := false
+	if !r.started || now+r.base > r.lastRelease+r.IdleTimer {
+		i, _ := r.link.train(now)
+		r.started, r.base, r.trainStart = true, r.link.BaseDelay(now), now
+		r.pdo, r.idx, r.credit = r.link.light[i].PDO, 0, PacketBytes-size
+		release = now + r.base
+	} else {
+		elapsed := now - r.trainStart
+		for r.idx < len(r.pdo) && elapsed > time.Duration(r.pdo[r.idx])*ms {
+			r.idx++
+			r.credit = PacketBytes
+		}
+		if r.credit < size {
+			r.idx++
+			r.credit = PacketBytes
+		}
+		r.credit -= size
+		if r.idx >= len(r.pdo) {
+			release = now + max(r.base, time.Duration(r.pdo[len(r.pdo)-1])*ms)
+			heavy = true
+		} else {
+			release = now + r.base + (time.Duration(r.pdo[r.idx])*ms - elapsed)
+		}
+	}
+	r.lastRelease = release
+	if !heavy && r.hBusy <= release {
+		return release
+	}
+	// The heavy queue: FIFO over the heavy opportunities.
+	if r.hBusy < release || r.hCredit == 0 {
+		if r.hBusy < release {
+			r.hCursor = r.link.countBefore(release)
+		} else {
+			r.hCursor++
+		}
+		r.hCredit = PacketBytes
+	}
+	for size > r.hCredit {
+		size -= r.hCredit
+		r.hCursor++
+		r.hCredit = PacketBytes
+	}
+	r.hCredit -= size
+	r.hBusy = r.link.at(r.hCursor)
+	return r.hBusy
 }

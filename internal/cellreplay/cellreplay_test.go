@@ -87,7 +87,8 @@ func TestLinkTransfer(t *testing.T) {
 		{"three packets follow the light PDOs", 0, 3 * PacketBytes, 14 * ms},
 		{"delay interpolated halfway", 50 * ms, 1, 70 * ms},
 		{"second train's PDOs", 100 * ms, 2 * PacketBytes, 135 * ms},
-		{"past the light PDOs: heavy from max(delay, last PDO)", 0, 5 * PacketBytes, 11 * ms},
+		{"past the light PDOs: heavy from max(delay, last PDO), ends with the light train", 0, 5 * PacketBytes, 14 * ms},
+		{"long burst: the heavy trace decides", 0, 20 * PacketBytes, 26 * ms},
 		{"the light trace loops", 200 * ms, 1, 210 * ms},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -177,4 +178,29 @@ func FuzzParseLight(f *testing.F) {
 			t.Fatalf("round trip: %d trains, %v", len(back), err)
 		}
 	})
+}
+
+// A burst on an idle link replayed packet by packet ends when Transfer
+// says, over the whole test trace.
+func TestReplayerMatchesTransfer(t *testing.T) {
+	l := loadTestdata(t)
+	for _, n := range []int64{1, PacketBytes, 10 * PacketBytes, 24 * PacketBytes, 25 * PacketBytes, 300 * PacketBytes} {
+		for at := time.Duration(0); at < 40*time.Second; at += 777 * time.Millisecond {
+			r := NewReplayer(l)
+			var last time.Duration
+			for left := n; left > 0; left -= PacketBytes {
+				last = max(last, r.Packet(at, int(min(left, PacketBytes))))
+			}
+			if want := l.Transfer(at, n); last != want {
+				t.Fatalf("%d B at %v: replay %v, Transfer %v", n, at, last, want)
+			}
+		}
+	}
+	// Time order is kept and a second burst after idle starts a new train.
+	r := NewReplayer(testLink(t))
+	a := r.Packet(0, 100)
+	b := r.Packet(500*time.Millisecond, 100)
+	if a != 10*time.Millisecond || b != 530*time.Millisecond {
+		t.Fatalf("two bursts: %v, %v", a, b)
+	}
 }
