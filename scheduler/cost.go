@@ -35,6 +35,12 @@ type LinkEstimate struct {
 	RTT  time.Duration // round-trip time
 	Up   float64       // uplink goodput, bytes per second (> 0)
 	Down float64       // downlink goodput, bytes per second (> 0)
+	// UpCurve and DownCurve, when set, make the link burst-aware: a
+	// transfer's term is the curve's Time(bytes) instead of bytes ÷ Up (or
+	// Down), so short bursts get the lower bandwidth they get on cellular
+	// links (CurveFromCellReplay builds one from a CellReplay trace). Nil
+	// is the plain model.
+	UpCurve, DownCurve *TransferCurve
 }
 
 // CodecModel is the cost of one tensor codec preset, as measured by
@@ -176,6 +182,16 @@ func (in *Inputs) Validate() error {
 		if c.Link.RTT < 0 || c.Queue < 0 {
 			return &InputError{fmt.Sprintf("Clouds[%d]", i), "negative RTT or queue"}
 		}
+		if u := c.Link.UpCurve; u != nil {
+			if err := u.validate(fmt.Sprintf("Clouds[%d].Link.UpCurve", i)); err != nil {
+				return err
+			}
+		}
+		if d := c.Link.DownCurve; d != nil {
+			if err := d.validate(fmt.Sprintf("Clouds[%d].Link.DownCurve", i)); err != nil {
+				return err
+			}
+		}
 	}
 	if in.DAG != nil && in.DAG.Nodes != n {
 		return &InputError{"DAG.Nodes", fmt.Sprintf("is %d, edge profile has %d nodes", in.DAG.Nodes, n)}
@@ -297,12 +313,12 @@ func (in *Inputs) costPrefix(k int, head, tail time.Duration, c *CodecModel, cl 
 	raw := in.Edge.Cuts[k].Bytes
 	wire := int64(math.Ceil(float64(raw) / c.RatioAt(k)))
 	b.Encode = durOf(float64(raw) * perByte(c.EncodeBps))
-	b.Uplink = durOf(float64(wire) / cl.Link.Up)
+	b.Uplink = cl.Link.upTime(wire)
 	b.RTT = cl.Link.RTT
 	b.Queue = cl.Queue
 	b.CloudCompute = tail
 	b.Decode = durOf(float64(raw) * perByte(c.DecodeBps))
-	b.Downlink = durOf(float64(in.Edge.OutputBytes) / cl.Link.Down)
+	b.Downlink = cl.Link.downTime(in.Edge.OutputBytes)
 	b.sum()
 	return b, raw, wire
 }

@@ -39,6 +39,17 @@
 // the latency objective compares integer totals as before. A node sets
 // Inputs.Objective, Inputs.Power and Inputs.EnergyWeight to plan under it.
 //
+// # Burst-aware links
+//
+// On a cellular link a short burst gets less bandwidth than a long flow
+// (CellReplay, NSDI 2025). A [LinkEstimate] with an UpCurve or DownCurve
+// ([TransferCurve], built from a CellReplay trace by [CurveFromCellReplay])
+// prices a transfer of n bytes as the curve's Time(n) instead of n ÷ rate:
+// the light trains' mean packet arrival offsets for a short burst, the
+// long-flow rate past them, so the effective bandwidth grows with the
+// transfer's size. Prefix scans stay exact; DADS prices each tensor as a
+// burst of its own (see buildDADSWeighted).
+//
 // # Accuracy budget
 //
 // No plan may buy latency with wrong answers. Every [CodecModel] has a

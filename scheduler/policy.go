@@ -278,7 +278,7 @@ func anyAllowed(in *Inputs, d *DAG, c *CodecModel) bool {
 // tensor i. Capacities are nanoseconds (the latency objective) or the
 // objective's cost of each term (buildDADSWeighted).
 func buildDADS(f *flowNet, in *Inputs, d *DAG, cloud []partition.NodeProfile, c *CodecModel, cl *CloudInput) {
-	if in.Objective != ObjectiveLatency {
+	if in.Objective != ObjectiveLatency || cl.Link.bursty() {
 		buildDADSWeighted(f, in, d, cloud, c, cl)
 		return
 	}
@@ -349,7 +349,12 @@ func buildDADS(f *flowNet, in *Inputs, d *DAG, cloud []partition.NodeProfile, c 
 // computing, sending, receiving or waiting costs its weight (see weights),
 // so that a cut's capacity plus the constant part (RTT, queue, overhead,
 // radio tail) is exactly Inputs.score of costSet, and the min cut stays
-// exact for the energy and weighted objectives.
+// exact for the energy and weighted objectives. On a burst-aware link each
+// tensor is priced as a burst of its own (the curve's Time); a cut that
+// sends several tensors sends them as one burst, which the curve does not
+// price as the sum, so the min cut is then exact when the best split sends
+// one tensor and otherwise a heuristic: its set is re-scored with costSet,
+// and Auto compares it with the prefix scan, which is exact.
 func buildDADSWeighted(f *flowNet, in *Inputs, d *DAG, cloud []partition.NodeProfile, c *CodecModel, cl *CloudInput) {
 	n := d.Nodes
 	f.reset(2 + n + len(d.Tensors))
@@ -363,7 +368,7 @@ func buildDADSWeighted(f *flowNet, in *Inputs, d *DAG, cloud []partition.NodePro
 	for i := range d.Tensors {
 		t := &d.Tensors[i]
 		if t.Output && t.Producer >= 0 {
-			f.sc[t.Producer] += float64(t.Bytes) / cl.Link.Down * 1e9 * w.down
+			f.sc[t.Producer] += float64(cl.Link.downTime(t.Bytes)) * w.down
 		}
 	}
 	for v := 0; v < n; v++ {
@@ -382,7 +387,7 @@ func buildDADSWeighted(f *flowNet, in *Inputs, d *DAG, cloud []partition.NodePro
 			continue
 		}
 		wire := math.Ceil(float64(t.Bytes) / d.ratio(c, i))
-		capT := (float64(t.Bytes)*(perByte(c.EncodeBps)*w.compute+perByte(c.DecodeBps)*w.wait) + wire/cl.Link.Up*w.up) * 1e9
+		capT := float64(t.Bytes)*(perByte(c.EncodeBps)*w.compute+perByte(c.DecodeBps)*w.wait)*1e9 + float64(cl.Link.upTime(int64(wire)))*w.up
 		if c.Fidelity != Exact && !c.Allows(in.Accuracy, d.tensorAgreement(c, i)) {
 			capT = inf
 		}
