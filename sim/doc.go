@@ -100,7 +100,17 @@
 // its mean rates), explicit rates, a schedule of such
 // phases over time (a transfer runs at the rate of the phase it starts in),
 // or a Mahimahi trace. Random loss on a fixed link reduces its goodput to
-// rate × (1 − loss); traces and cells have no loss. A cell's downlink is not
+// rate × (1 − loss); traces and cells have no loss. A CellReplay link
+// (LinkSpec.CellReplay, NSDI 2025's burst-aware traces, internal/cellreplay)
+// replays each transfer as a burst on an idle link: the base delay of that
+// moment (it varies over the trace), the light train's delivery
+// opportunities for its first packets, the heavy trace's for the rest;
+// planners see the base delay at t − lag and the heavy trace's mean rate,
+// and price transfers with the traces' mean transfer curve (model "burst",
+// scheduler.TransferCurve) or bytes ÷ rate (model "plain"). A transfer
+// that starts the moment the previous one ends starts a new light train
+// (CellReplay would keep the heavy phase); learned estimation is not
+// modelled on such a link. A cell's downlink is not
 // shared (results are small).
 //
 // Not modelled: cloud failures and retries, uplink contention between a

@@ -209,6 +209,26 @@ type LinkSpec struct {
 	// else from the link above). A transfer runs at the rate of the phase it
 	// starts in.
 	Schedule []LinkPhase `yaml:"schedule"`
+	// CellReplay, when set, makes the link burst-aware (CellReplay, NSDI
+	// 2025): each direction given replays a light (packet-train) trace and
+	// a heavy PDO trace (internal/cellreplay's format), so a short burst
+	// follows the light trains' delivery opportunities, a long one the
+	// heavy trace, and the base delay varies over time (it replaces Delay
+	// for that direction).
+	CellReplay *CellReplaySpec `yaml:"cellreplay"`
+}
+
+// CellReplaySpec names a burst-aware link's CellReplay traces (files
+// relative to the scenario; the down pair is optional) and the model the
+// planners price transfers with: "burst" (default: the traces' mean
+// transfer curve, scheduler.CurveFromCellReplay) or "plain" (bytes ÷ the
+// heavy trace's mean rate, as for a Mahimahi trace).
+type CellReplaySpec struct {
+	UpLight   string `yaml:"up_light"`
+	UpHeavy   string `yaml:"up_heavy"`
+	DownLight string `yaml:"down_light"`
+	DownHeavy string `yaml:"down_heavy"`
+	Model     string `yaml:"model"`
 }
 
 // LinkPhase is one step of a link schedule.
@@ -737,7 +757,7 @@ func (s *Scenario) validate() error {
 
 func (l *LinkSpec) validate(f string, inCell bool) error {
 	if inCell {
-		if l.Profile != "" || l.UpMbps != 0 || l.DownMbps != 0 || l.Delay != 0 || l.Loss != 0 || l.TraceUp != "" || l.TraceDown != "" || len(l.Schedule) > 0 {
+		if l.Profile != "" || l.UpMbps != 0 || l.DownMbps != 0 || l.Delay != 0 || l.Loss != 0 || l.TraceUp != "" || l.TraceDown != "" || len(l.Schedule) > 0 || l.CellReplay != nil {
 			return bad(f, "a device in a cell takes the cell's link; remove link")
 		}
 		return nil
@@ -760,14 +780,27 @@ func (l *LinkSpec) validate(f string, inCell bool) error {
 			l.Loss = p.Loss
 		}
 	}
-	if l.TraceUp == "" {
+	cr := l.CellReplay
+	if cr != nil {
+		switch {
+		case cr.UpLight == "" || cr.UpHeavy == "":
+			return bad(f+".cellreplay", "up_light and up_heavy are required")
+		case (cr.DownLight == "") != (cr.DownHeavy == ""):
+			return bad(f+".cellreplay", "down_light and down_heavy go together")
+		case cr.Model != "" && cr.Model != "burst" && cr.Model != "plain":
+			return bad(f+".cellreplay.model", "unknown %q (burst or plain)", cr.Model)
+		case l.TraceUp != "" || l.TraceDown != "" || len(l.Schedule) > 0:
+			return bad(f+".cellreplay", "a CellReplay link has no Mahimahi trace or schedule")
+		}
+	}
+	if l.TraceUp == "" && cr == nil {
 		if err := positive(f+".up_mbps", l.UpMbps); err != nil {
 			return err
 		}
 	} else if l.UpMbps < 0 {
 		return bad(f+".up_mbps", "must be ≥ 0, got %v", l.UpMbps)
 	}
-	if l.TraceDown == "" {
+	if l.TraceDown == "" && (cr == nil || cr.DownLight == "") {
 		if err := positive(f+".down_mbps", l.DownMbps); err != nil {
 			return err
 		}

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/edgesplit/edgesplit/internal/cellreplay"
 	"github.com/edgesplit/edgesplit/partition"
 	"github.com/edgesplit/edgesplit/scheduler"
 )
@@ -44,6 +45,7 @@ const (
 	linkFixed uint8 = iota
 	linkTrace
 	linkCell
+	linkCellReplay // burst-aware: CellReplay traces (crUp, crDown)
 )
 
 type class struct {
@@ -64,10 +66,15 @@ type class struct {
 	phases    []linkPhase // fixed-link values over time; one entry otherwise
 	traceUp   *Trace
 	traceDown *Trace
-	cell      int32
-	arrTrace  *Trace // arrival times (ms) for process trace
-	power     scheduler.PowerModel
-	objective scheduler.Objective
+	// crUp and crDown are a CellReplay link's directions (crDown may be
+	// nil: the fixed down rate); upCurve and downCurve the planners'
+	// transfer curves (nil under the plain model).
+	crUp, crDown       *cellreplay.Link
+	upCurve, downCurve *scheduler.TransferCurve
+	cell               int32
+	arrTrace           *Trace // arrival times (ms) for process trace
+	power              scheduler.PowerModel
+	objective          scheduler.Objective
 	// Stateless policy and device-independent estimates (no noise, no
 	// trace phase): every device of the class would plan the same, so the
 	// plan is made once per class and estimation sample.
@@ -431,6 +438,27 @@ func newWorld(s *Scenario, cfg Config) (*world, error) {
 				}
 				c.traceDown = t
 			}
+			if cr := e.Link.CellReplay; cr != nil {
+				if w.learned {
+					return nil, &ScenarioError{Field: f + ".link.cellreplay", Msg: "learned estimation is not modelled on a CellReplay link (use sampled)"}
+				}
+				l, err := w.loadCellReplay(f+".link.cellreplay", cr.UpLight, cr.UpHeavy)
+				if err != nil {
+					return nil, err
+				}
+				c.link, c.crUp = linkCellReplay, l
+				if cr.DownLight != "" {
+					if c.crDown, err = w.loadCellReplay(f+".link.cellreplay", cr.DownLight, cr.DownHeavy); err != nil {
+						return nil, err
+					}
+				}
+				if cr.Model != "plain" {
+					c.upCurve = scheduler.CurveFromCellReplay(c.crUp)
+					if c.crDown != nil {
+						c.downCurve = scheduler.CurveFromCellReplay(c.crDown)
+					}
+				}
+			}
 		}
 		if e.Arrivals.Process == "trace" {
 			t, err := w.loadTrace(f+".arrivals.file", e.Arrivals.File)
@@ -444,7 +472,7 @@ func newWorld(s *Scenario, cfg Config) (*world, error) {
 				return nil, err
 			}
 		}
-		c.classPlan = !c.perDevice && !c.oracle && !w.learned && s.Estimation.Noise == 0 && c.link != linkTrace && c.traceDown == nil
+		c.classPlan = !c.perDevice && !c.oracle && !w.learned && s.Estimation.Noise == 0 && c.link != linkTrace && c.link != linkCellReplay && c.traceDown == nil
 		c.cacheTick = -3
 		w.classes = append(w.classes, c)
 		for i := 0; i < e.Count; i++ {
@@ -454,6 +482,9 @@ func newWorld(s *Scenario, cfg Config) (*world, error) {
 			}
 			if c.traceUp != nil {
 				d.phase = w.rng.Int64N(c.traceUp.period) * 1_000_000
+			}
+			if c.crUp != nil {
+				d.phase = w.rng.Int64N(int64(c.crUp.Period()))
 			}
 			w.devs = append(w.devs, d)
 		}
@@ -654,6 +685,16 @@ func (w *world) send(ri int32) {
 	case linkTrace:
 		r.upStart = max(r.ready, dv.upFree)
 		r.upDone = c.traceUp.finish(r.upStart, dv.phase, r.plan.wire)
+	case linkCellReplay:
+		// The replay includes the base delay: airtime ends that much
+		// before the last byte arrives.
+		r.upStart = max(r.ready, dv.upFree)
+		at := time.Duration(r.upStart + dv.phase)
+		base := int64(c.crUp.BaseDelay(at))
+		r.upDone = int64(c.crUp.Transfer(at, r.plan.wire)) - dv.phase - base
+		dv.upFree = r.upDone
+		w.toCloud(ri, base)
+		return
 	default:
 		r.upStart = max(r.ready, dv.upFree)
 		r.upDone = r.upStart + int64(math.Ceil(float64(r.plan.wire)/c.phase(r.upStart).up))
@@ -838,16 +879,26 @@ func (w *world) cloudDone(si, head int32) {
 			bh += int64(float64(out) / w.bhRate)
 		}
 		ph := c.phase(w.now)
-		at := w.now + bh + ph.delay
+		delay := ph.delay
+		if c.crDown != nil {
+			delay = int64(c.crDown.BaseDelay(time.Duration(w.now + bh + dv.phase)))
+		} else if c.crUp != nil {
+			delay = int64(c.crUp.BaseDelay(time.Duration(w.now + bh + dv.phase)))
+		}
+		at := w.now + bh + delay
 		start := max(at, dv.downFree)
 		r.downStart = start
-		if c.traceDown != nil {
+		switch {
+		case c.crDown != nil:
+			t := time.Duration(start - delay + dv.phase)
+			r.downEnd = max(int64(c.crDown.Transfer(t, out))-dv.phase, start)
+		case c.traceDown != nil:
 			r.downEnd = c.traceDown.finish(start, dv.phase, out)
-		} else {
+		default:
 			r.downEnd = start + int64(math.Ceil(float64(out)/ph.down))
 		}
 		dv.downFree = r.downEnd
-		r.prop += bh + ph.delay
+		r.prop += bh + delay
 		w.done(ri, r.downEnd)
 		ri = next
 	}
@@ -994,18 +1045,36 @@ func (w *world) linkEstimate(d int32, exact bool) scheduler.LinkEstimate {
 	case linkTrace:
 		win := int64(w.s.Estimation.Window)
 		up = c.traceUp.rate(t-win, t, dv.phase)
+	case linkCellReplay:
+		up = c.crUp.HeavyRate()
 	default:
 		up = c.phase(t).up * 1e9
 	}
-	if c.traceDown != nil {
+	switch {
+	case c.crDown != nil:
+		down = c.crDown.HeavyRate()
+	case c.traceDown != nil:
 		win := int64(w.s.Estimation.Window)
 		down = c.traceDown.rate(t-win, t, dv.phase)
-	} else {
+	default:
 		down = c.phase(t).down * 1e9
 	}
 	if !exact && w.s.Estimation.Noise > 0 {
 		up *= max(0.05, 1+w.s.Estimation.Noise*w.rng.NormFloat64())
 		down *= max(0.05, 1+w.s.Estimation.Noise*w.rng.NormFloat64())
+	}
+	if c.link == linkCellReplay {
+		// The base delay the planner sees is the trace's at t (it varies
+		// over time), and a burst-aware planner prices transfers with the
+		// traces' curves.
+		at := time.Duration(t + dv.phase)
+		delay := c.crUp.BaseDelay(at)
+		if c.crDown != nil {
+			delay = (delay + c.crDown.BaseDelay(at)) / 2
+		}
+		e := w.endToEnd(up, down, int64(delay))
+		e.UpCurve, e.DownCurve = c.upCurve, c.downCurve
+		return e
 	}
 	return w.endToEnd(up, down, c.phase(t).delay)
 }
@@ -1269,4 +1338,26 @@ func rateOf(bytes, ns int64) float64 {
 		return 0
 	}
 	return float64(bytes) / (float64(ns) / 1e9)
+}
+
+// loadCellReplay reads one direction of a CellReplay link.
+func (w *world) loadCellReplay(field, light, heavy string) (*cellreplay.Link, error) {
+	lf, err := os.Open(w.path(light))
+	if err != nil {
+		return nil, &ScenarioError{Field: field, Msg: err.Error()}
+	}
+	defer lf.Close()
+	trains, err := cellreplay.ParseLight(lf, cellreplay.Limits{})
+	if err != nil {
+		return nil, &ScenarioError{Field: field, Msg: light + ": " + err.Error()}
+	}
+	h, err := w.loadTrace(field, heavy)
+	if err != nil {
+		return nil, err
+	}
+	l, err := cellreplay.NewLink(trains, h.ops)
+	if err != nil {
+		return nil, &ScenarioError{Field: field, Msg: err.Error()}
+	}
+	return l, nil
 }

@@ -421,3 +421,6 @@ func (r *Replayer) Packet(now time.Duration, size int) time.Duration {
 	r.hBusy = r.link.at(r.hCursor)
 	return r.hBusy
 }
+
+// Period is the light trace's loop (its last train's start).
+func (l *Link) Period() time.Duration { return l.period }
