@@ -374,52 +374,81 @@ func NewReplayer(l *Link) *Replayer { return &Replayer{link: l} }
 func (r *Replayer) Packet(now time.Duration, size int) time.Duration {
 	size = max(size, 1)
 	ms := time.Millisecond
-	var release time.Duration
-	heavy := false
-	if !r.started || now+r.base > r.lastRelease+r.IdleTimer {
-		i, _ := r.link.train(now)
-		r.started, r.base, r.trainStart = true, r.link.BaseDelay(now), now
-		r.pdo, r.idx, r.credit = r.link.light[i].PDO, 0, PacketBytes-size
-		release = now + r.base
+	// CellReplay's clock counts milliseconds: packets within one
+	// millisecond of a train's start belong to it.
+	at := now.Truncate(ms)
+	var elapsed time.Duration
+	if !r.started || at+r.base > r.lastRelease+r.IdleTimer {
+		i, _ := r.link.train(at)
+		r.started, r.base, r.trainStart = true, r.link.BaseDelay(at), at
+		r.pdo, r.idx, r.credit = r.link.light[i].PDO, 0, PacketBytes
 	} else {
-		elapsed := now - r.trainStart
+		elapsed = at - r.trainStart
 		for r.idx < len(r.pdo) && elapsed > time.Duration(r.pdo[r.idx])*ms {
 			r.idx++
 			r.credit = PacketBytes
 		}
-		if r.credit < size {
-			r.idx++
-			r.credit = PacketBytes
+	}
+	// Take size bytes of PDOs: what is left of the current one, then
+	// whole ones (a packet larger than PacketBytes spans several); the
+	// bytes past the train's last PDO go to the heavy queue.
+	light := 0
+	if r.credit >= size {
+		if r.idx < len(r.pdo) {
+			light = size
 		}
 		r.credit -= size
-		if r.idx >= len(r.pdo) {
-			release = now + max(r.base, time.Duration(r.pdo[len(r.pdo)-1])*ms)
-			heavy = true
-		} else {
-			release = now + r.base + (time.Duration(r.pdo[r.idx])*ms - elapsed)
+	} else {
+		if r.idx < len(r.pdo) {
+			light = r.credit
+		}
+		need := size - r.credit
+		for need > 0 {
+			r.idx++
+			take := min(need, PacketBytes)
+			if r.idx < len(r.pdo) {
+				light += take
+			}
+			r.credit, need = PacketBytes-take, need-take
 		}
 	}
-	r.lastRelease = release
-	if !heavy && r.hBusy <= release {
-		return release
+	last := len(r.pdo) - 1
+	var release time.Duration
+	if light > 0 {
+		release = at + r.base + (time.Duration(r.pdo[min(r.idx, last)])*ms - elapsed)
+	}
+	heavy := size - light
+	if heavy == 0 {
+		r.lastRelease = release
+		if r.hBusy <= release {
+			return max(release, now)
+		}
+		heavy = size // the heavy queue is busy: queue behind it
+	} else {
+		release = max(release, at+max(r.base, time.Duration(r.pdo[last])*ms))
+		r.lastRelease = release
 	}
 	// The heavy queue: FIFO over the heavy opportunities.
-	if r.hBusy < release || r.hCredit == 0 {
-		if r.hBusy < release {
-			r.hCursor = r.link.countBefore(release)
+	from := at + max(r.base, time.Duration(r.pdo[last])*ms)
+	if light == size {
+		from = release
+	}
+	if r.hBusy < from || r.hCredit == 0 {
+		if r.hBusy < from {
+			r.hCursor = r.link.countBefore(from)
 		} else {
 			r.hCursor++
 		}
 		r.hCredit = PacketBytes
 	}
-	for size > r.hCredit {
-		size -= r.hCredit
+	for heavy > r.hCredit {
+		heavy -= r.hCredit
 		r.hCursor++
 		r.hCredit = PacketBytes
 	}
-	r.hCredit -= size
+	r.hCredit -= heavy
 	r.hBusy = r.link.at(r.hCursor)
-	return r.hBusy
+	return max(r.hBusy, release, now)
 }
 
 // Period is the light trace's loop (its last train's start).

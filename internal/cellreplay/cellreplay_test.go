@@ -196,6 +196,13 @@ func TestReplayerMatchesTransfer(t *testing.T) {
 			}
 		}
 	}
+	// A packet larger than an opportunity spans several PDOs.
+	for _, n := range []int{10 * PacketBytes, 24 * PacketBytes, 60 * PacketBytes} {
+		r := NewReplayer(l)
+		if got, want := r.Packet(time.Second, n), l.Transfer(time.Second, int64(n)); got != want {
+			t.Fatalf("one %d-byte packet: %v, Transfer %v", n, got, want)
+		}
+	}
 	// Time order is kept and a second burst after idle starts a new train.
 	r := NewReplayer(testLink(t))
 	a := r.Packet(0, 100)
@@ -203,4 +210,24 @@ func TestReplayerMatchesTransfer(t *testing.T) {
 	if a != 10*time.Millisecond || b != 530*time.Millisecond {
 		t.Fatalf("two bursts: %v, %v", a, b)
 	}
+}
+
+// FuzzReplayer feeds a replay packets of fuzzed sizes and gaps: it never
+// panics, releases nothing before it arrived, and keeps the heavy queue in
+// order.
+func FuzzReplayer(f *testing.F) {
+	f.Add([]byte{0, 1, 2, 200, 255, 3, 0, 0, 9})
+	f.Add([]byte("0 30 0 5\n10 40 0\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		l := testLink(t)
+		r := NewReplayer(l)
+		var now time.Duration
+		for i := 0; i+1 < len(data); i += 2 {
+			now += time.Duration(data[i]) * 97 * time.Microsecond
+			size := int(data[i+1])*60 + 1
+			if got := r.Packet(now, size); got < now {
+				t.Fatalf("packet at %v released at %v", now, got)
+			}
+		}
+	})
 }
