@@ -2,6 +2,7 @@ package sim
 
 import (
 	"context"
+	"fmt"
 	"errors"
 	"testing"
 	"time"
@@ -12,15 +13,16 @@ import (
 // summary's split adds up. The numbers go to docs/benchmarks.md.
 func TestEnergyObjectiveOnThreeLinks(t *testing.T) {
 	for _, tc := range []struct {
-		link string
-		fps  float64
+		model, link string
+		fps         float64
 	}{
-		{"3g", 1}, {"lte", 2}, {"wifi", 4},
+		{"alexnet", "3g", 0.2}, {"alexnet", "lte", 0.2}, {"alexnet", "wifi", 0.2}, {"alexnet", "5g-midband", 0.2},
+		{"alexnet", "lte", 2}, {"alexnet", "5g-midband", 2}, {"mobilenetv2", "wifi", 2},
 	} {
-		t.Run(tc.link, func(t *testing.T) {
+		t.Run(fmt.Sprintf("%s-%s-%gfps", tc.model, tc.link, tc.fps), func(t *testing.T) {
 			var got [3]*Summary
 			for i, obj := range []string{"latency", "energy", "weighted"} {
-				s, err := QuickScenario(Quick{Devices: 10, Model: "mobilenetv2", Link: tc.link, Duration: 20 * time.Second,
+				s, err := QuickScenario(Quick{Devices: 10, Model: tc.model, Link: tc.link, Duration: 30 * time.Second,
 					Slowdown: 3, Objective: obj, Seed: 3})
 				if err != nil {
 					t.Fatal(err)
@@ -40,8 +42,8 @@ func TestEnergyObjectiveOnThreeLinks(t *testing.T) {
 				got[i] = sum
 			}
 			lat, en, wt := got[0], got[1], got[2]
-			t.Logf("%s @%g fps: latency-optimal %.1f mJ/req %.1f ms (%d/%d offloaded) · energy-optimal %.1f mJ/req %.1f ms (%d offloaded) · weighted %.1f mJ/req %.1f ms",
-				tc.link, tc.fps, lat.EnergyPerRequestMJ, float64(lat.Mean)/1e6, lat.Offloaded, lat.Requests,
+			t.Logf("| %s | %s | %g | %.0f mJ, %.0f ms (%d/%d offloaded) | %.0f mJ, %.0f ms (%d offloaded) | %.0f mJ, %.0f ms |",
+				tc.model, tc.link, tc.fps, lat.EnergyPerRequestMJ, float64(lat.Mean)/1e6, lat.Offloaded, lat.Requests,
 				en.EnergyPerRequestMJ, float64(en.Mean)/1e6, en.Offloaded, wt.EnergyPerRequestMJ, float64(wt.Mean)/1e6)
 			if en.EnergyPerRequestMJ > lat.EnergyPerRequestMJ*1.001 {
 				t.Errorf("energy objective spent %.2f mJ/request, latency objective %.2f", en.EnergyPerRequestMJ, lat.EnergyPerRequestMJ)
