@@ -9,7 +9,9 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/edgesplit/edgesplit/internal/cellreplay"
@@ -274,10 +276,7 @@ func newWorld(s *Scenario, cfg Config) (*world, error) {
 		seed = cfg.Seed
 	}
 	w := &world{s: s, cfg: cfg, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), lastTick: -1}
-	w.sum = Summary{Scenario: s.Name, Seed: seed, Policy: s.Policy, Objective: s.Objective, AgreementLower: 1}
-	if w.sum.Objective == "" {
-		w.sum.Objective = scheduler.ObjectiveLatency.String()
-	}
+	w.sum = Summary{Scenario: s.Name, Seed: seed, Policy: s.Policy, AgreementLower: 1}
 	w.end = int64(s.Duration)
 	w.tickNs = int64(s.Estimation.Interval)
 	w.lagNs = int64(s.Estimation.Lag)
@@ -475,6 +474,12 @@ func newWorld(s *Scenario, cfg Config) (*world, error) {
 		c.classPlan = !c.perDevice && !c.oracle && !w.learned && s.Estimation.Noise == 0 && c.link != linkTrace && c.link != linkCellReplay && c.traceDown == nil
 		c.cacheTick = -3
 		w.classes = append(w.classes, c)
+		if o := c.objective.String(); !slices.Contains(strings.Split(w.sum.Objective, ", "), o) {
+			if w.sum.Objective != "" {
+				w.sum.Objective += ", "
+			}
+			w.sum.Objective += o
+		}
 		for i := 0; i < e.Count; i++ {
 			d := device{class: int32(ci), planTick: -1, policy: c.shared}
 			if c.perDevice {

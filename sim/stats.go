@@ -67,7 +67,8 @@ type Summary struct {
 	Scenario string
 	Seed     uint64
 	Policy   string
-	// Objective is the scenario's (edge classes may override it).
+	// Objective is what the planners minimised: the classes' objectives,
+	// comma-separated in class order when they differ.
 	Objective string
 	// Requests counts arrivals; all of them complete (the run drains).
 	Requests  int64
