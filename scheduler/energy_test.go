@@ -330,3 +330,24 @@ func TestDADSInsideResidualBlockEnergy(t *testing.T) {
 		}
 	}
 }
+
+// With a per-request overhead, a min cut that keeps every node on the edge
+// is the edge-only plan (overhead included), not an offload of nothing
+// (before: "cut 13 → c1, 0 B", 5 ms under the truth, which Auto then took).
+func TestDADSEdgeOnlyWithOverhead(t *testing.T) {
+	m := resnetLike(2, 1)
+	for _, obj := range []Objective{ObjectiveLatency, ObjectiveEnergy} {
+		in := m.inputs(0.5, 10*time.Millisecond, testCodecs[0])
+		in.Overhead = 5 * time.Millisecond
+		in.Objective, in.Power = obj, ltePower()
+		for _, pol := range []Policy{&DADS{}, NewAuto(DefaultAutoConfig())} {
+			p, err := pol.Plan(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !p.EdgeOnly() || p.Predicted.Overhead != in.Overhead {
+				t.Fatalf("%v, %s: %v, want edge-only with the overhead", obj, pol.Name(), p)
+			}
+		}
+	}
+}
