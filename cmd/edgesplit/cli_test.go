@@ -168,3 +168,28 @@ func TestPlanObjective(t *testing.T) {
 		t.Errorf("--objective joules: err %v", err)
 	}
 }
+
+func TestSimObjective(t *testing.T) {
+	out, err := runCLI(t, "sim", "--devices", "3", "--model", "lenet5", "--duration", "5s", "--objective", "energy")
+	if err != nil {
+		t.Fatalf("sim --objective energy: %v\n%s", err, out)
+	}
+	for _, w := range []string{"objective            energy", "mJ/request: compute"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("output lacks %q:\n%s", w, out)
+		}
+	}
+	out, err = runCLI(t, "sim", "--scenario", "../../docs/scenarios/energy.yaml", "--objective", "weighted", "--energy-weight", "1")
+	if err != nil || !strings.Contains(out, "objective            weighted\n") {
+		t.Errorf("--objective over a scenario: %v\n%s", err, out)
+	}
+	for _, args := range [][]string{
+		{"sim", "--devices", "1", "--model", "lenet5", "--duration", "1s", "--objective", "joules"},
+		{"sim", "--scenario", "../../docs/scenarios/energy.yaml", "--objective", "joules"},
+		{"sim", "--scenario", "../../docs/scenarios/energy.yaml", "--energy-weight", "-1"},
+	} {
+		if _, err := runCLI(t, args...); err == nil {
+			t.Errorf("%v: no error", args)
+		}
+	}
+}
