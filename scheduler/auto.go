@@ -79,7 +79,7 @@ func (a *Auto) Best(in *Inputs) (Plan, error) {
 	ns, _ := in.bestPrefix(a.cfg.Label, func(k int) bool {
 		return k == 0 || k == len(in.Edge.Nodes) || len(in.Edge.Cuts[k].Boundary) <= 1
 	})
-	if ns.Predicted.Total <= p.Predicted.Total {
+	if !in.planCheaper(p, ns) {
 		p = ns
 	}
 	return p, nil
@@ -109,12 +109,15 @@ func (a *Auto) decideLocked(in *Inputs, best Plan) Plan {
 		return best
 	}
 	a.current = cur
-	if samePlan(best, cur) || !(float64(best.Predicted.Total) < float64(cur.Predicted.Total)*(1-a.cfg.Threshold)) {
+	// Plans compare by the inputs' objective (latency: the predicted
+	// totals, as float64 nanoseconds).
+	bs, cs := in.Score(best), in.Score(cur)
+	if samePlan(best, cur) || !(bs < cs*(1-a.cfg.Threshold)) {
 		a.streak = 0
 		return cur
 	}
 	a.streak++
-	urgent := a.cfg.Urgent >= 1 && float64(best.Predicted.Total)*a.cfg.Urgent < float64(cur.Predicted.Total)
+	urgent := a.cfg.Urgent >= 1 && bs*a.cfg.Urgent < cs
 	if a.streak >= a.cfg.Consecutive || urgent {
 		a.adoptLocked(best)
 		return best

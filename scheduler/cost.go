@@ -35,6 +35,12 @@ type LinkEstimate struct {
 	RTT  time.Duration // round-trip time
 	Up   float64       // uplink goodput, bytes per second (> 0)
 	Down float64       // downlink goodput, bytes per second (> 0)
+	// UpCurve and DownCurve, when set, make the link burst-aware: a
+	// transfer's term is the curve's Time(bytes) instead of bytes ÷ Up (or
+	// Down), so short bursts get the lower bandwidth they get on cellular
+	// links (CurveFromCellReplay builds one from a CellReplay trace). Nil
+	// is the plain model.
+	UpCurve, DownCurve *TransferCurve
 }
 
 // CodecModel is the cost of one tensor codec preset, as measured by
@@ -107,6 +113,15 @@ type Inputs struct {
 	// Accuracy is the accuracy budget every policy obeys: which codec may
 	// carry which boundary. The zero value is the default budget.
 	Accuracy AccuracyBudget
+	// Objective is what every policy minimises; the zero value is
+	// latency. Energy and weighted need Power.
+	Objective Objective
+	// Power is the edge device's power model: every plan's Energy is
+	// predicted with it (zero when it is zero).
+	Power PowerModel
+	// EnergyWeight is the weighted objective's price of energy in seconds
+	// per joule; 0 means DefaultEnergyWeight.
+	EnergyWeight float64
 }
 
 // Validate checks the inputs and returns an *InputError naming the first bad
@@ -123,6 +138,9 @@ func (in *Inputs) Validate() error {
 		return &InputError{"Overhead", "negative"}
 	}
 	if err := in.Accuracy.validate(); err != nil {
+		return err
+	}
+	if err := in.validateObjective(); err != nil {
 		return err
 	}
 	for i, nd := range in.Edge.Nodes {
@@ -163,6 +181,16 @@ func (in *Inputs) Validate() error {
 		}
 		if c.Link.RTT < 0 || c.Queue < 0 {
 			return &InputError{fmt.Sprintf("Clouds[%d]", i), "negative RTT or queue"}
+		}
+		if u := c.Link.UpCurve; u != nil {
+			if err := u.validate(fmt.Sprintf("Clouds[%d].Link.UpCurve", i)); err != nil {
+				return err
+			}
+		}
+		if d := c.Link.DownCurve; d != nil {
+			if err := d.validate(fmt.Sprintf("Clouds[%d].Link.DownCurve", i)); err != nil {
+				return err
+			}
 		}
 	}
 	if in.DAG != nil && in.DAG.Nodes != n {
@@ -223,6 +251,9 @@ type Plan struct {
 	Bytes     int64  // raw boundary bytes sent up
 	WireBytes int64  // bytes on the wire after the codec
 	Predicted Breakdown
+	// Energy is the edge device's predicted energy under Inputs.Power
+	// (zero without a power model).
+	Energy EnergyBreakdown
 	// Accuracy is what the plan risks and the budget it was made under.
 	Accuracy Accuracy
 }
@@ -237,6 +268,9 @@ func (p Plan) String() string { return p.Policy + ": " + p.Summary() }
 // "cut 4 → cloud-1, codec int8, 1628 B, 5.012 ms" (predicted total).
 func (p Plan) Summary() string {
 	total := fmt.Sprintf("%.3f ms", float64(p.Predicted.Total)/1e6)
+	if p.Energy.Total > 0 {
+		total += fmt.Sprintf(", %.3f mJ", p.Energy.Total*1e3)
+	}
 	if p.EdgeOnly() {
 		return "edge-only, " + total
 	}
@@ -279,12 +313,12 @@ func (in *Inputs) costPrefix(k int, head, tail time.Duration, c *CodecModel, cl 
 	raw := in.Edge.Cuts[k].Bytes
 	wire := int64(math.Ceil(float64(raw) / c.RatioAt(k)))
 	b.Encode = durOf(float64(raw) * perByte(c.EncodeBps))
-	b.Uplink = durOf(float64(wire) / cl.Link.Up)
+	b.Uplink = cl.Link.upTime(wire)
 	b.RTT = cl.Link.RTT
 	b.Queue = cl.Queue
 	b.CloudCompute = tail
 	b.Decode = durOf(float64(raw) * perByte(c.DecodeBps))
-	b.Downlink = durOf(float64(in.Edge.OutputBytes) / cl.Link.Down)
+	b.Downlink = cl.Link.downTime(in.Edge.OutputBytes)
 	b.sum()
 	return b, raw, wire
 }
@@ -325,7 +359,7 @@ func (in *Inputs) Cost(k, codec, cloud int) (Breakdown, error) {
 func (in *Inputs) edgeOnlyPlan(policy string) Plan {
 	n := len(in.Edge.Nodes)
 	b, _, _ := in.costPrefix(n, in.Edge.HeadLatency(n), 0, nil, nil)
-	return Plan{Policy: policy, K: n, Predicted: b, Accuracy: exactAccuracy(in.Accuracy)}
+	return Plan{Policy: policy, K: n, Predicted: b, Energy: in.energyOf(b, nil), Accuracy: exactAccuracy(in.Accuracy)}
 }
 
 // bestPrefix scans prefix cuts accepted by ok (nil: all), every codec and
@@ -347,6 +381,7 @@ func (in *Inputs) bestPrefix(policy string, ok func(k int) bool) (best Plan, fou
 	}
 	var memos [16]memo
 	nm := 0
+	var bestCloud *CloudInput
 	for ci := range in.Clouds {
 		cl := &in.Clouds[ci]
 		if cl.Unavailable {
@@ -374,7 +409,7 @@ func (in *Inputs) bestPrefix(policy string, ok func(k int) bool) (best Plan, fou
 							continue
 						}
 						b, raw, wire := in.costPrefix(k, head, tail, &cs[j], &noQueue)
-						if !mm.found || b.Total < mm.b.Total {
+						if !mm.found || in.cheaper(b, &noQueue, mm.b, &noQueue) {
 							mm.k, mm.codec, mm.b, mm.raw, mm.wire, mm.found = k, j, b, raw, wire, true
 						}
 					}
@@ -396,16 +431,16 @@ func (in *Inputs) bestPrefix(policy string, ok func(k int) bool) (best Plan, fou
 		b := m.b
 		b.Queue = cl.Queue
 		b.sum()
-		if !found || b.Total < best.Predicted.Total {
+		if !found || in.cheaper(b, cl, best.Predicted, bestCloud) {
 			c := &cs[m.codec]
 			best = Plan{Policy: policy, K: m.k, Codec: c.Name, Cloud: cl.ID, Bytes: m.raw, WireBytes: m.wire, Predicted: b,
-				Accuracy: accuracyOf(c, c.AgreementAt(m.k), in.Accuracy)}
-			found = true
+				Energy: in.energyOf(b, cl), Accuracy: accuracyOf(c, c.AgreementAt(m.k), in.Accuracy)}
+			bestCloud, found = cl, true
 		}
 	}
 	if ok == nil || ok(n) {
 		e := in.edgeOnlyPlan(policy)
-		if !found || e.Predicted.Total < best.Predicted.Total {
+		if !found || in.planCheaper(e, best) {
 			best, found = e, true
 		}
 	}
@@ -453,7 +488,7 @@ func (in *Inputs) Evaluate(p Plan) (Plan, error) {
 		}
 		b, raw, wire := in.costPrefix(p.K, in.Edge.HeadLatency(p.K), cloudProfile(in, cl).TailLatency(p.K), c, cl)
 		q := p
-		q.Bytes, q.WireBytes, q.Predicted = raw, wire, b
+		q.Bytes, q.WireBytes, q.Predicted, q.Energy = raw, wire, b, in.energyOf(b, cl)
 		q.Accuracy = accuracyOf(c, c.AgreementAt(p.K), in.Accuracy)
 		return q, nil
 	}
@@ -474,7 +509,7 @@ func (in *Inputs) Evaluate(p Plan) (Plan, error) {
 	}
 	b, raw, wire := in.costSet(d, onEdge, c, cl)
 	q := p
-	q.Bytes, q.WireBytes, q.Predicted = raw, wire, b
+	q.Bytes, q.WireBytes, q.Predicted, q.Energy = raw, wire, b, in.energyOf(b, cl)
 	q.Accuracy = accuracyOf(c, a, in.Accuracy)
 	return q, nil
 }

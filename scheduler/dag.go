@@ -349,12 +349,12 @@ func (in *Inputs) costSet(d *DAG, onEdge []bool, c *CodecModel, cl *CloudInput) 
 	}
 	b.Overhead = in.Overhead
 	b.Encode = durOf(float64(raw) * perByte(c.EncodeBps))
-	b.Uplink = durOf(float64(wire) / cl.Link.Up)
+	b.Uplink = cl.Link.upTime(wire)
 	b.RTT = cl.Link.RTT
 	b.Queue = cl.Queue
 	b.CloudCompute = tail
 	b.Decode = durOf(float64(raw) * perByte(c.DecodeBps))
-	b.Downlink = durOf(float64(result) / cl.Link.Down)
+	b.Downlink = cl.Link.downTime(result)
 	b.sum()
 	return b, raw, wire
 }

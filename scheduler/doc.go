@@ -16,6 +16,40 @@
 // advertised queueing delay. Edge-only plans cost edge_compute(all) and
 // nothing else. Every term is in [Breakdown].
 //
+// # Objectives and the power model
+//
+// [Inputs.Objective] says what every policy minimises: latency (the
+// default, the cost model above), the edge device's energy, or seconds +
+// [Inputs.EnergyWeight] × joules (weighted; default [DefaultEnergyWeight],
+// 0.1 s per joule). Energy comes from [Inputs.Power], a [PowerModel]:
+//
+//	compute = ComputeW × (overhead + edge_compute + encode)
+//	radio   = (α_u·up_Mbps + β) × uplink + (α_d·down_Mbps + β) × downlink
+//	tail    = TailMW × (RTT + queue + cloud_compute + decode + min(Tail, Interval))
+//
+// the radio model and its 3G, LTE and Wi-Fi numbers being Huang et al.'s
+// (MobiSys 2012), kept with the link profiles in internal/linkprofile
+// ([RadioFor]); the radio waits at its tail power from the end of the
+// upload until the result arrives and then for its RRC tail, cut short by
+// the device's next request (Interval). [DeviceComputeW] gives ComputeW per
+// device profile. Every plan carries its [EnergyBreakdown] ([Plan.Energy]).
+// Each term is linear in the time spent in one state, so the prefix scan,
+// the DADS min cut (each capacity becomes the objective's price of its
+// term) and Auto's hysteresis ([Inputs.Score]) obey any objective exactly;
+// the latency objective compares integer totals as before. A node sets
+// Inputs.Objective, Inputs.Power and Inputs.EnergyWeight to plan under it.
+//
+// # Burst-aware links
+//
+// On a cellular link a short burst gets less bandwidth than a long flow
+// (CellReplay, NSDI 2025). A [LinkEstimate] with an UpCurve or DownCurve
+// ([TransferCurve], built from a CellReplay trace by [CurveFromCellReplay])
+// prices a transfer of n bytes as the curve's Time(n) instead of n ÷ rate:
+// the light trains' mean packet arrival offsets for a short burst, the
+// long-flow rate past them, so the effective bandwidth grows with the
+// transfer's size. Prefix scans stay exact; DADS prices each tensor as a
+// burst of its own (see buildDADSWeighted).
+//
 // # Accuracy budget
 //
 // No plan may buy latency with wrong answers. Every [CodecModel] has a

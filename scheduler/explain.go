@@ -19,6 +19,9 @@ type Row struct {
 	Bytes     int64
 	WireBytes int64
 	Predicted Breakdown
+	// Energy is the candidate's predicted energy on the edge device
+	// (zero without Inputs.Power).
+	Energy EnergyBreakdown
 	// Accuracy is what the candidate risks; Allowed whether the inputs'
 	// accuracy budget lets a policy choose it.
 	Accuracy Accuracy
@@ -30,8 +33,10 @@ type Row struct {
 // policy chose.
 type Explanation struct {
 	Policy string
-	Chosen Plan
-	Rows   []Row
+	// Objective is what the policy minimised.
+	Objective Objective
+	Chosen    Plan
+	Rows      []Row
 }
 
 // Explain runs p on in and tabulates the predicted latency of every prefix
@@ -43,7 +48,7 @@ func Explain(p Policy, in *Inputs) (Explanation, error) {
 	if err != nil {
 		return Explanation{}, err
 	}
-	ex := Explanation{Policy: p.Name(), Chosen: chosen}
+	ex := Explanation{Policy: p.Name(), Objective: in.Objective, Chosen: chosen}
 	n := len(in.Edge.Nodes)
 	cs := in.codecs()
 	marked := false
@@ -57,7 +62,7 @@ func Explain(p Policy, in *Inputs) (Explanation, error) {
 			for j := range cs {
 				c := &cs[j]
 				b, raw, wire := in.costPrefix(k, in.Edge.HeadLatency(k), cp.TailLatency(k), c, cl)
-				r := Row{K: k, Boundary: in.Edge.Cuts[k].Boundary, Codec: c.Name, Cloud: cl.ID, Bytes: raw, WireBytes: wire, Predicted: b,
+				r := Row{K: k, Boundary: in.Edge.Cuts[k].Boundary, Codec: c.Name, Cloud: cl.ID, Bytes: raw, WireBytes: wire, Predicted: b, Energy: in.energyOf(b, cl),
 					Accuracy: accuracyOf(c, c.AgreementAt(k), in.Accuracy), Allowed: c.AllowedAt(k, in.Accuracy)}
 				r.Chosen = chosen.K == k && chosen.Cloud == cl.ID && chosen.Codec == cs[j].Name
 				marked = marked || r.Chosen
@@ -66,13 +71,13 @@ func Explain(p Policy, in *Inputs) (Explanation, error) {
 		}
 	}
 	e := in.edgeOnlyPlan("")
-	eo := Row{K: n, Boundary: in.Edge.Cuts[n].Boundary, Predicted: e.Predicted, Chosen: chosen.EdgeOnly(),
+	eo := Row{K: n, Boundary: in.Edge.Cuts[n].Boundary, Predicted: e.Predicted, Energy: e.Energy, Chosen: chosen.EdgeOnly(),
 		Accuracy: e.Accuracy, Allowed: true}
 	marked = marked || eo.Chosen
 	ex.Rows = append(ex.Rows, eo)
 	if !marked {
 		ex.Rows = append(ex.Rows, Row{K: chosen.K, Head: chosen.Head, Codec: chosen.Codec, Cloud: chosen.Cloud,
-			Bytes: chosen.Bytes, WireBytes: chosen.WireBytes, Predicted: chosen.Predicted, Chosen: true,
+			Bytes: chosen.Bytes, WireBytes: chosen.WireBytes, Predicted: chosen.Predicted, Energy: chosen.Energy, Chosen: true,
 			Accuracy: chosen.Accuracy, Allowed: true})
 	}
 	return ex, nil
@@ -95,10 +100,19 @@ func (a Accuracy) String() string {
 
 // Format writes the explanation as an aligned text table (milliseconds), the
 // chosen row marked with "*" and rows the accuracy budget rules out with "x",
-// then one line naming the chosen plan.
+// then one line naming the chosen plan. When any candidate has a predicted
+// energy, four columns give it in millijoules (compute, radio, tail, total).
 func (ex Explanation) Format(w io.Writer) error {
+	energy := false
+	for _, r := range ex.Rows {
+		energy = energy || r.Energy.Total > 0
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "\tcut\tboundary\tcodec\tcloud\taccuracy\tbytes\twire\tedge\tenc\tup\trtt\tqueue\tcloud_ms\tdec\tdown\ttotal_ms\t\n")
+	head := "\tcut\tboundary\tcodec\tcloud\taccuracy\tbytes\twire\tedge\tenc\tup\trtt\tqueue\tcloud_ms\tdec\tdown\ttotal_ms\t"
+	if energy {
+		head += "cpu_mJ\tradio_mJ\ttail_mJ\ttotal_mJ\t"
+	}
+	fmt.Fprintln(tw, head)
 	for _, r := range ex.Rows {
 		mark := ""
 		if r.Chosen {
@@ -119,13 +133,22 @@ func (ex Explanation) Format(w io.Writer) error {
 			codec, cloud = "-", "(edge-only)"
 		}
 		b := r.Predicted
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", mark, cut, bnd, codec, cloud,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t", mark, cut, bnd, codec, cloud,
 			r.Accuracy, r.Bytes, r.WireBytes, ms(b.EdgeCompute), ms(b.Encode), ms(b.Uplink), ms(b.RTT), ms(b.Queue),
 			ms(b.CloudCompute), ms(b.Decode), ms(b.Downlink), ms(b.Total))
+		if energy {
+			e := r.Energy
+			fmt.Fprintf(tw, "%.3f\t%.3f\t%.3f\t%.3f\t", e.Compute*1e3, e.Radio*1e3, e.Tail*1e3, e.Total*1e3)
+		}
+		fmt.Fprintln(tw)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	_, err := fmt.Fprintf(w, "* chosen by %s under %v: %s\nx not allowed by the accuracy budget\n", ex.Policy, ex.Chosen.Accuracy.Budget, ex.Chosen.Summary())
+	obj := ""
+	if ex.Objective != ObjectiveLatency {
+		obj = ", objective " + ex.Objective.String()
+	}
+	_, err := fmt.Fprintf(w, "* chosen by %s under %v%s: %s\nx not allowed by the accuracy budget\n", ex.Policy, ex.Chosen.Accuracy.Budget, obj, ex.Chosen.Summary())
 	return err
 }

@@ -3,6 +3,7 @@ package scheduler
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -169,6 +170,7 @@ func (p *DADS) plan(in *Inputs, name string) (Plan, error) {
 		bestEdge[i] = true
 	}
 	cs := in.codecs()
+	var bestCloud *CloudInput // nil while best is edge-only
 	// The queue is a constant of each cloud, so clouds with the same
 	// profile and link share their minimum cuts: compute each once.
 	f.uniq = f.uniq[:0]
@@ -217,10 +219,14 @@ func (p *DADS) plan(in *Inputs, name string) (Plan, error) {
 			if !ok {
 				continue // the prefix scans still consider c where it is certified
 			}
+			if !slices.Contains(onEdge, false) {
+				continue // the min cut kept everything on the edge: that is the edge-only plan
+			}
 			b, raw, wire := in.costSet(d, onEdge, c, cl)
-			if b.Total < best.Predicted.Total {
+			if in.cheaper(b, cl, best.Predicted, bestCloud) {
 				best = Plan{Policy: name, Codec: c.Name, Cloud: cl.ID, Bytes: raw, WireBytes: wire, Predicted: b,
-					Accuracy: accuracyOf(c, a, in.Accuracy)}
+					Energy: in.energyOf(b, cl), Accuracy: accuracyOf(c, a, in.Accuracy)}
+				bestCloud = cl
 				copy(bestEdge, onEdge)
 			}
 		}
@@ -269,8 +275,13 @@ func anyAllowed(in *Inputs, d *DAG, c *CodecModel) bool {
 
 // buildDADS lays out the DADS flow network in f: vertex 0 is the source
 // (edge), 1 the sink (cloud), 2+v node v, 2+n+i the auxiliary vertex of
-// tensor i. Capacities are nanoseconds.
+// tensor i. Capacities are nanoseconds (the latency objective) or the
+// objective's cost of each term (buildDADSWeighted).
 func buildDADS(f *flowNet, in *Inputs, d *DAG, cloud []partition.NodeProfile, c *CodecModel, cl *CloudInput) {
+	if in.Objective != ObjectiveLatency || cl.Link.bursty() {
+		buildDADSWeighted(f, in, d, cloud, c, cl)
+		return
+	}
 	n := d.Nodes
 	f.reset(2 + n + len(d.Tensors))
 	inf := math.Inf(1)
@@ -323,6 +334,76 @@ func buildDADS(f *flowNet, in *Inputs, d *DAG, cloud []partition.NodeProfile, c 
 			}
 			continue
 		}
+		f.arc(from, a, capT)
+		for _, x := range t.Consumers {
+			f.arc(a, 2+x, inf)
+			if t.Producer >= 0 {
+				f.arc(2+x, 2+t.Producer, inf)
+			}
+		}
+	}
+}
+
+// buildDADSWeighted lays out the same network as buildDADS with every
+// capacity priced by the objective: each nanosecond the device spends
+// computing, sending, receiving or waiting costs its weight (see weights),
+// so that a cut's capacity plus the constant part (RTT, queue, overhead,
+// radio tail) is exactly Inputs.score of costSet, and the min cut stays
+// exact for the energy and weighted objectives. On a burst-aware link each
+// tensor is priced as a burst of its own (the curve's Time); a cut that
+// sends several tensors sends them as one burst, which the curve does not
+// price as the sum, so the min cut is then exact when the best split sends
+// one tensor and otherwise a heuristic: its set is re-scored with costSet,
+// and Auto compares it with the prefix scan, which is exact.
+func buildDADSWeighted(f *flowNet, in *Inputs, d *DAG, cloud []partition.NodeProfile, c *CodecModel, cl *CloudInput) {
+	n := d.Nodes
+	f.reset(2 + n + len(d.Tensors))
+	inf := math.Inf(1)
+	w := in.weights(cl)
+	// On the cloud, v costs the device its wait while v runs plus the
+	// download of any graph output v makes; on the edge, its compute.
+	for v := 0; v < n; v++ {
+		f.sc[v] = float64(cloud[v].Latency) * w.wait
+	}
+	for i := range d.Tensors {
+		t := &d.Tensors[i]
+		if t.Output && t.Producer >= 0 {
+			f.sc[t.Producer] += float64(cl.Link.downTime(t.Bytes)) * w.down
+		}
+	}
+	for v := 0; v < n; v++ {
+		e := float64(in.Edge.Nodes[v].Latency) * w.compute
+		m := math.Min(f.sc[v], e)
+		if x := f.sc[v] - m; x > 0 {
+			f.arc(0, 2+v, x)
+		}
+		if x := e - m; x > 0 {
+			f.arc(2+v, 1, x)
+		}
+	}
+	for i := range d.Tensors {
+		t := &d.Tensors[i]
+		if len(t.Consumers) == 0 {
+			continue
+		}
+		wire := math.Ceil(float64(t.Bytes) / d.ratio(c, i))
+		capT := float64(t.Bytes)*(perByte(c.EncodeBps)*w.compute+perByte(c.DecodeBps)*w.wait)*1e9 + float64(cl.Link.upTime(int64(wire)))*w.up
+		if c.Fidelity != Exact && !c.Allows(in.Accuracy, d.tensorAgreement(c, i)) {
+			capT = inf
+		}
+		from := 0
+		if t.Producer >= 0 {
+			from = 2 + t.Producer
+		}
+		if len(t.Consumers) == 1 {
+			x := t.Consumers[0]
+			f.arc(from, 2+x, capT)
+			if t.Producer >= 0 {
+				f.arc(2+x, 2+t.Producer, inf)
+			}
+			continue
+		}
+		a := 2 + n + i
 		f.arc(from, a, capT)
 		for _, x := range t.Consumers {
 			f.arc(a, 2+x, inf)

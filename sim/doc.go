@@ -51,13 +51,18 @@
 //
 // # Power model
 //
-// Edge energy per request = ComputeW × edge compute time + radio power ×
-// uplink airtime, the radio power being α·throughput + β (Huang et al.,
-// "A close examination of performance and power characteristics of 4G LTE
-// networks", MobiSys 2012, the model Neurosurgeon uses). Defaults: LTE's
-// α = 438.39 mW per Mbit/s and β = 1288.04 mW, ComputeW = 2 W (an assumed
-// mobile SoC under load, not a measurement); all three can be set per
-// device class.
+// Energy is the scheduler's power model (scheduler.PowerModel, one source
+// for planners and accounting): each request is charged ComputeW × its
+// head's compute and encode time, the radio's (α·Mbit/s + β) while it sent
+// and while it received the result, at the rates it actually got, and the
+// radio's tail power while it waited for the result and for min(tail,
+// interval) after it (Huang et al., MobiSys 2012; the 3G, LTE and Wi-Fi
+// numbers live with the link profiles in internal/linkprofile, 5G uses
+// LTE's). A class's power (Power) defaults to the phone's 2 W, the radio of
+// its link profile (LTE's otherwise) and, as interval, its mean time
+// between arrivals. The scenario's objective (latency, energy, weighted)
+// is what its planners minimise; energy_mj in the CSV and the Summary's
+// split (compute, radio, tail) report what they spent.
 //
 // # Estimates and the oracle
 //
@@ -95,9 +100,20 @@
 // its mean rates), explicit rates, a schedule of such
 // phases over time (a transfer runs at the rate of the phase it starts in),
 // or a Mahimahi trace. Random loss on a fixed link reduces its goodput to
-// rate × (1 − loss); traces and cells have no loss. A cell's downlink is not
+// rate × (1 − loss); traces and cells have no loss. A CellReplay link
+// (LinkSpec.CellReplay, NSDI 2025's burst-aware traces, internal/cellreplay)
+// replays each transfer as a burst on an idle link: the base delay of that
+// moment (it varies over the trace), the light train's delivery
+// opportunities for its first packets, the heavy trace's for the rest;
+// planners see the base delay at t − lag and the heavy trace's mean rate,
+// and price transfers with the traces' mean transfer curve (model "burst",
+// scheduler.TransferCurve) or bytes ÷ rate (model "plain"). A transfer
+// that starts the moment the previous one ends starts a new light train
+// (CellReplay would keep the heavy phase); learned estimation is not
+// modelled on such a link. A cell's downlink is not
 // shared (results are small).
 //
 // Not modelled: cloud failures and retries, uplink contention between a
-// device's own link and the cell, energy of the idle radio tail.
+// device's own link and the cell; the radio tail is the model's
+// min(tail, interval), not each device's actual next transfer.
 package sim

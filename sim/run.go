@@ -29,6 +29,11 @@ type Quick struct {
 	// Calibration); without one the int8 codec is lossy and uncalibrated,
 	// so no plan uses it.
 	Calibration string
+	// Objective is what the planners minimise (latency, energy or
+	// weighted); "" is latency. EnergyWeight prices a joule in seconds for
+	// weighted (0: scheduler.DefaultEnergyWeight).
+	Objective    string
+	EnergyWeight float64
 }
 
 // QuickScenario builds and validates the scenario q describes: identical
@@ -68,6 +73,7 @@ func QuickScenario(q Quick) (*Scenario, error) {
 	}
 	s := &Scenario{
 		Name: fmt.Sprintf("quick-%s-%s-%d", q.Model, q.Link, q.Devices), Seed: q.Seed, Duration: Duration(q.Duration), Policy: q.Policy,
+		Objective: q.Objective, EnergyWeight: q.EnergyWeight,
 		Codecs: []CodecSpec{{Name: "raw", Ratio: 1}, {Name: "fast", Ratio: 2, EncodeMBps: 565, DecodeMBps: 1059, MaxRelErr: 0.0005},
 			{Name: "int8", Ratio: 4, EncodeMBps: 1467, DecodeMBps: 14173, MaxRelErr: 0.004}},
 		Models: []ModelSpec{m},

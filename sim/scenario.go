@@ -55,14 +55,20 @@ type Scenario struct {
 	// the unsplit model a codec may cost, judged by the lower confidence
 	// bound of its calibration. Nil: scheduler.DefaultMaxLoss; 0: exact
 	// codecs only.
-	MaxAccuracyLoss *float64       `yaml:"max_accuracy_loss"`
-	Estimation      EstimationSpec `yaml:"estimation"`
-	Codecs          []CodecSpec    `yaml:"codecs"` // default: raw only
-	Models          []ModelSpec    `yaml:"models"`
-	Edges           []EdgeSpec     `yaml:"edges"`
-	Cells           []CellSpec     `yaml:"cells"`
-	Backhaul        BackhaulSpec   `yaml:"backhaul"`
-	Clouds          []CloudSpec    `yaml:"clouds"`
+	MaxAccuracyLoss *float64 `yaml:"max_accuracy_loss"`
+	// Objective is what every planner minimises (scheduler.Objective):
+	// latency (default), energy or weighted; an edge class may override
+	// it. EnergyWeight is the weighted objective's seconds per joule
+	// (default scheduler.DefaultEnergyWeight).
+	Objective    string         `yaml:"objective"`
+	EnergyWeight float64        `yaml:"energy_weight"`
+	Estimation   EstimationSpec `yaml:"estimation"`
+	Codecs       []CodecSpec    `yaml:"codecs"` // default: raw only
+	Models       []ModelSpec    `yaml:"models"`
+	Edges        []EdgeSpec     `yaml:"edges"`
+	Cells        []CellSpec     `yaml:"cells"`
+	Backhaul     BackhaulSpec   `yaml:"backhaul"`
+	Clouds       []CloudSpec    `yaml:"clouds"`
 
 	dir string // for relative paths
 }
@@ -184,6 +190,8 @@ type EdgeSpec struct {
 	Arrivals Arrivals `yaml:"arrivals"`
 	Deadline Duration `yaml:"deadline"` // SLO; 0 none
 	Power    Power    `yaml:"power"`
+	// Objective overrides the scenario's for this class.
+	Objective string `yaml:"objective"`
 }
 
 // LinkSpec is a device's own radio link: a named profile (LinkProfileNamed), with
@@ -201,6 +209,26 @@ type LinkSpec struct {
 	// else from the link above). A transfer runs at the rate of the phase it
 	// starts in.
 	Schedule []LinkPhase `yaml:"schedule"`
+	// CellReplay, when set, makes the link burst-aware (CellReplay, NSDI
+	// 2025): each direction given replays a light (packet-train) trace and
+	// a heavy PDO trace (internal/cellreplay's format), so a short burst
+	// follows the light trains' delivery opportunities, a long one the
+	// heavy trace, and the base delay varies over time (it replaces Delay
+	// for that direction).
+	CellReplay *CellReplaySpec `yaml:"cellreplay"`
+}
+
+// CellReplaySpec names a burst-aware link's CellReplay traces (files
+// relative to the scenario; the down pair is optional) and the model the
+// planners price transfers with: "burst" (default: the traces' mean
+// transfer curve, scheduler.CurveFromCellReplay) or "plain" (bytes ÷ the
+// heavy trace's mean rate, as for a Mahimahi trace).
+type CellReplaySpec struct {
+	UpLight   string `yaml:"up_light"`
+	UpHeavy   string `yaml:"up_heavy"`
+	DownLight string `yaml:"down_light"`
+	DownHeavy string `yaml:"down_heavy"`
+	Model     string `yaml:"model"`
 }
 
 // LinkPhase is one step of a link schedule.
@@ -225,11 +253,74 @@ type Arrivals struct {
 	Think Duration `yaml:"think"`
 }
 
-// Power is a device's power model (see the package documentation).
+// Power is a device class's power model, the scheduler's
+// (scheduler.PowerModel; see the package documentation): the device's
+// compute power, its radio's, and the time between its requests that cuts
+// the radio's tail short. Unset fields take defaults: compute_w from the
+// device profile named by device (scheduler.DeviceComputeW), else 2 W; the
+// radio of the link profile named by radio ("none": no radio energy), else
+// of the class's link profile, else LTE's; the explicit radio fields
+// override that radio's; interval the class's mean time between arrivals
+// (poisson 1/rate, periodic 1/fps, closed its think time; 0, the full
+// tail, for trace arrivals).
 type Power struct {
-	ComputeW      float64 `yaml:"compute_w"`
-	TxAlphaMWMbps float64 `yaml:"tx_alpha_mw_per_mbps"`
-	TxBetaMW      float64 `yaml:"tx_beta_mw"`
+	Device        string   `yaml:"device"`
+	ComputeW      float64  `yaml:"compute_w"`
+	Radio         string   `yaml:"radio"`
+	TxAlphaMWMbps float64  `yaml:"tx_alpha_mw_per_mbps"`
+	RxAlphaMWMbps float64  `yaml:"rx_alpha_mw_per_mbps"`
+	TxBetaMW      float64  `yaml:"tx_beta_mw"`
+	TailMW        float64  `yaml:"tail_mw"`
+	Tail          Duration `yaml:"tail"`
+	Interval      Duration `yaml:"interval"`
+}
+
+// model resolves p into the scheduler's power model for a class with link
+// l and arrivals a.
+func (p *Power) model(l *LinkSpec, a *Arrivals) scheduler.PowerModel {
+	var m scheduler.PowerModel
+	m.ComputeW = p.ComputeW
+	if m.ComputeW == 0 {
+		if w, ok := scheduler.DeviceComputeW(p.Device); ok {
+			m.ComputeW = w
+		} else {
+			m.ComputeW, _ = scheduler.DeviceComputeW("phone")
+		}
+	}
+	switch {
+	case p.Radio == "none":
+	case p.Radio != "":
+		m.Radio, _ = scheduler.RadioFor(p.Radio)
+	default:
+		r, ok := scheduler.RadioFor(l.Profile)
+		if !ok {
+			r, _ = scheduler.RadioFor("lte")
+		}
+		m.Radio = r
+	}
+	for _, x := range []struct {
+		v   float64
+		dst *float64
+	}{{p.TxAlphaMWMbps, &m.Radio.UpAlphaMW}, {p.RxAlphaMWMbps, &m.Radio.DownAlphaMW}, {p.TxBetaMW, &m.Radio.BetaMW}, {p.TailMW, &m.Radio.TailMW}} {
+		if x.v > 0 {
+			*x.dst = x.v
+		}
+	}
+	if p.Tail > 0 {
+		m.Radio.Tail = time.Duration(p.Tail)
+	}
+	m.Interval = time.Duration(p.Interval)
+	if m.Interval == 0 {
+		switch a.Process {
+		case "", "poisson":
+			m.Interval = time.Duration(float64(time.Second) / a.Rate)
+		case "periodic":
+			m.Interval = time.Duration(float64(time.Second) / a.FPS)
+		case "closed":
+			m.Interval = time.Duration(a.Think)
+		}
+	}
+	return m
 }
 
 // CellSpec is a shared radio cell.
@@ -449,6 +540,12 @@ func (s *Scenario) validate() error {
 			return bad("max_accuracy_loss", "%v", err)
 		}
 	}
+	if _, err := scheduler.ParseObjective(s.Objective); err != nil {
+		return bad("objective", "%v", err)
+	}
+	if w := s.EnergyWeight; w < 0 || math.IsNaN(w) || math.IsInf(w, 0) {
+		return bad("energy_weight", "must be ≥ 0 and finite, got %v", w)
+	}
 	if len(s.Models) == 0 {
 		return bad("models", "at least one model is required")
 	}
@@ -578,13 +675,23 @@ func (s *Scenario) validate() error {
 		for _, x := range []struct {
 			k string
 			v float64
-		}{{"compute_w", p.ComputeW}, {"tx_alpha_mw_per_mbps", p.TxAlphaMWMbps}, {"tx_beta_mw", p.TxBetaMW}} {
+		}{{"compute_w", p.ComputeW}, {"tx_alpha_mw_per_mbps", p.TxAlphaMWMbps}, {"rx_alpha_mw_per_mbps", p.RxAlphaMWMbps},
+			{"tx_beta_mw", p.TxBetaMW}, {"tail_mw", p.TailMW}} {
 			if err := nonNeg(f+".power."+x.k, x.v); err != nil {
 				return err
 			}
 		}
-		if p.ComputeW == 0 && p.TxAlphaMWMbps == 0 && p.TxBetaMW == 0 {
-			*p = Power{ComputeW: 2, TxAlphaMWMbps: 438.39, TxBetaMW: 1288.04}
+		if p.Tail < 0 || p.Interval < 0 {
+			return bad(f+".power", "tail and interval must be ≥ 0")
+		}
+		if _, ok := scheduler.DeviceComputeW(p.Device); p.Device != "" && !ok {
+			return bad(f+".power.device", "unknown device profile %q", p.Device)
+		}
+		if _, ok := scheduler.RadioFor(p.Radio); p.Radio != "" && p.Radio != "none" && !ok {
+			return bad(f+".power.radio", "unknown link profile %q (or none)", p.Radio)
+		}
+		if _, err := scheduler.ParseObjective(d.Objective); err != nil {
+			return bad(f+".objective", "%v", err)
 		}
 	}
 	if total > maxEntities {
@@ -650,7 +757,7 @@ func (s *Scenario) validate() error {
 
 func (l *LinkSpec) validate(f string, inCell bool) error {
 	if inCell {
-		if l.Profile != "" || l.UpMbps != 0 || l.DownMbps != 0 || l.Delay != 0 || l.Loss != 0 || l.TraceUp != "" || l.TraceDown != "" || len(l.Schedule) > 0 {
+		if l.Profile != "" || l.UpMbps != 0 || l.DownMbps != 0 || l.Delay != 0 || l.Loss != 0 || l.TraceUp != "" || l.TraceDown != "" || len(l.Schedule) > 0 || l.CellReplay != nil {
 			return bad(f, "a device in a cell takes the cell's link; remove link")
 		}
 		return nil
@@ -673,14 +780,27 @@ func (l *LinkSpec) validate(f string, inCell bool) error {
 			l.Loss = p.Loss
 		}
 	}
-	if l.TraceUp == "" {
+	cr := l.CellReplay
+	if cr != nil {
+		switch {
+		case cr.UpLight == "" || cr.UpHeavy == "":
+			return bad(f+".cellreplay", "up_light and up_heavy are required")
+		case (cr.DownLight == "") != (cr.DownHeavy == ""):
+			return bad(f+".cellreplay", "down_light and down_heavy go together")
+		case cr.Model != "" && cr.Model != "burst" && cr.Model != "plain":
+			return bad(f+".cellreplay.model", "unknown %q (burst or plain)", cr.Model)
+		case l.TraceUp != "" || l.TraceDown != "" || len(l.Schedule) > 0:
+			return bad(f+".cellreplay", "a CellReplay link has no Mahimahi trace or schedule")
+		}
+	}
+	if l.TraceUp == "" && cr == nil {
 		if err := positive(f+".up_mbps", l.UpMbps); err != nil {
 			return err
 		}
 	} else if l.UpMbps < 0 {
 		return bad(f+".up_mbps", "must be ≥ 0, got %v", l.UpMbps)
 	}
-	if l.TraceDown == "" {
+	if l.TraceDown == "" && (cr == nil || cr.DownLight == "") {
 		if err := positive(f+".down_mbps", l.DownMbps); err != nil {
 			return err
 		}

@@ -9,9 +9,12 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
+	"github.com/edgesplit/edgesplit/internal/cellreplay"
 	"github.com/edgesplit/edgesplit/partition"
 	"github.com/edgesplit/edgesplit/scheduler"
 )
@@ -44,6 +47,7 @@ const (
 	linkFixed uint8 = iota
 	linkTrace
 	linkCell
+	linkCellReplay // burst-aware: CellReplay traces (crUp, crDown)
 )
 
 type class struct {
@@ -64,9 +68,15 @@ type class struct {
 	phases    []linkPhase // fixed-link values over time; one entry otherwise
 	traceUp   *Trace
 	traceDown *Trace
-	cell      int32
-	arrTrace  *Trace // arrival times (ms) for process trace
-	power     Power
+	// crUp and crDown are a CellReplay link's directions (crDown may be
+	// nil: the fixed down rate); upCurve and downCurve the planners'
+	// transfer curves (nil under the plain model).
+	crUp, crDown       *cellreplay.Link
+	upCurve, downCurve *scheduler.TransferCurve
+	cell               int32
+	arrTrace           *Trace // arrival times (ms) for process trace
+	power              scheduler.PowerModel
+	objective          scheduler.Objective
 	// Stateless policy and device-independent estimates (no noise, no
 	// trace phase): every device of the class would plan the same, so the
 	// plan is made once per class and estimation sample.
@@ -172,46 +182,48 @@ type request struct {
 }
 
 type world struct {
-	s        *Scenario
-	cfg      Config
-	rng      *rand.Rand
-	q        eventHeap
-	now      int64
-	end      int64
-	classes  []class
-	devs     []device
-	groups   []group
-	servers  []server
-	cells    []cell
-	cellSmp  [][]int32 // per cell ring of flow counts
-	ring     int64
-	tickNs   int64
-	lagNs    int64
-	learned  bool // Estimation.Source "learned"
-	codecs   []scheduler.CodecModel
-	budget   scheduler.AccuracyBudget
-	codecNm  [][]byte
-	srvIdx   map[string]int32
-	reqs     []request
-	free     []int32
-	nextID   int64
-	bhDelay  int64
-	bhRate   float64 // bytes per ns, 0 infinite
-	clouds   []scheduler.CloudInput
-	in       scheduler.Inputs
-	oracle   *scheduler.Auto
-	csv      *bufio.Writer
-	line     []byte
-	sum      Summary
-	hist     hist
-	sumLat   float64
-	predErr  float64
-	regret   float64
-	lastEnd  int64
-	lastTick int64
-	queueSum float64
-	predN    int64
-	regretN  int64
+	s       *Scenario
+	cfg     Config
+	rng     *rand.Rand
+	q       eventHeap
+	now     int64
+	end     int64
+	classes []class
+	devs    []device
+	groups  []group
+	servers []server
+	cells   []cell
+	cellSmp [][]int32 // per cell ring of flow counts
+	ring    int64
+	tickNs  int64
+	lagNs   int64
+	learned bool // Estimation.Source "learned"
+	codecs  []scheduler.CodecModel
+	budget  scheduler.AccuracyBudget
+	// energyWeight is the weighted objective's seconds per joule.
+	energyWeight float64
+	codecNm      [][]byte
+	srvIdx       map[string]int32
+	reqs         []request
+	free         []int32
+	nextID       int64
+	bhDelay      int64
+	bhRate       float64 // bytes per ns, 0 infinite
+	clouds       []scheduler.CloudInput
+	in           scheduler.Inputs
+	oracle       *scheduler.Auto
+	csv          *bufio.Writer
+	line         []byte
+	sum          Summary
+	hist         hist
+	sumLat       float64
+	predErr      float64
+	regret       float64
+	lastEnd      int64
+	lastTick     int64
+	queueSum     float64
+	predN        int64
+	regretN      int64
 }
 
 // Run simulates s and returns its summary; per-request rows go to
@@ -286,6 +298,7 @@ func newWorld(s *Scenario, cfg Config) (*world, error) {
 		return nil, err
 	}
 	w.budget = budget
+	w.energyWeight = s.EnergyWeight
 	for _, c := range w.codecs {
 		w.codecNm = append(w.codecNm, []byte(c.Name))
 	}
@@ -368,7 +381,12 @@ func newWorld(s *Scenario, cfg Config) (*world, error) {
 		e := &s.Edges[ci]
 		f := fmt.Sprintf("edges[%d]", ci)
 		m := models[e.Model]
-		c := class{spec: e, idx: int32(ci), name: []byte(e.Name), model: m, deadline: int64(e.Deadline), power: e.Power}
+		c := class{spec: e, idx: int32(ci), name: []byte(e.Name), model: m, deadline: int64(e.Deadline), power: e.Power.model(&e.Link, &e.Arrivals)}
+		obj := s.Objective
+		if e.Objective != "" {
+			obj = e.Objective
+		}
+		c.objective, _ = scheduler.ParseObjective(obj) // validated with the scenario
 		sum := 0.0
 		c.exits = exits[e.Model]
 		for _, x := range c.exits {
@@ -419,6 +437,27 @@ func newWorld(s *Scenario, cfg Config) (*world, error) {
 				}
 				c.traceDown = t
 			}
+			if cr := e.Link.CellReplay; cr != nil {
+				if w.learned {
+					return nil, &ScenarioError{Field: f + ".link.cellreplay", Msg: "learned estimation is not modelled on a CellReplay link (use sampled)"}
+				}
+				l, err := w.loadCellReplay(f+".link.cellreplay", cr.UpLight, cr.UpHeavy)
+				if err != nil {
+					return nil, err
+				}
+				c.link, c.crUp = linkCellReplay, l
+				if cr.DownLight != "" {
+					if c.crDown, err = w.loadCellReplay(f+".link.cellreplay", cr.DownLight, cr.DownHeavy); err != nil {
+						return nil, err
+					}
+				}
+				if cr.Model != "plain" {
+					c.upCurve = scheduler.CurveFromCellReplay(c.crUp)
+					if c.crDown != nil {
+						c.downCurve = scheduler.CurveFromCellReplay(c.crDown)
+					}
+				}
+			}
 		}
 		if e.Arrivals.Process == "trace" {
 			t, err := w.loadTrace(f+".arrivals.file", e.Arrivals.File)
@@ -432,9 +471,15 @@ func newWorld(s *Scenario, cfg Config) (*world, error) {
 				return nil, err
 			}
 		}
-		c.classPlan = !c.perDevice && !c.oracle && !w.learned && s.Estimation.Noise == 0 && c.link != linkTrace && c.traceDown == nil
+		c.classPlan = !c.perDevice && !c.oracle && !w.learned && s.Estimation.Noise == 0 && c.link != linkTrace && c.link != linkCellReplay && c.traceDown == nil
 		c.cacheTick = -3
 		w.classes = append(w.classes, c)
+		if o := c.objective.String(); !slices.Contains(strings.Split(w.sum.Objective, ", "), o) {
+			if w.sum.Objective != "" {
+				w.sum.Objective += ", "
+			}
+			w.sum.Objective += o
+		}
 		for i := 0; i < e.Count; i++ {
 			d := device{class: int32(ci), planTick: -1, policy: c.shared}
 			if c.perDevice {
@@ -442,6 +487,9 @@ func newWorld(s *Scenario, cfg Config) (*world, error) {
 			}
 			if c.traceUp != nil {
 				d.phase = w.rng.Int64N(c.traceUp.period) * 1_000_000
+			}
+			if c.crUp != nil {
+				d.phase = w.rng.Int64N(int64(c.crUp.Period()))
 			}
 			w.devs = append(w.devs, d)
 		}
@@ -642,6 +690,16 @@ func (w *world) send(ri int32) {
 	case linkTrace:
 		r.upStart = max(r.ready, dv.upFree)
 		r.upDone = c.traceUp.finish(r.upStart, dv.phase, r.plan.wire)
+	case linkCellReplay:
+		// The replay includes the base delay: airtime ends that much
+		// before the last byte arrives.
+		r.upStart = max(r.ready, dv.upFree)
+		at := time.Duration(r.upStart + dv.phase)
+		base := int64(c.crUp.BaseDelay(at))
+		r.upDone = int64(c.crUp.Transfer(at, r.plan.wire)) - dv.phase - base
+		dv.upFree = r.upDone
+		w.toCloud(ri, base)
+		return
 	default:
 		r.upStart = max(r.ready, dv.upFree)
 		r.upDone = r.upStart + int64(math.Ceil(float64(r.plan.wire)/c.phase(r.upStart).up))
@@ -826,16 +884,26 @@ func (w *world) cloudDone(si, head int32) {
 			bh += int64(float64(out) / w.bhRate)
 		}
 		ph := c.phase(w.now)
-		at := w.now + bh + ph.delay
+		delay := ph.delay
+		if c.crDown != nil {
+			delay = int64(c.crDown.BaseDelay(time.Duration(w.now + bh + dv.phase)))
+		} else if c.crUp != nil {
+			delay = int64(c.crUp.BaseDelay(time.Duration(w.now + bh + dv.phase)))
+		}
+		at := w.now + bh + delay
 		start := max(at, dv.downFree)
 		r.downStart = start
-		if c.traceDown != nil {
+		switch {
+		case c.crDown != nil:
+			t := time.Duration(start - delay + dv.phase)
+			r.downEnd = max(int64(c.crDown.Transfer(t, out))-dv.phase, start)
+		case c.traceDown != nil:
 			r.downEnd = c.traceDown.finish(start, dv.phase, out)
-		} else {
+		default:
 			r.downEnd = start + int64(math.Ceil(float64(out)/ph.down))
 		}
 		dv.downFree = r.downEnd
-		r.prop += bh + ph.delay
+		r.prop += bh + delay
 		w.done(ri, r.downEnd)
 		ri = next
 	}
@@ -897,13 +965,24 @@ func (w *world) done(ri int32, end int64) {
 	if r.exitIdx >= 0 {
 		w.sum.EarlyExits++
 	}
-	// Energy: compute on the device plus the radio while sending.
-	energy := c.power.ComputeW * float64(r.edgeNs+enc) / 1e6
-	if airtime > 0 {
-		mbps := float64(p.wire) * 8 / (float64(airtime) / 1e9) / 1e6
-		energy += (c.power.TxAlphaMWMbps*mbps + c.power.TxBetaMW) * float64(airtime) / 1e9
+	// Energy by the scheduler's power model, from what the request did:
+	// compute, the radio while it sent and received at the rates it got,
+	// and while it waited for the result, plus the tail.
+	var eb scheduler.EnergyBreakdown
+	if p.edgeOnly {
+		eb = c.power.Energy(scheduler.Breakdown{EdgeCompute: time.Duration(r.edgeNs)}, 0, 0, false)
+	} else {
+		downAir := r.downEnd - r.downStart
+		b := scheduler.Breakdown{EdgeCompute: time.Duration(r.edgeNs), Encode: time.Duration(enc), Uplink: time.Duration(airtime),
+			Queue: time.Duration(queue), CloudCompute: time.Duration(cloud), Decode: time.Duration(dec), Downlink: time.Duration(downAir),
+			RTT: time.Duration(max(r.downStart-r.upDone-queue-r.service, 0))}
+		eb = c.power.Energy(b, rateOf(p.wire, airtime), rateOf(c.edge.OutputBytes, downAir), true)
 	}
-	w.sum.EdgeEnergyJ += energy / 1e3
+	energy := eb.Total * 1e3 // mJ
+	w.sum.EdgeEnergyJ += eb.Total
+	w.sum.EnergyComputeJ += eb.Compute
+	w.sum.EnergyRadioJ += eb.Radio
+	w.sum.EnergyTailJ += eb.Tail
 	status := "done"
 	if c.deadline > 0 {
 		w.sum.WithDeadline++
@@ -971,18 +1050,36 @@ func (w *world) linkEstimate(d int32, exact bool) scheduler.LinkEstimate {
 	case linkTrace:
 		win := int64(w.s.Estimation.Window)
 		up = c.traceUp.rate(t-win, t, dv.phase)
+	case linkCellReplay:
+		up = c.crUp.HeavyRate()
 	default:
 		up = c.phase(t).up * 1e9
 	}
-	if c.traceDown != nil {
+	switch {
+	case c.crDown != nil:
+		down = c.crDown.HeavyRate()
+	case c.traceDown != nil:
 		win := int64(w.s.Estimation.Window)
 		down = c.traceDown.rate(t-win, t, dv.phase)
-	} else {
+	default:
 		down = c.phase(t).down * 1e9
 	}
 	if !exact && w.s.Estimation.Noise > 0 {
 		up *= max(0.05, 1+w.s.Estimation.Noise*w.rng.NormFloat64())
 		down *= max(0.05, 1+w.s.Estimation.Noise*w.rng.NormFloat64())
+	}
+	if c.link == linkCellReplay {
+		// The base delay the planner sees is the trace's at t (it varies
+		// over time), and a burst-aware planner prices transfers with the
+		// traces' curves.
+		at := time.Duration(t + dv.phase)
+		delay := c.crUp.BaseDelay(at)
+		if c.crDown != nil {
+			delay = (delay + c.crDown.BaseDelay(at)) / 2
+		}
+		e := w.endToEnd(up, down, int64(delay))
+		e.UpCurve, e.DownCurve = c.upCurve, c.downCurve
+		return e
 	}
 	return w.endToEnd(up, down, c.phase(t).delay)
 }
@@ -1045,7 +1142,8 @@ func (w *world) inputs(d int32, exact bool) *scheduler.Inputs {
 		}
 		w.clouds[i] = scheduler.CloudInput{ID: s.idStr, Profile: w.groups[s.group].profile, Link: link, Queue: time.Duration(q)}
 	}
-	w.in = scheduler.Inputs{Edge: c.edge, DAG: c.model.DAG, Codecs: c.model.codecs, Clouds: w.clouds, Accuracy: w.budget}
+	w.in = scheduler.Inputs{Edge: c.edge, DAG: c.model.DAG, Codecs: c.model.codecs, Clouds: w.clouds, Accuracy: w.budget,
+		Objective: c.objective, Power: c.power, EnergyWeight: w.energyWeight}
 	return &w.in
 }
 
@@ -1237,4 +1335,34 @@ func (w *world) summary() *Summary {
 		s.MeanRegret = time.Duration(w.regret / float64(w.regretN))
 	}
 	return s
+}
+
+// rateOf is bytes ÷ ns as bytes per second (0 for no time).
+func rateOf(bytes, ns int64) float64 {
+	if ns <= 0 {
+		return 0
+	}
+	return float64(bytes) / (float64(ns) / 1e9)
+}
+
+// loadCellReplay reads one direction of a CellReplay link.
+func (w *world) loadCellReplay(field, light, heavy string) (*cellreplay.Link, error) {
+	lf, err := os.Open(w.path(light))
+	if err != nil {
+		return nil, &ScenarioError{Field: field, Msg: err.Error()}
+	}
+	defer lf.Close()
+	trains, err := cellreplay.ParseLight(lf, cellreplay.Limits{})
+	if err != nil {
+		return nil, &ScenarioError{Field: field, Msg: light + ": " + err.Error()}
+	}
+	h, err := w.loadTrace(field, heavy)
+	if err != nil {
+		return nil, err
+	}
+	l, err := cellreplay.NewLink(trains, h.ops)
+	if err != nil {
+		return nil, &ScenarioError{Field: field, Msg: err.Error()}
+	}
+	return l, nil
 }

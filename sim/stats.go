@@ -67,6 +67,9 @@ type Summary struct {
 	Scenario string
 	Seed     uint64
 	Policy   string
+	// Objective is what the planners minimised: the classes' objectives,
+	// comma-separated in class order when they differ.
+	Objective string
 	// Requests counts arrivals; all of them complete (the run drains).
 	Requests  int64
 	Offloaded int64 // requests that used a cloud
@@ -88,6 +91,9 @@ type Summary struct {
 	CloudUtilisation   float64       // busy worker time ÷ (workers × Span), all servers
 	CellUtilisation    float64       // time with ≥ 1 uplink flow ÷ Span, mean over cells
 	EdgeEnergyJ        float64       // all devices, joules
+	EnergyComputeJ     float64       // of which the processors'
+	EnergyRadioJ       float64       // the radios' while sending and receiving
+	EnergyTailJ        float64       // the radios' while waiting and in their tails
 	EnergyPerRequestMJ float64
 	MeanPredErr        float64       // mean |predicted − simulated| ÷ simulated
 	MeanRegret         time.Duration // with Regret on: chosen − oracle, both predicted on the exact state
@@ -101,7 +107,7 @@ func (s *Summary) Format(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	ms := func(d time.Duration) string { return fmt.Sprintf("%.3f ms", float64(d)/1e6) }
 	rows := [][2]string{
-		{"scenario", s.Scenario}, {"seed", fmt.Sprint(s.Seed)}, {"policy", s.Policy},
+		{"scenario", s.Scenario}, {"seed", fmt.Sprint(s.Seed)}, {"policy", s.Policy}, {"objective", s.Objective},
 		{"requests", fmt.Sprint(s.Requests)}, {"offloaded", fmt.Sprint(s.Offloaded)}, {"early exits", fmt.Sprint(s.EarlyExits)},
 		{"lossy codec", fmt.Sprintf("%d requests (agreement ≥ %.2f%% by calibration)", s.LossyRequests, 100*s.AgreementLower)},
 		{"simulated span", s.Span.String()},
@@ -111,7 +117,8 @@ func (s *Summary) Format(w io.Writer) error {
 		{"SLO hit rate", fmt.Sprintf("%.4f (of %d with a deadline)", s.SLOHitRate, s.WithDeadline)},
 		{"cloud utilisation", fmt.Sprintf("%.4f", s.CloudUtilisation)},
 		{"cell utilisation", fmt.Sprintf("%.4f", s.CellUtilisation)},
-		{"edge energy", fmt.Sprintf("%.3f J (%.3f mJ/request)", s.EdgeEnergyJ, s.EnergyPerRequestMJ)},
+		{"edge energy", fmt.Sprintf("%.3f J (%.3f mJ/request: compute %.3f J, radio %.3f J, tail %.3f J)", s.EdgeEnergyJ, s.EnergyPerRequestMJ,
+			s.EnergyComputeJ, s.EnergyRadioJ, s.EnergyTailJ)},
 		{"prediction error", fmt.Sprintf("%.2f %%", 100*s.MeanPredErr)},
 		{"mean regret", ms(s.MeanRegret)},
 		{"plans", fmt.Sprint(s.Plans)}, {"probes", fmt.Sprint(s.Probes)}, {"events", fmt.Sprint(s.Events)},

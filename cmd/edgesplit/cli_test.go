@@ -140,3 +140,56 @@ func TestNodeSecureByDefault(t *testing.T) {
 		t.Errorf("no key: %v, want a refusal", err)
 	}
 }
+
+func TestPlanObjective(t *testing.T) {
+	if testing.Short() {
+		t.Skip("profiles a model")
+	}
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"--objective", "energy", "--profile", "3g"}, []string{"objective energy", "total_mJ", "radio 3g", ", objective energy: edge-only"}},
+		{[]string{"--objective", "weighted", "--profile", "wifi", "--interval", "10ms", "--compute-w", "20"}, []string{"objective weighted", "radio wifi", "mJ"}},
+		{[]string{"--profile", "ethernet"}, []string{"objective latency", "none (wired)", "cpu_mJ"}},
+	} {
+		args := append([]string{"plan", "--model", "lenet5", "--runs", "1", "--codecs", "lossless"}, tc.args...)
+		out, err := runCLI(t, args...)
+		if err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, out)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(out, w) {
+				t.Errorf("%v: output lacks %q:\n%s", args, w, out)
+			}
+		}
+	}
+	if _, err := runCLI(t, "plan", "--model", "lenet5", "--objective", "joules"); err == nil || !strings.Contains(err.Error(), "--objective") {
+		t.Errorf("--objective joules: err %v", err)
+	}
+}
+
+func TestSimObjective(t *testing.T) {
+	out, err := runCLI(t, "sim", "--devices", "3", "--model", "lenet5", "--duration", "5s", "--objective", "energy")
+	if err != nil {
+		t.Fatalf("sim --objective energy: %v\n%s", err, out)
+	}
+	for _, w := range []string{"objective            energy", "mJ/request: compute"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("output lacks %q:\n%s", w, out)
+		}
+	}
+	out, err = runCLI(t, "sim", "--scenario", "../../docs/scenarios/energy.yaml", "--objective", "weighted", "--energy-weight", "1")
+	if err != nil || !strings.Contains(out, "objective            weighted\n") {
+		t.Errorf("--objective over a scenario: %v\n%s", err, out)
+	}
+	for _, args := range [][]string{
+		{"sim", "--devices", "1", "--model", "lenet5", "--duration", "1s", "--objective", "joules"},
+		{"sim", "--scenario", "../../docs/scenarios/energy.yaml", "--objective", "joules"},
+		{"sim", "--scenario", "../../docs/scenarios/energy.yaml", "--energy-weight", "-1"},
+	} {
+		if _, err := runCLI(t, args...); err == nil {
+			t.Errorf("%v: no error", args)
+		}
+	}
+}

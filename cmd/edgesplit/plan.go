@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/edgesplit/edgesplit/node"
 	"github.com/edgesplit/edgesplit/scheduler"
@@ -11,8 +12,10 @@ import (
 )
 
 func newPlanCmd() *cobra.Command {
-	var modelPath, link, edgeDev, cloudDev, policy, codecs string
+	var modelPath, link, edgeDev, cloudDev, policy, codecs, objective string
 	var runs int
+	var computeW, energyWeight float64
+	var interval time.Duration
 	var acc accuracyFlags
 	cmd := &cobra.Command{
 		Use:   "plan --model M --profile LINK [--edge-device D] [--cloud-device D] [--policy P]",
@@ -22,7 +25,10 @@ codec presets, takes the link profile's rates and delay as the link estimate, an
 prediction for every prefix cut × codec (plus a DAG cut when dads finds one), marking the chosen plan.
 Codec ratios are measured at every cut on a seeded input, or — with a calibration table or --calibration
 DATA — on real inputs, which also certifies lossy codecs under the accuracy budget (--max-accuracy-loss);
-the accuracy column says what each candidate risks, and rows the budget rules out are marked x.`,
+the accuracy column says what each candidate risks, and rows the budget rules out are marked x.
+Every candidate's predicted energy on the edge device is printed too (compute, radio, RRC tail, total, in mJ;
+the edge device profile's compute power, the link profile's radio), and --objective energy or weighted
+(seconds + --energy-weight × joules) makes the policy choose by it.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			g, sc, err := loadModel(modelPath)
 			if err != nil {
@@ -55,6 +61,14 @@ the accuracy column says what each candidate risks, and rows the budget rules ou
 			if err != nil {
 				return err
 			}
+			obj, err := scheduler.ParseObjective(objective)
+			if err != nil {
+				return fmt.Errorf("--objective: %w", err)
+			}
+			power, err := planPower(edge.Name, link, computeW, interval)
+			if err != nil {
+				return err
+			}
 			ctx := cmd.Context()
 			ep, err := node.MeasureProfile(ctx, m, edge, runs)
 			if err != nil {
@@ -80,7 +94,7 @@ the accuracy column says what each candidate risks, and rows the budget rules ou
 			if err != nil {
 				return err
 			}
-			in := &scheduler.Inputs{Edge: ep, DAG: dag, Codecs: cms, Accuracy: budget, Clouds: []scheduler.CloudInput{{
+			in := &scheduler.Inputs{Edge: ep, DAG: dag, Codecs: cms, Accuracy: budget, Objective: obj, Power: power, EnergyWeight: energyWeight, Clouds: []scheduler.CloudInput{{
 				ID: "cloud", Profile: cp,
 				Link: scheduler.LinkEstimate{RTT: prof.Up.Delay + prof.Down.Delay, Up: prof.Up.MeanRate() / 8, Down: prof.Down.MeanRate() / 8},
 			}}}
@@ -89,9 +103,11 @@ the accuracy column says what each candidate risks, and rows the budget rules ou
 				return err
 			}
 			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "model %s (%d nodes) · link %s (up %.1f Mbit/s, down %.1f Mbit/s, RTT %v) · edge %s ×%g · cloud %s ×%g · policy %s\n\n",
+			fmt.Fprintf(out, "model %s (%d nodes) · link %s (up %.1f Mbit/s, down %.1f Mbit/s, RTT %v) · edge %s ×%g · cloud %s ×%g · policy %s · objective %s\n",
 				m.ID, m.Nodes(), link, prof.Up.MeanRate()/1e6, prof.Down.MeanRate()/1e6, prof.Up.Delay+prof.Down.Delay,
-				edge.Name, edge.Slowdown, cloud.Name, cloud.Slowdown, pol.Name())
+				edge.Name, edge.Slowdown, cloud.Name, cloud.Slowdown, pol.Name(), obj)
+			fmt.Fprintf(out, "power: compute %.2f W · radio %s · tail %.0f mW for %v\n\n", power.ComputeW, radioName(power.Radio),
+				power.Radio.TailMW, power.Radio.Tail)
 			return ex.Format(out)
 		},
 	}
@@ -113,7 +129,36 @@ the accuracy column says what each candidate risks, and rows the budget rules ou
 	f.StringVar(&policy, "policy", "auto", "split policy")
 	f.StringVar(&codecs, "codecs", "", "comma-separated codec presets (default all)")
 	f.IntVar(&runs, "runs", 5, "profiling runs per node")
+	f.StringVar(&objective, "objective", "latency", "what the policy minimises: latency, energy (the edge device's joules) or weighted (seconds + --energy-weight × joules)")
+	f.Float64Var(&energyWeight, "energy-weight", scheduler.DefaultEnergyWeight, "weighted objective: seconds per joule")
+	f.Float64Var(&computeW, "compute-w", 0, "edge device compute power in watts (default: the edge device profile's, 2 W for slowdown:F)")
+	f.DurationVar(&interval, "interval", 0, "expected time between requests: the radio's RRC tail is cut short by the next one (0: isolated requests, full tail)")
 	acc.register(f)
 	_ = cmd.MarkFlagRequired("model")
 	return cmd
+}
+
+// planPower is the edge's power model for plan: the device profile's
+// compute power (computeW overrides it; 2 W, the phone's, for an explicit
+// slowdown) and the link profile's radio.
+func planPower(device, link string, computeW float64, interval time.Duration) (scheduler.PowerModel, error) {
+	if computeW < 0 || interval < 0 {
+		return scheduler.PowerModel{}, fmt.Errorf("--compute-w and --interval must be ≥ 0")
+	}
+	if computeW == 0 {
+		w, ok := scheduler.DeviceComputeW(device)
+		if !ok {
+			w, _ = scheduler.DeviceComputeW("phone")
+		}
+		computeW = w
+	}
+	r, _ := scheduler.RadioFor(link)
+	return scheduler.PowerModel{ComputeW: computeW, Radio: r, Interval: interval}, nil
+}
+
+func radioName(r scheduler.Radio) string {
+	if r.Technology == "" {
+		return "none (wired)"
+	}
+	return r.Technology
 }

@@ -10,6 +10,12 @@
 //
 //   - serialisation at a fixed Rate, or at the capacity of a Mahimahi trace
 //     ([Trace], one 1500-byte delivery opportunity per line, looping);
+//   - or a burst-aware cellular direction recorded by CellReplay (NSDI 2025,
+//     [BurstTrace] in Cellular): a burst on an idle link waits the base delay
+//     of that moment and follows a light probe train's delivery
+//     opportunities, and the packets past them a heavy (saturated-flow)
+//     trace's, so short bursts get the lower bandwidth they get on cellular
+//     links and the RTT varies as recorded;
 //   - one-way propagation Delay, plus Jitter (order is kept unless
 //     AllowReorder is set);
 //   - random loss and Gilbert–Elliott bursty loss ([GilbertElliott]);

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"testing"
+	"time"
 )
 
 func FuzzParseTrace(f *testing.F) {
@@ -51,6 +52,26 @@ func FuzzParseRateCSV(f *testing.F) {
 		}
 		if _, err := TraceFromRates(rates, 1e9); err != nil && !errors.Is(err, ErrBadTrace) {
 			t.Fatalf("untyped error: %v", err)
+		}
+	})
+}
+
+func FuzzParseBurstTrace(f *testing.F) {
+	f.Add([]byte("0 30 0 2 5\n100 40 0 1\n"), []byte("1\n2\n3\n"))
+	f.Add([]byte("0 30 0\n"), []byte("0\n"))
+	f.Fuzz(func(t *testing.T, light, heavy []byte) {
+		b, err := ParseBurstTrace(bytes.NewReader(light), bytes.NewReader(heavy))
+		if err != nil {
+			if !errors.Is(err, ErrBadTrace) {
+				t.Fatalf("error %v does not wrap ErrBadTrace", err)
+			}
+			return
+		}
+		if b.MeanRate() <= 0 || b.MeanDelay() < 0 {
+			t.Fatalf("parsed trace with rate %v, delay %v", b.MeanRate(), b.MeanDelay())
+		}
+		if got := b.Transfer(time.Second, 100000); got < time.Second {
+			t.Fatalf("Transfer ended before it began: %v", got)
 		}
 	})
 }

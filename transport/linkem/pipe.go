@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/edgesplit/edgesplit/internal/cellreplay"
 	"github.com/edgesplit/edgesplit/internal/heap"
 )
 
@@ -74,7 +75,8 @@ type pipe struct {
 	tBase    int64         // trace cursor: loop base in ms
 	tCredit  int           // trace cursor: bytes left in the current opportunity
 	tValid   bool
-	backlog  []backlogEntry // FIFO, head at bhead
+	cr       *cellreplay.Replayer // Cellular's replay state
+	backlog  []backlogEntry       // FIFO, head at bhead
 	bhead    int
 	bbytes   int
 	lastAt   time.Duration                     // last delivery time, for order keeping
@@ -109,6 +111,11 @@ func (p *pipe) setLocked(s LinkSettings) {
 	}
 	if s.Trace != p.s.Trace {
 		p.tValid = false
+	}
+	if s.Cellular == nil {
+		p.cr = nil
+	} else if s.Cellular != p.s.Cellular || p.cr == nil {
+		p.cr = cellreplay.NewReplayer(s.Cellular.link)
 	}
 	p.s = s
 	p.qlimit = s.queueLimit()
@@ -198,9 +205,14 @@ func (p *pipe) enqueue(pk *packet) {
 			p.release(pk)
 			return
 		}
-		if s.Trace != nil {
+		switch {
+		case p.cr != nil:
+			// The replay's release time includes the base delay: the
+			// packet leaves the queue when it is delivered.
+			depart = max(p.cr.Packet(now, size), now)
+		case s.Trace != nil:
 			depart = p.traceDepart(now, size)
-		} else {
+		default:
 			start := max(now, p.busy)
 			depart = start + txTime(size, s.Rate)
 			p.busy = depart
@@ -233,6 +245,9 @@ func (p *pipe) enqueue(pk *packet) {
 		return
 	}
 	d := s.Delay
+	if p.cr != nil {
+		d = 0 // in the replay
+	}
 	if s.Jitter > 0 {
 		d += time.Duration((p.rng.Float64()*2 - 1) * float64(s.Jitter))
 		d = max(d, 0)

@@ -50,6 +50,11 @@ type LinkSettings struct {
 	// Trace, when set, gives the link's capacity over time as Mahimahi
 	// delivery opportunities (looping); it overrides Rate.
 	Trace *Trace
+	// Cellular, when set, replays a burst-aware CellReplay direction
+	// (BurstTrace): it replaces Rate, Trace and Delay (the base delay is the
+	// trace's, varying over time). Packets are charged their size plus
+	// Overhead against its 1400-byte opportunities.
+	Cellular *BurstTrace
 	// Overhead is added to each packet's size when charging it against the
 	// rate or trace (28 counts IPv4+UDP headers, as Mahimahi does). Default 0.
 	Overhead int
@@ -123,6 +128,9 @@ func (s LinkSettings) Validate() error {
 			return fmt.Errorf("%w: %w", ErrInvalidSettings, err)
 		}
 	}
+	if s.Cellular != nil && s.Cellular.link == nil {
+		return fmt.Errorf("%w: Cellular is not a parsed BurstTrace", ErrInvalidSettings)
+	}
 	if s.Overhead < 0 || s.Overhead > 1<<16 {
 		return fmt.Errorf("%w: Overhead = %d, want 0..65536", ErrInvalidSettings, s.Overhead)
 	}
@@ -156,16 +164,19 @@ func (s LinkSettings) Validate() error {
 
 // PassThrough reports whether the settings leave packets untouched.
 func (s LinkSettings) PassThrough() bool {
-	return s.Rate == 0 && s.Trace == nil && s.Delay == 0 && s.Jitter == 0 &&
+	return s.Rate == 0 && s.Trace == nil && s.Cellular == nil && s.Delay == 0 && s.Jitter == 0 &&
 		s.Loss == 0 && s.Burst == nil && s.MTU == 0
 }
 
 // limited reports whether the direction serialises at a finite rate.
-func (s LinkSettings) limited() bool { return s.Rate > 0 || s.Trace != nil }
+func (s LinkSettings) limited() bool { return s.Rate > 0 || s.Trace != nil || s.Cellular != nil }
 
 // MeanRate returns the configured capacity in bit/s: Rate, or the trace's
-// mean rate. Zero means unlimited.
+// (a cellular trace's heavy, long-flow) mean rate. Zero means unlimited.
 func (s LinkSettings) MeanRate() float64 {
+	if s.Cellular != nil {
+		return s.Cellular.MeanRate()
+	}
 	if s.Trace != nil {
 		return s.Trace.MeanRate()
 	}
