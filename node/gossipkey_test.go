@@ -4,16 +4,21 @@ import (
 	"bytes"
 	"context"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
-// Two real memberlist nodes rotate from one gossip key to another, each
-// told a little after the other: they keep hearing each other throughout,
-// end with only the new key, and then a node holding the old key can no
-// longer join while one holding the new key can.
-func TestGossipKeyRotation(t *testing.T) {
+// Two memberlist nodes (on memberlist's MockNetwork, in a synctest bubble)
+// rotate from one gossip key to another, each told a little after the
+// other: they keep hearing each other throughout, end with only the new
+// key, and then a node holding the old key can no longer join while one
+// holding the new key can.
+func TestGossipKeyRotation(t *testing.T) { synctest.Test(t, testGossipKeyRotation) }
+
+func testGossipKeyRotation(t *testing.T) {
 	oldKey, newKey := []byte("0123456789abcdef"), []byte("abcdefghijklmnopqrstuvwx")
-	ms := startCluster(t, 2, oldKey)
+	mn := newMockNet(t, "n0", "n1", "stale", "fresh")
+	ms := []*Membership{newMockMember(t, mn, "n0", oldKey), newMockMember(t, mn, "n1", oldKey)}
 	ctx := context.Background()
 	if _, err := ms[1].Join(ctx, []string{ms[0].Addr()}); err != nil {
 		t.Fatal(err)
@@ -28,33 +33,28 @@ func TestGossipKeyRotation(t *testing.T) {
 	if err := ms[1].RotateKey(newKey, grace); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "rotation", func() bool {
-		for _, m := range ms {
-			if keys := m.gossipKeys(); len(keys) != 1 || !bytes.Equal(keys[0], newKey) {
-				return false
+	// Through the rotation and well after it (several probe rounds on
+	// the new key alone), each still sees the other alive.
+	for step := range 16 {
+		time.Sleep(grace / 4)
+		for i, m := range ms {
+			if alivePeers(m) != 1 {
+				t.Fatalf("node %d sees %d live peers %v into the rotation, want 1", i, alivePeers(m), time.Duration(step+1)*grace/4)
 			}
 		}
-		return true
-	})
-	// Several probe rounds on the new key alone: still one cluster.
-	time.Sleep(time.Second)
+	}
+	synctest.Wait()
 	for i, m := range ms {
-		if alivePeers(m) != 1 {
-			t.Fatalf("node %d sees %d live peers after the rotation, want 1", i, alivePeers(m))
+		if keys := m.gossipKeys(); len(keys) != 1 || !bytes.Equal(keys[0], newKey) {
+			t.Fatalf("node %d holds %d keys after the rotation, want only the new one", i, len(keys))
 		}
 	}
 
 	join := func(name string, key []byte) error {
-		cfg := DefaultMembershipConfig(name)
-		cfg.SecretKey = key
-		m, err := NewMembership(cfg, Meta{Role: RoleCloud})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { m.Shutdown() })
+		m := newMockMember(t, mn, name, key)
 		jctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 		defer cancel()
-		_, err = m.Join(jctx, []string{ms[0].Addr()})
+		_, err := m.Join(jctx, []string{ms[0].Addr()})
 		return err
 	}
 	if err := join("stale", oldKey); err == nil {
@@ -65,12 +65,15 @@ func TestGossipKeyRotation(t *testing.T) {
 	}
 }
 
-func TestGossipKeyRotationErrors(t *testing.T) {
-	plain := startCluster(t, 1, nil)[0]
+func TestGossipKeyRotationErrors(t *testing.T) { synctest.Test(t, testGossipKeyRotationErrors) }
+
+func testGossipKeyRotationErrors(t *testing.T) {
+	mn := newMockNet(t, "plain", "m")
+	plain := newMockMember(t, mn, "plain", nil)
 	if err := plain.RotateKey([]byte("0123456789abcdef"), time.Second); err == nil {
 		t.Error("rotation without gossip encryption accepted")
 	}
-	m := startCluster(t, 1, []byte("0123456789abcdef"))[0]
+	m := newMockMember(t, mn, "m", []byte("0123456789abcdef"))
 	if err := m.RotateKey([]byte("short"), time.Second); err == nil {
 		t.Error("a 5-byte key accepted")
 	}
@@ -84,17 +87,25 @@ func TestGossipKeyRotationErrors(t *testing.T) {
 
 // A rotation started while one is pending supersedes it, and the keys of
 // both older generations are dropped at its end.
-func TestGossipKeyRotationSupersedes(t *testing.T) {
-	m := startCluster(t, 1, []byte("0123456789abcdef"))[0]
+func TestGossipKeyRotationSupersedes(t *testing.T) { synctest.Test(t, testGossipKeyRotationSupersedes) }
+
+func testGossipKeyRotationSupersedes(t *testing.T) {
+	m := newMockMember(t, newMockNet(t, "m"), "m", []byte("0123456789abcdef"))
 	k2, k3 := []byte("abcdefghijklmnop"), []byte("ABCDEFGHIJKLMNOP")
-	if err := m.RotateKey(k2, time.Hour); err != nil {
+	if err := m.RotateKey(k2, 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	if err := m.RotateKey(k3, 20*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 2*time.Second, "rotation to the last key", func() bool {
-		keys := m.gossipKeys()
-		return len(keys) == 1 && bytes.Equal(keys[0], k3)
-	})
+	time.Sleep(40 * time.Millisecond)
+	synctest.Wait()
+	if keys := m.gossipKeys(); len(keys) != 1 || !bytes.Equal(keys[0], k3) {
+		t.Fatalf("%d keys after the last rotation, want only its key", len(keys))
+	}
+	time.Sleep(30 * time.Second) // the superseded rotation's steps never run
+	synctest.Wait()
+	if keys := m.gossipKeys(); len(keys) != 1 || !bytes.Equal(keys[0], k3) {
+		t.Fatalf("the superseded rotation changed the keys: %d", len(keys))
+	}
 }

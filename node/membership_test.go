@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"testing/synctest"
 	"time"
+
+	"github.com/hashicorp/memberlist"
 )
 
 func startCluster(t *testing.T, n int, key []byte) []*Membership {
@@ -114,19 +117,19 @@ func TestGossipConvergence(t *testing.T) {
 	t.Logf("crash of n5 detected by all peers after %v", time.Since(crashed))
 }
 
-func TestGossipWrongKeyIgnored(t *testing.T) {
-	good := startCluster(t, 2, []byte("0123456789abcdef"))
+// A node with another gossip key cannot join, and no member ever sees it
+// (memberlist's MockNetwork, in a synctest bubble).
+func TestGossipWrongKeyIgnored(t *testing.T) { synctest.Test(t, testGossipWrongKeyIgnored) }
+
+func testGossipWrongKeyIgnored(t *testing.T) {
+	key := []byte("0123456789abcdef")
+	mn := newMockNet(t, "n0", "n1", "intruder")
+	good := []*Membership{newMockMember(t, mn, "n0", key), newMockMember(t, mn, "n1", key)}
 	ctx := context.Background()
 	if _, err := good[1].Join(ctx, []string{good[0].Addr()}); err != nil {
 		t.Fatal(err)
 	}
-	cfg := DefaultMembershipConfig("intruder")
-	cfg.SecretKey = []byte("fedcba9876543210")
-	bad, err := NewMembership(cfg, Meta{Role: RoleCloud})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bad.Shutdown()
+	bad := newMockMember(t, mn, "intruder", []byte("fedcba9876543210"))
 	jctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	if _, err := bad.Join(jctx, []string{good[0].Addr()}); err == nil {
@@ -206,4 +209,61 @@ func TestDeviceEmulate(t *testing.T) {
 			t.Errorf("ParseDevice(%q) accepted", bad)
 		}
 	}
+}
+
+// mockNet is memberlist's MockNetwork with the transports it made, so a
+// test in a synctest bubble can drain them at its end: a MockTransport's
+// packets and stream dials go through unbuffered channels, and a member
+// still sending to one that shut down would block the bubble forever.
+type mockNet struct {
+	memberlist.MockNetwork
+	transports map[string]*memberlist.MockTransport
+}
+
+// newMockNet returns a network with a transport for each name, made up
+// front (MockNetwork's NewTransport races with members already running),
+// drained when the test ends, after every member on it has shut down.
+func newMockNet(t *testing.T, names ...string) *mockNet {
+	n := &mockNet{transports: map[string]*memberlist.MockTransport{}}
+	for _, name := range names {
+		n.transports[name] = n.NewTransport(name)
+	}
+	t.Cleanup(func() { // registered first, so it runs last
+		done := make(chan struct{})
+		for _, tr := range n.transports {
+			go func() {
+				for {
+					select {
+					case <-tr.PacketCh():
+					case c := <-tr.StreamCh():
+						c.Close()
+					case <-done:
+						return
+					}
+				}
+			}()
+		}
+		// Let probes in flight at shutdown time out (fake time: free).
+		time.Sleep(10 * time.Second)
+		synctest.Wait()
+		close(done)
+	})
+	return n
+}
+
+// newMockMember starts a membership on mn's transport for name (in
+// process, no sockets: usable in a synctest bubble), shut down at the end
+// of the test.
+func newMockMember(t *testing.T, mn *mockNet, name string, key []byte) *Membership {
+	t.Helper()
+	cfg := DefaultMembershipConfig(name)
+	cfg.SecretKey = key
+	tr := mn.transports[name]
+	cfg.Tune = func(mc *memberlist.Config) { mc.Transport = tr }
+	m, err := NewMembership(cfg, Meta{Role: RoleCloud})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Shutdown() })
+	return m
 }

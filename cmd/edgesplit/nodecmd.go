@@ -140,7 +140,10 @@ clients that --api-clients lists (bearer tokens with scopes and rates; --api-tls
 				}
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "node %s (%s) gossip=%s quic=%s http=%s\n", name, role, n.GossipAddr(), n.QUICAddr(), n.HTTPAddr())
-			untilDone(ctx, func() {
+			sighup := make(chan os.Signal, 1)
+			signal.Notify(sighup, syscall.SIGHUP)
+			defer signal.Stop(sighup)
+			untilDone(ctx, sighup, func() {
 				if err := reloadGossipKey(n, gossipKeyFile, caDir, keyGrace); err != nil {
 					cfg.Logger.Error("gossip key reload (SIGHUP) failed; keeping the current key", "err", err)
 					fmt.Fprintln(cmd.ErrOrStderr(), "edgesplit node: SIGHUP:", err)
@@ -191,11 +194,9 @@ func parseLink(s string) (up, down linkem.LinkSettings, err error) {
 	return p.Up, p.Down, nil
 }
 
-// untilDone waits for ctx to end, calling hup on every SIGHUP meanwhile.
-func untilDone(ctx context.Context, hup func()) {
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGHUP)
-	defer signal.Stop(sig)
+// untilDone waits for ctx to end, calling hup for every signal on sig
+// meanwhile (SIGHUP).
+func untilDone(ctx context.Context, sig <-chan os.Signal, hup func()) {
 	for {
 		select {
 		case <-ctx.Done():
