@@ -303,10 +303,13 @@ func (n *Node) handleInfer(w http.ResponseWriter, r *http.Request, lim apiLimits
 // ClusterMember is one entry of GET /v1/cluster: a member as this node sees
 // it, with its gossiped metadata under readable names.
 type ClusterMember struct {
-	Name          string         `json:"name"`
-	Addr          string         `json:"gossip_addr"`
-	Alive         bool           `json:"alive"`
-	Banned        bool           `json:"banned,omitempty"`
+	Name   string `json:"name"`
+	Addr   string `json:"gossip_addr"`
+	Alive  bool   `json:"alive"`
+	Banned bool   `json:"banned,omitempty"`
+	// Refused says why the member is quarantined: its endpoint presented
+	// another node's certificate, or another role's ("" when it is not).
+	Refused       string         `json:"refused,omitempty"`
 	Role          Role           `json:"role"`
 	QUICAddr      string         `json:"quic_addr,omitempty"`
 	HTTPAddr      string         `json:"http_addr,omitempty"`
@@ -347,7 +350,9 @@ func (n *Node) clusterMembers() []ClusterMember {
 	out := []ClusterMember{clusterMember(n.cfg.Name, n.members.Addr(), true, false, n.members.Meta())}
 	for _, p := range n.members.Peers() {
 		banned := n.edge != nil && n.edge.bans.Banned(p.Name)
-		out = append(out, clusterMember(p.Name, p.Addr, p.Alive, banned, p.Meta))
+		c := clusterMember(p.Name, p.Addr, p.Alive, banned, p.Meta)
+		c.Refused = n.quarantined.reason(p)
+		out = append(out, c)
 	}
 	return out
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/edgesplit/edgesplit/scheduler"
 	"github.com/edgesplit/edgesplit/tensorcodec"
 	"github.com/edgesplit/edgesplit/transport"
+	"github.com/edgesplit/edgesplit/transport/pki"
 	"gorgonia.org/tensor"
 )
 
@@ -72,6 +73,13 @@ func (n *Node) serveSegment(ctx context.Context, treq *transport.Request, body i
 	}
 	if req.Version != "" && req.Version != m.Version {
 		return transport.Errorf(transport.CodeNotFound, "model %q version %s not held by %s (have %s)", req.Model, req.Version, n.cfg.Name, m.Version)
+	}
+	if req.Op == opRun || req.Op == opProbe {
+		// Segments and probes carry activations: only edges send them.
+		if info, _ := transport.PeerFromContext(ctx); info.Role != pki.RoleEdge {
+			n.refuseCaller(info, "segments and probes are served to edge certificates only")
+			return transport.Errorf(transport.CodeUnauthenticated, "%s serves segments to edges only; the caller %q has role %q", n.cfg.Name, info.Name, info.Role)
+		}
 	}
 	switch req.Op {
 	case opProbe:

@@ -134,6 +134,8 @@ func (c *Config) validate() error {
 		errs = append(errs, errors.New("no Identity (certificate)"))
 	} else if c.Identity.Name != c.Name {
 		errs = append(errs, fmt.Errorf("certificate is for %q, node is %q", c.Identity.Name, c.Name))
+	} else if c.Identity.Role != pki.Role(c.Role) {
+		errs = append(errs, fmt.Errorf("the certificate of %s is for role %q, the node is %s (peers check it: issue one with the node's role)", c.Name, c.Identity.Role, c.Role))
 	}
 	if c.Device.Slowdown == 0 {
 		c.Device = Device{Name: "server", Slowdown: 1}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/edgesplit/edgesplit/partition"
@@ -87,8 +86,7 @@ type edgeRole struct {
 	autoMu    sync.Mutex
 	autos     map[string]*scheduler.Auto // per model (and budget), keeps hysteresis
 	remoteMu  sync.Mutex
-	remote    map[string]remoteProfile // key: peer name + "/" + model id
-	reqID     atomic.Uint64
+	remote    map[string]remoteProfile     // key: peer name + "/" + model id
 	access    accessLink                   // what the edge learned of its links (scheduler.EdgeLearner), and probes
 	tables    map[string]*codecTable       // per model id
 	overheads map[string]*overheadEstimate // per model id

@@ -1,6 +1,8 @@
 package node
 
 import (
+	"context"
+
 	"github.com/edgesplit/edgesplit/transport"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -19,3 +21,21 @@ func (n *Node) Banned(cloud string) bool { return n.edge != nil && n.edge.bans.B
 
 // Argmax is argmax.
 var Argmax = argmax
+
+// AdvertiseQUIC makes the node gossip addr as its QUIC endpoint: a rogue
+// member's lie, for the security tests.
+func (n *Node) AdvertiseQUIC(ctx context.Context, addr string) error {
+	m := n.members.Meta()
+	m.QUICAddr = addr
+	return n.members.UpdateMeta(ctx, m)
+}
+
+// ProbeHeader is the node protocol header of a probe of model id.
+func ProbeHeader(id, version string) []byte {
+	r := segmentRequest{Op: opProbe, Model: id, Version: version}
+	b, err := r.marshal()
+	if err != nil {
+		panic(err)
+	}
+	return b
+}

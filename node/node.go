@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/edgesplit/edgesplit/node/access"
@@ -42,8 +43,10 @@ type Node struct {
 	edge  *edgeRole      // what an edge plans and learns with; nil on clouds (edge.go)
 	calib calibrations   // own or fetched calibration tables (calibration.go)
 
-	guard     *access.Guard // who may use the client API (apiaccess.go)
-	statusLog statusLog     // what the status page shows (statuspage.go)
+	guard       *access.Guard // who may use the client API (apiaccess.go)
+	quarantined quarantine    // members whose endpoint is not who they claim (quarantine.go)
+	reqID       atomic.Uint64 // ids of the node protocol requests this node sends
+	statusLog   statusLog     // what the status page shows (statuspage.go)
 
 	mu       sync.Mutex
 	closed   bool

@@ -13,15 +13,6 @@ import (
 	"gorgonia.org/tensor"
 )
 
-// callPeer sends a node protocol request to peer p with body (nil: none).
-func (n *Node) callPeer(ctx context.Context, p Peer, req segmentRequest, body io.Reader) (*transport.Response, error) {
-	hdr, err := req.marshal()
-	if err != nil {
-		return nil, err
-	}
-	return n.ep.Call(ctx, p.Meta.QUICAddr, &transport.Request{ID: n.edge.reqID.Add(1), Header: hdr}, body)
-}
-
 // offload sends the tail's inputs to the plan's cloud and fills res, in
 // four steps: encode the boundary, call the cloud, decode its answer, learn
 // from the exchange.

@@ -51,7 +51,7 @@ func (n *Node) inputs(ctx context.Context, m *Model, codec string, budget schedu
 		in.Codecs = slices.DeleteFunc(in.Codecs, func(c scheduler.CodecModel) bool { return c.Name != codec })
 	}
 	for _, p := range n.members.Peers() {
-		if !p.Alive || p.Meta.Role != RoleCloud || !servesVersion(p.Meta, m) {
+		if !n.usableCloud(p, m) {
 			continue
 		}
 		prof, err := n.remoteProfile(ctx, p, m)
@@ -66,6 +66,16 @@ func (n *Node) inputs(ctx context.Context, m *Model, codec string, budget schedu
 	}
 	n.edge.bans.Apply(in.Clouds)
 	return in
+}
+
+// usableCloud reports whether the edge may plan on (or probe) peer p for
+// model m (nil: any model): an alive cloud serving m's version that is not
+// quarantined.
+func (n *Node) usableCloud(p Peer, m *Model) bool {
+	if !p.Alive || p.Meta.Role != RoleCloud || len(p.Meta.Models) == 0 || m != nil && !servesVersion(p.Meta, m) {
+		return false
+	}
+	return n.quarantined.reason(p) == ""
 }
 
 func servesVersion(meta Meta, m *Model) bool {

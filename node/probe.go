@@ -32,7 +32,7 @@ func (n *Node) maybeProbe(m *Model) {
 	var names []string
 	peers := map[string]Peer{}
 	for _, p := range n.members.Peers() {
-		if !p.Alive || p.Meta.Role != RoleCloud || !servesVersion(p.Meta, m) {
+		if !n.usableCloud(p, m) {
 			continue
 		}
 		names = append(names, p.Name)
@@ -96,7 +96,7 @@ func (n *Node) pingLoop() {
 		case <-t.C:
 		}
 		for _, p := range n.members.Peers() {
-			if !p.Alive || p.Meta.Role != RoleCloud || len(p.Meta.Models) == 0 {
+			if !n.usableCloud(p, nil) {
 				continue
 			}
 			n.wg.Add(1)

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
+	"github.com/edgesplit/edgesplit/transport/pki"
 	"github.com/quic-go/quic-go"
 )
 
@@ -76,11 +78,27 @@ func (e *Endpoint) call(ctx context.Context, ua *net.UDPAddr, req *Request, body
 	if err != nil {
 		return nil, err
 	}
+	name, role := peerIdentity(conn)
+	if err := checkPeer(req, ua.String(), name, role); err != nil {
+		return nil, err
+	}
 	str, err := conn.OpenStreamSync(ctx)
 	if err != nil {
 		return nil, classify(ctx, "open stream", err)
 	}
 	return e.exchange(ctx, p, str, hdr, r.Timeout, body, done, func() { p.observe(conn) })
+}
+
+// checkPeer checks the identity a connection to addr presented against
+// what req expects of it.
+func checkPeer(req *Request, addr, name string, role pki.Role) error {
+	if req.Peer != "" && name != req.Peer {
+		return fmt.Errorf("%w: %s presented the certificate of %q, not %q", ErrUntrustedPeer, addr, name, req.Peer)
+	}
+	if len(req.PeerRoles) > 0 && !slices.Contains(req.PeerRoles, role) {
+		return fmt.Errorf("%w: %s (%q) presented a certificate for role %q, want %v", ErrUntrustedPeer, addr, name, role, req.PeerRoles)
+	}
+	return nil
 }
 
 // exchange sends the request frame hdr and body on str and reads the reply

@@ -77,6 +77,66 @@ var conformance = []struct {
 	name string
 	run  func(t *testing.T, n *testNet)
 }{
+	{"expected peer", func(t *testing.T, n *testNet) {
+		// The server is "cloud-1", role cloud. A call expecting another
+		// name or role fails before the handler sees anything.
+		var served atomic.Int64
+		srv := n.endpoint("cloud-1", HandlerFunc(func(_ context.Context, req *Request, body io.Reader, w ResponseWriter) error {
+			served.Add(1)
+			_, err := io.Copy(w, body)
+			return err
+		}), func(c *Config) {
+			id, err := n.c.ca.Issue("cloud-1", pki.IssueOptions{Validity: time.Hour, Role: pki.RoleCloud})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Identity = id
+		})
+		cli := n.endpoint("edge-1", nil, nil)
+		for _, tc := range []struct {
+			name  string
+			peer  string
+			roles []pki.Role
+			ok    bool
+		}{
+			{"right name and role", "cloud-1", []pki.Role{pki.RoleCloud}, true},
+			{"no expectation", "", nil, true},
+			{"another name", "cloud-9", nil, false},
+			{"another role", "cloud-1", []pki.Role{pki.RoleEdge}, false},
+		} {
+			before := served.Load()
+			got, _, err := callBytes(context.Background(), cli, addr(srv), &Request{ID: 1, Peer: tc.peer, PeerRoles: tc.roles}, []byte("activation"))
+			switch {
+			case tc.ok && (err != nil || string(got) != "activation"):
+				t.Errorf("%s: %q, %v", tc.name, got, err)
+			case !tc.ok && !errors.Is(err, ErrUntrustedPeer):
+				t.Errorf("%s: %v, want ErrUntrustedPeer", tc.name, err)
+			case !tc.ok && served.Load() != before:
+				t.Errorf("%s: the handler ran though the peer was refused", tc.name)
+			}
+		}
+	}},
+	{"caller's role", func(t *testing.T, n *testNet) {
+		roles := make(chan pki.Role, 1)
+		srv := n.endpoint("cloud-1", HandlerFunc(func(ctx context.Context, _ *Request, _ io.Reader, _ ResponseWriter) error {
+			info, _ := PeerFromContext(ctx)
+			roles <- info.Role
+			return nil
+		}), nil)
+		cli := n.endpoint("edge-1", nil, func(c *Config) {
+			id, err := n.c.ca.Issue("edge-1", pki.IssueOptions{Validity: time.Hour, Role: pki.RoleEdge})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Identity = id
+		})
+		if _, _, err := callBytes(context.Background(), cli, addr(srv), &Request{ID: 2}, nil); err != nil {
+			t.Fatal(err)
+		}
+		if r := <-roles; r != pki.RoleEdge {
+			t.Errorf("handler saw caller role %q, want edge", r)
+		}
+	}},
 	{"round trip", func(t *testing.T, n *testNet) {
 		h := &echo{}
 		srv := n.endpoint("cloud", h, nil)

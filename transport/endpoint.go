@@ -153,11 +153,17 @@ func (e *Endpoint) acceptLoop() {
 }
 
 func peerName(conn *quic.Conn) string {
+	name, _ := peerIdentity(conn)
+	return name
+}
+
+// peerIdentity returns the node name and role of conn's peer certificate.
+func peerIdentity(conn *quic.Conn) (string, pki.Role) {
 	cs := conn.ConnectionState().TLS
 	if len(cs.PeerCertificates) == 0 {
-		return ""
+		return "", ""
 	}
-	return pki.PeerName(cs.PeerCertificates[0])
+	return pki.PeerName(cs.PeerCertificates[0]), pki.RoleOf(cs.PeerCertificates[0])
 }
 
 // serveConn accepts streams on conn (inbound or outbound) until it closes.
@@ -180,7 +186,8 @@ func (e *Endpoint) serveConn(conn *quic.Conn, p *peer) {
 			e.mu.Unlock()
 			go func() {
 				defer e.inflight.Done()
-				info := PeerInfo{Addr: conn.RemoteAddr(), Name: peerName(conn)}
+				name, role := peerIdentity(conn)
+				info := PeerInfo{Addr: conn.RemoteAddr(), Name: name, Role: role}
 				e.serveStream(p, str, info, conn.Context(), func() { p.observe(conn) })
 			}()
 		}

@@ -63,6 +63,10 @@ var (
 	ErrStalled          = &Error{Code: CodeStalled}
 	ErrPeerGone         = &Error{Code: CodePeerGone}
 	ErrUnauthenticated  = &Error{Code: CodeUnauthenticated}
+	// ErrUntrustedPeer is wrapped when a peer's certificate is valid but
+	// names another node or role than the call expected (Request.Peer,
+	// Request.PeerRoles): nothing was sent to it.
+	ErrUntrustedPeer = errors.New("transport: peer is not the node the call expected")
 )
 
 // Errorf returns an *Error with the code and a formatted message. Handlers

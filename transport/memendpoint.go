@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/edgesplit/edgesplit/transport/linkem"
+	"github.com/edgesplit/edgesplit/transport/pki"
 )
 
 // MemEndpoint is an endpoint on a [MemNetwork]. It implements [Transport]
@@ -48,6 +49,14 @@ func (x *memExchange) fail(err error) {
 
 // Addr returns the endpoint's address.
 func (e *MemEndpoint) Addr() net.Addr { return e.addr }
+
+// role returns the Identity's role ("" without one).
+func (e *MemEndpoint) role() pki.Role {
+	if e.cfg.Identity == nil {
+		return ""
+	}
+	return e.cfg.Identity.Role
+}
 
 // Name returns the Identity's name ("" without one).
 func (e *MemEndpoint) Name() string {
@@ -159,6 +168,9 @@ func (e *MemEndpoint) call(ctx context.Context, addr string, req *Request, body 
 	if err := authenticate(e, srv); err != nil {
 		return nil, err
 	}
+	if err := checkPeer(req, addr, srv.Name(), srv.role()); err != nil {
+		return nil, err
+	}
 	sp := srv.peerFor(string(e.addr))
 	p.mu.Lock()
 	p.name = srv.Name()
@@ -238,7 +250,7 @@ func (e *MemEndpoint) accept(x *memExchange, cli *MemEndpoint, p *memPeer, relea
 			e.refuse(str, CodeUnavailable, "endpoint is shutting down")
 			return
 		}
-		e.serveStream(&p.peer, str, PeerInfo{Addr: cli.addr, Name: cli.Name()}, connCtx, func() {})
+		e.serveStream(&p.peer, str, PeerInfo{Addr: cli.addr, Name: cli.Name(), Role: cli.role()}, connCtx, func() {})
 	}()
 	return true
 }

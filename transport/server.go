@@ -10,6 +10,7 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/edgesplit/edgesplit/transport/pki"
 	"github.com/quic-go/quic-go"
 )
 
@@ -52,7 +53,8 @@ type ResponseWriter interface {
 // PeerInfo describes the caller of a request; see [PeerFromContext].
 type PeerInfo struct {
 	Addr net.Addr
-	Name string // the node name in the caller's certificate
+	Name string   // the node name in the caller's certificate
+	Role pki.Role // the role its certificate carries ("" for none)
 }
 
 type peerKey struct{}

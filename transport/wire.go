@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/edgesplit/edgesplit/transport/pki"
 )
 
 // Wire constants; the format is specified in docs/wire-format.md.
@@ -43,6 +45,13 @@ type Request struct {
 	// PeerGoodput is the sender's current estimate of goodput from the
 	// receiver to the sender, in bit/s (0 = unknown). Filled in by Call.
 	PeerGoodput uint64
+
+	// Peer, when set, is the node name the server's certificate must
+	// carry, and PeerRoles the roles it may have (empty: any). Call checks
+	// them on the connection before anything of the request is sent and
+	// fails with ErrUntrustedPeer otherwise. Neither travels.
+	Peer      string
+	PeerRoles []pki.Role
 }
 
 // responseHeader is the header of a reply.

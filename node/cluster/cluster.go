@@ -101,7 +101,7 @@ func Start(ctx context.Context, cfg Config) (*Local, error) {
 }
 
 func (lc *Local) nodeConfig(name string, role node.Role) (node.Config, error) {
-	id, err := lc.CA.Issue(name, pki.IssueOptions{})
+	id, err := lc.CA.Issue(name, pki.IssueOptions{Role: pki.Role(role)})
 	if err != nil {
 		return node.Config{}, err
 	}
