@@ -41,11 +41,13 @@ type StatusPlan struct {
 	Requests    int     `json:"requests"`
 }
 
-// StatusLink is the edge's estimate of its path to one cloud.
+// StatusLink is the edge's estimate of its path to one cloud, as the
+// planner uses it (learned, else the configured access link).
 type StatusLink struct {
-	Cloud      string  `json:"cloud"`
-	RTTMS      float64 `json:"rtt_ms"`
-	UplinkMbps float64 `json:"uplink_mbps"`
+	Cloud        string  `json:"cloud"`
+	RTTMS        float64 `json:"rtt_ms"`
+	UplinkMbps   float64 `json:"uplink_mbps"`
+	DownlinkMbps float64 `json:"downlink_mbps"`
 }
 
 // StatusBan is a cloud the edge keeps out of its plans for now.
@@ -172,7 +174,6 @@ func (n *Node) Status() StatusSnapshot {
 		s.Plans[i].MeasuredMS = stats.Median(measured[i])
 	}
 	if n.edge != nil {
-		now := time.Now()
 		n.statusLog.mu.Lock()
 		reasons := n.statusLog.reasons
 		for _, p := range n.members.Peers() {
@@ -183,8 +184,8 @@ func (n *Node) Status() StatusSnapshot {
 				s.Bans = append(s.Bans, StatusBan{Peer: p.Name, Until: until.UTC(), Reason: reasons[p.Name]})
 			}
 			if p.Alive {
-				l := n.linkTo(p.Name)
-				s.Links = append(s.Links, StatusLink{Cloud: p.Name, RTTMS: ms(l.rttAt(now)), UplinkMbps: l.upRate() * 8 / 1e6})
+				le := n.linkEstimate(p)
+				s.Links = append(s.Links, StatusLink{Cloud: p.Name, RTTMS: ms(le.RTT), UplinkMbps: le.Up * 8 / 1e6, DownlinkMbps: le.Down * 8 / 1e6})
 			}
 		}
 		n.statusLog.mu.Unlock()

@@ -29,8 +29,8 @@ func TestPageInChromium(t *testing.T) {
 			{"name": "rogue", "role": "cloud", "alive": true, "refused": "certificate names \"x\""},
 		},
 		"plans":  []map[string]any{{"model": "seed-cnn", "policy": "auto", "cut": 3, "cloud": "cloud-1", "codec": "lossless", "predicted_ms": 4.25, "measured_ms": 4.5, "requests": 12}},
-		"links":  []map[string]any{{"cloud": "cloud-1", "rtt_ms": 12.5, "uplink_mbps": 48.0, "samples": 9}},
-		"bans":   []map[string]any{{"peer": "cloud-2", "until": time.Unix(1.7e9+60, 0), "failures": 2, "reason": "deadline"}},
+		"links":  []map[string]any{{"cloud": "cloud-1", "rtt_ms": 12.5, "uplink_mbps": 48.0, "downlink_mbps": 96.0}},
+		"bans":   []map[string]any{{"peer": "cloud-2", "until": time.Unix(1.7e9+60, 0), "reason": "deadline"}},
 		"recent": []map[string]any{{"time": time.Unix(1.7e9, 0), "client": "cam-7", "model": "seed-cnn", "policy": "auto", "cut": 3, "cloud": "cloud-1", "total_ms": 4.5, "status": 200}},
 	}
 	p := New(DefaultConfig(), func(context.Context) any { return snapshot })
