@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"runtime"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/edgesplit/edgesplit/node/access"
@@ -40,10 +41,18 @@ const MaxInferPixels = 4096 * 4096
 const MaxDecodedImageBytes = 48 << 20
 
 // MaxInflightRequests caps the POST /v1/infer requests one edge serves at
-// once; more get 429 with Retry-After. At most GOMAXPROCS of them decode
+// once; up to MaxQueuedRequests more wait for a slot (at most
+// MaxQueueWait), and the rest get 429 with Retry-After. At most GOMAXPROCS of them decode
 // images at a time, so decoding holds at most GOMAXPROCS ×
 // MaxDecodedImageBytes.
 const MaxInflightRequests = 64
+
+// MaxQueuedRequests and MaxQueueWait bound the requests waiting for one of
+// the MaxInflightRequests slots: a burst is absorbed, a flood refused.
+const (
+	MaxQueuedRequests = 512
+	MaxQueueWait      = 5 * time.Second
+)
 
 // InferResponse is the JSON answer of POST /v1/infer. Durations are in
 // milliseconds.
@@ -127,8 +136,33 @@ func (w *statusWriter) errMsg() string {
 
 // apiLimits bound the client API's concurrent work.
 type apiLimits struct {
+	waiting  *atomic.Int64 // requests waiting for an inflight slot
 	inflight chan struct{} // requests being served
 	decode   chan struct{} // images being decoded
+}
+
+// acquire takes an inflight slot, waiting (with at most MaxQueuedRequests
+// others, for at most MaxQueueWait or the request's end) when none is free.
+func (l apiLimits) acquire(ctx context.Context) bool {
+	select {
+	case l.inflight <- struct{}{}:
+		return true
+	default:
+	}
+	if l.waiting.Add(1) > MaxQueuedRequests {
+		l.waiting.Add(-1)
+		return false
+	}
+	defer l.waiting.Add(-1)
+	t := time.NewTimer(MaxQueueWait)
+	defer t.Stop()
+	select {
+	case l.inflight <- struct{}{}:
+		return true
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return false
 }
 
 // Handler returns the node's client API. Routes and the scope each needs
@@ -139,7 +173,7 @@ type apiLimits struct {
 // need none.
 func (n *Node) Handler() http.Handler {
 	mux := http.NewServeMux()
-	lim := apiLimits{inflight: make(chan struct{}, MaxInflightRequests), decode: make(chan struct{}, runtime.GOMAXPROCS(0))}
+	lim := apiLimits{waiting: new(atomic.Int64), inflight: make(chan struct{}, MaxInflightRequests), decode: make(chan struct{}, runtime.GOMAXPROCS(0))}
 	mux.Handle("POST /v1/infer", n.require(access.ScopeInfer, func(w http.ResponseWriter, r *http.Request) {
 		if ref := checkOverride(r); ref != nil {
 			n.refuse(w, r, *ref)
@@ -154,15 +188,13 @@ func (n *Node) Handler() http.Handler {
 				n.recordRefusal(r, model, sw.code, sw.errMsg())
 			}
 		}()
-		select {
-		case lim.inflight <- struct{}{}:
-			defer func() { <-lim.inflight }()
-		default:
+		if !lim.acquire(r.Context()) {
 			n.metrics.refusals.WithLabelValues("overloaded").Inc()
 			w.Header().Set("Retry-After", "1")
-			writeJSON(sw, http.StatusTooManyRequests, apiError{fmt.Sprintf("over %d requests in flight on this edge; retry later", MaxInflightRequests)})
+			writeJSON(sw, http.StatusTooManyRequests, apiError{fmt.Sprintf("over %d requests in flight and %d waiting on this edge; retry later", MaxInflightRequests, MaxQueuedRequests)})
 			return
 		}
+		defer func() { <-lim.inflight }()
 		model, res = n.handleInfer(sw, r, lim)
 	}))
 	mux.Handle("GET /v1/cluster", n.require(access.ScopeCluster, n.handleCluster))

@@ -92,16 +92,19 @@ func pngHeader(w, h uint32, depth, colour byte) []byte {
 	return binary.BigEndian.AppendUint32(b, crc32.ChecksumIEEE(ihdr))
 }
 
-// TestInferAPIInflightCap: of MaxInflightRequests+1 requests whose bodies
-// are still arriving, exactly one gets 429 with Retry-After at once; when
-// they end, requests are served again.
+// TestInferAPIInflightCap: of MaxInflightRequests+MaxQueuedRequests+1
+// requests whose bodies are still arriving (the cap in flight, the queue
+// full), exactly one gets 429 with Retry-After at once, before any queued
+// one's wait is over; when they end, requests are served again.
 func TestInferAPIInflightCap(t *testing.T) {
 	lc, _ := startTestCluster(t, 1, "edge-only")
 	h := lc.Edges[0].Handler()
 	var writers []*io.PipeWriter
 	var wg sync.WaitGroup
-	refused := make(chan *httptest.ResponseRecorder, node.MaxInflightRequests+1)
-	for range node.MaxInflightRequests + 1 {
+	const total = node.MaxInflightRequests + node.MaxQueuedRequests + 1
+	refused := make(chan *httptest.ResponseRecorder, total)
+	start := time.Now()
+	for range total {
 		pr, pw := io.Pipe()
 		writers = append(writers, pw)
 		wg.Add(1)
@@ -119,8 +122,11 @@ func TestInferAPIInflightCap(t *testing.T) {
 		if rec.Header().Get("Retry-After") == "" || !strings.Contains(rec.Body.String(), "in flight") {
 			t.Errorf("429 without Retry-After or reason: %v %s", rec.Header(), rec.Body)
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("no request refused with more than the cap in flight")
+		if d := time.Since(start); d >= node.MaxQueueWait {
+			t.Errorf("the refusal took %v: it waited in the queue", d)
+		}
+	case <-time.After(node.MaxQueueWait):
+		t.Fatal("no request refused with the cap in flight and the queue full")
 	}
 	for _, pw := range writers {
 		pw.CloseWithError(errors.New("client gone"))
