@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -122,13 +123,22 @@ func (n *Node) runSegment(ctx context.Context, m *Model, req segmentRequest, bod
 		return transport.Errorf(transport.CodeBadRequest, "segment of model %s: %v", m.ID, err)
 	}
 
+	// The segment's inputs have static shapes: no honest encoding of
+	// them is longer than their raw bytes plus the codec's overhead, so
+	// the body is read only that far (a garbage body costs that, not
+	// transport's whole body limit).
+	limit := maxSegmentBody(pr.piece.Graph.Inputs)
 	buf := bufPool.Get().(*bytes.Buffer)
 	buf.Reset()
 	defer bufPool.Put(buf)
 	rc := &recvClock{r: body}
-	if _, err := buf.ReadFrom(rc); err != nil {
+	if _, err := buf.ReadFrom(io.LimitReader(rc, limit+1)); err != nil {
 		code = "body"
 		return err
+	}
+	if int64(buf.Len()) > limit {
+		code = "too_large"
+		return transport.Errorf(transport.CodeTooLarge, "payload over %d bytes, the most the segment's inputs %s can encode to", limit, shapesOf(pr.piece.Graph.Inputs))
 	}
 	var hdr segmentResponse
 	rc.report(&hdr)
@@ -191,6 +201,29 @@ func (n *Node) runSegment(ctx context.Context, m *Model, req segmentRequest, bod
 	w.SetHeader(hdr.marshal())
 	_, err = w.Write(res)
 	return err
+}
+
+// maxSegmentBody bounds an encoded message of tensors of the inputs'
+// shapes: their float32 bytes, 1/64 more (entropy coders' worst-case
+// expansion is far less) and 64 KiB of headers, parameters and tables.
+func maxSegmentBody(inputs []model.ValueInfo) int64 {
+	var raw int64
+	for _, vi := range inputs {
+		n := int64(4)
+		for _, d := range vi.Shape {
+			n *= int64(max(d, 1))
+		}
+		raw += n
+	}
+	return raw + raw/64 + 64<<10
+}
+
+func shapesOf(inputs []model.ValueInfo) string {
+	s := make([]string, len(inputs))
+	for i, vi := range inputs {
+		s[i] = fmt.Sprint(vi.Shape)
+	}
+	return strings.Join(s, ", ")
 }
 
 // checkInputs verifies decoded tensors against a piece's inputs.

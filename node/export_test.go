@@ -39,3 +39,18 @@ func ProbeHeader(id, version string) []byte {
 	}
 	return b
 }
+
+// RunHeader is the node protocol header of a run of nodes [from, to) of
+// model id with codec.
+func RunHeader(id, version, codec string, from, to int) []byte {
+	nodes := make([]int, 0, to-from)
+	for i := from; i < to; i++ {
+		nodes = append(nodes, i)
+	}
+	r := segmentRequest{Op: opRun, Model: id, Version: version, Codec: codec, Nodes: nodes}
+	b, err := r.marshal()
+	if err != nil {
+		panic(err)
+	}
+	return b
+}

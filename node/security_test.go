@@ -9,8 +9,12 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"runtime"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -146,4 +150,105 @@ func clusterView(t *testing.T, n *node.Node) []node.ClusterMember {
 		t.Fatalf("/v1/cluster: %d %s: %v", rec.Code, rec.Body.String(), err)
 	}
 	return out
+}
+
+// garbage is an endless reader of pseudo-random bytes that holds no
+// buffer of its own.
+type garbage struct{ x uint64 }
+
+func (g *garbage) Read(p []byte) (int, error) {
+	for i := range p {
+		g.x = g.x*6364136223846793005 + 1442695040888963407
+		p[i] = byte(g.x >> 56)
+	}
+	return len(p), nil
+}
+
+// TestCloudBoundsSegmentBodies: a run request whose body is longer than
+// any encoding of the segment's inputs is refused as too large after at
+// most that many bytes, not after transport's whole body limit.
+func TestCloudBoundsSegmentBodies(t *testing.T) {
+	lc, m := startTestCluster(t, 1, "auto")
+	edge, cloud := lc.Edges[0], lc.Clouds[0]
+	hdr := node.RunHeader(m.ID, m.Version, "lossless", 0, m.Nodes())
+	_, err := edge.Endpoint().Call(context.Background(), cloud.QUICAddr(), &transport.Request{ID: 7, Header: hdr},
+		io.LimitReader(&garbage{x: 1}, 64<<20))
+	if !errors.Is(err, transport.ErrTooLarge) || !strings.Contains(err.Error(), "the most the segment's inputs") {
+		t.Fatalf("a 64 MiB garbage body: %v, want too large naming the inputs' bound", err)
+	}
+}
+
+// BenchmarkGarbageBodies sends 8 concurrent 64 MiB garbage segment bodies
+// and 8 PNG decompression bombs to a cluster and reports the process's
+// peak RSS growth (both ends run in this process) in MB.
+func BenchmarkGarbageBodies(b *testing.B) {
+	m := testModel(b)
+	lc, err := cluster.Start(context.Background(), cluster.Config{
+		Edges: 1, Clouds: 1, Models: []*node.Model{m}, GossipKey: []byte("0123456789abcdef"), Logger: quietLogger(),
+		Tune: func(c *node.Config) { c.ProfileRuns = 1 },
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer lc.Kill()
+	edge, cloud := lc.Edges[0], lc.Clouds[0]
+	hdr := node.RunHeader(m.ID, m.Version, "lossless", 0, m.Nodes())
+	h := edge.Handler()
+	bomb := pngHeader(4096, 4096, 16, 6)
+	var peak float64
+	for b.Loop() {
+		runtime.GC()
+		base := rssMB(b)
+		var hw atomic.Int64
+		done := make(chan struct{})
+		go func() {
+			for {
+				select {
+				case <-done:
+					return
+				case <-time.After(5 * time.Millisecond):
+					if r := int64(rssMB(b)); r > hw.Load() {
+						hw.Store(r)
+					}
+				}
+			}
+		}()
+		var wg sync.WaitGroup
+		for i := range 8 {
+			wg.Go(func() {
+				_, err := edge.Endpoint().Call(context.Background(), cloud.QUICAddr(), &transport.Request{ID: uint64(i), Header: hdr},
+					io.LimitReader(&garbage{x: uint64(i)}, 64<<20))
+				if !errors.Is(err, transport.ErrTooLarge) {
+					b.Errorf("garbage body: %v", err)
+				}
+			})
+			wg.Go(func() {
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/v1/infer", bytes.NewReader(bomb)))
+				if rec.Code != http.StatusBadRequest {
+					b.Errorf("PNG bomb: %d", rec.Code)
+				}
+			})
+		}
+		wg.Wait()
+		close(done)
+		peak = max(peak, float64(hw.Load())-base)
+	}
+	b.ReportMetric(peak, "peak-RSS-growth-MB")
+}
+
+// rssMB reads the process's resident set size from /proc (Linux).
+func rssMB(b testing.TB) float64 {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		b.Skip("no /proc/self/status:", err)
+	}
+	for _, l := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			return kb / 1024
+		}
+	}
+	b.Skip("no VmRSS")
+	return 0
 }
