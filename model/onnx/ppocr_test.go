@@ -17,7 +17,10 @@ import (
 	"github.com/edgesplit/edgesplit/partition"
 )
 
-const ppocrModel = "ch_ppocr_mobile_v2.0_cls_infer.onnx"
+const (
+	ppocrModel    = "ch_ppocr_mobile_v2.0_cls_infer.onnx"
+	ppocrRecModel = "ch_PP-OCRv4_rec_infer.onnx"
+)
 
 // cachedModel returns the path of a file fetched by scripts/fetch-models.sh,
 // or skips the test (fails it with EDGESPLIT_REQUIRE_ORT=1, as in CI: the
@@ -74,15 +77,31 @@ func maxDiffs(a, b []float32) (abs, scaled float64) {
 // intermediate tensors, with ONNX Runtime's (written by internal/refgen):
 // |edgesplit - ORT| <= 1e-4 * max(1, |ORT|) for every element.
 func TestPPOCRMatchesONNXRuntime(t *testing.T) {
-	path := cachedModel(t, ppocrModel)
+	matchesORT(t, ppocrModel, "testdata/ppocr")
+}
+
+// TestPPOCRRecMatchesONNXRuntime does the same for the PP-OCRv4 text
+// recogniser (SVTR: a CNN stem, then self-attention blocks with decomposed
+// LayerNorms, then a CTC head) on a seeded 1×3×48×320 input: the output, the
+// stem's output, a LayerNorm, the QKV projection, attention probabilities,
+// the last block's output, the neck and the logits.
+func TestPPOCRRecMatchesONNXRuntime(t *testing.T) {
+	matchesORT(t, ppocrRecModel, "testdata/ppocr_rec")
+}
+
+// matchesORT runs the cached model file on dir/x.npy and compares its
+// output, and the intermediate tensors dir/manifest.txt lists, with ONNX
+// Runtime's; then checks that Encode/Decode keeps the output bit for bit.
+func matchesORT(t *testing.T, modelFile, dir string) {
+	path := cachedModel(t, modelFile)
 	g, err := onnx.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	x := readNpy(t, "testdata/ppocr/x.npy")
+	x := readNpy(t, filepath.Join(dir, "x.npy"))
 	g.Inputs[0].Shape = append([]int(nil), x.Shape()...)
 
-	mf, err := os.Open("testdata/ppocr/manifest.txt")
+	mf, err := os.Open(filepath.Join(dir, "manifest.txt"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +132,7 @@ func TestPPOCRMatchesONNXRuntime(t *testing.T) {
 		return outs
 	}
 	check := func(what string, got *tensor.Dense, file string) {
-		want := readNpy(t, filepath.Join("testdata/ppocr", file))
+		want := readNpy(t, filepath.Join(dir, file))
 		if !got.Shape().Eq(want.Shape()) {
 			t.Errorf("%s: shape %v, ONNX Runtime %v", what, got.Shape(), want.Shape())
 			return
