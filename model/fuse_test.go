@@ -93,3 +93,55 @@ func TestActivationChainFusion(t *testing.T) {
 		}
 	}
 }
+
+// TestConvAffineActivationFusionIsExact checks that a Conv with a fused
+// HardSigmoid or HardSwish gives, bit for bit, what the Conv then the
+// standalone activation node give (a graph cut between the two runs them
+// apart), on the kernel families that fuse epilogues: pointwise with a
+// 240-row output (12-row SGEMM tiles), one column (edge tile), im2col, and
+// depthwise 3×3 and 5×5, at 1 and 2 threads.
+func TestConvAffineActivationFusionIsExact(t *testing.T) {
+	rng := rand.New(rand.NewSource(194))
+	cases := []struct {
+		name                   string
+		inC, outC, h, w, k, gp int
+	}{
+		{"pointwise-240x1", 60, 240, 1, 1, 1, 1},
+		{"pointwise-240", 64, 240, 6, 24, 1, 1},
+		{"im2col-3x3", 16, 36, 9, 13, 3, 1},
+		{"depthwise-3x3", 48, 48, 12, 40, 3, 48},
+		{"depthwise-5x5", 48, 48, 12, 40, 5, 48},
+	}
+	acts := []struct {
+		op string
+		at attrs
+	}{
+		{"HardSigmoid", attrs{"alpha": aFloat(1.0 / 6), "beta": aFloat(0.5)}},
+		{"HardSigmoid", nil},
+		{"HardSwish", nil},
+	}
+	for _, tc := range cases {
+		for _, a := range acts {
+			g := NewGraph(tc.name + "-" + a.op)
+			g.Inputs = []ValueInfo{{Name: "x", Shape: []int{1, tc.inC, tc.h, tc.w}}}
+			g.Outputs = []ValueInfo{{Name: "y"}}
+			g.Initializers["w"] = randDense(rng, tc.outC, tc.inC/tc.gp, tc.k, tc.k)
+			g.Initializers["b"] = randDense(rng, tc.outC)
+			p := int64(tc.k / 2)
+			g.Nodes = []*Node{
+				nd("Conv", "conv", []string{"x", "w", "b"}, []string{"c"}, attrs{"group": aInt(int64(tc.gp)), "pads": aInts(p, p, p, p)}),
+				nd(a.op, "act", []string{"c"}, []string{"y"}, a.at),
+			}
+			x := randDense(rng, 1, tc.inC, tc.h, tc.w)
+			for _, threads := range []int{1, 2} {
+				fused := runOnce(t, g, Options{Threads: threads}, x)[0]
+				apart := runOnce(t, g, Options{Threads: threads, NoFusion: true}, x)[0]
+				for i := range apart {
+					if math.Float32bits(fused[i]) != math.Float32bits(apart[i]) {
+						t.Fatalf("%s, %d threads: fused y[%d] = %v, Conv then %s %v", g.Name, threads, i, fused[i], a.op, apart[i])
+					}
+				}
+			}
+		}
+	}
+}
