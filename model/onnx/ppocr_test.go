@@ -252,3 +252,40 @@ func piecesAreExact(t *testing.T, modelFile string, x *tensor.Dense) {
 	t.Logf("%s: head-then-tail bit-identical to the unsplit run at all %d cut positions (%d with a multi-tensor boundary)",
 		modelFile, len(sg.Nodes)+1, multi)
 }
+
+// TestPPOCRRecRunAllocatesNothing checks that a steady-state run of the
+// PP-OCRv4 recogniser (attention included) allocates nothing, single- and
+// multi-threaded.
+func TestPPOCRRecRunAllocatesNothing(t *testing.T) {
+	g, err := onnx.Load(cachedModel(t, ppocrRecModel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := readNpy(t, "testdata/ppocr_rec/x.npy")
+	sg, err := model.Simplify(g, map[string][]int{g.Inputs[0].Name: x.Shape().Clone()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, threads := range []int{1, 2} {
+		net, err := model.Compile(sg, model.Options{Threads: threads})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ex := net.NewExtractor()
+		if _, err := ex.Run(ctx, x); err != nil {
+			t.Fatal(err)
+		}
+		allocs := testing.AllocsPerRun(3, func() {
+			if _, err := ex.Run(ctx, x); err != nil {
+				t.Fatal(err)
+			}
+		})
+		if allocs != 0 {
+			t.Errorf("%d threads: Run allocates %v times per run, want 0", threads, allocs)
+		}
+		if err := net.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
