@@ -46,6 +46,7 @@ func newRootCmd() *cobra.Command {
 		newCodecCmd(),
 		newTrainCmd(),
 		newEvalCmd(),
+		newOCRCmd(),
 	)
 	return root
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"image"
 	"math"
+	"os"
+	"path/filepath"
 	"sync"
 
 	"gorgonia.org/tensor"
@@ -320,3 +322,23 @@ type subImage struct {
 }
 
 func (s subImage) Bounds() image.Rectangle { return s.r }
+
+// CacheDir is the folder scripts/fetch-models.sh writes the models to:
+// $EDGESPLIT_CACHE, else $XDG_CACHE_HOME/edgesplit, else ~/.cache/edgesplit.
+func CacheDir() string {
+	if dir := os.Getenv("EDGESPLIT_CACHE"); dir != "" {
+		return dir
+	}
+	base := os.Getenv("XDG_CACHE_HOME")
+	if base == "" {
+		home, _ := os.UserHomeDir()
+		base = filepath.Join(home, ".cache")
+	}
+	return filepath.Join(base, "edgesplit")
+}
+
+// CachedConfig is a Config naming the three files in CacheDir.
+func CachedConfig() Config {
+	d := CacheDir()
+	return Config{Det: filepath.Join(d, DetFile), Rec: filepath.Join(d, RecFile), Keys: filepath.Join(d, KeysFile)}
+}

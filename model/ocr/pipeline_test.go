@@ -22,16 +22,7 @@ import (
 // the models are fetched with the reference runtime).
 func cached(t testing.TB, name string) string {
 	t.Helper()
-	dir := os.Getenv("EDGESPLIT_CACHE")
-	if dir == "" {
-		base := os.Getenv("XDG_CACHE_HOME")
-		if base == "" {
-			home, _ := os.UserHomeDir()
-			base = filepath.Join(home, ".cache")
-		}
-		dir = filepath.Join(base, "edgesplit")
-	}
-	p := filepath.Join(dir, name)
+	p := filepath.Join(CacheDir(), name)
 	if _, err := os.Stat(p); err != nil {
 		if os.Getenv("EDGESPLIT_REQUIRE_ORT") == "1" {
 			t.Fatalf("%s not cached (run scripts/fetch-models.sh): %v", name, err)
