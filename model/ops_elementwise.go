@@ -551,6 +551,14 @@ const (
 )
 
 // binaryLayer is an element-wise binary op with broadcasting.
+// divRecip returns 1/b and whether x/b may run as x·(1/b): when 1/b is a
+// normal float32 (within an ulp of the division then).
+func divRecip(b float32) (float32, bool) {
+	r := 1 / b
+	rb := math.Abs(float64(r))
+	return r, rb != 0 && !math.IsInf(rb, 0) && rb >= 0x1p-126
+}
+
 type binaryLayer struct {
 	op    binOp
 	f     func(a, b float32) float32
@@ -572,8 +580,7 @@ func newBinary(c *nodeCtx, name string) (layer, error) {
 		// Division by a constant scalar is a multiply by its reciprocal
 		// (within an ulp; fused chains use the same arithmetic).
 		if b := c.in[1]; b.konst && b.numel() == 1 && b.dt == dtFloat {
-			r := 1 / b.f[0]
-			if rb := math.Abs(float64(r)); rb != 0 && !math.IsInf(rb, 0) && rb >= 0x1p-126 {
+			if r, ok := divRecip(b.f[0]); ok {
 				l.op, l.recip = opMul, []float32{r}
 			}
 		}
