@@ -27,11 +27,11 @@ type chainFusion struct {
 type stageKind uint8
 
 const (
-	stageClipGate stageKind = iota // x·clip(x+add)·mul: Add, Clip, Mul, then Div or Mul
-	stageGated                     // x·act(x): HardSwish as x·HardSigmoid(x), SiLU as x·Sigmoid(x)
-	stageScalar                    // x op s, or s op x when left
-	stageAffine                    // (x·s)+b: a Mul then an Add of scalars
-	stageAffineGate                // affine, clip gate, affine in one pass (either affine may be the identity)
+	stageClipGate   stageKind = iota // x·clip(x+add)·mul: Add, Clip, Mul, then Div or Mul
+	stageGated                       // x·act(x): HardSwish as x·HardSigmoid(x), SiLU as x·Sigmoid(x)
+	stageScalar                      // x op s, or s op x when left
+	stageAffine                      // (x·s)+b: a Mul then an Add of scalars
+	stageAffineGate                  // affine, clip gate, affine in one pass (either affine may be the identity)
 )
 
 // chainStage is one stage of a chain: one node (scalar arithmetic) or the
