@@ -197,3 +197,32 @@ func TestFoldLogic(t *testing.T) {
 		t.Fatalf("y shape %v", s)
 	}
 }
+
+func TestExp32(t *testing.T) {
+	worst := 0.0
+	for x := float32(-90); x <= 89; x += 0.000731 {
+		got, want := exp32(x), float32(math.Exp(float64(x)))
+		if want == 0 || math.IsInf(float64(want), 0) || want < 0x1p-126 {
+			if got != want && !(want < 0x1p-126 && got == 0) {
+				t.Fatalf("exp32(%v) = %v, want %v", x, got, want)
+			}
+			continue
+		}
+		d := math.Abs(float64(got)-float64(want)) / float64(want)
+		worst = math.Max(worst, d)
+	}
+	if worst > 2.5e-7 {
+		t.Errorf("exp32: max relative error %.3g, want ≤ 2.5e-7 (2 ulp)", worst)
+	}
+	t.Logf("exp32: max relative error %.3g on [-87.3, 88.7]", worst)
+	for _, tc := range []struct{ x, want float32 }{
+		{0, 1}, {float32(math.Inf(-1)), 0}, {float32(math.Inf(1)), float32(math.Inf(1))}, {-100, 0}, {100, float32(math.Inf(1))},
+	} {
+		if got := exp32(tc.x); got != tc.want {
+			t.Errorf("exp32(%v) = %v, want %v", tc.x, got, tc.want)
+		}
+	}
+	if v := exp32(float32(math.NaN())); v == v {
+		t.Errorf("exp32(NaN) = %v", v)
+	}
+}

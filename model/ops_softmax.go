@@ -52,10 +52,10 @@ func (l *softmaxLayer) forward(in, out [][]float32, _ []float32) {
 			}
 			var s float64
 			for k := 0; k < l.n; k++ {
-				e := math.Exp(float64(x[base+k*l.inner] - m))
-				s += e
+				e := exp32(x[base+k*l.inner] - m)
+				s += float64(e)
 				if !l.log {
-					y[base+k*l.inner] = float32(e)
+					y[base+k*l.inner] = e
 				}
 			}
 			if l.log {
