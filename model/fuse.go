@@ -153,6 +153,11 @@ func (st *chainStage) apply(t, tmp []float32) {
 			t[i] = float32(v*sc) + b
 		}
 	case stageAffineGate:
+		if st.cl.zeroLo && !math.Signbit(float64(st.act.Beta)) {
+			// The same arithmetic, 8 lanes at a time.
+			kern.AffineClipGate(t, kern.Gate{PS: st.ps, PB: st.pb, A: st.add, Hi: st.act.Beta, M: st.mul, QS: st.qs, QB: st.qb})
+			return
+		}
 		a, m, cl := st.add, st.mul, st.cl
 		ps, pb, qs, qb := st.ps, st.pb, st.qs, st.qb
 		for i, v := range t {
