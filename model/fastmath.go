@@ -53,12 +53,20 @@ func relu32(v float32) float32 {
 	return math.Float32frombits(uint32(u &^ (u >> 31)))
 }
 
-// exp32 is e^x in float32 arithmetic (Cephes' expf: x = n·ln2 + r with
-// |r| ≤ ln2/2, a degree-6 polynomial for e^r, then n added to the
-// exponent), within 2 ulp of math.Exp rounded to float32 — about 4× faster
-// than math.Exp on float64. Below -87.3 (where e^x is subnormal) it gives
-// 0; above 88.7, +Inf; NaN stays NaN.
+// exp32 is e^x in float32 arithmetic, as expShift computes it.
 func exp32(x float32) float32 {
+	var y [1]float32
+	expShift(y[:], []float32{x}, 0)
+	return y[0]
+}
+
+// expShift sets y[i] = e^(x[i]−m) in float32 arithmetic and returns the sum
+// of the y[i] in float64 (Cephes' expf: t = n·ln2 + r with |r| ≤ ln2/2, a
+// degree-6 polynomial for e^r, then n added to the exponent; within 2 ulp
+// of math.Exp rounded to float32, several times faster than math.Exp on
+// float64). Where e^t is subnormal (t < −87.3) it gives 0; above 88.7,
+// +Inf; NaN stays NaN. y and x may be the same slice.
+func expShift(y, x []float32, m float32) float64 {
 	const (
 		hi    = 88.72283
 		lo    = -87.33654
@@ -66,29 +74,39 @@ func exp32(x float32) float32 {
 		c1    = 0.693359375
 		c2    = -2.12194440e-4
 	)
-	switch {
-	case x != x:
-		return x
-	case x > hi:
-		return float32(math.Inf(1))
-	case x < lo:
-		return 0
+	var sum float64
+	x = x[:len(y)]
+	for i, v := range x {
+		t := v - m
+		var e float32
+		switch {
+		case t != t:
+			e = t
+		case t > hi:
+			e = float32(math.Inf(1))
+		case t < lo:
+			e = 0
+		default:
+			fx := float32(math.Floor(float64(t*log2e + 0.5)))
+			r := t - fx*c1
+			r -= fx * c2
+			z := r * r
+			p := float32(1.9875691500e-4)
+			p = p*r + 1.3981999507e-3
+			p = p*r + 8.3334519073e-3
+			p = p*r + 4.1665795894e-2
+			p = p*r + 1.6666665459e-1
+			p = p*r + 5.0000001201e-1
+			e = p*z + r + 1
+			// e·2^fx, in two steps so that each factor stays a normal
+			// float32 for fx from −126 to 128.
+			n := int32(fx)
+			h := n / 2
+			e *= math.Float32frombits(uint32(h+127) << 23)
+			e *= math.Float32frombits(uint32(n-h+127) << 23)
+		}
+		y[i] = e
+		sum += float64(e)
 	}
-	fx := float32(math.Floor(float64(x*log2e + 0.5)))
-	r := x - fx*c1
-	r -= fx * c2
-	z := r * r
-	p := float32(1.9875691500e-4)
-	p = p*r + 1.3981999507e-3
-	p = p*r + 8.3334519073e-3
-	p = p*r + 4.1665795894e-2
-	p = p*r + 1.6666665459e-1
-	p = p*r + 5.0000001201e-1
-	y := p*z + r + 1
-	// y·2^fx, in two steps so that 2^fx stays a normal float32 for fx
-	// down to -126 and up to 128.
-	n := int32(fx)
-	h := n / 2
-	y *= math.Float32frombits(uint32(h+127) << 23)
-	return y * math.Float32frombits(uint32(n-h+127)<<23)
+	return sum
 }

@@ -43,6 +43,21 @@ func (l *softmaxLayer) forward(in, out [][]float32, _ []float32) {
 	if l.n == 0 {
 		return
 	}
+	if l.inner == 1 && !l.log {
+		// Softmax along contiguous rows.
+		for o := 0; o < l.outer; o++ {
+			xr, yr := x[o*l.n:(o+1)*l.n], y[o*l.n:(o+1)*l.n]
+			m := float32(math.Inf(-1))
+			for _, v := range xr {
+				m = max(m, v)
+			}
+			inv := float32(1 / expShift(yr, xr, m))
+			for k := range yr {
+				yr[k] *= inv
+			}
+		}
+		return
+	}
 	for o := 0; o < l.outer; o++ {
 		for i := 0; i < l.inner; i++ {
 			base := o*l.n*l.inner + i
