@@ -21,6 +21,7 @@ import (
 const (
 	ppocrModel    = "ch_ppocr_mobile_v2.0_cls_infer.onnx"
 	ppocrRecModel = "ch_PP-OCRv4_rec_infer.onnx"
+	ppocrDetModel = "ch_PP-OCRv4_det_infer.onnx"
 )
 
 // cachedModel returns the path of a file fetched by scripts/fetch-models.sh,
@@ -88,6 +89,13 @@ func TestPPOCRMatchesONNXRuntime(t *testing.T) {
 // the last block's output, the neck and the logits.
 func TestPPOCRRecMatchesONNXRuntime(t *testing.T) {
 	matchesORT(t, ppocrRecModel, "testdata/ppocr_rec")
+}
+
+// TestPPOCRDetMatchesONNXRuntime does the same for the PP-OCRv4 text
+// detector (DBNet: a CNN backbone, an FPN with nearest Resize, a
+// ConvTranspose head) on a seeded 1×3×160×256 input: its probability map.
+func TestPPOCRDetMatchesONNXRuntime(t *testing.T) {
+	matchesORT(t, ppocrDetModel, "testdata/ppocr_det")
 }
 
 // matchesORT runs the cached model file on dir/x.npy and compares its
@@ -205,6 +213,20 @@ func TestPPOCRRecPiecesAreExact(t *testing.T) {
 		xs[i] = rng.Float32()*2 - 1
 	}
 	piecesAreExact(t, ppocrRecModel, tensor.New(tensor.WithShape(1, 3, 48, 96), tensor.WithBacking(xs)))
+}
+
+// TestPPOCRDetPiecesAreExact does the same for the PP-OCRv4 detector, on
+// a 1×3×64×96 input.
+func TestPPOCRDetPiecesAreExact(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: a compiled head/tail pair per node")
+	}
+	rng := rand.New(rand.NewPCG(17, 1))
+	xs := make([]float32, 3*64*96)
+	for i := range xs {
+		xs[i] = rng.Float32()*2 - 1
+	}
+	piecesAreExact(t, ppocrDetModel, tensor.New(tensor.WithShape(1, 3, 64, 96), tensor.WithBacking(xs)))
 }
 
 // piecesAreExact cuts the cached model, with its input shape fixed to x's,
