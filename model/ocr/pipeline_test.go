@@ -46,7 +46,13 @@ func newTestPipeline(t testing.TB) *Pipeline {
 // one line every 2·size pixels, the first baseline 1.3·size from the top.
 func page(t testing.TB, w, h int, size float64, lines ...string) *image.RGBA {
 	t.Helper()
-	f, err := opentype.Parse(goregular.TTF)
+	return pageFont(t, goregular.TTF, w, h, size, lines...)
+}
+
+// pageFont is page in the TrueType font ttf.
+func pageFont(t testing.TB, ttf []byte, w, h int, size float64, lines ...string) *image.RGBA {
+	t.Helper()
+	f, err := opentype.Parse(ttf)
 	if err != nil {
 		t.Fatal(err)
 	}
