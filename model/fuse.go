@@ -326,21 +326,11 @@ func (f *fusionCtx) findHardSwish() []chainFusion {
 // it: a multiply by the reciprocal when that is a normal float32.
 func (f *fusionCtx) scalarStage(n *Node) (chainStage, string, bool) {
 	st := chainStage{kind: stageScalar}
-	switch n.Op {
-	case "Add":
-		st.op = opAdd
-	case "Sub":
-		st.op = opSub
-	case "Mul":
-		st.op = opMul
-	case "Div":
-		st.op = opDiv
-	default:
+	op, ok := arithOp(n.Op)
+	if !ok || len(n.Inputs) != 2 || len(n.Outputs) != 1 {
 		return st, "", false
 	}
-	if len(n.Inputs) != 2 || len(n.Outputs) != 1 {
-		return st, "", false
-	}
+	st.op = op
 	a, b, y := f.a.vals[n.Inputs[0]], f.a.vals[n.Inputs[1]], f.a.vals[n.Outputs[0]]
 	if a == nil || b == nil || y == nil || a.dt != dtFloat || b.dt != dtFloat {
 		return st, "", false

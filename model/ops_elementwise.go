@@ -551,6 +551,22 @@ const (
 )
 
 // binaryLayer is an element-wise binary op with broadcasting.
+// arithOp returns the binOp of Add, Sub, Mul and Div, and whether name is
+// one of them.
+func arithOp(name string) (binOp, bool) {
+	switch name {
+	case "Add":
+		return opAdd, true
+	case "Sub":
+		return opSub, true
+	case "Mul":
+		return opMul, true
+	case "Div":
+		return opDiv, true
+	}
+	return 0, false
+}
+
 // divRecip returns 1/b and whether x/b may run as x·(1/b): when 1/b is a
 // normal float32 (within an ulp of the division then).
 func divRecip(b float32) (float32, bool) {
@@ -568,15 +584,9 @@ type binaryLayer struct {
 
 func newBinary(c *nodeCtx, name string) (layer, error) {
 	l := &binaryLayer{p: newBcast(c.out[0].shape, c.in[0].shape, c.in[1].shape)}
+	l.op, _ = arithOp(name)
 	switch name {
-	case "Add":
-		l.op = opAdd
-	case "Sub":
-		l.op = opSub
-	case "Mul":
-		l.op = opMul
 	case "Div":
-		l.op = opDiv
 		// Division by a constant scalar is a multiply by its reciprocal
 		// (within an ulp; fused chains use the same arithmetic).
 		if b := c.in[1]; b.konst && b.numel() == 1 && b.dt == dtFloat {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"image"
 	"math"
-	"os"
 	"path/filepath"
 	"sync"
 
@@ -323,22 +322,9 @@ type subImage struct {
 
 func (s subImage) Bounds() image.Rectangle { return s.r }
 
-// CacheDir is the folder scripts/fetch-models.sh writes the models to:
-// $EDGESPLIT_CACHE, else $XDG_CACHE_HOME/edgesplit, else ~/.cache/edgesplit.
-func CacheDir() string {
-	if dir := os.Getenv("EDGESPLIT_CACHE"); dir != "" {
-		return dir
-	}
-	base := os.Getenv("XDG_CACHE_HOME")
-	if base == "" {
-		home, _ := os.UserHomeDir()
-		base = filepath.Join(home, ".cache")
-	}
-	return filepath.Join(base, "edgesplit")
-}
-
-// CachedConfig is a Config naming the three files in CacheDir.
+// CachedConfig is a Config naming the three files in the folder
+// scripts/fetch-models.sh caches them in ([onnx.CacheDir]).
 func CachedConfig() Config {
-	d := CacheDir()
+	d := onnx.CacheDir()
 	return Config{Det: filepath.Join(d, DetFile), Rec: filepath.Join(d, RecFile), Keys: filepath.Join(d, KeysFile)}
 }

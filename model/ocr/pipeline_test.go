@@ -15,6 +15,8 @@ import (
 	"golang.org/x/image/font/gofont/goregular"
 	"golang.org/x/image/font/opentype"
 	"golang.org/x/image/math/fixed"
+
+	"github.com/edgesplit/edgesplit/model/onnx"
 )
 
 // cached returns the path of a file scripts/fetch-models.sh caches, or
@@ -22,7 +24,7 @@ import (
 // the models are fetched with the reference runtime).
 func cached(t testing.TB, name string) string {
 	t.Helper()
-	p := filepath.Join(CacheDir(), name)
+	p := filepath.Join(onnx.CacheDir(), name)
 	if _, err := os.Stat(p); err != nil {
 		if os.Getenv("EDGESPLIT_REQUIRE_ORT") == "1" {
 			t.Fatalf("%s not cached (run scripts/fetch-models.sh): %v", name, err)

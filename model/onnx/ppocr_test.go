@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"math"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -28,16 +27,7 @@ const (
 // or skips the test (fails it with EDGESPLIT_REQUIRE_ORT=1, as in CI: the
 // model is part of the reference fetched with ONNX Runtime).
 func cachedModel(t testing.TB, name string) string {
-	dir := os.Getenv("EDGESPLIT_CACHE")
-	if dir == "" {
-		base := os.Getenv("XDG_CACHE_HOME")
-		if base == "" {
-			home, _ := os.UserHomeDir()
-			base = filepath.Join(home, ".cache")
-		}
-		dir = filepath.Join(base, "edgesplit")
-	}
-	p := filepath.Join(dir, name)
+	p := filepath.Join(onnx.CacheDir(), name)
 	if _, err := os.Stat(p); err != nil {
 		if os.Getenv("EDGESPLIT_REQUIRE_ORT") == "1" {
 			t.Fatalf("%s not cached (run scripts/fetch-models.sh; EDGESPLIT_REQUIRE_ORT=1 requires it): %v", name, err)
@@ -207,12 +197,7 @@ func TestPPOCRRecPiecesAreExact(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: ~400 compiled head/tail pairs")
 	}
-	rng := rand.New(rand.NewPCG(16, 1))
-	xs := make([]float32, 3*48*96)
-	for i := range xs {
-		xs[i] = rng.Float32()*2 - 1
-	}
-	piecesAreExact(t, ppocrRecModel, tensor.New(tensor.WithShape(1, 3, 48, 96), tensor.WithBacking(xs)))
+	piecesAreExact(t, ppocrRecModel, model.UniformTensor([]int{1, 3, 48, 96}, 16))
 }
 
 // TestPPOCRDetPiecesAreExact does the same for the PP-OCRv4 detector, on
@@ -221,12 +206,7 @@ func TestPPOCRDetPiecesAreExact(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: a compiled head/tail pair per node")
 	}
-	rng := rand.New(rand.NewPCG(17, 1))
-	xs := make([]float32, 3*64*96)
-	for i := range xs {
-		xs[i] = rng.Float32()*2 - 1
-	}
-	piecesAreExact(t, ppocrDetModel, tensor.New(tensor.WithShape(1, 3, 64, 96), tensor.WithBacking(xs)))
+	piecesAreExact(t, ppocrDetModel, model.UniformTensor([]int{1, 3, 64, 96}, 17))
 }
 
 // piecesAreExact cuts the cached model, with its input shape fixed to x's,
