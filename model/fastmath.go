@@ -1,6 +1,10 @@
 package model
 
-import "math"
+import (
+	"math"
+
+	"github.com/edgesplit/edgesplit/model/internal/kern"
+)
 
 // Branch-free float32 max/min/clamp through the IEEE-754 ordering trick:
 // mapping a float's bits to an int32 that sorts like the float (negative
@@ -53,59 +57,20 @@ func relu32(v float32) float32 {
 	return math.Float32frombits(uint32(u &^ (u >> 31)))
 }
 
-// exp32 is e^x in float32 arithmetic, as expShift computes it.
+// exp32 is e^x in float32 arithmetic, as kern.ExpShift computes it (within
+// 2 ulp of math.Exp; 0 where e^x is subnormal).
 func exp32(x float32) float32 {
 	var y [1]float32
-	expShift(y[:], []float32{x}, 0)
+	kern.ExpShift(y[:], []float32{x}, 0)
 	return y[0]
 }
 
-// expShift sets y[i] = e^(x[i]−m) in float32 arithmetic and returns the sum
-// of the y[i] in float64 (Cephes' expf: t = n·ln2 + r with |r| ≤ ln2/2, a
-// degree-6 polynomial for e^r, then n added to the exponent; within 2 ulp
-// of math.Exp rounded to float32, several times faster than math.Exp on
-// float64). Where e^t is subnormal (t < −87.3) it gives 0; above 88.7,
-// +Inf; NaN stays NaN. y and x may be the same slice.
+// expShift sets y[i] = e^(x[i]−m) (kern.ExpShift) and returns the sum of
+// the y[i] in float64. y and x may be the same slice.
 func expShift(y, x []float32, m float32) float64 {
-	const (
-		hi    = 88.72283
-		lo    = -87.33654
-		log2e = 1.44269504088896341
-		c1    = 0.693359375
-		c2    = -2.12194440e-4
-	)
+	kern.ExpShift(y, x, m)
 	var sum float64
-	x = x[:len(y)]
-	for i, v := range x {
-		t := v - m
-		var e float32
-		switch {
-		case t != t:
-			e = t
-		case t > hi:
-			e = float32(math.Inf(1))
-		case t < lo:
-			e = 0
-		default:
-			fx := float32(math.Floor(float64(t*log2e + 0.5)))
-			r := t - fx*c1
-			r -= fx * c2
-			z := r * r
-			p := float32(1.9875691500e-4)
-			p = p*r + 1.3981999507e-3
-			p = p*r + 8.3334519073e-3
-			p = p*r + 4.1665795894e-2
-			p = p*r + 1.6666665459e-1
-			p = p*r + 5.0000001201e-1
-			e = p*z + r + 1
-			// e·2^fx, in two steps so that each factor stays a normal
-			// float32 for fx from −126 to 128.
-			n := int32(fx)
-			h := n / 2
-			e *= math.Float32frombits(uint32(h+127) << 23)
-			e *= math.Float32frombits(uint32(n-h+127) << 23)
-		}
-		y[i] = e
+	for _, e := range y {
 		sum += float64(e)
 	}
 	return sum
