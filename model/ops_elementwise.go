@@ -596,6 +596,11 @@ func newBinary(c *nodeCtx, name string) (layer, error) {
 		}
 	case "Pow":
 		l.op, l.f = opOther, func(a, b float32) float32 { return float32(math.Pow(float64(a), float64(b))) }
+		if e, ok := c.in[1].scalarFloat(); ok && e == 2 {
+			// x² as LayerNorm's decomposed form writes it: the float64
+			// square of a float32 is exact, so rounding it equals a·a.
+			l.f = func(a, _ float32) float32 { return a * a }
+		}
 	case "Max":
 		l.op, l.f = opOther, func(a, b float32) float32 {
 			if a != a || b != b {

@@ -226,3 +226,27 @@ func TestExp32(t *testing.T) {
 		t.Errorf("exp32(NaN) = %v", v)
 	}
 }
+
+// TestPowSquareIsExact checks that Pow(x, 2), run as x·x, gives what
+// math.Pow gives, bit for bit, including ±0, ±Inf, NaN and values whose
+// square overflows or underflows.
+func TestPowSquareIsExact(t *testing.T) {
+	xs := []float32{0, float32(math.Copysign(0, -1)), float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN()),
+		1e20, -1e20, 1e-23, -1e-23, 3, -3, 1.1754944e-38, 0.1}
+	rng := rand.New(rand.NewSource(2))
+	for range 1000 {
+		xs = append(xs, float32(rng.NormFloat64()*math.Pow(10, float64(rng.Intn(40)-20))))
+	}
+	g := NewGraph("pow2")
+	g.Inputs = []ValueInfo{{Name: "x", Shape: []int{len(xs)}}}
+	g.Outputs = []ValueInfo{{Name: "y"}}
+	g.Initializers["two"] = denseF([]int{1}, []float32{2})
+	g.Nodes = []*Node{nd("Pow", "p", []string{"x", "two"}, []string{"y"}, nil)}
+	y := runOnce(t, g, Options{}, denseF([]int{len(xs)}, xs))[0]
+	for i, x := range xs {
+		want := float32(math.Pow(float64(x), 2))
+		if math.Float32bits(y[i]) != math.Float32bits(want) && !(want != want && y[i] != y[i]) {
+			t.Fatalf("Pow(%v, 2) = %v, math.Pow %v", x, y[i], want)
+		}
+	}
+}
