@@ -250,3 +250,46 @@ func TestPowSquareIsExact(t *testing.T) {
 		}
 	}
 }
+
+// TestSoftmaxRows checks Softmax along contiguous rows against float64
+// arithmetic, with a NaN row (all NaN), a row with −Inf entries, signed
+// zeros, and a 6625-class row like PP-OCR's CTC head.
+func TestSoftmaxRows(t *testing.T) {
+	nan, inf := float32(math.NaN()), float32(math.Inf(1))
+	rng := rand.New(rand.NewSource(5))
+	long := make([]float32, 6625)
+	for i := range long {
+		long[i] = float32(rng.NormFloat64() * 8)
+	}
+	rows := [][]float32{{1, 2, 3, 4}, {1, nan, 3, 4}, {-inf, 0, -inf, 2}, {float32(math.Copysign(0, -1)), 0, 0, 0}, long}
+	for _, r := range rows {
+		g := NewGraph("softmax")
+		g.OpsetVersion = 13
+		g.Inputs = []ValueInfo{{Name: "x", Shape: []int{1, len(r)}}}
+		g.Outputs = []ValueInfo{{Name: "y"}}
+		g.Nodes = []*Node{nd("Softmax", "s", []string{"x"}, []string{"y"}, attrs{"axis": aInt(-1)})}
+		y := runOnce(t, g, Options{}, denseF([]int{1, len(r)}, r))[0]
+		m := math.Inf(-1)
+		hasNaN := false
+		for _, v := range r {
+			m = math.Max(m, float64(v))
+			hasNaN = hasNaN || v != v
+		}
+		var s float64
+		for _, v := range r {
+			s += math.Exp(float64(v) - m)
+		}
+		for i, v := range r {
+			want := math.Exp(float64(v)-m) / s
+			if hasNaN {
+				if y[i] == y[i] {
+					t.Fatalf("row with NaN: y[%d] = %v, want NaN", i, y[i])
+				}
+				continue
+			}
+			if d := math.Abs(float64(y[i]) - want); d > 1e-6*math.Max(1e-3, want) && d > 1e-9 {
+				t.Fatalf("len %d: y[%d] = %v, want %v", len(r), i, y[i], want)
+			}
+		}
+	}
+}

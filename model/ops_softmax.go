@@ -47,9 +47,18 @@ func (l *softmaxLayer) forward(in, out [][]float32, _ []float32) {
 		// Softmax along contiguous rows.
 		for o := 0; o < l.outer; o++ {
 			xr, yr := x[o*l.n:(o+1)*l.n], y[o*l.n:(o+1)*l.n]
-			m := float32(math.Inf(-1))
+			// The row's maximum (NaN if it has a NaN, as max gives), with
+			// plain compares: the max builtin's NaN and signed-zero cases
+			// make it several times slower.
+			m, nan := float32(math.Inf(-1)), false
 			for _, v := range xr {
-				m = max(m, v)
+				if v > m {
+					m = v
+				}
+				nan = nan || v != v
+			}
+			if nan {
+				m = float32(math.NaN())
 			}
 			inv := float32(1 / expShift(yr, xr, m))
 			for k := range yr {
