@@ -161,3 +161,29 @@ func TestBadInput(t *testing.T) {
 		t.Errorf("New with a 2-entry alphabet: err = %v, want ErrAlphabet", err)
 	}
 }
+
+// BenchmarkReadLine reads one rendered 48×360 line (the recogniser at
+// 1×3×48×384 after padding, plus pre- and post-processing).
+func BenchmarkReadLine(b *testing.B) {
+	p := newTestPipeline(b)
+	img := page(b, 360, 48, 28, "Split inference 2026")
+	ctx := context.Background()
+	for b.Loop() {
+		if _, err := p.ReadLine(ctx, img); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkRead reads a rendered 640×360 page of three lines (detection at
+// 640×352, three crops recognised).
+func BenchmarkRead(b *testing.B) {
+	p := newTestPipeline(b)
+	img := page(b, 640, 360, 32, "The quick brown fox", "jumps over 13 lazy dogs.", "Edge and cloud, split.")
+	ctx := context.Background()
+	for b.Loop() {
+		if _, err := p.Read(ctx, img); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
