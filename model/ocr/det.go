@@ -30,25 +30,20 @@ type DetOptions struct {
 }
 
 func (o DetOptions) withDefaults() DetOptions {
-	if o.MaxSide <= 0 {
-		o.MaxSide = 960
-	}
-	if o.Thresh <= 0 {
-		o.Thresh = 0.3
-	}
-	if o.BoxThresh <= 0 {
-		o.BoxThresh = 0.6
-	}
-	if o.UnclipRatio <= 0 {
-		o.UnclipRatio = 1.5
-	}
-	if o.MinSize <= 0 {
-		o.MinSize = 3
-	}
-	if o.MaxCandidates <= 0 {
-		o.MaxCandidates = 1000
-	}
+	orDefault(&o.MaxSide, 960)
+	orDefault(&o.Thresh, 0.3)
+	orDefault(&o.BoxThresh, 0.6)
+	orDefault(&o.UnclipRatio, 1.5)
+	orDefault(&o.MinSize, 3)
+	orDefault(&o.MaxCandidates, 1000)
 	return o
+}
+
+// orDefault sets *p to d when *p is zero or negative.
+func orDefault[T int | float32 | float64](p *T, d T) {
+	if *p <= 0 {
+		*p = d
+	}
 }
 
 // box is an axis-aligned rectangle [x0, x1) × [y0, y1) in map pixels.
