@@ -1,6 +1,10 @@
 package model
 
-import "math"
+import (
+	"math"
+
+	"github.com/edgesplit/edgesplit/model/internal/kern"
+)
 
 // Branch-free float32 max/min/clamp through the IEEE-754 ordering trick:
 // mapping a float's bits to an int32 that sorts like the float (negative
@@ -51,4 +55,23 @@ func (c clamper) clamp(v float32) float32 {
 func relu32(v float32) float32 {
 	u := int32(math.Float32bits(v))
 	return math.Float32frombits(uint32(u &^ (u >> 31)))
+}
+
+// exp32 is e^x in float32 arithmetic, as kern.ExpShift computes it (within
+// 2 ulp of math.Exp; 0 where e^x is subnormal).
+func exp32(x float32) float32 {
+	var y [1]float32
+	kern.ExpShift(y[:], []float32{x}, 0)
+	return y[0]
+}
+
+// expShift sets y[i] = e^(x[i]−m) (kern.ExpShift) and returns the sum of
+// the y[i] in float64. y and x may be the same slice.
+func expShift(y, x []float32, m float32) float64 {
+	kern.ExpShift(y, x, m)
+	var sum float64
+	for _, e := range y {
+		sum += float64(e)
+	}
+	return sum
 }

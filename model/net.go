@@ -164,7 +164,7 @@ func (n *Net) plan(a *analysis) error {
 	if !n.opts.NoFusion {
 		producers := g.Producers()
 		f := &fusionCtx{g: g, a: a, opset: opset, consumers: consumers, isOutput: isOutput}
-		for _, ch := range f.findHardSwish() {
+		for _, ch := range f.findChains() {
 			skip := false
 			for _, k := range ch.nodes {
 				if n.fusedInto[k] >= 0 || overrides[k].l != nil {

@@ -143,7 +143,8 @@ func (w window) to2D() window {
 
 type convLayer struct {
 	conv    *kern.Conv
-	chain   *chainOp // run on each image's output, when fused
+	post    kern.Activation // fused activation run after the kernel (see affineEpilogue)
+	chain   *chainOp        // run on each image's output, when fused
 	batch   int
 	inLen   int
 	outLen  int
@@ -181,11 +182,27 @@ func buildConv(c *nodeCtx) (layer, error) {
 		KH: w.k[0], KW: w.k[1], StrideH: w.s[0], StrideW: w.s[1],
 		PadT: w.pb[0], PadL: w.pb[1], DilH: w.d[0], DilW: w.d[1], Group: group,
 	}
-	kc, err := kern.NewConv(s, wv.f, bias, c.act)
+	act, post := c.act, kern.Activation{}
+	if affineEpilogue(act) {
+		act, post = kern.Activation{}, act
+	}
+	kc, err := kern.NewConv(s, wv.f, bias, act)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrShape, err)
 	}
-	return &convLayer{conv: kc, chain: c.chain, batch: x.shape[0], inLen: s.InC * s.InH * s.InW, outLen: s.OutC * s.OutH * s.OutW, threads: c.threads, pool: c.pool}, nil
+	return &convLayer{conv: kc, post: post, chain: c.chain, batch: x.shape[0], inLen: s.InC * s.InH * s.InW, outLen: s.OutC * s.OutH * s.OutW, threads: c.threads, pool: c.pool}, nil
+}
+
+// affineEpilogue reports whether a fused activation has an α·x+β step
+// (HardSigmoid, HardSwish). Some of kern's in-register epilogues — the
+// 12-row SGEMM tiles and the AVX-512/AVX2 depthwise 3×3 and 5×5 kernels —
+// compute it as one FMA, rounding once where the standalone node rounds
+// twice, so a cut between a Conv and such an activation would not be
+// bit-identical to the fused run (the PP-OCRv4 recogniser's SE blocks hit
+// it). The Conv layer applies those two after the kernel, with the
+// standalone node's code; clamps (Relu, Clip) stay in the kernel.
+func affineEpilogue(a kern.Activation) bool {
+	return a.Kind == kern.ActHardSigmoid || a.Kind == kern.ActHardSwish
 }
 
 func (l *convLayer) scratchLen() int { return l.conv.ScratchLen(l.threads) }
@@ -195,6 +212,7 @@ func (l *convLayer) forward(in, out [][]float32, scratch []float32) {
 	for b := 0; b < l.batch; b++ {
 		yb := y[b*l.outLen : (b+1)*l.outLen]
 		l.conv.Forward(x[b*l.inLen:(b+1)*l.inLen], yb, scratch, l.pool)
+		l.post.Apply(yb)
 		if l.chain != nil {
 			l.chain.apply(yb, yb)
 		}

@@ -551,6 +551,30 @@ const (
 )
 
 // binaryLayer is an element-wise binary op with broadcasting.
+// arithOp returns the binOp of Add, Sub, Mul and Div, and whether name is
+// one of them.
+func arithOp(name string) (binOp, bool) {
+	switch name {
+	case "Add":
+		return opAdd, true
+	case "Sub":
+		return opSub, true
+	case "Mul":
+		return opMul, true
+	case "Div":
+		return opDiv, true
+	}
+	return 0, false
+}
+
+// divRecip returns 1/b and whether x/b may run as x·(1/b): when 1/b is a
+// normal float32 (within an ulp of the division then).
+func divRecip(b float32) (float32, bool) {
+	r := 1 / b
+	rb := math.Abs(float64(r))
+	return r, rb != 0 && !math.IsInf(rb, 0) && rb >= 0x1p-126
+}
+
 type binaryLayer struct {
 	op    binOp
 	f     func(a, b float32) float32
@@ -560,25 +584,23 @@ type binaryLayer struct {
 
 func newBinary(c *nodeCtx, name string) (layer, error) {
 	l := &binaryLayer{p: newBcast(c.out[0].shape, c.in[0].shape, c.in[1].shape)}
+	l.op, _ = arithOp(name)
 	switch name {
-	case "Add":
-		l.op = opAdd
-	case "Sub":
-		l.op = opSub
-	case "Mul":
-		l.op = opMul
 	case "Div":
-		l.op = opDiv
 		// Division by a constant scalar is a multiply by its reciprocal
 		// (within an ulp; fused chains use the same arithmetic).
 		if b := c.in[1]; b.konst && b.numel() == 1 && b.dt == dtFloat {
-			r := 1 / b.f[0]
-			if rb := math.Abs(float64(r)); rb != 0 && !math.IsInf(rb, 0) && rb >= 0x1p-126 {
+			if r, ok := divRecip(b.f[0]); ok {
 				l.op, l.recip = opMul, []float32{r}
 			}
 		}
 	case "Pow":
 		l.op, l.f = opOther, func(a, b float32) float32 { return float32(math.Pow(float64(a), float64(b))) }
+		if e, ok := c.in[1].scalarFloat(); ok && e == 2 {
+			// x² as LayerNorm's decomposed form writes it: the float64
+			// square of a float32 is exact, so rounding it equals a·a.
+			l.f = func(a, _ float32) float32 { return a * a }
+		}
 	case "Max":
 		l.op, l.f = opOther, func(a, b float32) float32 {
 			if a != a || b != b {

@@ -197,3 +197,99 @@ func TestFoldLogic(t *testing.T) {
 		t.Fatalf("y shape %v", s)
 	}
 }
+
+func TestExp32(t *testing.T) {
+	worst := 0.0
+	for x := float32(-90); x <= 89; x += 0.000731 {
+		got, want := exp32(x), float32(math.Exp(float64(x)))
+		if want == 0 || math.IsInf(float64(want), 0) || want < 0x1p-126 {
+			if got != want && !(want < 0x1p-126 && got == 0) {
+				t.Fatalf("exp32(%v) = %v, want %v", x, got, want)
+			}
+			continue
+		}
+		d := math.Abs(float64(got)-float64(want)) / float64(want)
+		worst = math.Max(worst, d)
+	}
+	if worst > 2.5e-7 {
+		t.Errorf("exp32: max relative error %.3g, want ≤ 2.5e-7 (2 ulp)", worst)
+	}
+	t.Logf("exp32: max relative error %.3g on [-87.3, 88.7]", worst)
+	for _, tc := range []struct{ x, want float32 }{
+		{0, 1}, {float32(math.Inf(-1)), 0}, {float32(math.Inf(1)), float32(math.Inf(1))}, {-100, 0}, {100, float32(math.Inf(1))},
+	} {
+		if got := exp32(tc.x); got != tc.want {
+			t.Errorf("exp32(%v) = %v, want %v", tc.x, got, tc.want)
+		}
+	}
+	if v := exp32(float32(math.NaN())); v == v {
+		t.Errorf("exp32(NaN) = %v", v)
+	}
+}
+
+// TestPowSquareIsExact checks that Pow(x, 2), run as x·x, gives what
+// math.Pow gives, bit for bit, including ±0, ±Inf, NaN and values whose
+// square overflows or underflows.
+func TestPowSquareIsExact(t *testing.T) {
+	xs := []float32{0, float32(math.Copysign(0, -1)), float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN()),
+		1e20, -1e20, 1e-23, -1e-23, 3, -3, 1.1754944e-38, 0.1}
+	rng := rand.New(rand.NewSource(2))
+	for range 1000 {
+		xs = append(xs, float32(rng.NormFloat64()*math.Pow(10, float64(rng.Intn(40)-20))))
+	}
+	g := NewGraph("pow2")
+	g.Inputs = []ValueInfo{{Name: "x", Shape: []int{len(xs)}}}
+	g.Outputs = []ValueInfo{{Name: "y"}}
+	g.Initializers["two"] = denseF([]int{1}, []float32{2})
+	g.Nodes = []*Node{nd("Pow", "p", []string{"x", "two"}, []string{"y"}, nil)}
+	y := runOnce(t, g, Options{}, denseF([]int{len(xs)}, xs))[0]
+	for i, x := range xs {
+		want := float32(math.Pow(float64(x), 2))
+		if math.Float32bits(y[i]) != math.Float32bits(want) && !(want != want && y[i] != y[i]) {
+			t.Fatalf("Pow(%v, 2) = %v, math.Pow %v", x, y[i], want)
+		}
+	}
+}
+
+// TestSoftmaxRows checks Softmax along contiguous rows against float64
+// arithmetic, with a NaN row (all NaN), a row with −Inf entries, signed
+// zeros, and a 6625-class row like PP-OCR's CTC head.
+func TestSoftmaxRows(t *testing.T) {
+	nan, inf := float32(math.NaN()), float32(math.Inf(1))
+	rng := rand.New(rand.NewSource(5))
+	long := make([]float32, 6625)
+	for i := range long {
+		long[i] = float32(rng.NormFloat64() * 8)
+	}
+	rows := [][]float32{{1, 2, 3, 4}, {1, nan, 3, 4}, {-inf, 0, -inf, 2}, {float32(math.Copysign(0, -1)), 0, 0, 0}, long}
+	for _, r := range rows {
+		g := NewGraph("softmax")
+		g.OpsetVersion = 13
+		g.Inputs = []ValueInfo{{Name: "x", Shape: []int{1, len(r)}}}
+		g.Outputs = []ValueInfo{{Name: "y"}}
+		g.Nodes = []*Node{nd("Softmax", "s", []string{"x"}, []string{"y"}, attrs{"axis": aInt(-1)})}
+		y := runOnce(t, g, Options{}, denseF([]int{1, len(r)}, r))[0]
+		m := math.Inf(-1)
+		hasNaN := false
+		for _, v := range r {
+			m = math.Max(m, float64(v))
+			hasNaN = hasNaN || v != v
+		}
+		var s float64
+		for _, v := range r {
+			s += math.Exp(float64(v) - m)
+		}
+		for i, v := range r {
+			want := math.Exp(float64(v)-m) / s
+			if hasNaN {
+				if y[i] == y[i] {
+					t.Fatalf("row with NaN: y[%d] = %v, want NaN", i, y[i])
+				}
+				continue
+			}
+			if d := math.Abs(float64(y[i]) - want); d > 1e-6*math.Max(1e-3, want) && d > 1e-9 {
+				t.Fatalf("len %d: y[%d] = %v, want %v", len(r), i, y[i], want)
+			}
+		}
+	}
+}

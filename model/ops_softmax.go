@@ -43,6 +43,30 @@ func (l *softmaxLayer) forward(in, out [][]float32, _ []float32) {
 	if l.n == 0 {
 		return
 	}
+	if l.inner == 1 && !l.log {
+		// Softmax along contiguous rows.
+		for o := 0; o < l.outer; o++ {
+			xr, yr := x[o*l.n:(o+1)*l.n], y[o*l.n:(o+1)*l.n]
+			// The row's maximum (NaN if it has a NaN, as max gives), with
+			// plain compares: the max builtin's NaN and signed-zero cases
+			// make it several times slower.
+			m, nan := float32(math.Inf(-1)), false
+			for _, v := range xr {
+				if v > m {
+					m = v
+				}
+				nan = nan || v != v
+			}
+			if nan {
+				m = float32(math.NaN())
+			}
+			inv := float32(1 / expShift(yr, xr, m))
+			for k := range yr {
+				yr[k] *= inv
+			}
+		}
+		return
+	}
 	for o := 0; o < l.outer; o++ {
 		for i := 0; i < l.inner; i++ {
 			base := o*l.n*l.inner + i
@@ -52,10 +76,10 @@ func (l *softmaxLayer) forward(in, out [][]float32, _ []float32) {
 			}
 			var s float64
 			for k := 0; k < l.n; k++ {
-				e := math.Exp(float64(x[base+k*l.inner] - m))
-				s += e
+				e := exp32(x[base+k*l.inner] - m)
+				s += float64(e)
 				if !l.log {
-					y[base+k*l.inner] = float32(e)
+					y[base+k*l.inner] = e
 				}
 			}
 			if l.log {

@@ -47,6 +47,7 @@ func newRootCmd() *cobra.Command {
 		newTrainCmd(),
 		newEvalCmd(),
 		newTokenCmd(),
+		newOCRCmd(),
 	)
 	return root
 }

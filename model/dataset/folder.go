@@ -111,6 +111,20 @@ func LoadFolder(ctx context.Context, dir string, p Preprocess, opts Options) (*S
 // decodeFile decodes and preprocesses one image file, refusing images over
 // MaxPixels before decoding them.
 func decodeFile(path string, p Preprocess) ([]float32, error) {
+	img, err := decodeImage(path)
+	if err != nil {
+		return nil, err
+	}
+	vals := make([]float32, p.Len())
+	if err := p.Into(img, vals); err != nil {
+		return nil, err
+	}
+	return vals, nil
+}
+
+// decodeImage decodes a PNG/JPEG file, refusing images over MaxPixels
+// before decoding them.
+func decodeImage(path string) (image.Image, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -130,11 +144,17 @@ func decodeFile(path string, p Preprocess) ([]float32, error) {
 	if err != nil {
 		return nil, fmt.Errorf("decode: %w", err)
 	}
-	vals := make([]float32, p.Len())
-	if err := p.Into(img, vals); err != nil {
-		return nil, err
+	return img, nil
+}
+
+// DecodeImage decodes a PNG/JPEG file as it is (no preprocessing),
+// refusing one over MaxPixels before decoding it.
+func DecodeImage(path string) (image.Image, error) {
+	img, err := decodeImage(path)
+	if err != nil {
+		return nil, fmt.Errorf("dataset: image %s: %w", path, err)
 	}
-	return vals, nil
+	return img, nil
 }
 
 // LoadImage decodes a PNG/JPEG file and preprocesses it with p into a

@@ -203,6 +203,49 @@ func TestResizeEmptyInputs(t *testing.T) {
 	if want := []string{"x", "", "", "sizes"}; !reflect.DeepEqual(g.Nodes[0].Inputs, want) {
 		t.Fatalf("Resize inputs %q, want %q", g.Nodes[0].Inputs, want)
 	}
+	// Before opset 13 roi and scales are required: Encode writes an empty
+	// tensor back for them (ONNX Runtime rejects "" there).
+	for _, opset := range []int64{11, 13} {
+		m = protoModel(opset, []*onnxpb.NodeProto{node("Resize", []string{"x", "roi", "roi", "sizes"}, []string{"y"})}, empty, sizes)
+		g, err := Decode(marshal(t, m))
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := Encode(g)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back onnxpb.ModelProto
+		if err := proto.Unmarshal(data, &back); err != nil {
+			t.Fatal(err)
+		}
+		in := back.Graph.Node[0].Input
+		if opset == 13 {
+			if in[1] != "" || in[2] != "" {
+				t.Errorf("opset 13: Resize inputs %q, want roi and scales omitted", in)
+			}
+			continue
+		}
+		if in[1] == "" || in[1] != in[2] {
+			t.Fatalf("opset 11: Resize inputs %q, want one empty tensor for roi and scales", in)
+		}
+		found := false
+		for _, init := range back.Graph.Initializer {
+			if init.GetName() == in[1] {
+				found = len(init.Dims) == 1 && init.Dims[0] == 0 && init.GetDataType() == 1
+			}
+		}
+		if !found {
+			t.Errorf("opset 11: no empty float initializer %q", in[1])
+		}
+		again, err := Decode(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(again.Nodes[0].Inputs, []string{"x", "", "", "sizes"}) {
+			t.Errorf("opset 11: re-decoded Resize inputs %q", again.Nodes[0].Inputs)
+		}
+	}
 	m = protoModel(13, []*onnxpb.NodeProto{node("ReduceSum", []string{"x", "roi"}, []string{"y"})}, empty)
 	if g, err = Decode(marshal(t, m)); err != nil {
 		t.Fatalf("ReduceSum with empty axes: %v", err)

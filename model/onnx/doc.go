@@ -30,6 +30,8 @@
 // vendored in testdata/conformance, and all of Debian package
 // libonnx-testdata when installed; TestConformance, run with -v for the
 // list of cases run and skipped) and with ONNX Runtime's outputs for the PP-OCR
-// classifier (TestPPOCRMatchesONNXRuntime, after scripts/fetch-models.sh;
-// reference tensors in testdata/ppocr, written by internal/refgen).
+// classifier and the PP-OCRv4 recogniser and detector
+// (TestPPOCR*MatchesONNXRuntime, after scripts/fetch-models.sh; reference
+// tensors in testdata/ppocr, ppocr_rec and ppocr_det, written by
+// internal/refgen).
 package onnx

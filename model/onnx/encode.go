@@ -80,6 +80,19 @@ func Encode(g *model.Graph) ([]byte, error) {
 		gp.Initializer = append(gp.Initializer, tp)
 	}
 
+	// emptyFloat names a zero-element float32 initializer, added once.
+	empty := ""
+	emptyFloat := func() string {
+		if empty == "" {
+			empty = "edgesplit.empty_float"
+			for avail[empty] || used[empty] {
+				empty += "_"
+			}
+			gp.Initializer = append(gp.Initializer, &onnxpb.TensorProto{Name: ptr(empty), Dims: []int64{0}, DataType: ptr(int32(onnxpb.TensorProto_FLOAT))})
+			avail[empty] = true
+		}
+		return empty
+	}
 	for i, n := range g.Nodes {
 		np := &onnxpb.NodeProto{
 			Name:   ptr(n.Name),
@@ -94,6 +107,16 @@ func Encode(g *model.Graph) ([]byte, error) {
 		}
 		for _, o := range n.Outputs {
 			avail[o] = true
+		}
+		if n.Op == "Resize" && opset >= 11 && opset < 13 {
+			// roi and scales are required inputs before opset 13 (an empty
+			// tensor stands for "none"); Decode turns such empty constants
+			// into "", so write one back.
+			for k := 1; k <= 2 && k < len(np.Input); k++ {
+				if np.Input[k] == "" {
+					np.Input[k] = emptyFloat()
+				}
+			}
 		}
 		keys := make([]string, 0, len(n.Attrs))
 		for k := range n.Attrs {

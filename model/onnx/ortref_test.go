@@ -4,6 +4,7 @@ package onnx_test
 
 import (
 	"context"
+	"path/filepath"
 	"testing"
 
 	"gorgonia.org/tensor"
@@ -99,4 +100,46 @@ func TestORTRunsExport(t *testing.T) {
 		cuts++
 	}
 	t.Logf("%d head/tail pairs exported and chained in ONNX Runtime", cuts)
+}
+
+// TestORTRunsExportPPOCRv4 checks that the PP-OCRv4 recogniser and
+// detector, as imported and after Simplify, export to ONNX files that ONNX
+// Runtime accepts and runs to its own reference outputs (within 1e-5
+// scaled) — before opset 13 that needs Resize's empty roi/scales written
+// back as tensors.
+func TestORTRunsExportPPOCRv4(t *testing.T) {
+	for _, tc := range []struct{ file, dir string }{{ppocrRecModel, "testdata/ppocr_rec"}, {ppocrDetModel, "testdata/ppocr_det"}} {
+		path := cachedModel(t, tc.file)
+		ortref.InitTest(t)
+		g, err := onnx.Load(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		x := readNpy(t, filepath.Join(tc.dir, "x.npy"))
+		want := readNpy(t, filepath.Join(tc.dir, "out0.npy")).Data().([]float32)
+		g.Inputs[0].Shape = append([]int(nil), x.Shape()...)
+		sg, err := model.Simplify(g, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range []struct {
+			name string
+			g    *model.Graph
+		}{{"imported", g}, {"simplified", sg}} {
+			data, err := onnx.Encode(v.g)
+			if err != nil {
+				t.Fatalf("%s %s: Encode: %v", tc.file, v.name, err)
+			}
+			outs, err := ortref.Run(data, []string{g.Inputs[0].Name}, []*tensor.Dense{x},
+				[]string{g.Outputs[0].Name}, [][]int{sg.Shapes[g.Outputs[0].Name]}, 1)
+			if err != nil {
+				t.Fatalf("%s %s: in ONNX Runtime: %v", tc.file, v.name, err)
+			}
+			abs, scaled := maxDiffs(outs[0].Data().([]float32), want)
+			t.Logf("%s, %s graph in ONNX Runtime: max|diff| %.3g, scaled %.3g vs reference", tc.file, v.name, abs, scaled)
+			if scaled > 1e-5 {
+				t.Errorf("%s %s: differs by %.3g", tc.file, v.name, scaled)
+			}
+		}
+	}
 }

@@ -17,22 +17,17 @@ import (
 	"github.com/edgesplit/edgesplit/partition"
 )
 
-const ppocrModel = "ch_ppocr_mobile_v2.0_cls_infer.onnx"
+const (
+	ppocrModel    = "ch_ppocr_mobile_v2.0_cls_infer.onnx"
+	ppocrRecModel = "ch_PP-OCRv4_rec_infer.onnx"
+	ppocrDetModel = "ch_PP-OCRv4_det_infer.onnx"
+)
 
 // cachedModel returns the path of a file fetched by scripts/fetch-models.sh,
 // or skips the test (fails it with EDGESPLIT_REQUIRE_ORT=1, as in CI: the
 // model is part of the reference fetched with ONNX Runtime).
 func cachedModel(t testing.TB, name string) string {
-	dir := os.Getenv("EDGESPLIT_CACHE")
-	if dir == "" {
-		base := os.Getenv("XDG_CACHE_HOME")
-		if base == "" {
-			home, _ := os.UserHomeDir()
-			base = filepath.Join(home, ".cache")
-		}
-		dir = filepath.Join(base, "edgesplit")
-	}
-	p := filepath.Join(dir, name)
+	p := filepath.Join(onnx.CacheDir(), name)
 	if _, err := os.Stat(p); err != nil {
 		if os.Getenv("EDGESPLIT_REQUIRE_ORT") == "1" {
 			t.Fatalf("%s not cached (run scripts/fetch-models.sh; EDGESPLIT_REQUIRE_ORT=1 requires it): %v", name, err)
@@ -74,15 +69,38 @@ func maxDiffs(a, b []float32) (abs, scaled float64) {
 // intermediate tensors, with ONNX Runtime's (written by internal/refgen):
 // |edgesplit - ORT| <= 1e-4 * max(1, |ORT|) for every element.
 func TestPPOCRMatchesONNXRuntime(t *testing.T) {
-	path := cachedModel(t, ppocrModel)
+	matchesORT(t, ppocrModel, "testdata/ppocr")
+}
+
+// TestPPOCRRecMatchesONNXRuntime does the same for the PP-OCRv4 text
+// recogniser (SVTR: a CNN stem, then self-attention blocks with decomposed
+// LayerNorms, then a CTC head) on a seeded 1×3×48×320 input: the output, the
+// stem's output, a LayerNorm, the QKV projection, attention probabilities,
+// the last block's output, the neck and the logits.
+func TestPPOCRRecMatchesONNXRuntime(t *testing.T) {
+	matchesORT(t, ppocrRecModel, "testdata/ppocr_rec")
+}
+
+// TestPPOCRDetMatchesONNXRuntime does the same for the PP-OCRv4 text
+// detector (DBNet: a CNN backbone, an FPN with nearest Resize, a
+// ConvTranspose head) on a seeded 1×3×160×256 input: its probability map.
+func TestPPOCRDetMatchesONNXRuntime(t *testing.T) {
+	matchesORT(t, ppocrDetModel, "testdata/ppocr_det")
+}
+
+// matchesORT runs the cached model file on dir/x.npy and compares its
+// output, and the intermediate tensors dir/manifest.txt lists, with ONNX
+// Runtime's; then checks that Encode/Decode keeps the output bit for bit.
+func matchesORT(t *testing.T, modelFile, dir string) {
+	path := cachedModel(t, modelFile)
 	g, err := onnx.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	x := readNpy(t, "testdata/ppocr/x.npy")
+	x := readNpy(t, filepath.Join(dir, "x.npy"))
 	g.Inputs[0].Shape = append([]int(nil), x.Shape()...)
 
-	mf, err := os.Open("testdata/ppocr/manifest.txt")
+	mf, err := os.Open(filepath.Join(dir, "manifest.txt"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +131,7 @@ func TestPPOCRMatchesONNXRuntime(t *testing.T) {
 		return outs
 	}
 	check := func(what string, got *tensor.Dense, file string) {
-		want := readNpy(t, filepath.Join("testdata/ppocr", file))
+		want := readNpy(t, filepath.Join(dir, file))
 		if !got.Shape().Eq(want.Shape()) {
 			t.Errorf("%s: shape %v, ONNX Runtime %v", what, got.Shape(), want.Shape())
 			return
@@ -168,12 +186,37 @@ func mustEncode(t testing.TB, g *model.Graph) []byte {
 // canonical order and checks that the head, then the tail on the boundary
 // tensors, gives the unsplit output bit for bit.
 func TestPPOCRPiecesAreExact(t *testing.T) {
-	path := cachedModel(t, ppocrModel)
+	piecesAreExact(t, ppocrModel, readNpy(t, "testdata/ppocr/x.npy"))
+}
+
+// TestPPOCRRecPiecesAreExact does the same for the PP-OCRv4 recogniser, whose
+// cuts include the attention blocks (boundaries of one or several tensors:
+// the residual stream, Q/K/V, attention probabilities). The input is a
+// narrower 1×3×48×96 line (12 tokens) to keep the ~400 cuts quick.
+func TestPPOCRRecPiecesAreExact(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: ~400 compiled head/tail pairs")
+	}
+	piecesAreExact(t, ppocrRecModel, model.UniformTensor([]int{1, 3, 48, 96}, 16))
+}
+
+// TestPPOCRDetPiecesAreExact does the same for the PP-OCRv4 detector, on
+// a 1×3×64×96 input.
+func TestPPOCRDetPiecesAreExact(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: a compiled head/tail pair per node")
+	}
+	piecesAreExact(t, ppocrDetModel, model.UniformTensor([]int{1, 3, 64, 96}, 17))
+}
+
+// piecesAreExact cuts the cached model, with its input shape fixed to x's,
+// at every K and compares head-then-tail with the unsplit run bit for bit.
+func piecesAreExact(t *testing.T, modelFile string, x *tensor.Dense) {
+	path := cachedModel(t, modelFile)
 	g, err := onnx.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	x := readNpy(t, "testdata/ppocr/x.npy")
 	sg, err := model.Simplify(g, map[string][]int{g.Inputs[0].Name: x.Shape().Clone()})
 	if err != nil {
 		t.Fatal(err)
@@ -188,10 +231,14 @@ func TestPPOCRPiecesAreExact(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := append([]float32(nil), ref[0].Data().([]float32)...)
+	multi := 0
 	for k := 0; k <= len(sg.Nodes); k++ {
 		r, err := partition.NewRunner(sg, k, model.Options{})
 		if err != nil {
 			t.Fatalf("K=%d: %v", k, err)
+		}
+		if len(r.Tail().Graph.Inputs) > 1 {
+			multi++
 		}
 		outs, _, err := r.Run(ctx, x)
 		if err != nil {
@@ -204,5 +251,43 @@ func TestPPOCRPiecesAreExact(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("PP-OCR: head-then-tail bit-identical to the unsplit run at all %d cut positions", len(sg.Nodes)+1)
+	t.Logf("%s: head-then-tail bit-identical to the unsplit run at all %d cut positions (%d with a multi-tensor boundary)",
+		modelFile, len(sg.Nodes)+1, multi)
+}
+
+// TestPPOCRRecRunAllocatesNothing checks that a steady-state run of the
+// PP-OCRv4 recogniser (attention included) allocates nothing, single- and
+// multi-threaded.
+func TestPPOCRRecRunAllocatesNothing(t *testing.T) {
+	g, err := onnx.Load(cachedModel(t, ppocrRecModel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := readNpy(t, "testdata/ppocr_rec/x.npy")
+	sg, err := model.Simplify(g, map[string][]int{g.Inputs[0].Name: x.Shape().Clone()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, threads := range []int{1, 2} {
+		net, err := model.Compile(sg, model.Options{Threads: threads})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ex := net.NewExtractor()
+		if _, err := ex.Run(ctx, x); err != nil {
+			t.Fatal(err)
+		}
+		allocs := testing.AllocsPerRun(3, func() {
+			if _, err := ex.Run(ctx, x); err != nil {
+				t.Fatal(err)
+			}
+		})
+		if allocs != 0 {
+			t.Errorf("%d threads: Run allocates %v times per run, want 0", threads, allocs)
+		}
+		if err := net.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
