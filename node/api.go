@@ -77,6 +77,11 @@ type InferResponse struct {
 	ModelVersion string `json:"model_version"`
 	// Accuracy is what the plan that ran risks.
 	Accuracy AccuracyReport `json:"accuracy"`
+	// Objective is what the plan was chosen to minimise; EnergyMJ the edge
+	// device's predicted energy for it (millijoules, under the node's
+	// power model; 0 without one).
+	Objective string  `json:"objective"`
+	EnergyMJ  float64 `json:"predicted_energy_mj"`
 }
 
 // AccuracyReport is the accuracy part of an infer response: the plan's
@@ -323,6 +328,7 @@ func (n *Node) handleInfer(w http.ResponseWriter, r *http.Request, lim apiLimits
 		Policy: res.Policy, Cut: res.Cut, Codec: res.Codec, Cloud: res.Cloud, BytesSent: res.BytesSent,
 		Fallback: res.Fallback, Errors: res.Errors, Predicted: ms(res.Predicted), RequestMS: ms(res.Measured.Total),
 		EdgeDevice: n.cfg.Device.Name, ModelVersion: res.ModelVersion, Accuracy: accuracyReport(res.Accuracy),
+		Objective: n.cfg.Objective.String(), EnergyMJ: 1e3 * res.Plan.Energy.Total,
 		Breakdown: map[string]float64{
 			"edge_compute": ms(res.Measured.EdgeCompute), "encode": ms(res.Measured.Encode),
 			"transfer": ms(res.Measured.Transfer), "queue": ms(res.Measured.Queue),

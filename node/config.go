@@ -59,6 +59,12 @@ type Config struct {
 	// MaxAPIConns caps the client API's open connections; more wait in
 	// the listen queue. Default 256.
 	MaxAPIConns int
+	// Objective is what the edge's plans minimise (latency, the device's
+	// energy under Power, or seconds + EnergyWeight × joules); energy and
+	// weighted need Power. EnergyWeight 0 means scheduler.DefaultEnergyWeight.
+	Objective    scheduler.Objective
+	Power        scheduler.PowerModel
+	EnergyWeight float64
 	// Policy is the default split policy (scheduler.ParsePolicy). Default
 	// "auto".
 	Policy string
@@ -151,6 +157,9 @@ func (c *Config) validate() error {
 	}
 	if c.QUICAddr == "" {
 		c.QUICAddr = "127.0.0.1:0"
+	}
+	if c.Objective != scheduler.ObjectiveLatency && c.Power.ComputeW == 0 && c.Power.Radio == (scheduler.Radio{}) {
+		errs = append(errs, fmt.Errorf("objective %s without a power model (Power)", c.Objective))
 	}
 	if c.HTTPAddr != "" && c.API == nil {
 		errs = append(errs, errors.New("HTTPAddr without API: the client API needs an access guard (access.New from a clients file, or access.Open() to leave it open on purpose)"))

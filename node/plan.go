@@ -46,7 +46,8 @@ func (n *Node) Inputs(ctx context.Context, id string) (*scheduler.Inputs, error)
 
 func (n *Node) inputs(ctx context.Context, m *Model, codec string, budget scheduler.AccuracyBudget) *scheduler.Inputs {
 	in := &scheduler.Inputs{Edge: n.profiles[m.ID], DAG: n.dags[m.ID], Codecs: n.edge.tables[m.ID].snapshot(),
-		Overhead: n.edge.overheads[m.ID].value(), Accuracy: budget}
+		Overhead: n.edge.overheads[m.ID].value(), Accuracy: budget,
+		Objective: n.cfg.Objective, Power: n.cfg.Power, EnergyWeight: n.cfg.EnergyWeight}
 	if codec != "" {
 		in.Codecs = slices.DeleteFunc(in.Codecs, func(c scheduler.CodecModel) bool { return c.Name != codec })
 	}

@@ -30,6 +30,7 @@ func newNodeCmd() *cobra.Command {
 	var workers int
 	var acc accuracyFlags
 	var api apiFlags
+	var objf objectiveFlags
 	cmd := &cobra.Command{
 		Use:   "node --role edge|cloud --bind ADDR --join SEEDS --model M --link PROFILE|TRACES [--device PROFILE] [--http ADDR]",
 		Short: "Run an edgesplit node (daemon) until interrupted",
@@ -79,6 +80,9 @@ clients that --api-clients lists (bearer tokens with scopes and rates; --api-tls
 			}
 			cfg.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
 			if err := api.configure(&cfg, id, cmd.ErrOrStderr()); err != nil {
+				return err
+			}
+			if cfg.Objective, cfg.Power, cfg.EnergyWeight, err = objf.resolve(dev.Name, link); err != nil {
 				return err
 			}
 			host, port, err := net.SplitHostPort(bind)
@@ -159,6 +163,7 @@ clients that --api-clients lists (bearer tokens with scopes and rates; --api-tls
 	f := cmd.Flags()
 	acc.register(f)
 	api.register(f)
+	objf.register(f)
 	f.StringVar(&role, "role", "edge", "edge or cloud")
 	f.StringVar(&name, "name", "", "node name (must match its certificate)")
 	f.StringVar(&bind, "bind", "127.0.0.1:7946", "gossip address host:port (port 0 picks one)")

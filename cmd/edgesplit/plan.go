@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"time"
 
 	"github.com/edgesplit/edgesplit/node"
 	"github.com/edgesplit/edgesplit/scheduler"
@@ -12,10 +11,9 @@ import (
 )
 
 func newPlanCmd() *cobra.Command {
-	var modelPath, link, edgeDev, cloudDev, policy, codecs, objective string
+	var modelPath, link, edgeDev, cloudDev, policy, codecs string
+	var objf objectiveFlags
 	var runs int
-	var computeW, energyWeight float64
-	var interval time.Duration
 	var acc accuracyFlags
 	cmd := &cobra.Command{
 		Use:   "plan --model M --profile LINK [--edge-device D] [--cloud-device D] [--policy P]",
@@ -61,11 +59,7 @@ the edge device profile's compute power, the link profile's radio), and --object
 			if err != nil {
 				return err
 			}
-			obj, err := scheduler.ParseObjective(objective)
-			if err != nil {
-				return fmt.Errorf("--objective: %w", err)
-			}
-			power, err := planPower(edge.Name, link, computeW, interval)
+			obj, power, energyWeight, err := objf.resolve(edge.Name, link)
 			if err != nil {
 				return err
 			}
@@ -129,31 +123,10 @@ the edge device profile's compute power, the link profile's radio), and --object
 	f.StringVar(&policy, "policy", "auto", "split policy")
 	f.StringVar(&codecs, "codecs", "", "comma-separated codec presets (default all)")
 	f.IntVar(&runs, "runs", 5, "profiling runs per node")
-	f.StringVar(&objective, "objective", "latency", "what the policy minimises: latency, energy (the edge device's joules) or weighted (seconds + --energy-weight × joules)")
-	f.Float64Var(&energyWeight, "energy-weight", scheduler.DefaultEnergyWeight, "weighted objective: seconds per joule")
-	f.Float64Var(&computeW, "compute-w", 0, "edge device compute power in watts (default: the edge device profile's, 2 W for slowdown:F)")
-	f.DurationVar(&interval, "interval", 0, "expected time between requests: the radio's RRC tail is cut short by the next one (0: isolated requests, full tail)")
+	objf.register(f)
 	acc.register(f)
 	_ = cmd.MarkFlagRequired("model")
 	return cmd
-}
-
-// planPower is the edge's power model for plan: the device profile's
-// compute power (computeW overrides it; 2 W, the phone's, for an explicit
-// slowdown) and the link profile's radio.
-func planPower(device, link string, computeW float64, interval time.Duration) (scheduler.PowerModel, error) {
-	if computeW < 0 || interval < 0 {
-		return scheduler.PowerModel{}, fmt.Errorf("--compute-w and --interval must be ≥ 0")
-	}
-	if computeW == 0 {
-		w, ok := scheduler.DeviceComputeW(device)
-		if !ok {
-			w, _ = scheduler.DeviceComputeW("phone")
-		}
-		computeW = w
-	}
-	r, _ := scheduler.RadioFor(link)
-	return scheduler.PowerModel{ComputeW: computeW, Radio: r, Interval: interval}, nil
 }
 
 func radioName(r scheduler.Radio) string {
