@@ -231,6 +231,19 @@ func (n *Node) serveAPI() {
 	}()
 }
 
+// breakdown is an answer's breakdown_ms: the measured terms, and setup —
+// what the total holds beyond them: compiling a piece on its first run,
+// a QUIC handshake on first contact, waiting for an inflight slot. The
+// terms sum to total_ms.
+func breakdown(m Measured) map[string]float64 {
+	parts := m.Planning + m.EdgeCompute + m.Encode + m.Transfer + m.Queue + m.CloudCompute + m.Decode
+	return map[string]float64{
+		"planning": ms(m.Planning), "edge_compute": ms(m.EdgeCompute), "encode": ms(m.Encode),
+		"transfer": ms(m.Transfer), "queue": ms(m.Queue), "cloud_compute": ms(m.CloudCompute), "decode": ms(m.Decode),
+		"setup": ms(max(m.Total-parts, 0)),
+	}
+}
+
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
@@ -329,11 +342,7 @@ func (n *Node) handleInfer(w http.ResponseWriter, r *http.Request, lim apiLimits
 		Fallback: res.Fallback, Errors: res.Errors, Predicted: ms(res.Predicted), RequestMS: ms(res.Measured.Total),
 		EdgeDevice: n.cfg.Device.Name, ModelVersion: res.ModelVersion, Accuracy: accuracyReport(res.Accuracy),
 		Objective: n.cfg.Objective.String(), EnergyMJ: 1e3 * res.Plan.Energy.Total,
-		Breakdown: map[string]float64{
-			"edge_compute": ms(res.Measured.EdgeCompute), "encode": ms(res.Measured.Encode),
-			"transfer": ms(res.Measured.Transfer), "queue": ms(res.Measured.Queue),
-			"cloud_compute": ms(res.Measured.CloudCompute), "decode": ms(res.Measured.Decode),
-		},
+		Breakdown: breakdown(res.Measured),
 	})
 	return model, result
 }

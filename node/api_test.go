@@ -3,6 +3,7 @@ package node_test
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"hash/crc32"
 	"io"
@@ -139,5 +140,32 @@ func TestInferAPIInflightCap(t *testing.T) {
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/v1/infer", bytes.NewReader(npyBytes(t, randInput(1, []int{1, 1, 28, 28})))))
 	if rec.Code != http.StatusOK {
 		t.Errorf("after the burst: %d %s", rec.Code, rec.Body)
+	}
+}
+
+// TestBreakdownSumsToTotal: an answer's breakdown_ms terms add up to its
+// total_ms, the first request (compiles, first QUIC contact) included.
+func TestBreakdownSumsToTotal(t *testing.T) {
+	lc, m := startTestCluster(t, 1, "cloud-only")
+	h := lc.Edges[0].Handler()
+	for i := range 3 {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/v1/infer", bytes.NewReader(npyBytes(t, randInput(uint64(i), m.Graph.Inputs[0].Shape)))))
+		var res node.InferResponse
+		if err := json.Unmarshal(rec.Body.Bytes(), &res); err != nil || rec.Code != http.StatusOK {
+			t.Fatalf("request %d: %d %s", i, rec.Code, rec.Body)
+		}
+		var sum float64
+		for _, k := range []string{"planning", "edge_compute", "encode", "transfer", "queue", "cloud_compute", "decode", "setup"} {
+			v, ok := res.Breakdown[k]
+			if !ok || v < 0 {
+				t.Fatalf("request %d: breakdown %v lacks %s", i, res.Breakdown, k)
+			}
+			sum += v
+		}
+		if math.Abs(sum-res.RequestMS) > 0.01 {
+			t.Errorf("request %d: breakdown sums to %.3f ms, total_ms %.3f", i, sum, res.RequestMS)
+		}
+		t.Logf("request %d: total %.2f ms = %v", i, res.RequestMS, res.Breakdown)
 	}
 }

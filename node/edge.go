@@ -38,6 +38,9 @@ var ErrBadRequest = errors.New("node: bad request")
 // download) seen by the edge: the call's duration less the cloud's reported
 // queue and work.
 type Measured struct {
+	// Planning is the time the edge spent choosing the plan (fetching a
+	// cloud's profile on first contact included).
+	Planning     time.Duration `json:"planning"`
 	EdgeCompute  time.Duration `json:"edge_compute"`
 	Encode       time.Duration `json:"encode"`
 	Transfer     time.Duration `json:"transfer"`
@@ -151,7 +154,9 @@ func (n *Node) Infer(ctx context.Context, req InferRequest) (*InferResult, error
 	res := &InferResult{Policy: policyName}
 	var lastHead *headResult
 	for attempt := 0; attempt < n.cfg.Attempts; attempt++ {
+		planStart := time.Now()
 		plan, err := n.plan(ctx, m, policyName, req.Codec, budget)
+		res.Measured.Planning += time.Since(planStart)
 		if err != nil {
 			return nil, err
 		}

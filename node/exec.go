@@ -132,7 +132,7 @@ func (n *Node) runLocal(ctx context.Context, m *Model, inputs []*tensor.Dense, h
 	res.Plan = scheduler.Plan{Policy: res.Policy, K: m.Nodes(), Predicted: scheduler.Breakdown{
 		Overhead: over, EdgeCompute: compute, Total: over + compute},
 		Accuracy: scheduler.Accuracy{Fidelity: scheduler.Exact, Lower: 1, Budget: res.Plan.Accuracy.Budget}}
-	res.Measured = Measured{EdgeCompute: h.elapsed + time.Since(start)}
+	res.Measured = Measured{Planning: res.Measured.Planning, EdgeCompute: h.elapsed + time.Since(start)}
 	res.BytesSent = 0
 	return nil
 }

@@ -52,7 +52,7 @@ func (n *Node) offload(ctx context.Context, m *Model, p scheduler.Plan, h *headR
 	}
 	q, c, d, e := x.hdr.Queue, x.hdr.Compute, x.hdr.Decode, x.hdr.Encode
 	res.Measured = Measured{
-		EdgeCompute: h.elapsed, Encode: b.encode, Queue: q, CloudCompute: c, Decode: d + e + decode,
+		Planning: res.Measured.Planning, EdgeCompute: h.elapsed, Encode: b.encode, Queue: q, CloudCompute: c, Decode: d + e + decode,
 		Transfer: max(0, x.took-q-c-d-e),
 	}
 	res.BytesSent = int64(len(b.payload))
