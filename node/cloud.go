@@ -205,13 +205,17 @@ func (n *Node) runSegment(ctx context.Context, m *Model, req segmentRequest, bod
 
 // maxSegmentBody bounds an encoded message of tensors of the inputs'
 // shapes: their float32 bytes, 1/64 more (entropy coders' worst-case
-// expansion is far less) and 64 KiB of headers, parameters and tables.
+// expansion is far less) and 64 KiB of headers, parameters and tables. A
+// shape with a dynamic dimension is bounded by the codec's own limit.
 func maxSegmentBody(inputs []model.ValueInfo) int64 {
 	var raw int64
 	for _, vi := range inputs {
 		n := int64(4)
 		for _, d := range vi.Shape {
-			n *= int64(max(d, 1))
+			if d <= 0 {
+				return int64(tensorcodec.DefaultLimits().MaxBytes)
+			}
+			n *= int64(d)
 		}
 		raw += n
 	}

@@ -26,7 +26,7 @@ func (n *Node) offload(ctx context.Context, m *Model, p scheduler.Plan, h *headR
 	if err != nil {
 		return err
 	}
-	x, err := n.callCloud(ctx, m, p, tail, b)
+	x, err := n.callCloud(ctx, m, p, tail, b, maxSegmentBody(pr.piece.Graph.Outputs))
 	if err != nil {
 		return err
 	}
@@ -35,8 +35,8 @@ func (n *Node) offload(ctx context.Context, m *Model, p scheduler.Plan, h *headR
 	if err != nil {
 		return fmt.Errorf("node: result from %s: %w", p.Cloud, err)
 	}
-	if len(outs) != len(pr.piece.Graph.Outputs) {
-		return fmt.Errorf("node: result from %s has %d tensors, want %d", p.Cloud, len(outs), len(pr.piece.Graph.Outputs))
+	if err := checkInputs(pr.piece.Graph.Outputs, outs); err != nil {
+		return fmt.Errorf("node: result from %s does not fit the tail's outputs: %w", p.Cloud, err)
 	}
 	decode := time.Since(decStart)
 	for i, vi := range pr.piece.Graph.Outputs {
@@ -109,7 +109,8 @@ type exchange struct {
 // callCloud sends the boundary to the plan's cloud to run the tail node
 // set, under a deadline proportional to the prediction so that a stuck
 // cloud is abandoned in time to finish elsewhere, and reads its answer.
-func (n *Node) callCloud(ctx context.Context, m *Model, p scheduler.Plan, tail []int, b boundary) (exchange, error) {
+// The answer is read up to maxResult bytes (its outputs' largest encoding).
+func (n *Node) callCloud(ctx context.Context, m *Model, p scheduler.Plan, tail []int, b boundary, maxResult int64) (exchange, error) {
 	peer, ok := n.members.Peer(p.Cloud)
 	if !ok || !peer.Alive {
 		return exchange{}, fmt.Errorf("node: cloud %s is gone", p.Cloud)
@@ -135,10 +136,13 @@ func (n *Node) callCloud(ctx context.Context, m *Model, p scheduler.Plan, tail [
 		resp.Body.Close()
 		return exchange{}, fmt.Errorf("node: answer from %s: %w", p.Cloud, err)
 	}
-	x.body, err = io.ReadAll(io.LimitReader(resp.Body, 1<<30))
+	x.body, err = io.ReadAll(io.LimitReader(resp.Body, maxResult+1))
 	resp.Body.Close()
 	if err != nil {
 		return exchange{}, err
+	}
+	if int64(len(x.body)) > maxResult {
+		return exchange{}, fmt.Errorf("node: answer from %s over %d bytes, the most the tail's outputs encode to", p.Cloud, maxResult)
 	}
 	x.took = time.Since(callStart)
 	return x, nil
