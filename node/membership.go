@@ -30,6 +30,11 @@ type MembershipConfig struct {
 	// Tune is applied to the memberlist configuration last, for callers
 	// that need a knob this struct does not name.
 	Tune func(*memberlist.Config)
+	// OnChange, when set, is told of every peer that joined (first
+	// contact, or alive again: a restarted process) or left (gone: left
+	// or declared dead). It runs under memberlist's lock and must not
+	// block.
+	OnChange func(p Peer, gone bool)
 
 	// The fields below are memberlist's timing knobs; DefaultMembershipConfig
 	// sets values measured to spread a change to 10 nodes in < 1 s on one
@@ -308,6 +313,9 @@ func (m *Membership) observe(kind peerEvent, n *memberlist.Node) {
 	}
 	m.view[n.Name] = p
 	m.mu.Unlock()
+	if f := m.cfg.OnChange; f != nil && kind != peerUpdated {
+		f(p, kind == peerLeft)
+	}
 }
 
 type metaDelegate Membership

@@ -44,6 +44,7 @@ type Node struct {
 	calib calibrations   // own or fetched calibration tables (calibration.go)
 
 	guard       *access.Guard // who may use the client API (apiaccess.go)
+	peerChanges chan string   // QUIC addresses of peers that joined or left
 	quarantined quarantine    // members whose endpoint is not who they claim (quarantine.go)
 	reqID       atomic.Uint64 // ids of the node protocol requests this node sends
 	statusLog   statusLog     // what the status page shows (statuspage.go)
@@ -117,6 +118,13 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		}
 		meta.HTTPAddr = n.httpLn.Addr().String()
 	}
+	n.peerChanges = make(chan string, 256)
+	cfg.Gossip.OnChange = func(p Peer, _ bool) {
+		select {
+		case n.peerChanges <- p.Meta.QUICAddr:
+		default: // a flood of changes: the connections die by their idle timeout
+		}
+	}
 	if n.members, err = NewMembership(cfg.Gossip, meta); err != nil {
 		n.ep.Close()
 		if n.httpLn != nil {
@@ -127,6 +135,8 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	if n.httpLn != nil {
 		n.serveAPI()
 	}
+	n.wg.Add(1)
+	go n.forgetLoop()
 	n.wg.Add(1)
 	go n.metaLoop()
 	if cfg.Role == RoleEdge {
@@ -332,6 +342,23 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	}
 	n.wg.Wait()
 	return errors.Join(errs...)
+}
+
+// forgetLoop drops the QUIC connection to every peer that left, died or
+// (re)joined: a dead peer's connection would stall calls until its idle
+// timeout, and a restarted process never answers on its predecessor's.
+func (n *Node) forgetLoop() {
+	defer n.wg.Done()
+	for {
+		select {
+		case <-n.stopMeta:
+			return
+		case addr := <-n.peerChanges:
+			if addr != "" {
+				n.ep.Forget(addr)
+			}
+		}
+	}
 }
 
 // Kill stops the node abruptly, as a crash would: no leave message, no

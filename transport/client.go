@@ -86,7 +86,13 @@ func (e *Endpoint) call(ctx context.Context, ua *net.UDPAddr, req *Request, body
 	if err != nil {
 		return nil, classify(ctx, "open stream", err)
 	}
-	return e.exchange(ctx, p, str, hdr, r.Timeout, body, done, func() { p.observe(conn) })
+	resp, err := e.exchange(ctx, p, str, hdr, r.Timeout, body, done, func() { p.observe(conn) })
+	if c := CodeOf(err); c == CodePeerGone || c == CodeStalled {
+		// The connection died or went silent: the next call dials anew
+		// rather than waiting out the idle timeout on it.
+		p.drop(conn)
+	}
+	return resp, err
 }
 
 // checkPeer checks the identity a connection to addr presented against

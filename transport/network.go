@@ -20,6 +20,9 @@ type Transport interface {
 	Estimate(addr string) (PeerEstimate, bool)
 	// Addr returns the address peers call this endpoint at.
 	Addr() net.Addr
+	// Forget drops the connection to the peer at addr (gone or
+	// restarted): the next call dials afresh.
+	Forget(addr string)
 	// Shutdown lets in-flight requests finish (or ctx end), then closes.
 	Shutdown(ctx context.Context) error
 	// Close closes at once, failing in-flight requests.
