@@ -80,6 +80,11 @@ type Config struct {
 	// ProfileRuns is the number of timed runs per node when profiling a
 	// model at start. Default 7.
 	ProfileRuns int
+	// Hedge is the multiple of a plan's predicted latency after which an
+	// edge sends the same boundary to a second cloud too, when the first
+	// has not answered (at least 50 ms in): the first answer wins and the
+	// other call is cancelled. 0 means DefaultHedge; negative disables.
+	Hedge float64
 	// Attempts is how many clouds an edge tries for one request before it
 	// finishes the tail itself. Default 2.
 	Attempts int
@@ -175,6 +180,9 @@ func (c *Config) validate() error {
 	}
 	if c.ProfileRuns <= 0 {
 		c.ProfileRuns = 7
+	}
+	if c.Hedge == 0 {
+		c.Hedge = DefaultHedge
 	}
 	if c.Attempts <= 0 {
 		c.Attempts = 2

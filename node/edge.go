@@ -169,10 +169,10 @@ func (n *Node) Infer(ctx context.Context, req InferRequest) (*InferResult, error
 			return nil, err
 		}
 		lastHead = head
-		err = n.offload(ctx, m, plan, head, res)
+		used, err := n.offload(ctx, m, plan, head, res)
 		if err == nil {
-			n.edge.bans.Succeed(plan.Cloud)
-			res.Plan = plan
+			n.edge.bans.Succeed(used.Cloud)
+			res.Plan = used
 			n.finish(ctx, m, res, start, "offloaded")
 			return res, nil
 		}

@@ -54,3 +54,18 @@ func RunHeader(id, version, codec string, from, to int) []byte {
 	}
 	return b
 }
+
+// HoldWorkers takes every worker slot of the node's segment server, as a
+// cloud stuck on other work (or SIGSTOPped) would: segments queue until
+// the returned release is called.
+func (n *Node) HoldWorkers() (release func()) {
+	k := cap(n.srv.workers)
+	for range k {
+		n.srv.workers <- struct{}{}
+	}
+	return func() {
+		for range k {
+			<-n.srv.workers
+		}
+	}
+}

@@ -16,6 +16,7 @@ type metrics struct {
 	accuracy     *prometheus.GaugeVec   // model: lower bound on agreement of the last plan
 	codecs       *prometheus.CounterVec // codec, fidelity
 	refusals     *prometheus.CounterVec // reason: unauthenticated, forbidden, rate_limited, overloaded
+	hedges       *prometheus.CounterVec // winner: primary, backup
 }
 
 func newMetrics(reg *prometheus.Registry, node string) *metrics {
@@ -60,6 +61,10 @@ func newMetrics(reg *prometheus.Registry, node string) *metrics {
 		Name: "edgesplit_api_refusals_total", ConstLabels: labels,
 		Help: "Client API requests refused before any work, by reason (unauthenticated, forbidden, rate_limited, overloaded).",
 	}, []string{"reason"})
-	reg.MustRegister(m.refusals, m.requests, m.latency, m.bytesSent, m.segments, m.segmentTime, m.queueDepth, m.cut, m.clusterNodes, m.accuracy, m.codecs)
+	m.hedges = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "edgesplit_hedged_offloads_total", ConstLabels: labels,
+		Help: "Offloads sent to a second cloud because the first had not answered by the hedge point, by which answered first.",
+	}, []string{"winner"})
+	reg.MustRegister(m.hedges, m.refusals, m.requests, m.latency, m.bytesSent, m.segments, m.segmentTime, m.queueDepth, m.cut, m.clusterNodes, m.accuracy, m.codecs)
 	return m
 }

@@ -94,7 +94,8 @@ func startTestCluster(t *testing.T, clouds int, policy string) (*cluster.Local, 
 		EdgeDevice: node.Device{Name: "slow", Slowdown: 4}, Policy: policy,
 		GossipKey: []byte("0123456789abcdef"),
 		Logger:    quietLogger(),
-		Tune:      func(c *node.Config) { c.ProfileRuns = 3; c.BanBase = 2 * time.Second },
+		// No hedging: these tests count the segments each cloud ran.
+		Tune: func(c *node.Config) { c.ProfileRuns = 3; c.BanBase = 2 * time.Second; c.Hedge = -1 },
 	})
 	if err != nil {
 		t.Fatal(err)

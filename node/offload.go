@@ -16,27 +16,30 @@ import (
 // offload sends the tail's inputs to the plan's cloud and fills res, in
 // four steps: encode the boundary, call the cloud, decode its answer, learn
 // from the exchange.
-func (n *Node) offload(ctx context.Context, m *Model, p scheduler.Plan, h *headResult, res *InferResult) error {
+//
+// It returns the plan that answered: p, or p on the hedge's cloud when a
+// slow primary was overtaken (hedge.go).
+func (n *Node) offload(ctx context.Context, m *Model, p scheduler.Plan, h *headResult, res *InferResult) (scheduler.Plan, error) {
 	tail := tailSet(m, headSet(p))
 	pr, err := m.pieceSet(tail)
 	if err != nil {
-		return err
+		return p, err
 	}
 	b, err := encodeBoundary(pr, h, p.Codec)
 	if err != nil {
-		return err
+		return p, err
 	}
-	x, err := n.callCloud(ctx, m, p, tail, b, maxSegmentBody(pr.piece.Graph.Outputs))
+	x, p, err := n.callHedged(ctx, m, p, tail, b, maxSegmentBody(pr.piece.Graph.Outputs))
 	if err != nil {
-		return err
+		return p, err
 	}
 	decStart := time.Now()
 	outs, err := tensorcodec.Decode(nil, x.body)
 	if err != nil {
-		return fmt.Errorf("node: result from %s: %w", p.Cloud, err)
+		return p, fmt.Errorf("node: result from %s: %w", p.Cloud, err)
 	}
 	if err := checkInputs(pr.piece.Graph.Outputs, outs); err != nil {
-		return fmt.Errorf("node: result from %s does not fit the tail's outputs: %w", p.Cloud, err)
+		return p, fmt.Errorf("node: result from %s does not fit the tail's outputs: %w", p.Cloud, err)
 	}
 	decode := time.Since(decStart)
 	for i, vi := range pr.piece.Graph.Outputs {
@@ -46,7 +49,7 @@ func (n *Node) offload(ctx context.Context, m *Model, p scheduler.Plan, h *headR
 	for _, o := range m.Graph.Outputs {
 		t, ok := h.values[o.Name]
 		if !ok {
-			return fmt.Errorf("node: output %q not produced", o.Name)
+			return p, fmt.Errorf("node: output %q not produced", o.Name)
 		}
 		res.Outputs = append(res.Outputs, t)
 	}
@@ -58,7 +61,7 @@ func (n *Node) offload(ctx context.Context, m *Model, p scheduler.Plan, h *headR
 	res.BytesSent = int64(len(b.payload))
 	n.metrics.bytesSent.Add(float64(len(b.payload)))
 	n.learnOffload(m, p, b, x, res.Measured.Transfer)
-	return nil
+	return p, nil
 }
 
 // boundary is a tail's inputs encoded for the wire.

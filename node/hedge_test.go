@@ -1,0 +1,64 @@
+package node_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/edgesplit/edgesplit/node"
+	"github.com/edgesplit/edgesplit/node/cluster"
+	"gorgonia.org/tensor"
+)
+
+// TestHedgeOvertakesStuckCloud: the cloud a cloud-only plan uses stops
+// running segments (its workers held, as if SIGSTOPped). The edge hedges
+// to the other cloud once the first has taken twice its prediction: the
+// request is answered by the second cloud, well before the first call's
+// own deadline, and the stuck cloud is not banned (slow is not failed).
+func TestHedgeOvertakesStuckCloud(t *testing.T) {
+	m := testModel(t)
+	lc, err := cluster.Start(context.Background(), cluster.Config{
+		Edges: 1, Clouds: 2, Models: []*node.Model{m}, Policy: "cloud-only", GossipKey: []byte("0123456789abcdef"), Logger: quietLogger(),
+		Tune: func(c *node.Config) { c.ProfileRuns = 1 },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(lc.Kill)
+	edge := lc.Edges[0]
+	x := randInput(8, m.Graph.Inputs[0].Shape)
+	var res *node.InferResult
+	for range 3 {
+		if res, err = edge.Infer(context.Background(), node.InferRequest{Inputs: []*tensor.Dense{x}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stuckName := res.Cloud
+	var stuck *node.Node
+	for _, c := range lc.Clouds {
+		if c.Name() == stuckName {
+			stuck = c
+		}
+	}
+	release := stuck.HoldWorkers()
+	defer release()
+	start := time.Now()
+	res, err = edge.Infer(context.Background(), node.InferRequest{Inputs: []*tensor.Dense{x}})
+	took := time.Since(start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Cloud == "" || res.Cloud == stuckName || res.Fallback != "" {
+		t.Fatalf("answered by %q (fallback %q) while %s was stuck; want the other cloud, no fallback", res.Cloud, res.Fallback, stuckName)
+	}
+	if limit := 3*res.Predicted + 500*time.Millisecond; took >= limit {
+		t.Errorf("took %v: no sooner than the stuck call's own deadline %v", took, limit)
+	}
+	if edge.Banned(stuckName) {
+		t.Errorf("the slow cloud %s was banned", stuckName)
+	}
+	if n := counterValue(t, edge, "edgesplit_hedged_offloads_total", "winner", "backup"); n != 1 {
+		t.Errorf("%v backup hedges counted, want 1", n)
+	}
+	t.Logf("stuck %s; answered by %s in %v (predicted %v)", stuckName, res.Cloud, took, res.Predicted)
+}
