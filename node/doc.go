@@ -10,7 +10,8 @@
 //   - edge.go: the edge's request orchestrator ([Node.Infer]): plan, run the
 //     head, offload, fall back.
 //   - plan.go: what the scheduler decides from and the policy it asks.
-//   - offload.go: one offload (encode → call → decode → learn).
+//   - offload.go: one offload (encode → call → decode → learn); hedge.go:
+//     a second cloud when the first is slow.
 //   - exec.go: running a head, a tail or the whole model on this node.
 //   - probe.go, links.go: pings and probes, and what they teach the edge's
 //     learning core (scheduler.EdgeLearner).
@@ -19,8 +20,12 @@
 //   - cloud.go: the segment server (every node runs it; clouds for edges).
 //   - protocol.go: the node protocol carried by transport.
 //   - calibration.go: calibration tables, served and fetched.
-//   - membership.go, meta.go: gossip membership and the metadata it carries.
-//   - api.go, audit.go, metrics.go: the client HTTP API, its audit log,
+//   - membership.go, meta.go: gossip membership and the metadata it carries;
+//     quarantine.go: calls to peers, which must be who they claim, and the
+//     quarantine of those that are not.
+//   - api.go, input.go, apiaccess.go, clusterview.go, statuspage.go,
+//     audit.go, metrics.go: the client HTTP API (routes, input decoding,
+//     access control, the cluster view, the status page), its audit log,
 //     metrics.
 //   - measure.go, device.go, models.go, config.go: profiles and codecs
 //     measured at start, device emulation, models, configuration.
