@@ -115,6 +115,7 @@ type Membership struct {
 	meta     Meta
 	metaB    []byte
 	view     map[string]Peer
+	reap     time.Duration // how long a gone peer stays in the view (memberlist's GossipToTheDeadTime)
 	shutdown bool
 	rotation keyRotation // guarded by mu (gossipkey.go)
 }
@@ -176,6 +177,7 @@ func NewMembership(cfg MembershipConfig, meta Meta) (*Membership, error) {
 	if cfg.Tune != nil {
 		cfg.Tune(mc)
 	}
+	m.reap = max(mc.GossipToTheDeadTime, time.Second)
 	ml, err := memberlist.Create(mc)
 	if err != nil {
 		return nil, fmt.Errorf("node: start gossip on %s:%d: %w", cfg.BindAddr, cfg.BindPort, err)
@@ -245,13 +247,19 @@ func (m *Membership) UpdateMeta(ctx context.Context, meta Meta) error {
 	return nil
 }
 
-// Peers returns a copy of the view: every other node seen, alive or not,
-// sorted by name.
+// Peers returns a copy of the view: every other node seen, alive or gone
+// for less than memberlist's GossipToTheDeadTime (a gone peer is then
+// reaped, as memberlist reaps it), sorted by name.
 func (m *Membership) Peers() []Peer {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	out := make([]Peer, 0, len(m.view))
-	for _, p := range m.view {
+	now := time.Now()
+	for name, p := range m.view {
+		if !p.Alive && now.Sub(p.Since) > m.reap {
+			delete(m.view, name)
+			continue
+		}
 		out = append(out, p)
 	}
 	slices.SortFunc(out, func(a, b Peer) int {

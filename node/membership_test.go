@@ -267,3 +267,32 @@ func newMockMember(t *testing.T, mn *mockNet, name string, key []byte) *Membersh
 	t.Cleanup(func() { m.Shutdown() })
 	return m
 }
+
+// TestGonePeersReaped: a peer that left stays in the view (alive false)
+// for memberlist's GossipToTheDeadTime, then is reaped: members that come
+// and go (150 fake joins) do not pile up in /v1/cluster.
+func TestGonePeersReaped(t *testing.T) {
+	var ms []*Membership
+	for i := range 2 {
+		cfg := DefaultMembershipConfig(fmt.Sprintf("r%d", i))
+		cfg.Tune = func(mc *memberlist.Config) { mc.GossipToTheDeadTime = 300 * time.Millisecond }
+		m, err := NewMembership(cfg, Meta{Role: RoleCloud, QUICAddr: fmt.Sprintf("127.0.0.1:%d", 7100+i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { m.Shutdown() })
+		ms = append(ms, m)
+	}
+	a, b := ms[0], ms[1]
+	if _, err := b.Join(context.Background(), []string{a.Addr()}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "b seen alive", func() bool { p, ok := a.Peer("r1"); return ok && p.Alive })
+	b.Leave(time.Second)
+	b.Shutdown()
+	waitFor(t, 5*time.Second, "b seen gone", func() bool { p, ok := a.Peer("r1"); return ok && !p.Alive })
+	if got := a.Peers(); len(got) != 1 || got[0].Alive {
+		t.Fatalf("just after leaving: %+v, want r1 listed as gone", got)
+	}
+	waitFor(t, 5*time.Second, "b reaped", func() bool { return len(a.Peers()) == 0 })
+}
