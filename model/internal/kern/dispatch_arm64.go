@@ -11,12 +11,13 @@ const hasAsm = true
 const kernNEON kernelID = kernAVX512x12 + 1
 
 // neonKernel is the NEON family: an 8×12 micro-kernel (24 of the 32 vector
-// registers hold the tile) and a 3×3 depthwise kernel. kc is the pure-Go
+// registers hold the tile) and depthwise kernels. kc is the pure-Go
 // kernel's, so every element of C is summed over the same K blocks in the
 // same order; with the FMAs the Go compiler emits on arm64 for the Go
 // kernels' multiply-adds, the two families give bit-identical results. nc
 // is a multiple of nr that keeps the packed kc×nc B block (480 KiB) inside a
-// Cortex-A72's 1 MiB L2.
+// Cortex-A72's 1 MiB L2. Depthwise convolutions run a 3×3 kernel or one for
+// any taps.
 var neonKernel = &gemmKernel{name: "neon", mr: 8, nr: 12, kc: 256, nc: 480, id: kernNEON}
 
 // asmKernel is the fastest kernel family this CPU runs.
@@ -37,6 +38,12 @@ func microNEON(p *kparams)
 //go:noescape
 func dw3x3NEON(p *dwparams)
 
+// dwNEON is the depthwise kernel for any taps: dwparams as dwGo
+// (dw_arm64.s).
+//
+//go:noescape
+func dwNEON(p *dwparams)
+
 func (kr *gemmKernel) callMicro(p *kparams) {
 	if kr.id == kernNEON {
 		microNEON(p)
@@ -52,11 +59,14 @@ func (kr *gemmKernel) callMicroEdge(p *kparams, cols int) { kr.callMicro(p) }
 // callDW runs the depthwise kernel; kind says whether the taps (offs built
 // by newDWPlan) have a specialised kernel.
 func (kr *gemmKernel) callDW(p *dwparams, kind dwKind) {
-	if kr.id == kernNEON && kind == dw3x3 {
+	switch {
+	case kr.id != kernNEON:
+		dwGo(p)
+	case kind == dw3x3:
 		dw3x3NEON(p)
-		return
+	default:
+		dwNEON(p)
 	}
-	dwGo(p)
 }
 
 func dot(x, y []float32) float32         { return dotGo(x, y) }

@@ -9,6 +9,7 @@
 #define DW_OFFS 16
 #define DW_W 24
 #define DW_N 32
+#define DW_NTAPS 40
 #define DW_BIAS 48
 #define DW_ACTF 52
 #define DW_ROWS 56
@@ -243,4 +244,139 @@ dw3n_next:
 	BNE  dw3n_row
 
 dw3n_ret:
+	RET
+
+// ---------------------------------------------------------------------------
+// Depthwise tap kernel (NEON) for any taps: as dw3x3NEON, but each block of
+// lanes walks the offs and w arrays (weights broadcast per tap), 16 lanes at
+// a time (accumulators V0..V3, loads into V8..V11), then 4, then the last 1
+// to 3 lanes (reading at most 3 elements past the row's taps). Taps in
+// order, one FMA each, as dwGo.
+
+// The taps of one block: R19 = the block's byte offset in the row, R5 the
+// row; LOAD loads from R13 and FMAS adds V16 times the loads.
+#define DWG_TAPS(LOAD, FMAS, lbl) \
+	MOVD DW_OFFS(R0), R9 \
+	MOVD DW_W(R0), R10 \
+	MOVD DW_NTAPS(R0), R11 \
+lbl: \
+	MOVD.P 8(R9), R12 \
+	VLD1R.P 4(R10), [V16.S4] \
+	ADD  R12<<2, R5, R13 \
+	ADD  R19, R13 \
+	LOAD \
+	FMAS \
+	SUBS $1, R11 \
+	BNE  lbl
+
+#define DWG_LD16 VLD1 (R13), [V8.S4, V9.S4, V10.S4, V11.S4]
+#define DWG_FMA16 FMLA4(0, 8, 16); FMLA4(1, 9, 16); FMLA4(2, 10, 16); FMLA4(3, 11, 16)
+#define DWG_LD4 VLD1 (R13), [V8.S4]
+#define DWG_FMA4 FMLA4(0, 8, 16)
+
+// func dwNEON(p *dwparams)
+TEXT ·dwNEON(SB), NOSPLIT, $0-8
+	MOVD p+0(FP), R0
+	MOVD DW_ROWS(R0), R4
+	CMP  $0, R4
+	BLE  dwg_ret
+	MOVD DW_NTAPS(R0), R1
+	CMP  $0, R1
+	BLE  dwg_ret
+	ADD  $DW_EA, R0, R1
+	VLD1R.P 4(R1), [V25.S4]
+	VLD1R.P 4(R1), [V26.S4]
+	VLD1R.P 4(R1), [V27.S4]
+	VLD1R (R1), [V28.S4]
+	ADD  $DW_BIAS, R0, R1
+	VLD1R (R1), [V29.S4]
+	MOVWU DW_ACTF(R0), R24
+	MOVWU DW_MULX(R0), R25
+	MOVD DW_SRC(R0), R5
+	MOVD DW_DST(R0), R6
+	MOVD DW_SPITCH(R0), R7
+	LSL  $2, R7
+	MOVD DW_DPITCH(R0), R23
+	LSL  $2, R23
+
+dwg_row:
+	MOVD R6, R20
+	MOVD $0, R19
+	MOVD DW_N(R0), R1
+
+dwg_blk16:
+	CMP  $16, R1
+	BLT  dwg_blk4
+	VORR V29.B16, V29.B16, V0.B16
+	VORR V29.B16, V29.B16, V1.B16
+	VORR V29.B16, V29.B16, V2.B16
+	VORR V29.B16, V29.B16, V3.B16
+	DWG_TAPS(DWG_LD16, DWG_FMA16, dwg_tap16)
+	CBZ  R24, dwg_st16
+	CBZ  R25, dwg_plain16
+	DW_ACTX(0)
+	DW_ACTX(1)
+	DW_ACTX(2)
+	DW_ACTX(3)
+	B    dwg_st16
+
+dwg_plain16:
+	DW_ACT(0)
+	DW_ACT(1)
+	DW_ACT(2)
+	DW_ACT(3)
+
+dwg_st16:
+	VST1.P [V0.S4, V1.S4, V2.S4, V3.S4], 64(R20)
+	ADD  $64, R19
+	SUB  $16, R1
+	B    dwg_blk16
+
+dwg_blk4:
+	CMP  $4, R1
+	BLT  dwg_tail
+	VORR V29.B16, V29.B16, V0.B16
+	DWG_TAPS(DWG_LD4, DWG_FMA4, dwg_tap4)
+	CBZ  R24, dwg_st4
+	CBZ  R25, dwg_plain4
+	DW_ACTX(0)
+	B    dwg_st4
+
+dwg_plain4:
+	DW_ACT(0)
+
+dwg_st4:
+	VST1.P [V0.S4], 16(R20)
+	ADD  $16, R19
+	SUB  $4, R1
+	B    dwg_blk4
+
+dwg_tail:
+	CBZ  R1, dwg_next
+	VORR V29.B16, V29.B16, V0.B16
+	DWG_TAPS(DWG_LD4, DWG_FMA4, dwg_tap1)
+	CBZ  R24, dwg_st1
+	CBZ  R25, dwg_plain1
+	DW_ACTX(0)
+	B    dwg_st1
+
+dwg_plain1:
+	DW_ACT(0)
+
+dwg_st1:
+	VST1.P V0.S[0], 4(R20)
+	CMP  $2, R1
+	BLT  dwg_next
+	VST1.P V0.S[1], 4(R20)
+	CMP  $3, R1
+	BLT  dwg_next
+	VST1 V0.S[2], (R20)
+
+dwg_next:
+	ADD  R7, R5
+	ADD  R23, R6
+	SUBS $1, R4
+	BNE  dwg_row
+
+dwg_ret:
 	RET
