@@ -69,8 +69,36 @@ func (kr *gemmKernel) callDW(p *dwparams, kind dwKind) {
 	}
 }
 
-func dot(x, y []float32) float32         { return dotGo(x, y) }
-func axpy(alpha float32, x, y []float32) { axpyGo(alpha, x, y) }
+// dotNEON is dotGo in NEON, same result bit for bit (gemm_arm64.s).
+//
+//go:noescape
+func dotNEON(x, y *float32, n int) float32
+
+// axpyNEON is axpyGo in NEON, same result bit for bit (gemm_arm64.s).
+//
+//go:noescape
+func axpyNEON(alpha float32, x, y *float32, n int)
+
+// dot returns Σ x[i]·y[i] over len(x) elements.
+func dot(x, y []float32) float32 {
+	n := len(x)
+	y = y[:n]
+	if activeKernel.id != kernNEON || n < 4 {
+		return dotGo(x, y)
+	}
+	return dotNEON(&x[0], &y[0], n)
+}
+
+// axpy computes y += alpha·x over len(x) elements.
+func axpy(alpha float32, x, y []float32) {
+	n := len(x)
+	y = y[:n]
+	if activeKernel.id != kernNEON || n < 4 {
+		axpyGo(alpha, x, y)
+		return
+	}
+	axpyNEON(alpha, &x[0], &y[0], n)
+}
 
 func (kr *gemmKernel) deinterleave2(even, odd, src []float32) { deinterleave2Go(even, odd, src) }
 

@@ -218,3 +218,104 @@ neon_store:
 	NSTORE(V26, V27, V28)
 	NSTORE(V29, V30, V31)
 	RET
+
+// ---------------------------------------------------------------------------
+// func dotNEON(x, y *float32, n int) float32
+// Σ x[i]·y[i] over i in [0, n), n ≥ 0, exactly as dotGo compiled for arm64:
+// lane j of V0 is dotGo's s_j (one FMA per element, i ≡ j mod 4), the last
+// n mod 4 elements go into s0, and the result is (s0 + s1) + (s2 + s3).
+TEXT ·dotNEON(SB), NOSPLIT, $0-28
+	MOVD x+0(FP), R0
+	MOVD y+8(FP), R1
+	MOVD n+16(FP), R2
+	VEOR V0.B16, V0.B16, V0.B16
+	VEOR V3.B16, V3.B16, V3.B16
+	VEOR V4.B16, V4.B16, V4.B16
+	VEOR V5.B16, V5.B16, V5.B16
+
+dot_blk16:
+	// Four vectors at a time: still one accumulator, so the same order.
+	CMP  $16, R2
+	BLT  dot_blk4
+	VLD1.P 64(R0), [V16.S4, V17.S4, V18.S4, V19.S4]
+	VLD1.P 64(R1), [V20.S4, V21.S4, V22.S4, V23.S4]
+	FMLA4(0, 16, 20)
+	FMLA4(0, 17, 21)
+	FMLA4(0, 18, 22)
+	FMLA4(0, 19, 23)
+	SUB  $16, R2
+	B    dot_blk16
+
+dot_blk4:
+	CMP  $4, R2
+	BLT  dot_lanes
+	VLD1.P 16(R0), [V16.S4]
+	VLD1.P 16(R1), [V20.S4]
+	FMLA4(0, 16, 20)
+	SUB  $4, R2
+	B    dot_blk4
+
+dot_lanes:
+	// s1..s3 into F3..F5 before scalar FMAs on F0 clear V0's upper lanes.
+	VMOV V0.S[1], V3
+	VMOV V0.S[2], V4
+	VMOV V0.S[3], V5
+	CBZ  R2, dot_sum
+
+dot_tail:
+	FMOVS.P 4(R0), F1
+	FMOVS.P 4(R1), F2
+	FMADDS F2, F0, F1, F0
+	SUBS $1, R2
+	BNE  dot_tail
+
+dot_sum:
+	FADDS F3, F0, F0
+	FADDS F5, F4, F4
+	FADDS F4, F0, F0
+	FMOVS F0, ret+24(FP)
+	RET
+
+// func axpyNEON(alpha float32, x, y *float32, n int)
+// y[i] += alpha·x[i] over i in [0, n), one FMA per element as axpyGo.
+TEXT ·axpyNEON(SB), NOSPLIT, $0-32
+	FMOVS alpha+0(FP), F31
+	MOVD x+8(FP), R0
+	MOVD y+16(FP), R1
+	MOVD n+24(FP), R2
+	VDUP V31.S[0], V30.S4
+
+axpy_blk16:
+	CMP  $16, R2
+	BLT  axpy_blk4
+	VLD1.P 64(R0), [V16.S4, V17.S4, V18.S4, V19.S4]
+	VLD1 (R1), [V20.S4, V21.S4, V22.S4, V23.S4]
+	FMLA4(20, 16, 30)
+	FMLA4(21, 17, 30)
+	FMLA4(22, 18, 30)
+	FMLA4(23, 19, 30)
+	VST1.P [V20.S4, V21.S4, V22.S4, V23.S4], 64(R1)
+	SUB  $16, R2
+	B    axpy_blk16
+
+axpy_blk4:
+	CMP  $4, R2
+	BLT  axpy_tail
+	VLD1.P 16(R0), [V16.S4]
+	VLD1 (R1), [V20.S4]
+	FMLA4(20, 16, 30)
+	VST1.P [V20.S4], 16(R1)
+	SUB  $4, R2
+	B    axpy_blk4
+
+axpy_tail:
+	CBZ  R2, axpy_ret
+	FMOVS.P 4(R0), F1
+	FMOVS (R1), F2
+	FMADDS F31, F2, F1, F2
+	FMOVS.P F2, 4(R1)
+	SUB  $1, R2
+	B    axpy_tail
+
+axpy_ret:
+	RET
