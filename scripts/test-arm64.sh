@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # test-arm64.sh — the arm64 build (NEON kernels in model/internal/kern) on
 # this machine: `go vet` and `go build` of the whole module for linux/arm64
-# (with and without the noasm tag), then the tests of model/... cross-compiled
+# (and of model/... with the noasm tag), then the tests of model/... cross-compiled
 # and run under qemu-user (Debian package qemu-user). It fails when no
 # qemu-aarch64 can run an arm64 binary.
 #
 # What runs under emulation (measured on a 2-core machine, see
 # docs/benchmarks.md): model/internal/kern in full (its tests compare the NEON
 # kernels with the pure-Go ones bit for bit, and both with the references),
+# and -short with -tags noasm (the pure-Go fallback alone, ≈ 20 s);
 # the rest of model/... with -short, minus four tests that only repeat whole
 # trainings or pool sharing, nothing arm64-specific, and take 1–2 minutes each
 # under qemu: model/train's TestRetrainShort, TestDeterministic and
@@ -66,6 +67,7 @@ if [ "${ARM64_FULL:-0}" = 1 ]; then
 else
 	echo "test-arm64: go test under $qemu: model/internal/kern in full, the rest of model/... -short"
 	go test -exec "$qemu" -count=1 -timeout 30m ./model/internal/kern/
+	go test -exec "$qemu" -count=1 -timeout 30m -short -tags noasm ./model/internal/kern/
 	rest=$(go list ./model/... | grep -v '/model/internal/kern$' | grep -v '/model/train$')
 	# shellcheck disable=SC2086
 	go test -exec "$qemu" -count=1 -timeout 30m -short -skip '^TestSharedPool$' $rest
