@@ -177,7 +177,9 @@ func (p Preprocess) finish(planes []float32, w, h int, dst []float32) {
 			resize(src, w, h, out, ow, oh)
 		}
 		for i, v := range out {
-			v *= scale
+			// The conversion keeps v·scale rounded on its own: fused into
+			// 1 − v·scale (arm64 FMAs), 255·(1/255) inverts to −6e-8, not 0.
+			v = float32(v * scale)
 			if p.Invert {
 				v = 1 - v
 			}

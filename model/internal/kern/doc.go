@@ -57,7 +57,11 @@
 // golang.org/x/sys/cpu: AVX-512 (12×32 or 8×32 tiles, picked per product by
 // how well the rows fill them; 16-lane depthwise kernels with 3×3 and 5×5
 // specialisations) when the CPU and OS support it, else AVX2+FMA (6×16
-// tiles; 8-lane depthwise with a 3×3 specialisation). Building
+// tiles; 8-lane depthwise with a 3×3 specialisation). On arm64 they are
+// NEON assembly, which every arm64 CPU has: an 8×12 micro-kernel, depthwise
+// kernels (3×3, and any taps), dot and axpy. They do the same FMAs in the
+// same order as the pure-Go kernels compiled for arm64, so there the two
+// families give bit-identical results, and the tests check it. Building
 // with the noasm tag, on a CPU without AVX2/FMA, or on another architecture
 // uses pure-Go kernels (4×8 tiles) that compute the same thing; the tests
 // run every family this CPU supports against straightforward references.

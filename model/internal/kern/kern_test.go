@@ -240,7 +240,31 @@ func kernelModes(t *testing.T, f func(t *testing.T)) {
 	}
 }
 
+// agreeWithGo records each result of the pure-Go family under its name
+// and, where the architecture's kernel families are bit-identical to it
+// (bitIdenticalFamilies: arm64), checks every other family's result
+// against it bit for bit. kernelModes runs the pure-Go family first.
+type agreeWithGo map[string][]float32
+
+func (g agreeWithGo) check(t *testing.T, name string, got []float32) {
+	t.Helper()
+	if currentKernel() == goKernel {
+		g[name] = append([]float32(nil), got...)
+		return
+	}
+	want, ok := g[name]
+	if !bitIdenticalFamilies || !ok {
+		return
+	}
+	for i, v := range want {
+		if math.Float32bits(v) != math.Float32bits(got[i]) {
+			t.Fatalf("%s: [%d] = %v (%#x), but the pure-Go kernels give %v (%#x)", name, i, got[i], math.Float32bits(got[i]), v, math.Float32bits(v))
+		}
+	}
+}
+
 func TestConvMatchesReference(t *testing.T) {
+	agree := agreeWithGo{}
 	kernelModes(t, func(t *testing.T) {
 		r := rand.New(rand.NewPCG(1, 2))
 		for ci, cc := range convCases {
@@ -270,6 +294,7 @@ func TestConvMatchesReference(t *testing.T) {
 					conv.Forward(x, y[:s.outLen()], scratch, testPool(threads))
 					name := fmt.Sprintf("%s/%v/threads=%d", cc.name, act.Kind, threads)
 					closeEnough(t, name, y[:s.outLen()], want, s.colRows())
+					agree.check(t, fmt.Sprintf("%s/act%d", name, ai), y[:s.outLen()])
 					if threads == 1 {
 						single = y[:s.outLen()]
 					} else {
@@ -374,11 +399,13 @@ func TestSgemmMatchesReference(t *testing.T) {
 			}
 		}
 	}
+	agree := agreeWithGo{}
 	kernelModes(t, func(t *testing.T) {
 		for _, gc := range cases {
 			c := append([]float32(nil), gc.c0...)
 			Sgemm(gc.ta, gc.tb, gc.m, gc.n, gc.k, gc.a, gc.lda, gc.b, gc.ldb, c, gc.ldc, gc.acc)
 			closeEnough(t, gc.name, c, gc.want, gc.k)
+			agree.check(t, gc.name, c)
 		}
 	})
 }
@@ -590,6 +617,7 @@ func TestConvRandomShapes(t *testing.T) {
 		c.want = refConv(s, c.x, c.w, c.b, c.act)
 		cases = append(cases, c)
 	}
+	agree := agreeWithGo{}
 	kernelModes(t, func(t *testing.T) {
 		for i, c := range cases {
 			conv, err := NewConv(c.s, c.w, c.b, c.act)
@@ -599,7 +627,9 @@ func TestConvRandomShapes(t *testing.T) {
 			threads := 1 + i%3
 			y := nanSlice(c.s.outLen() + 1)
 			conv.Forward(c.x, y[:c.s.outLen()], nanSlice(conv.ScratchLen(threads)), testPool(threads))
-			closeEnough(t, fmt.Sprintf("case %d %+v %v threads=%d", i, c.s, c.act.Kind, threads), y[:c.s.outLen()], c.want, c.s.colRows())
+			name := fmt.Sprintf("case %d %+v %v threads=%d", i, c.s, c.act.Kind, threads)
+			closeEnough(t, name, y[:c.s.outLen()], c.want, c.s.colRows())
+			agree.check(t, name, y[:c.s.outLen()])
 			if !math.IsNaN(float64(y[c.s.outLen()])) {
 				t.Fatalf("case %d: wrote past the output", i)
 			}
