@@ -17,7 +17,9 @@ import (
 // TestORTMatchesTrainer runs the exported, trained models in ONNX Runtime
 // and checks their logits and probabilities against edgesplit's engine and
 // the trainer's inference pass, within 1e-4, on MNIST test images: the
-// embedded seed-cnn and a briefly trained lenet-exits (three exits).
+// embedded seed-cnn, a briefly trained lenet-exits (three exits) and a
+// briefly trained vit-tiny (opset 20: LayerNormalization, batched MatMul,
+// attention Softmax, Gelu, ReduceMean).
 // Needs cgo and scripts/fetch-models.sh (skips without the library).
 func TestORTMatchesTrainer(t *testing.T) {
 	ortref.InitTest(t)
@@ -30,16 +32,25 @@ func TestORTMatchesTrainer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	vit, err := Run(context.Background(), Config{Arch: "vit-tiny", Data: sp, Epochs: 1, Seed: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range []struct {
 		name string
 		g    *model.Graph
-	}{{"seed-cnn (embedded)", seed}, {"lenet-exits", exits.Graph}} {
+	}{{"seed-cnn (embedded)", seed}, {"lenet-exits", exits.Graph}, {"vit-tiny", vit.Graph}} {
 		t.Run(c.name, func(t *testing.T) {
-			// Expose every Softmax's input (the logits) as an extra output.
+			// Expose the input of every Softmax that makes a graph output
+			// (the logits) as an extra output.
 			g := *c.g
 			g.Outputs = append([]model.ValueInfo(nil), c.g.Outputs...)
+			isOutput := map[string]bool{}
+			for _, o := range c.g.Outputs {
+				isOutput[o.Name] = true
+			}
 			for _, n := range g.Nodes {
-				if n.Op == "Softmax" {
+				if n.Op == "Softmax" && isOutput[n.Outputs[0]] {
 					g.Outputs = append(g.Outputs, model.ValueInfo{Name: n.Inputs[0], Shape: []int{1, 10}})
 				}
 			}
