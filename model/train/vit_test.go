@@ -2,10 +2,13 @@ package train
 
 import (
 	"context"
+	"errors"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
+	"github.com/edgesplit/edgesplit/model"
 	"github.com/edgesplit/edgesplit/model/zoo"
 )
 
@@ -56,5 +59,43 @@ func TestViTStepAllocs(t *testing.T) {
 	tr.runWorker(w, x, labels, len(labels))
 	if a := testing.AllocsPerRun(5, func() { tr.runWorker(w, x, labels, len(labels)) }); a > 1 {
 		t.Errorf("forward+backward of 4 samples: %.0f allocations, want ≤ 1", a)
+	}
+}
+
+// TestTransformerUnsupported checks that forms the trainer cannot
+// differentiate are refused with ErrUnsupported naming the node.
+func TestTransformerUnsupported(t *testing.T) {
+	cases := map[string]func(b *tb) string{
+		"transpose_moves_batch": func(b *tb) string {
+			return b.op("Transpose", map[string]model.Attribute{"perm": ai(1, 0, 2)}, "x")
+		},
+		"reshape_folds_batch": func(b *tb) string { return b.op("Reshape", nil, "x", b.int64s(-1, 4)) },
+		"softmax_inner_axis": func(b *tb) string {
+			return b.op("Softmax", map[string]model.Attribute{"axis": a1(1)}, "x")
+		},
+		"layernorm_two_axes": func(b *tb) string {
+			return b.op("LayerNormalization", map[string]model.Attribute{"axis": a1(1)}, "x", b.init([]int{3, 4}, 0.1, 1))
+		},
+		"matmul_broadcast": func(b *tb) string {
+			y := b.op("Reshape", nil, "x", b.int64s(0, 1, 3, 4))
+			z := b.op("Transpose", map[string]model.Attribute{"perm": ai(0, 2, 1)}, "x")
+			return b.op("MatMul", nil, y, z)
+		},
+		"mul_of_activations": func(b *tb) string { return b.op("Mul", nil, "x", "x") },
+		"add_weight_leading_axis": func(b *tb) string {
+			return b.op("Add", nil, "x", b.init([]int{3, 1}, 0.1, 0))
+		},
+	}
+	for name, f := range cases {
+		t.Run(name, func(t *testing.T) {
+			b := newTB(1, 3, 4)
+			y := f(b)
+			node := b.g.Nodes[len(b.g.Nodes)-1].Name
+			b.g.Outputs = []model.ValueInfo{{Name: y}}
+			_, err := New(b.g)
+			if !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), node) {
+				t.Fatalf("New: %v, want ErrUnsupported naming %s", err, node)
+			}
+		})
 	}
 }

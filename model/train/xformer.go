@@ -88,7 +88,7 @@ func (n *Net) newReshape(nd *model.Node) (layer, error) {
 		out[infer] = size / known
 	}
 	if shapeSize(out) != size {
-		return nil, fmt.Errorf("train: node %s: cannot reshape %v (%d values per sample) to %v", nd, in, size, spec)
+		return nil, fmt.Errorf("%w: node %s: cannot reshape %v (%d values per sample) to %v with the batch kept first", ErrUnsupported, nd, in, size, spec)
 	}
 	l := &unaryLayer{op: nd.Op, x: x, size: size}
 	l.y, err = n.setOutput(nd, out, x)
@@ -290,18 +290,28 @@ type layerNormLayer struct {
 	eps         float32
 }
 
-func (n *Net) newLayerNorm(nd *model.Node) (layer, error) {
+// lastAxisInput returns nd's activation input 0 and its per-sample shape,
+// after checking that nd's axis attribute (default -1) names its last axis.
+func (n *Net) lastAxisInput(nd *model.Node) (int, []int, error) {
 	x, err := n.act(nd, 0)
 	if err != nil {
-		return nil, err
+		return 0, nil, err
 	}
 	s := n.values[x].shape
 	ax, err := sampleAxis(nd, nd.AttrInt("axis", -1), len(s))
 	if err != nil {
-		return nil, err
+		return 0, nil, err
 	}
 	if ax != len(s)-1 {
-		return nil, fmt.Errorf("%w: node %s: LayerNormalization over axes from %d (only the last axis is trainable)", ErrUnsupported, nd, ax+1)
+		return 0, nil, fmt.Errorf("%w: node %s: %s from axis %d of a rank-%d tensor (only the last axis is trainable)", ErrUnsupported, nd, nd.Op, ax+1, len(s)+1)
+	}
+	return x, s, nil
+}
+
+func (n *Net) newLayerNorm(nd *model.Node) (layer, error) {
+	x, s, err := n.lastAxisInput(nd)
+	if err != nil {
+		return nil, err
 	}
 	for _, o := range nd.Outputs[1:] {
 		if o != "" {
@@ -405,17 +415,9 @@ func (l *layerNormLayer) backward(p *pass) {
 type softmaxLayer struct{ x, y, n int }
 
 func (n *Net) newSoftmax(nd *model.Node) (layer, error) {
-	x, err := n.act(nd, 0)
+	x, s, err := n.lastAxisInput(nd)
 	if err != nil {
 		return nil, err
-	}
-	s := n.values[x].shape
-	ax, err := sampleAxis(nd, nd.AttrInt("axis", -1), len(s))
-	if err != nil {
-		return nil, err
-	}
-	if ax != len(s)-1 {
-		return nil, fmt.Errorf("%w: node %s: Softmax over axis %d of a rank-%d tensor (only the last axis is trainable)", ErrUnsupported, nd, ax+1, len(s)+1)
 	}
 	l := &softmaxLayer{x: x, n: s[len(s)-1]}
 	l.y, err = n.setOutput(nd, s, x)
