@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -97,5 +98,32 @@ func TestTransformerUnsupported(t *testing.T) {
 				t.Fatalf("New: %v, want ErrUnsupported naming %s", err, node)
 			}
 		})
+	}
+}
+
+// TestTranslate checks the shift augmentation: pixels move by (dy, dx) and
+// the uncovered ones take the background (top-left) value.
+func TestTranslate(t *testing.T) {
+	src := []float32{
+		-1, 0, 0,
+		0, 5, 0,
+		0, 0, 7,
+	}
+	dst := make([]float32, 9)
+	translate(dst, src, 1, 3, 3, 1, -1)
+	want := []float32{
+		-1, -1, -1,
+		0, 0, -1,
+		5, 0, -1,
+	}
+	if !slices.Equal(dst, want) {
+		t.Fatalf("translate by (1, -1): %v, want %v", dst, want)
+	}
+	translate(dst, src, 1, 3, 3, 0, 0)
+	if !slices.Equal(dst, src) {
+		t.Fatalf("translate by (0, 0): %v", dst)
+	}
+	if _, err := NewTrainer(&Net{}, Options{Shift: -1}); err == nil {
+		t.Error("negative shift accepted")
 	}
 }
