@@ -14,12 +14,13 @@ import (
 
 func newTrainCmd() *cobra.Command {
 	var arch, ds, out, optimizer string
-	var epochs, batch, workers, limit int
+	var epochs, batch, workers, limit, shift int
 	var lr, decay float64
+	var flip bool
 	var seed uint64
 	cmd := &cobra.Command{
-		Use:   "train --arch seed-cnn|lenet5|lenet-exits --dataset mnist|fashion-mnist|DIR --epochs N [--batch 32] [--lr] [--seed] --out model.onnx",
-		Short: "Train a CNN in Go and write it as ONNX plus a JSON sidecar (preprocessing, labels, accuracy)",
+		Use:   "train --arch seed-cnn|lenet5|lenet-exits|vit-tiny --dataset mnist|fashion-mnist|DIR --epochs N [--batch 32] [--lr] [--seed] --out model.onnx",
+		Short: "Train a CNN or a small vision transformer in Go and write it as ONNX plus a JSON sidecar (preprocessing, labels, accuracy)",
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			errOut := cmd.ErrOrStderr()
 			var bar *progressbar.ProgressBar
@@ -28,7 +29,7 @@ func newTrainCmd() *cobra.Command {
 			lastTenth := -1
 			cfg := train.Config{
 				Arch: arch, Dataset: ds, Epochs: epochs, Batch: batch, LR: lr, LRDecay: decay, Optimizer: optimizer,
-				Seed: seed, Workers: workers, DatasetOptions: dataset.Options{Seed: seed, Limit: limit},
+				Seed: seed, Workers: workers, Shift: shift, Flip: flip, DatasetOptions: dataset.Options{Seed: seed, Limit: limit},
 				Progress: func(p train.Progress) {
 					desc := fmt.Sprintf("epoch %d/%d loss %.4f acc %.2f%% %.0f img/s ETA %v", p.Epoch+1, p.Epochs,
 						p.Loss, 100*p.Accuracy, p.ImagesPerSec, p.ETA.Round(time.Second))
@@ -84,7 +85,7 @@ func newTrainCmd() *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&arch, "arch", "seed-cnn", "architecture: seed-cnn, lenet5, lenet-exits")
+	f.StringVar(&arch, "arch", "seed-cnn", "architecture: seed-cnn, lenet5, lenet-exits, vit-tiny")
 	f.StringVar(&ds, "dataset", "mnist", "mnist, fashion-mnist, or a folder with one sub-folder of images per class")
 	f.IntVar(&epochs, "epochs", 3, "epochs")
 	f.IntVar(&batch, "batch", 32, "mini-batch size")
@@ -93,6 +94,8 @@ func newTrainCmd() *cobra.Command {
 	f.StringVar(&optimizer, "optimizer", "adam", "adam or sgd (momentum 0.9)")
 	f.Uint64Var(&seed, "seed", 1, "seed for weights, shuffling and the data split")
 	f.IntVar(&workers, "workers", 2, "goroutines per mini-batch")
+	f.IntVar(&shift, "shift", 0, "augment training images with random translations of up to this many pixels (0 = none)")
+	f.BoolVar(&flip, "flip", false, "augment training images with random left-right mirroring (not for digits)")
 	f.IntVar(&limit, "limit", 0, "use at most this many training images, and for mnist/fashion-mnist a sixth as many test images (0 = all)")
 	f.StringVar(&out, "out", "model.onnx", "output ONNX file (the sidecar goes beside it as .json)")
 	return cmd

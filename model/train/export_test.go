@@ -41,6 +41,7 @@ func TestExportMatchesEngine(t *testing.T) {
 		{"seed-cnn", zoo.SeedCNN(3)},
 		{"lenet-exits", zoo.LenetExits(3)},
 		{"bn-residual", bnNet()},
+		{"vit-tiny", zoo.ViTTiny(3)},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

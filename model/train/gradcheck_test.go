@@ -41,6 +41,14 @@ func (b *tb) scalar(v float32) string {
 	return name
 }
 
+// int64s adds a 1-D int64 initializer (a shape or axes input).
+func (b *tb) int64s(v ...int64) string {
+	b.n++
+	name := fmt.Sprintf("i%d", b.n)
+	b.g.Initializers[name] = tensor.New(tensor.WithShape(len(v)), tensor.WithBacking(append([]int64(nil), v...)))
+	return name
+}
+
 func (b *tb) op(op string, attrs map[string]model.Attribute, inputs ...string) string {
 	b.n++
 	out := fmt.Sprintf("t%d", b.n)
@@ -186,6 +194,80 @@ func gradCases() []gradCase {
 			b := newTB(1, 6)
 			y := b.op("Dropout", nil, "x", b.scalar(0.3))
 			b.head(y, 6, 3, "out")
+			return b.g
+		}, nil},
+		{"reshape_transpose", 2, func() *model.Graph {
+			b := newTB(1, 2, 3, 4)
+			r := b.op("Reshape", nil, "x", b.int64s(0, 2, 12))
+			y := b.op("Transpose", map[string]model.Attribute{"perm": ai(0, 2, 1)}, r)
+			y = b.op("Reshape", nil, y, b.int64s(-1, 6, 4))
+			b.head(y, 24, 3, "out")
+			return b.g
+		}, nil},
+		{"matmul_weight_bias", 2, func() *model.Graph {
+			b := newTB(1, 3, 4)
+			y := b.op("MatMul", nil, "x", b.init([]int{4, 5}, 0.5, 0))
+			y = b.op("Add", nil, y, b.init([]int{5}, 0.2, 0))
+			b.head(y, 15, 3, "out")
+			return b.g
+		}, nil},
+		{"position_embedding_add", 2, func() *model.Graph {
+			b := newTB(1, 3, 4)
+			y := b.op("Add", nil, b.init([]int{1, 3, 4}, 0.3, 0), "x")
+			b.head(y, 12, 3, "out")
+			return b.g
+		}, nil},
+		{"layernorm", 3, func() *model.Graph {
+			b := newTB(1, 3, 6)
+			y := b.op("LayerNormalization", map[string]model.Attribute{"axis": a1(-1), "epsilon": af(1e-3)}, "x",
+				b.init([]int{6}, 0.3, 1), b.init([]int{6}, 0.2, 0))
+			b.head(y, 18, 3, "out")
+			return b.g
+		}, nil},
+		{"softmax_last_axis_scaled", 2, func() *model.Graph {
+			b := newTB(1, 2, 5)
+			y := b.op("Mul", nil, b.op("MatMul", nil, "x", b.init([]int{5, 4}, 0.5, 0)), b.scalar(1.5))
+			y = b.op("Softmax", map[string]model.Attribute{"axis": a1(-1)}, y)
+			b.head(y, 8, 3, "out")
+			return b.g
+		}, nil},
+		{"gelu_erf", 2, func() *model.Graph {
+			b := newTB(1, 8)
+			y := b.op("Gelu", nil, b.op("MatMul", nil, "x", b.init([]int{8, 6}, 0.5, 0)))
+			b.head(y, 6, 3, "out")
+			return b.g
+		}, nil},
+		{"gelu_tanh", 2, func() *model.Graph {
+			b := newTB(1, 8)
+			y := b.op("Gelu", map[string]model.Attribute{"approximate": {Kind: model.AttrString, String: "tanh"}},
+				b.op("MatMul", nil, "x", b.init([]int{8, 6}, 0.5, 0)))
+			b.head(y, 6, 3, "out")
+			return b.g
+		}, nil},
+		{"reduce_mean_tokens", 2, func() *model.Graph {
+			b := newTB(1, 4, 5)
+			y := b.op("ReduceMean", map[string]model.Attribute{"keepdims": a1(0)}, "x", b.int64s(1))
+			z := b.op("ReduceMean", map[string]model.Attribute{"axes": ai(-1), "keepdims": a1(1)}, "x")
+			b.head(y, 5, 3, "out")
+			b.head(z, 4, 3, "out2")
+			return b.g
+		}, nil},
+		{"self_attention_two_heads", 2, func() *model.Graph {
+			// x: 3 tokens × 4; Q, K, V projections, 2 heads of width 2.
+			b := newTB(1, 3, 4)
+			heads := func(w string, perm ...int64) string {
+				y := b.op("MatMul", nil, "x", w)
+				y = b.op("Reshape", nil, y, b.int64s(0, 3, 2, 2))
+				return b.op("Transpose", map[string]model.Attribute{"perm": ai(perm...)}, y)
+			}
+			q := heads(b.init([]int{4, 4}, 0.6, 0), 0, 2, 1, 3) // 2×3×2
+			k := heads(b.init([]int{4, 4}, 0.6, 0), 0, 2, 3, 1) // 2×2×3
+			v := heads(b.init([]int{4, 4}, 0.6, 0), 0, 2, 1, 3) // 2×3×2
+			s := b.op("Softmax", map[string]model.Attribute{"axis": a1(-1)}, b.op("Mul", nil, b.op("MatMul", nil, q, k), b.scalar(0.7)))
+			o := b.op("Transpose", map[string]model.Attribute{"perm": ai(0, 2, 1, 3)}, b.op("MatMul", nil, s, v))
+			o = b.op("Reshape", nil, o, b.int64s(0, 3, 4))
+			y := b.op("Add", nil, "x", o)
+			b.head(y, 12, 3, "out")
 			return b.g
 		}, nil},
 		{"two_exits_weighted", 2, func() *model.Graph {

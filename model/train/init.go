@@ -22,9 +22,11 @@ const (
 	InitGlorot InitKind = "glorot"
 )
 
-// Init re-draws the weights of every Conv and Gemm of g from seed with the
-// given scheme, sets their biases to zero and resets batch norms to the
-// identity (scale 1, bias 0, mean 0, var 1). Nodes are visited in order, so
+// Init re-draws the weights of every Conv, Gemm and MatMul by a 2-D
+// initializer of g from seed with the given scheme, sets the Conv and Gemm
+// biases to zero and resets batch and layer norms to the identity (scale 1,
+// bias 0, mean 0, var 1). Weights that an Add broadcasts (a MatMul's bias,
+// a position embedding) are kept. Nodes are visited in order, so
 // the result depends only on the graph, kind and seed. Initializers are
 // replaced by new tensors.
 func Init(g *model.Graph, kind InitKind, seed uint64) error {
@@ -46,6 +48,14 @@ func Init(g *model.Graph, kind InitKind, seed uint64) error {
 		}
 		g.Initializers[name] = tensor.New(tensor.WithShape(t.Shape().Clone()...), tensor.WithBacking(d))
 		return nil
+	}
+	fillWeight := func(name string, fanIn, fanOut int) error {
+		if kind == InitHe {
+			std := math.Sqrt(2 / float64(fanIn))
+			return fill(name, func(int) float32 { return float32(rng.NormFloat64() * std) })
+		}
+		a := math.Sqrt(6 / float64(fanIn+fanOut))
+		return fill(name, func(int) float32 { return float32((2*rng.Float64() - 1) * a) })
 	}
 	zero := func(int) float32 { return 0 }
 	one := func(int) float32 { return 1 }
@@ -71,6 +81,29 @@ func Init(g *model.Graph, kind InitKind, seed uint64) error {
 			if n.AttrInt("transB", 0) == 0 {
 				fanIn, fanOut = s[0], s[1]
 			}
+		case "MatMul":
+			t, ok := g.Initializers[n.Input(1)]
+			if !ok {
+				continue // activation × activation (attention): nothing to draw
+			}
+			if t.Dims() != 2 {
+				return fmt.Errorf("train: init: node %s: weight %q is not a 2-D initializer", n, n.Input(1))
+			}
+			s := t.Shape()
+			fanIn, fanOut = s[0], s[1]
+			if err := fillWeight(n.Input(1), fanIn, fanOut); err != nil {
+				return err
+			}
+			continue
+		case "LayerNormalization":
+			for i, f := range []func(int) float32{one, zero} {
+				if n.Input(1+i) != "" {
+					if err := fill(n.Input(1+i), f); err != nil {
+						return err
+					}
+				}
+			}
+			continue
 		case "BatchNormalization":
 			for i, f := range []func(int) float32{one, zero, zero, one} {
 				if err := fill(n.Input(1+i), f); err != nil {
@@ -81,15 +114,7 @@ func Init(g *model.Graph, kind InitKind, seed uint64) error {
 		default:
 			continue
 		}
-		var f func(int) float32
-		if kind == InitHe {
-			std := math.Sqrt(2 / float64(fanIn))
-			f = func(int) float32 { return float32(rng.NormFloat64() * std) }
-		} else {
-			a := math.Sqrt(6 / float64(fanIn+fanOut))
-			f = func(int) float32 { return float32((2*rng.Float64() - 1) * a) }
-		}
-		if err := fill(n.Input(1), f); err != nil {
+		if err := fillWeight(n.Input(1), fanIn, fanOut); err != nil {
 			return err
 		}
 		if n.Input(2) != "" {

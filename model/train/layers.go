@@ -138,9 +138,30 @@ func (n *Net) compileNode(nd *model.Node) (layer, error) {
 			return nil, err
 		}
 		return &gapLayer{x: x, y: y, c: s[0], hw: s[1] * s[2]}, nil
-	case "Relu", "Identity", "Flatten", "Clip", "Dropout":
+	case "Relu", "Identity", "Flatten", "Clip", "Dropout", "Gelu", "Mul":
 		return n.newUnary(nd)
+	case "Reshape":
+		return n.newReshape(nd)
+	case "Transpose":
+		return n.newTranspose(nd)
+	case "MatMul":
+		return n.newMatMul(nd)
+	case "LayerNormalization":
+		return n.newLayerNorm(nd)
+	case "Softmax":
+		return n.newSoftmax(nd)
+	case "ReduceMean":
+		return n.newReduceMean(nd)
 	case "Add":
+		for i := 0; i < 2; i++ {
+			if _, isInit := n.g.Initializers[nd.Input(1-i)]; isInit {
+				x, err := n.act(nd, i)
+				if err != nil {
+					return nil, err
+				}
+				return n.newBiasAdd(nd, x, nd.Input(1-i))
+			}
+		}
 		a, err := n.act(nd, 0)
 		if err != nil {
 			return nil, err
@@ -688,7 +709,8 @@ func (l *gapLayer) backward(p *pass) {
 	}
 }
 
-// ---- element-wise unary ops: Relu, Identity, Flatten, Clip, Dropout ----
+// ---- element-wise unary ops: Relu, Identity, Flatten, Reshape, Clip,
+// Dropout, Gelu, Mul by a scalar constant ----
 
 type unaryLayer struct {
 	op     string
@@ -696,6 +718,8 @@ type unaryLayer struct {
 	size   int
 	lo, hi float32 // Clip bounds
 	ratio  float32 // Dropout
+	k      float32 // Mul's constant
+	tanh   bool    // Gelu's tanh approximation
 }
 
 func (n *Net) newUnary(nd *model.Node) (layer, error) {
@@ -731,6 +755,24 @@ func (n *Net) newUnary(nd *model.Node) (layer, error) {
 				*dst = d[0]
 			}
 		}
+	case "Gelu":
+		switch ap := nd.AttrString("approximate", "none"); ap {
+		case "none":
+		case "tanh":
+			l.tanh = true
+		default:
+			return nil, fmt.Errorf("%w: node %s: Gelu approximate=%q", ErrUnsupported, nd, ap)
+		}
+	case "Mul":
+		name := nd.Input(1) // Mul(activation, scalar constant)
+		d, _, err := n.floatInit(nd, name)
+		if err != nil {
+			return nil, err
+		}
+		if len(d) != 1 {
+			return nil, fmt.Errorf("%w: node %s: Mul by %q of %d values (only a scalar constant is supported)", ErrUnsupported, nd, name, len(d))
+		}
+		l.k = d[0]
 	case "Dropout":
 		l.ratio = nd.AttrFloat("ratio", 0.5)
 		if name := nd.Input(1); name != "" {
@@ -758,7 +800,7 @@ func (n *Net) newUnary(nd *model.Node) (layer, error) {
 }
 
 func (l *unaryLayer) scratch(n *Net, cap int) layerState {
-	if l.op == "Dropout" {
+	if l.op == "Dropout" || (l.op == "Gelu" && !l.tanh) {
 		return layerState{f: make([]float32, cap*l.size)}
 	}
 	return layerState{}
@@ -776,6 +818,25 @@ func (l *unaryLayer) forward(p *pass) {
 		for i, v := range x {
 			y[i] = min(max(v, l.lo), l.hi)
 		}
+	case "Mul":
+		for i, v := range x {
+			y[i] = v * l.k
+		}
+	case "Gelu":
+		if !p.train || l.tanh {
+			for i, v := range x {
+				y[i] = gelu(v, l.tanh)
+			}
+			return
+		}
+		// Training keeps gelu'(x) = Φ(x) + x·φ(x) for the backward pass.
+		d := p.st.f[:len(x)]
+		for i, v := range x {
+			xf := float64(v)
+			cdf := 0.5 * (1 + math.Erf(xf/math.Sqrt2))
+			y[i] = float32(xf * cdf)
+			d[i] = float32(cdf + xf*math.Exp(-0.5*xf*xf)/math.Sqrt(2*math.Pi))
+		}
 	case "Dropout":
 		if !p.train || l.ratio == 0 {
 			copy(y, x)
@@ -791,7 +852,7 @@ func (l *unaryLayer) forward(p *pass) {
 			}
 			y[i] = v * mask[i]
 		}
-	default: // Identity, Flatten
+	default: // Identity, Flatten, Reshape
 		copy(y, x)
 	}
 }
@@ -817,6 +878,22 @@ func (l *unaryLayer) backward(p *pass) {
 				dx[i] += g
 			}
 		}
+	case "Mul":
+		for i, g := range dy {
+			dx[i] += g * l.k
+		}
+	case "Gelu":
+		if l.tanh {
+			x := p.w.act[l.x]
+			for i, g := range dy {
+				dx[i] += g * geluGrad(x[i])
+			}
+			return
+		}
+		d := p.st.f
+		for i, g := range dy {
+			dx[i] += g * d[i]
+		}
 	case "Dropout":
 		if !p.train || l.ratio == 0 {
 			for i, g := range dy {
@@ -833,6 +910,25 @@ func (l *unaryLayer) backward(p *pass) {
 			dx[i] += g
 		}
 	}
+}
+
+// gelu is x·Φ(x) (Erf form) or its tanh approximation, computed as the
+// inference engine does.
+func gelu(x float32, tanh bool) float32 {
+	xf := float64(x)
+	if tanh {
+		return float32(0.5 * xf * (1 + math.Tanh(math.Sqrt(2/math.Pi)*(xf+0.044715*xf*xf*xf))))
+	}
+	return float32(0.5 * xf * (1 + math.Erf(xf/math.Sqrt2)))
+}
+
+// geluGrad is the derivative of the tanh approximation of gelu at x (the
+// Erf form's derivative is kept by the forward pass).
+func geluGrad(x float32) float32 {
+	xf := float64(x)
+	c := math.Sqrt(2 / math.Pi)
+	t := math.Tanh(c * (xf + 0.044715*xf*xf*xf))
+	return float32(0.5*(1+t) + 0.5*xf*(1-t*t)*c*(1+3*0.044715*xf*xf))
 }
 
 // ---- Add ----

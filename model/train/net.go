@@ -13,11 +13,13 @@ import (
 // or layout the trainer cannot differentiate.
 var ErrUnsupported = errors.New("train: unsupported")
 
-// TrainableOps lists the operators a training graph may contain. Softmax is
-// allowed only as the last op of a graph output (it is fused into the loss).
+// TrainableOps lists the operators a training graph may contain. A Softmax
+// that makes a graph output is fused into the loss; elsewhere it runs over
+// the last axis (attention).
 var TrainableOps = []string{
 	"AveragePool", "BatchNormalization", "Clip", "Conv", "Dropout", "Flatten", "Gemm",
 	"GlobalAveragePool", "Identity", "MaxPool", "Relu", "Add", "Softmax",
+	"Gelu", "LayerNormalization", "MatMul", "Mul", "ReduceMean", "Reshape", "Transpose",
 }
 
 // value is one activation tensor; shapes exclude the batch dimension.
@@ -120,15 +122,12 @@ func newNet(g *model.Graph, inputGrad bool) (*Net, error) {
 		}
 	}
 	for _, nd := range sorted.Nodes {
-		if nd.Op == "Softmax" && len(nd.Outputs) == 1 && isOutput[nd.Outputs[0]] {
+		if nd.Op == "Softmax" && len(nd.Outputs) == 1 && isOutput[nd.Outputs[0]] && consumers[nd.Outputs[0]] == 0 {
 			outSoftmax[nd.Outputs[0]] = true
 		}
 	}
 	for _, nd := range sorted.Nodes {
-		if nd.Op == "Softmax" {
-			if !outSoftmax[nd.Outputs[0]] || consumers[nd.Outputs[0]] > 0 {
-				return nil, fmt.Errorf("%w: node %s: Softmax is only supported as the last op of a graph output (fused into the loss)", ErrUnsupported, nd)
-			}
+		if nd.Op == "Softmax" && outSoftmax[nd.Outputs[0]] {
 			if len(nd.Inputs) != 1 {
 				return nil, fmt.Errorf("train: node %s: want 1 input", nd)
 			}
@@ -142,7 +141,7 @@ func newNet(g *model.Graph, inputGrad bool) (*Net, error) {
 	}
 	softmaxInput := map[string]string{}
 	for _, nd := range sorted.Nodes {
-		if nd.Op == "Softmax" {
+		if nd.Op == "Softmax" && outSoftmax[nd.Outputs[0]] {
 			softmaxInput[nd.Outputs[0]] = nd.Inputs[0]
 			vi, ok := n.vindex[nd.Inputs[0]]
 			if !ok {

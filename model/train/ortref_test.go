@@ -5,10 +5,14 @@ package train
 import (
 	"context"
 	"math"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/edgesplit/edgesplit/internal/ortref"
 	"github.com/edgesplit/edgesplit/model"
+	"github.com/edgesplit/edgesplit/model/dataset"
 	"github.com/edgesplit/edgesplit/model/onnx"
 	"github.com/edgesplit/edgesplit/model/zoo"
 	"gorgonia.org/tensor"
@@ -17,7 +21,9 @@ import (
 // TestORTMatchesTrainer runs the exported, trained models in ONNX Runtime
 // and checks their logits and probabilities against edgesplit's engine and
 // the trainer's inference pass, within 1e-4, on MNIST test images: the
-// embedded seed-cnn and a briefly trained lenet-exits (three exits).
+// embedded seed-cnn, a briefly trained lenet-exits (three exits) and a
+// briefly trained vit-tiny (opset 20: LayerNormalization, batched MatMul,
+// attention Softmax, Gelu, ReduceMean).
 // Needs cgo and scripts/fetch-models.sh (skips without the library).
 func TestORTMatchesTrainer(t *testing.T) {
 	ortref.InitTest(t)
@@ -30,16 +36,25 @@ func TestORTMatchesTrainer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	vit, err := Run(context.Background(), Config{Arch: "vit-tiny", Data: sp, Epochs: 1, Seed: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range []struct {
 		name string
 		g    *model.Graph
-	}{{"seed-cnn (embedded)", seed}, {"lenet-exits", exits.Graph}} {
+	}{{"seed-cnn (embedded)", seed}, {"lenet-exits", exits.Graph}, {"vit-tiny", vit.Graph}} {
 		t.Run(c.name, func(t *testing.T) {
-			// Expose every Softmax's input (the logits) as an extra output.
+			// Expose the input of every Softmax that makes a graph output
+			// (the logits) as an extra output.
 			g := *c.g
 			g.Outputs = append([]model.ValueInfo(nil), c.g.Outputs...)
+			isOutput := map[string]bool{}
+			for _, o := range c.g.Outputs {
+				isOutput[o.Name] = true
+			}
 			for _, n := range g.Nodes {
-				if n.Op == "Softmax" {
+				if n.Op == "Softmax" && isOutput[n.Outputs[0]] {
 					g.Outputs = append(g.Outputs, model.ValueInfo{Name: n.Inputs[0], Shape: []int{1, 10}})
 				}
 			}
@@ -102,6 +117,85 @@ func TestORTMatchesTrainer(t *testing.T) {
 				}
 			}
 			t.Logf("%s: 100 images, outputs %v: max |ORT − edgesplit| = %.2g", c.name, names, worst)
+		})
+	}
+}
+
+// TestORTTrainedFiles runs trained models written by `edgesplit train`
+// (EDGESPLIT_ORT_MODELS: comma-separated .onnx paths, each with its
+// sidecar) on their whole test set in ONNX Runtime and in the trainer's
+// inference pass: the probabilities must agree within 1e-4 and ONNX
+// Runtime's accuracy must equal the sidecar's. Skips when the variable is
+// unset (bench/train/vit.sh's models are the intended input).
+func TestORTTrainedFiles(t *testing.T) {
+	paths := os.Getenv("EDGESPLIT_ORT_MODELS")
+	if paths == "" {
+		t.Skip("EDGESPLIT_ORT_MODELS not set")
+	}
+	ortref.InitTest(t)
+	for _, path := range strings.Split(paths, ",") {
+		t.Run(filepath.Base(path), func(t *testing.T) {
+			g, err := onnx.Load(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sc, err := dataset.ReadSidecar(dataset.SidecarPath(path))
+			if err != nil {
+				t.Fatal(err)
+			}
+			sp, err := dataset.Load(context.Background(), sc.Dataset, dataset.Options{Preprocess: &sc.Preprocess})
+			if err != nil {
+				t.Fatal(err)
+			}
+			data, err := onnx.Encode(g)
+			if err != nil {
+				t.Fatal(err)
+			}
+			net, err := New(g)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tr, err := NewTrainer(net, Options{Workers: 1, Batch: 64})
+			if err != nil {
+				t.Fatal(err)
+			}
+			in := append([]int{1}, net.InputShape()...)
+			classes := net.Classes(0)
+			s, err := ortref.New(data, []string{g.Inputs[0].Name}, [][]int{in}, []string{g.Outputs[0].Name}, [][]int{{1, classes}}, 1)
+			if err != nil {
+				t.Fatalf("ONNX Runtime rejects %s: %v", path, err)
+			}
+			defer s.Close()
+			set := sp.Test
+			want, err := tr.Predict(set.Images, set.Len())
+			if err != nil {
+				t.Fatal(err)
+			}
+			var worst float64
+			correct := 0
+			for i := 0; i < set.Len(); i++ {
+				copy(s.Input(0), set.Image(i))
+				if err := s.Run(); err != nil {
+					t.Fatal(err)
+				}
+				ref := s.Output(0)
+				best := 0
+				for j, p := range ref {
+					worst = max(worst, math.Abs(float64(p-want[0][i*classes+j])))
+					if p > ref[best] {
+						best = j
+					}
+				}
+				if best == set.Labels[i] {
+					correct++
+				}
+			}
+			acc := float64(correct) / float64(set.Len())
+			t.Logf("%s: %d test images, ONNX Runtime accuracy %.2f%% (sidecar %.2f%%), max |ORT − trainer| = %.2g",
+				path, set.Len(), 100*acc, 100*sc.Accuracy, worst)
+			if worst > 1e-4 || math.Abs(acc-sc.Accuracy) > 1e-9 {
+				t.Fatalf("ONNX Runtime differs: max difference %v, accuracy %v vs %v", worst, acc, sc.Accuracy)
+			}
 		})
 	}
 }

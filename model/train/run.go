@@ -49,6 +49,11 @@ type Config struct {
 	Seed uint64
 	// Workers splits each batch across goroutines. Default 2.
 	Workers int
+	// Shift is the random translation of training images in pixels
+	// (Options.Shift). Default 0.
+	Shift int
+	// Flip mirrors training images at random (Options.Flip).
+	Flip bool
 	// ExitWeights weighs each output's loss (multi-exit models). Default 1
 	// each.
 	ExitWeights []float64
@@ -152,7 +157,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	tr, err := NewTrainer(net, Options{Batch: cfg.Batch, Workers: cfg.Workers, Optimizer: opt, Seed: cfg.Seed, ExitWeights: cfg.ExitWeights})
+	tr, err := NewTrainer(net, Options{Batch: cfg.Batch, Workers: cfg.Workers, Optimizer: opt, Seed: cfg.Seed, ExitWeights: cfg.ExitWeights, Shift: cfg.Shift, Flip: cfg.Flip})
 	if err != nil {
 		return nil, err
 	}

@@ -245,6 +245,22 @@ func TestInit(t *testing.T) {
 			t.Errorf("%s: BN not reset", k)
 		}
 	}
+	g := zoo.ViTTiny(1)
+	g.Initializers["blk1.ln1.weight"].Data().([]float32)[0] = 3
+	if err := Init(g, InitGlorot, 7); err != nil {
+		t.Fatal(err)
+	}
+	w := g.Initializers["blk1.mlp.fc1.weight"].Data().([]float32) // 64×128
+	var ss float64
+	for _, v := range w {
+		ss += float64(v) * float64(v)
+	}
+	if std, want := math.Sqrt(ss/float64(len(w))), math.Sqrt(6.0/(64+128))/math.Sqrt(3); math.Abs(std-want)/want > 0.05 {
+		t.Errorf("vit-tiny MatMul weight std %v, want %v", std, want)
+	}
+	if v := g.Initializers["blk1.ln1.weight"].Data().([]float32)[0]; v != 1 {
+		t.Errorf("LayerNormalization scale %v after Init, want 1", v)
+	}
 	if err := Init(zoo.SeedCNN(1), "lecun", 1); err == nil {
 		t.Error("unknown init accepted")
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -28,6 +29,15 @@ type Options struct {
 	// ExitWeights weighs each graph output's cross-entropy in the loss (one
 	// per output, in graph output order). Default 1 for every output.
 	ExitWeights []float64
+	// Shift, when positive, augments every training image of Epoch with a
+	// random translation of up to Shift pixels on each axis (drawn from
+	// Seed and the epoch; uncovered pixels take the value of the image's
+	// top-left pixel, its background). Default 0: images as they are.
+	Shift int
+	// Flip, when set, mirrors each training image of Epoch left to right
+	// with probability ½ (drawn like Shift) — for data whose classes are
+	// mirror-symmetric, such as Fashion-MNIST; not for digits.
+	Flip bool
 }
 
 // Trainer runs mini-batch training of a Net. It is not safe for concurrent
@@ -55,6 +65,9 @@ func NewTrainer(net *Net, opts Options) (*Trainer, error) {
 	}
 	if opts.Workers < 1 || opts.Workers > 256 {
 		return nil, fmt.Errorf("train: %d workers, want 1..256", opts.Workers)
+	}
+	if opts.Shift < 0 || opts.Shift > 64 {
+		return nil, fmt.Errorf("train: shift %d pixels, want 0..64", opts.Shift)
 	}
 	if opts.Optimizer == nil {
 		opts.Optimizer = NewAdam(0)
@@ -299,6 +312,7 @@ func (t *Trainer) Epoch(ctx context.Context, set *dataset.Set, epoch, epochs int
 		return EpochStats{}, fmt.Errorf("train: dataset images are %d×%d×%d, model input is %v", set.C, set.H, set.W, t.net.values[t.net.input].shape)
 	}
 	perm := rand.New(rand.NewPCG(t.opts.Seed, uint64(epoch)+1)).Perm(set.Len())
+	shift := rand.New(rand.NewPCG(t.opts.Seed^0x5b1f7, uint64(epoch)+1))
 	in := set.ImageLen()
 	bs := t.opts.Batch
 	x := make([]float32, bs*in)
@@ -313,7 +327,17 @@ func (t *Trainer) Epoch(ctx context.Context, set *dataset.Set, epoch, epochs int
 		}
 		idx := perm[b*bs : min((b+1)*bs, len(perm))]
 		for j, i := range idx {
-			copy(x[j*in:(j+1)*in], set.Image(i))
+			img := x[j*in : (j+1)*in]
+			if s := t.opts.Shift; s > 0 {
+				translate(img, set.Image(i), set.C, set.H, set.W, shift.IntN(2*s+1)-s, shift.IntN(2*s+1)-s)
+			} else {
+				copy(img, set.Image(i))
+			}
+			if t.opts.Flip && shift.IntN(2) == 1 {
+				for r := 0; r < set.C*set.H; r++ {
+					slices.Reverse(img[r*set.W : (r+1)*set.W])
+				}
+			}
 			labels[j] = set.Labels[i]
 		}
 		loss, c, err := t.Step(x[:len(idx)*in], labels[:len(idx)])
@@ -337,4 +361,30 @@ func (t *Trainer) Epoch(ctx context.Context, set *dataset.Set, epoch, epochs int
 	d := time.Since(start)
 	return EpochStats{Epoch: epoch, Loss: lossSum / float64(seen), Accuracy: float64(correct) / float64(seen),
 		Duration: d, ImagesPerSec: float64(seen) / d.Seconds()}, nil
+}
+
+// translate writes src (c×h×w) moved by dy rows and dx columns to dst; the
+// pixels it uncovers take each channel's top-left value.
+func translate(dst, src []float32, c, h, w, dy, dx int) {
+	for ch := 0; ch < c; ch++ {
+		in, out := src[ch*h*w:(ch+1)*h*w], dst[ch*h*w:(ch+1)*h*w]
+		bg := in[0]
+		for y := 0; y < h; y++ {
+			row := out[y*w : (y+1)*w]
+			sy := y - dy
+			if sy < 0 || sy >= h {
+				for x := range row {
+					row[x] = bg
+				}
+				continue
+			}
+			for x := range row {
+				if sx := x - dx; sx >= 0 && sx < w {
+					row[x] = in[sy*w+sx]
+				} else {
+					row[x] = bg
+				}
+			}
+		}
+	}
 }

@@ -2,12 +2,14 @@
 // deterministic, seeded weights: the ImageNet-sized AlexNet, VGG16, ResNet18
 // and MobileNetV2 (input 1×3×224×224, 1000 logits) used for partitioning and
 // profiling, and the small MNIST-sized models the trainer (model/train)
-// learns: seed-cnn, LeNet-5 and lenet-exits (LeNet-5 with two BranchyNet-style
-// early exits, a graph with three outputs).
+// learns: seed-cnn, LeNet-5, lenet-exits (LeNet-5 with two BranchyNet-style
+// early exits, a graph with three outputs) and vit-tiny, a small Vision
+// Transformer (vit.go; BuildViT sizes others).
 //
 // Every graph is NCHW float32 and uses ONNX operator types and attribute names
-// exactly as ONNX opset 13 defines them, so model/onnx can export and
-// re-import it unchanged. Weights are drawn with He (Kaiming) normal
+// exactly as ONNX opset 13 defines them (the ViTs: opset 20, for
+// LayerNormalization and Gelu), so model/onnx can export and re-import it
+// unchanged. Weights are drawn with He (Kaiming) normal
 // initialisation from a PCG generator seeded with the given seed; batch
 // normalisation layers get plausible, seeded statistics. The same name and
 // seed always give the same graph, bit for bit.

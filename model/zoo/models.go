@@ -34,6 +34,7 @@ var registry = map[string]func(mode) *model.Graph{
 	"seed-cnn":    seedCNN,
 	"lenet5":      leNet5,
 	"lenet-exits": lenetExits,
+	"vit-tiny":    vitTiny,
 }
 
 // Names lists the model names Build accepts, sorted.

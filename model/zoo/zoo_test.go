@@ -26,6 +26,7 @@ func TestParamCounts(t *testing.T) {
 		{"lenet-exits", 61706 + (8*6*9 + 8) + (8*7*7*10 + 10) + (400*10 + 10), false},
 		{"resnet18", 11689512, false},
 		{"mobilenetv2", 3504872, false},
+		{"vit-tiny", 3200 + 1024 + 4*(2*128+4*(64*64+64)+(64*128+128)+(128*64+64)) + 128 + 650, false},
 		{"alexnet", 61100840, true},
 		{"vgg16", 138357544, true},
 	}
