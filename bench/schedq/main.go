@@ -449,11 +449,18 @@ func writeQuality(c *config, rows []qrow) error {
 			rf = float64(q.autoForced.measured) / float64(q.oracle.measured)
 			ratiosF = append(ratiosF, rf)
 		}
-		ratios, errAuto, errAll, spE, spC = append(ratios, ratio), append(errAuto, ea), append(errAll, eall), append(spE, se), append(spC, sc)
+		ratios, errAuto, errAll, spE = append(ratios, ratio), append(errAuto, ea), append(errAll, eall), append(spE, se)
+		scCell := "–" // cloud-only not measured (no cloud available: banned, say)
+		if q.cloudOnly.measured > 0 {
+			spC = append(spC, sc)
+			scCell = fmt.Sprintf("%.2f×", sc)
+		} else {
+			sc = math.NaN()
+		}
 		plans := uniq(q.auto.plans)
 		oracle := fmt.Sprintf("%s (%d/%s)", q.oracle.policy, q.oracle.cut, q.oracle.codec)
-		fmt.Printf("| %s | %s | %s | %.1f | %s | %.1f | %.3f | %.3f | %.1f %% | %.1f %% | %.1f / %.1f | %.2f× | %.2f× | %d/%d |\n", q.model, q.link, plans, msf(q.auto.measured), oracle,
-			msf(q.oracle.measured), ratio, rf, 100*ea, 100*eall, mean(q.auto.absErrs), mean(q.allAbs), se, sc, q.cutsMeasured, q.cutsTotal)
+		fmt.Printf("| %s | %s | %s | %.1f | %s | %.1f | %.3f | %.3f | %.1f %% | %.1f %% | %.1f / %.1f | %.2f× | %s | %d/%d |\n", q.model, q.link, plans, msf(q.auto.measured), oracle,
+			msf(q.oracle.measured), ratio, rf, 100*ea, 100*eall, mean(q.auto.absErrs), mean(q.allAbs), se, scCell, q.cutsMeasured, q.cutsTotal)
 		w.Write([]string{q.model, q.link, plans, ff(msf(q.auto.measured)), q.oracle.policy, ff(msf(q.oracle.measured)), ff(ratio), ff(msf(q.autoForced.measured)), ff(rf), ff(ea), ff(eall), ff(mean(q.auto.absErrs)), ff(mean(q.allAbs)),
 			ff(msf(q.edgeOnly.measured)), ff(msf(q.cloudOnly.measured)), ff(se), ff(sc), strconv.Itoa(q.cutsMeasured), strconv.Itoa(q.cutsTotal)})
 	}
