@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"maps"
 	"net/http"
 	"slices"
 	"sync"
@@ -175,7 +176,8 @@ func (n *Node) Status() StatusSnapshot {
 	}
 	if n.edge != nil {
 		n.statusLog.mu.Lock()
-		reasons := n.statusLog.reasons
+		reasons := maps.Clone(n.statusLog.reasons) // not held while the estimates are computed
+		n.statusLog.mu.Unlock()
 		for _, p := range n.members.Peers() {
 			if p.Meta.Role != RoleCloud {
 				continue
@@ -188,7 +190,6 @@ func (n *Node) Status() StatusSnapshot {
 				s.Links = append(s.Links, StatusLink{Cloud: p.Name, RTTMS: ms(le.RTT), UplinkMbps: le.Up * 8 / 1e6, DownlinkMbps: le.Down * 8 / 1e6})
 			}
 		}
-		n.statusLog.mu.Unlock()
 	}
 	slices.SortFunc(s.Plans, func(a, b StatusPlan) int {
 		if a.Model < b.Model {
