@@ -49,7 +49,7 @@ func TestHedgeOvertakesStuckCloud(t *testing.T) {
 		t.Fatal(err)
 	}
 	if res.Cloud == "" || res.Cloud == stuckName || res.Fallback != "" {
-		t.Fatalf("answered by %q (fallback %q) while %s was stuck; want the other cloud, no fallback", res.Cloud, res.Fallback, stuckName)
+		t.Fatalf("answered by %q (fallback %q, errors %v) while %s was stuck; want the other cloud, no fallback", res.Cloud, res.Fallback, res.Errors, stuckName)
 	}
 	if limit := 3*res.Predicted + 500*time.Millisecond; took >= limit {
 		t.Errorf("took %v: no sooner than the stuck call's own deadline %v", took, limit)

@@ -30,10 +30,10 @@ type MembershipConfig struct {
 	// Tune is applied to the memberlist configuration last, for callers
 	// that need a knob this struct does not name.
 	Tune func(*memberlist.Config)
-	// OnChange, when set, is told of every peer that joined (first
-	// contact, or alive again: a restarted process) or left (gone: left
-	// or declared dead). It runs under memberlist's lock and must not
-	// block.
+	// OnChange, when set, is told of every peer that came back (alive
+	// again after it was gone: a restarted process) or left (gone: left or
+	// declared dead), with Peer.Since the moment it was seen. It runs
+	// under memberlist's lock and must not block.
 	OnChange func(p Peer, gone bool)
 
 	// The fields below are memberlist's timing knobs; DefaultMembershipConfig
@@ -314,14 +314,15 @@ func (m *Membership) observe(kind peerEvent, n *memberlist.Node) {
 	now := time.Now()
 	p := Peer{Name: n.Name, Addr: n.Address(), Meta: meta, Alive: kind != peerLeft, Since: now}
 	m.mu.Lock()
-	if old, ok := m.view[n.Name]; ok && kind != peerJoined {
+	old, known := m.view[n.Name]
+	if known && kind != peerJoined {
 		p.Joined = old.Joined
 	} else {
 		p.Joined = now
 	}
 	m.view[n.Name] = p
 	m.mu.Unlock()
-	if f := m.cfg.OnChange; f != nil && kind != peerUpdated {
+	if f := m.cfg.OnChange; f != nil && (kind == peerLeft || kind == peerJoined && known) {
 		f(p, kind == peerLeft)
 	}
 }

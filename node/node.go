@@ -43,11 +43,11 @@ type Node struct {
 	edge  *edgeRole      // what an edge plans and learns with; nil on clouds (edge.go)
 	calib calibrations   // own or fetched calibration tables (calibration.go)
 
-	guard       *access.Guard // who may use the client API (apiaccess.go)
-	peerChanges chan string   // QUIC addresses of peers that joined or left
-	quarantined quarantine    // members whose endpoint is not who they claim (quarantine.go)
-	reqID       atomic.Uint64 // ids of the node protocol requests this node sends
-	statusLog   statusLog     // what the status page shows (statuspage.go)
+	guard       *access.Guard   // who may use the client API (apiaccess.go)
+	peerChanges chan peerChange // QUIC addresses of peers that joined or left
+	quarantined quarantine      // members whose endpoint is not who they claim (quarantine.go)
+	reqID       atomic.Uint64   // ids of the node protocol requests this node sends
+	statusLog   statusLog       // what the status page shows (statuspage.go)
 
 	mu       sync.Mutex
 	closed   bool
@@ -118,10 +118,10 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		}
 		meta.HTTPAddr = n.httpLn.Addr().String()
 	}
-	n.peerChanges = make(chan string, 256)
+	n.peerChanges = make(chan peerChange, 256)
 	cfg.Gossip.OnChange = func(p Peer, _ bool) {
 		select {
-		case n.peerChanges <- p.Meta.QUICAddr:
+		case n.peerChanges <- peerChange{p.Meta.QUICAddr, p.Since}:
 		default: // a flood of changes: the connections die by their idle timeout
 		}
 	}
@@ -344,6 +344,12 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// peerChange is a peer that left or came back, at a moment.
+type peerChange struct {
+	addr string
+	at   time.Time
+}
+
 // forgetLoop drops the QUIC connection to every peer that left, died or
 // (re)joined: a dead peer's connection would stall calls until its idle
 // timeout, and a restarted process never answers on its predecessor's.
@@ -353,9 +359,9 @@ func (n *Node) forgetLoop() {
 		select {
 		case <-n.stopMeta:
 			return
-		case addr := <-n.peerChanges:
-			if addr != "" {
-				n.ep.Forget(addr)
+		case c := <-n.peerChanges:
+			if c.addr != "" {
+				n.ep.Forget(c.addr, c.at)
 			}
 		}
 	}

@@ -51,6 +51,7 @@ type peer struct {
 	mu       sync.Mutex
 	name     string
 	conn     *quic.Conn
+	connAt   time.Time     // when conn was made
 	dialing  chan struct{} // closed when the current dial ends
 	failures int
 	nextDial time.Time
@@ -145,7 +146,7 @@ func (e *Endpoint) acceptLoop() {
 		p.mu.Lock()
 		p.name = peerName(conn)
 		if p.conn == nil || p.conn.Context().Err() != nil {
-			p.conn = conn // reuse inbound connections for outbound calls
+			p.conn, p.connAt = conn, time.Now() // reuse inbound connections for outbound calls
 		}
 		p.mu.Unlock()
 		e.serveConn(conn, p)
@@ -252,7 +253,7 @@ func (e *Endpoint) conn(ctx context.Context, p *peer) (*quic.Conn, error) {
 		}
 		p.failures, p.lastErr = 0, nil
 		p.name = peerName(c)
-		p.conn = c
+		p.conn, p.connAt = c, time.Now()
 		p.mu.Unlock()
 		e.serveConn(c, p)
 		return c, nil

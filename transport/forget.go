@@ -7,13 +7,14 @@ import (
 	"github.com/quic-go/quic-go"
 )
 
-// Forget closes the endpoint's connection to the peer at addr, if any
-// (calls still on it fail with CodePeerGone), and clears its dial backoff,
-// so the next call dials afresh. Call it when the peer is known to be gone
-// or restarted (membership says so): a dead peer's connection would
-// otherwise stall calls until its idle timeout, and a restarted one never
-// answers on the old connection.
-func (e *Endpoint) Forget(addr string) {
+// Forget closes the endpoint's connection to the peer at addr if it was
+// made before since (calls still on it fail with CodePeerGone), and clears
+// its dial backoff, so the next call dials afresh. Call it when the peer is
+// known to be gone or restarted at since (membership says so): a dead
+// peer's connection would otherwise stall calls until its idle timeout, and
+// a restarted one never answers on the old connection; a connection made
+// after since is to the new process and is kept.
+func (e *Endpoint) Forget(addr string, since time.Time) {
 	ua, err := net.ResolveUDPAddr("udp", addr)
 	if err != nil {
 		return
@@ -22,16 +23,21 @@ func (e *Endpoint) Forget(addr string) {
 	p, ok := e.peers[ua.String()]
 	e.mu.Unlock()
 	if ok {
-		p.drop(nil)
+		p.mu.Lock()
+		c := p.conn
+		fresh := c != nil && p.connAt.After(since)
+		p.mu.Unlock()
+		if !fresh {
+			p.drop(c)
+		}
 	}
 }
 
-// drop forgets p's connection — only c when c is not nil (a failed call's
-// connection, which may already have been replaced) — and its dial
-// backoff, and closes the connection.
+// drop forgets p's connection c (nothing when p holds another by now) and
+// its dial backoff, and closes c; a nil c clears the backoff only.
 func (p *peer) drop(c *quic.Conn) {
 	p.mu.Lock()
-	if c != nil && p.conn != c {
+	if p.conn != c {
 		p.mu.Unlock()
 		return
 	}
@@ -44,4 +50,4 @@ func (p *peer) drop(c *quic.Conn) {
 }
 
 // Forget is a no-op on a MemEndpoint: it keeps no connections.
-func (e *MemEndpoint) Forget(string) {}
+func (e *MemEndpoint) Forget(string, time.Time) {}

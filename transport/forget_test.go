@@ -45,7 +45,7 @@ func TestForgetRestartedPeer(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	defer restarted.Close()
-	cli.Forget(addr)
+	cli.Forget(addr, time.Now())
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	start := time.Now()
@@ -56,6 +56,11 @@ func TestForgetRestartedPeer(t *testing.T) {
 	if d := time.Since(start); d > time.Second {
 		t.Errorf("the call after Forget took %v", d)
 	}
-	cli.Forget("not an address") // harmless
-	cli.Forget("127.0.0.1:1")    // never called: harmless
+	cli.Forget("not an address", time.Now()) // harmless
+	cli.Forget("127.0.0.1:1", time.Now())    // never called: harmless
+	// A connection made after the event is to the new process: kept.
+	cli.Forget(addr, start.Add(-time.Hour))
+	if got, _, err := callBytes(context.Background(), cli, addr, &Request{ID: 3}, []byte("kept")); err != nil || string(got) != "kept" {
+		t.Fatalf("call after a Forget of an older event: %q, %v", got, err)
+	}
 }

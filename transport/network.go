@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net"
+	"time"
 )
 
 // Transport is what a node needs of its endpoint: calls to peers, live
@@ -20,9 +21,9 @@ type Transport interface {
 	Estimate(addr string) (PeerEstimate, bool)
 	// Addr returns the address peers call this endpoint at.
 	Addr() net.Addr
-	// Forget drops the connection to the peer at addr (gone or
-	// restarted): the next call dials afresh.
-	Forget(addr string)
+	// Forget drops the connection to the peer at addr made before since
+	// (the peer left or restarted then): the next call dials afresh.
+	Forget(addr string, since time.Time)
 	// Shutdown lets in-flight requests finish (or ctx end), then closes.
 	Shutdown(ctx context.Context) error
 	// Close closes at once, failing in-flight requests.
