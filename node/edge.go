@@ -187,6 +187,11 @@ func (n *Node) Infer(ctx context.Context, req InferRequest) (*InferResult, error
 		n.log.Warn("cloud failed; banned", "cloud", plan.Cloud, "for", ban, "err", err)
 		res.Fallback = "retried"
 	}
+	// The client's deadline passed (or it gave up) while a cloud worked:
+	// a late local answer is no answer.
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("node: %s: %w", m.ID, context.Cause(ctx))
+	}
 	// Edge-only, or every cloud tried failed: finish here.
 	if err := n.runLocal(ctx, m, req.Inputs, lastHead, res); err != nil {
 		return nil, err

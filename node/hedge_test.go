@@ -33,7 +33,12 @@ func TestHedgeOvertakesStuckCloud(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	stuckName := res.Cloud
+	// The cloud the next request will be planned on is the one to stick.
+	plan, err := edge.Plan(context.Background(), m.ID, "")
+	if err != nil || plan.Cloud == "" {
+		t.Fatalf("plan: %v %v", plan, err)
+	}
+	stuckName := plan.Cloud
 	var stuck *node.Node
 	for _, c := range lc.Clouds {
 		if c.Name() == stuckName {

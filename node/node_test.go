@@ -371,9 +371,10 @@ func TestClientDeadlineDoesNotBan(t *testing.T) {
 			t.Fatalf("warm-up: %v (cloud %+v)", err, res)
 		}
 	}
-	// A quarter of the slow cloud's own compute time, as it measured it:
-	// no round trip can be that short, however loaded the machine.
-	short := min(res.Measured.CloudCompute, res.Measured.Total) / 4
+	// A quarter of the slow cloud's profiled compute time: its device
+	// emulation never answers sooner than that profile, so no round trip
+	// can be that short, however fast or loaded the machine.
+	short := res.Plan.Predicted.CloudCompute / 4
 	ctx, cancel := context.WithTimeout(context.Background(), short)
 	defer cancel()
 	if _, err := edge.Infer(ctx, node.InferRequest{Inputs: []*tensor.Dense{x}}); err == nil {

@@ -38,7 +38,7 @@ func TestStatusPageInChromium(t *testing.T) {
 	m := testModel(t)
 	lc, err := cluster.Start(context.Background(), cluster.Config{
 		Edges: 1, Clouds: 2, Models: []*node.Model{m}, Policy: "cloud-only", GossipKey: []byte("0123456789abcdef"), Logger: quietLogger(),
-		Tune: func(c *node.Config) { c.ProfileRuns = 1; c.API = guard; c.BanBase = time.Minute },
+		Tune: func(c *node.Config) { c.ProfileRuns = 1; c.API = guard; c.BanBase = time.Minute; c.Hedge = -1 }, // no hedge: the killed cloud must fail and be banned
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -51,8 +51,12 @@ func TestStatusPageInChromium(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// Kill the cloud the edge uses: the next request fails over and bans it.
-	res, _ := edge.Infer(context.Background(), node.InferRequest{Inputs: []*tensor.Dense{x}})
+	// Kill the cloud the next request is planned on: it fails over and
+	// bans it.
+	res, err := edge.Plan(context.Background(), m.ID, "")
+	if err != nil || res.Cloud == "" {
+		t.Fatalf("plan: %v %v", res, err)
+	}
 	for _, c := range lc.Clouds {
 		if c.Name() == res.Cloud {
 			c.Kill()
