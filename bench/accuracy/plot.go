@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/edgesplit/edgesplit/internal/plotaxis"
+
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/plotutil"
@@ -107,7 +109,7 @@ func plotBudget(summary, out string) error {
 				p.Title.Text = "measured: " + t
 				p.Y.Label.Text = "measured median latency, ms (log)"
 				p.Y.Scale = plot.LogScale{}
-				p.Y.Tick.Marker = ticks125{}
+				p.Y.Tick.Marker = plotaxis.Ticks125{}
 			} else {
 				p.Y.Label.Text = "measured top-1 agreement, %"
 				p.Y.Min, p.Y.Max = 99, 100.05
@@ -301,29 +303,4 @@ func printTables(summary string) error {
 		fmt.Println()
 	}
 	return nil
-}
-
-// ticks125 labels a log axis at 1, 2 and 5 times each power of ten.
-type ticks125 struct{}
-
-func (ticks125) Ticks(lo, hi float64) []plot.Tick {
-	var ts []plot.Tick
-	if lo <= 0 || hi <= lo {
-		return plot.LogTicks{Prec: -1}.Ticks(lo, hi)
-	}
-	for e := math.Floor(math.Log10(lo)); e <= math.Ceil(math.Log10(hi)); e++ {
-		base := math.Pow(10, e)
-		for m := 1; m <= 9; m++ {
-			v := float64(m) * base
-			if v < lo || v > hi {
-				continue
-			}
-			t := plot.Tick{Value: v}
-			if m == 1 || m == 2 || m == 5 {
-				t.Label = strconv.FormatFloat(v, 'g', -1, 64)
-			}
-			ts = append(ts, t)
-		}
-	}
-	return ts
 }

@@ -8,8 +8,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"time"
+
+	"github.com/edgesplit/edgesplit/internal/plotaxis"
 
 	"github.com/edgesplit/edgesplit/model"
 	"github.com/edgesplit/edgesplit/model/zoo"
@@ -162,11 +163,11 @@ func linePlot(path, title, xl, yl string, logX, logY bool, ss []series) error {
 	p.Y.Label.Text = yl
 	if logX {
 		p.X.Scale = plot.LogScale{}
-		p.X.Tick.Marker = ticks125{}
+		p.X.Tick.Marker = plotaxis.Ticks125{}
 	}
 	if logY {
 		p.Y.Scale = plot.LogScale{}
-		p.Y.Tick.Marker = ticks125{}
+		p.Y.Tick.Marker = plotaxis.Ticks125{}
 	}
 	p.Add(plotter.NewGrid())
 	for i, s := range ss {
@@ -233,28 +234,3 @@ func save(p *plot.Plot, path string) error {
 }
 
 func ms(d time.Duration) float64 { return float64(d) / 1e6 }
-
-// ticks125 labels a log axis at 1, 2 and 5 times each power of ten.
-type ticks125 struct{}
-
-func (ticks125) Ticks(lo, hi float64) []plot.Tick {
-	var ts []plot.Tick
-	if lo <= 0 || hi <= lo {
-		return plot.LogTicks{Prec: -1}.Ticks(lo, hi)
-	}
-	for e := math.Floor(math.Log10(lo)); e <= math.Ceil(math.Log10(hi)); e++ {
-		base := math.Pow(10, e)
-		for m := 1; m <= 9; m++ {
-			v := float64(m) * base
-			if v < lo || v > hi {
-				continue
-			}
-			t := plot.Tick{Value: v}
-			if m == 1 || m == 2 || m == 5 {
-				t.Label = strconv.FormatFloat(v, 'g', -1, 64)
-			}
-			ts = append(ts, t)
-		}
-	}
-	return ts
-}
