@@ -8,7 +8,6 @@ import (
 	"fmt"
 	_ "image/jpeg" // decoders for POST /v1/infer
 	_ "image/png"
-	"io"
 	"log/slog"
 	"net/http"
 	"runtime"
@@ -19,6 +18,7 @@ import (
 	"github.com/edgesplit/edgesplit/node/access"
 	"github.com/edgesplit/edgesplit/scheduler"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/semaphore"
 	"gorgonia.org/tensor"
 )
 
@@ -141,9 +141,10 @@ func (w *statusWriter) errMsg() string {
 
 // apiLimits bound the client API's concurrent work.
 type apiLimits struct {
-	waiting  *atomic.Int64 // requests waiting for an inflight slot
-	inflight chan struct{} // requests being served
-	decode   chan struct{} // images being decoded
+	waiting  *atomic.Int64       // requests waiting for an inflight slot
+	inflight chan struct{}       // requests being served
+	decode   chan struct{}       // images being decoded
+	bodies   *semaphore.Weighted // bytes of bodies held (MaxBufferedBodies)
 }
 
 // acquire takes an inflight slot, waiting (with at most MaxQueuedRequests
@@ -178,7 +179,8 @@ func (l apiLimits) acquire(ctx context.Context) bool {
 // need none.
 func (n *Node) Handler() http.Handler {
 	mux := http.NewServeMux()
-	lim := apiLimits{waiting: new(atomic.Int64), inflight: make(chan struct{}, MaxInflightRequests), decode: make(chan struct{}, runtime.GOMAXPROCS(0))}
+	lim := apiLimits{waiting: new(atomic.Int64), inflight: make(chan struct{}, MaxInflightRequests), decode: make(chan struct{}, runtime.GOMAXPROCS(0)),
+		bodies: semaphore.NewWeighted(MaxBufferedBodies)}
 	mux.Handle("POST /v1/infer", n.require(access.ScopeInfer, func(w http.ResponseWriter, r *http.Request) {
 		if ref := checkOverride(r); ref != nil {
 			n.refuse(w, r, *ref)
@@ -215,10 +217,11 @@ func (n *Node) Handler() http.Handler {
 
 // serveAPI serves the client API on the node's HTTP listener until
 // Shutdown or Kill. Connections are bounded in number (MaxAPIConns) and
-// time, so slow clients cannot hold them: headers 5 s, a whole request
-// 30 s, an answer 60 s (status streams lift it), idle keep-alive 60 s.
+// time, so slow clients cannot hold them: headers and a whole request by
+// Config.APIHeaderTimeout and APIReadTimeout (5 s and 30 s by default), an
+// answer 60 s (status streams lift it), idle keep-alive 60 s.
 func (n *Node) serveAPI() {
-	n.httpSrv = &http.Server{Handler: n.Handler(), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
+	n.httpSrv = &http.Server{Handler: n.Handler(), ReadHeaderTimeout: n.cfg.APIHeaderTimeout, ReadTimeout: n.cfg.APIReadTimeout,
 		WriteTimeout: 60 * time.Second, IdleTimeout: 60 * time.Second, MaxHeaderBytes: 64 << 10,
 		ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelWarn)}
 	ln := n.apiListener(n.httpLn)
@@ -274,22 +277,27 @@ func (n *Node) handleInfer(w http.ResponseWriter, r *http.Request, lim apiLimits
 		return q.Get("model"), nil
 	}
 	model = m.ID
-	body, err := io.ReadAll(io.LimitReader(r.Body, MaxInferBody+1))
-	if err != nil {
-		writeJSON(w, http.StatusBadRequest, apiError{"reading body: " + err.Error()})
+	if r.ContentLength > MaxInferBody {
+		writeJSON(w, http.StatusRequestEntityTooLarge, apiError{fmt.Sprintf("body of %d bytes declared, over %d", r.ContentLength, MaxInferBody)})
 		return
 	}
-	if len(body) > MaxInferBody {
-		writeJSON(w, http.StatusRequestEntityTooLarge, apiError{fmt.Sprintf("body over %d bytes", MaxInferBody)})
+	body, release, err := readInferBody(r.Context(), r.Body, r.ContentLength, m, lim.bodies)
+	if errors.Is(err, errBodyTooLarge) {
+		writeJSON(w, http.StatusRequestEntityTooLarge, apiError{err.Error()})
+		return
+	} else if err != nil {
+		writeJSON(w, http.StatusBadRequest, apiError{err.Error()})
 		return
 	}
 	select {
 	case lim.decode <- struct{}{}:
 	case <-r.Context().Done():
+		release()
 		return
 	}
 	x, err := decodeInput(body, m)
 	<-lim.decode
+	release() // the body is not needed past its decoding
 	if err != nil {
 		writeJSON(w, http.StatusBadRequest, apiError{err.Error()})
 		return

@@ -59,6 +59,11 @@ type Config struct {
 	// MaxAPIConns caps the client API's open connections; more wait in
 	// the listen queue. Default 256.
 	MaxAPIConns int
+	// APIHeaderTimeout and APIReadTimeout bound how long a client may take
+	// to send a request's headers and the whole request, body included:
+	// a connection that dribbles its body is closed when it passes.
+	// Defaults 5 s and 30 s.
+	APIHeaderTimeout, APIReadTimeout time.Duration
 	// Objective is what the edge's plans minimise (latency, the device's
 	// energy under Power, or seconds + EnergyWeight × joules); energy and
 	// weighted need Power. EnergyWeight 0 means scheduler.DefaultEnergyWeight.
@@ -172,6 +177,13 @@ func (c *Config) validate() error {
 	if c.MaxAPIConns <= 0 {
 		c.MaxAPIConns = 256
 	}
+	if c.APIHeaderTimeout <= 0 {
+		c.APIHeaderTimeout = 5 * time.Second
+	}
+	if c.APIReadTimeout <= 0 {
+		c.APIReadTimeout = 30 * time.Second
+	}
+	c.APIHeaderTimeout = min(c.APIHeaderTimeout, c.APIReadTimeout)
 	if c.Policy == "" {
 		c.Policy = "auto"
 	}

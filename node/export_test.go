@@ -47,8 +47,7 @@ func RunHeader(id, version, codec string, from, to int) []byte {
 	for i := from; i < to; i++ {
 		nodes = append(nodes, i)
 	}
-	r := segmentRequest{Op: opRun, Model: id, Version: version, Codec: codec, Nodes: nodes}
-	b, err := r.marshal()
+	b, err := RunRequestHeader(id, version, codec, nodes)
 	if err != nil {
 		panic(err)
 	}

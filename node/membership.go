@@ -35,6 +35,12 @@ type MembershipConfig struct {
 	// declared dead), with Peer.Since the moment it was seen. It runs
 	// under memberlist's lock and must not block.
 	OnChange func(p Peer, gone bool)
+	// OnRefused, when set, is told of gossip this node refused: traffic
+	// that does not decrypt with its keys (a process without the cluster's
+	// gossip key trying to join) and members claiming a name another live
+	// member has. Reports are rate limited (5/s, bursts of 20); it must not
+	// block.
+	OnRefused func(GossipRefusal)
 
 	// The fields below are memberlist's timing knobs; DefaultMembershipConfig
 	// sets values measured to spread a change to 10 nodes in < 1 s on one
@@ -110,6 +116,7 @@ type Membership struct {
 	cfg    MembershipConfig
 	keys   *memberlist.Keyring
 	logger *slog.Logger
+	guard  *gossipGuard
 
 	mu       sync.Mutex
 	meta     Meta
@@ -171,7 +178,9 @@ func NewMembership(cfg MembershipConfig, meta Meta) (*Membership, error) {
 		mc.GossipVerifyIncoming = true
 		mc.GossipVerifyOutgoing = true
 	}
-	mc.Logger = slog.NewLogLogger(logger.Handler(), slog.LevelDebug)
+	m.guard = newGossipGuard(cfg.Name, cfg.OnRefused, logger)
+	mc.Logger = m.guard.newLogger()
+	mc.Conflict = m.guard
 	mc.Delegate = (*metaDelegate)(m)
 	mc.Events = (*eventDelegate)(m)
 	if cfg.Tune != nil {
@@ -203,17 +212,22 @@ func (m *Membership) Join(ctx context.Context, seeds []string) (int, error) {
 		err error
 	}
 	ch := make(chan result, 1)
+	m.guard.joinStarted()
 	go func() {
 		n, err := m.ml.Join(seeds)
 		ch <- result{n, err}
 	}()
 	select {
 	case r := <-ch:
+		if addr := m.guard.joinEnded(); addr != "" {
+			return 0, fmt.Errorf("%w: %q is the member at %s; give this node another --name", ErrNameTaken, m.cfg.Name, addr)
+		}
 		if r.n == 0 && r.err != nil {
-			return 0, fmt.Errorf("node: join %v: %w", seeds, r.err)
+			return 0, fmt.Errorf("node: join %v: no seed accepted this node (check the addresses, and that this node has the cluster's gossip key): %w", seeds, r.err)
 		}
 		return r.n, nil
 	case <-ctx.Done():
+		go func() { <-ch; m.guard.joinEnded() }()
 		return 0, fmt.Errorf("node: join %v: %w", seeds, ctx.Err())
 	}
 }

@@ -15,7 +15,7 @@ type metrics struct {
 	clusterNodes *prometheus.GaugeVec   // role, alive
 	accuracy     *prometheus.GaugeVec   // model: lower bound on agreement of the last plan
 	codecs       *prometheus.CounterVec // codec, fidelity
-	refusals     *prometheus.CounterVec // reason: unauthenticated, forbidden, rate_limited, overloaded
+	refusals     *prometheus.CounterVec // reason: unauthenticated, forbidden, rate_limited, overloaded, wrong_role, untrusted_peer, gossip_key, name_conflict
 	hedges       *prometheus.CounterVec // winner: primary, backup
 }
 
@@ -59,7 +59,7 @@ func newMetrics(reg *prometheus.Registry, node string) *metrics {
 	}, []string{"codec", "fidelity"})
 	m.refusals = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "edgesplit_api_refusals_total", ConstLabels: labels,
-		Help: "Client API requests refused before any work, by reason (unauthenticated, forbidden, rate_limited, overloaded).",
+		Help: "Requests and peers refused before any work, by reason: API clients (unauthenticated, forbidden, rate_limited, overloaded), QUIC peers (wrong_role, untrusted_peer), gossip (gossip_key, name_conflict).",
 	}, []string{"reason"})
 	m.hedges = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "edgesplit_hedged_offloads_total", ConstLabels: labels,

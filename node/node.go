@@ -125,6 +125,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		default: // a flood of changes: the connections die by their idle timeout
 		}
 	}
+	cfg.Gossip.OnRefused = n.refuseGossip
 	if n.members, err = NewMembership(cfg.Gossip, meta); err != nil {
 		n.ep.Close()
 		if n.httpLn != nil {

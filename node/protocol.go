@@ -168,6 +168,15 @@ func (r *segmentRequest) marshal() ([]byte, error) {
 	return b, nil
 }
 
+// RunRequestHeader encodes the node protocol header of a request to run
+// the graph nodes (ascending indices) of a model's version on a cloud, with
+// the body in tensorcodec preset codec: what an edge sends, for tools and
+// tests that speak the protocol themselves.
+func RunRequestHeader(model, version, codec string, nodes []int) ([]byte, error) {
+	r := segmentRequest{Op: opRun, Model: model, Version: version, Codec: codec, Nodes: nodes}
+	return r.marshal()
+}
+
 // unmarshalSegmentRequest decodes and checks a request header.
 func unmarshalSegmentRequest(b []byte) (segmentRequest, error) {
 	var r segmentRequest

@@ -178,9 +178,10 @@ func TestCloudBoundsSegmentBodies(t *testing.T) {
 	}
 }
 
-// BenchmarkGarbageBodies sends 8 concurrent 64 MiB garbage segment bodies
-// and 8 PNG decompression bombs to a cluster and reports the process's
-// peak RSS growth (both ends run in this process) in MB.
+// BenchmarkGarbageBodies sends, all at once, 8 × 64 MiB garbage segment
+// bodies to a cloud, 8 × 64 MiB garbage bodies (chunked) to the edge's API
+// and 8 PNG decompression bombs, and reports the process's peak RSS growth
+// (both ends run in this process) in MB.
 func BenchmarkGarbageBodies(b *testing.B) {
 	m := testModel(b)
 	lc, err := cluster.Start(context.Background(), cluster.Config{
@@ -227,6 +228,15 @@ func BenchmarkGarbageBodies(b *testing.B) {
 				h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/v1/infer", bytes.NewReader(bomb)))
 				if rec.Code != http.StatusBadRequest {
 					b.Errorf("PNG bomb: %d", rec.Code)
+				}
+			})
+			wg.Go(func() {
+				rec := httptest.NewRecorder()
+				req := httptest.NewRequest(http.MethodPost, "/v1/infer", io.LimitReader(&garbage{x: uint64(i) + 99}, 64<<20))
+				req.ContentLength = -1 // sent chunked: the edge cannot refuse it from the header
+				h.ServeHTTP(rec, req)
+				if rec.Code != http.StatusBadRequest {
+					b.Errorf("64 MiB garbage body to the API: %d", rec.Code)
 				}
 			})
 		}

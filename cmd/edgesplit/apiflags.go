@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/edgesplit/edgesplit/node"
 	"github.com/edgesplit/edgesplit/node/access"
@@ -18,6 +19,8 @@ type apiFlags struct {
 	tls               bool
 	certFile, keyFile string
 	insecure          bool
+	readTimeout       time.Duration
+	file              string // the clients file in use ("" when none), set by configure
 }
 
 func (a *apiFlags) register(f *pflag.FlagSet) {
@@ -25,7 +28,24 @@ func (a *apiFlags) register(f *pflag.FlagSet) {
 	f.BoolVar(&a.tls, "api-tls", false, "serve the API over HTTPS with the node's certificate (clients trust the cluster CA; client certificates of role client are accepted)")
 	f.StringVar(&a.certFile, "api-cert", "", "serve the API over HTTPS with this certificate (PEM) instead of the node's")
 	f.StringVar(&a.keyFile, "api-key", "", "the private key (PEM) of --api-cert")
+	f.DurationVar(&a.readTimeout, "api-read-timeout", 30*time.Second, "longest a client may take to send a whole request, body included (slower connections are closed)")
 	f.BoolVar(&a.insecure, "insecure-api", false, "serve the API to anyone, without tokens (for experiments on a trusted host only)")
+}
+
+// reload re-reads the clients file into g (SIGHUP); nothing when the API
+// has none.
+func (a *apiFlags) reload(g *access.Guard) error {
+	if a.file == "" || g == nil {
+		return nil
+	}
+	c, err := access.LoadConfig(a.file)
+	if err != nil {
+		return fmt.Errorf("--api-clients: %w", err)
+	}
+	if err := g.Reload(c); err != nil {
+		return fmt.Errorf("--api-clients %s: %w", a.file, err)
+	}
+	return nil
 }
 
 // configure sets cfg's API guard and TLS from the flags. A node serving an
@@ -38,6 +58,7 @@ func (a *apiFlags) configure(cfg *node.Config, id *pki.Identity, warn io.Writer)
 		}
 		return nil
 	}
+	cfg.APIReadTimeout = a.readTimeout
 	file := a.clients
 	if file == "" {
 		file = os.Getenv("EDGESPLIT_API_CLIENTS")
@@ -46,6 +67,7 @@ func (a *apiFlags) configure(cfg *node.Config, id *pki.Identity, warn io.Writer)
 	case file != "" && a.insecure:
 		return fmt.Errorf("--insecure-api with a clients file: choose one")
 	case file != "":
+		a.file = file
 		c, err := access.LoadConfig(file)
 		if err != nil {
 			return fmt.Errorf("--api-clients: %w", err)

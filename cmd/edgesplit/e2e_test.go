@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -71,47 +70,8 @@ var startedRe = regexp.MustCompile(`gossip=(\S+) quic=(\S+) http=(\S*)`)
 // startNode starts `edgesplit node` and waits for its start line.
 func startNode(t *testing.T, bin string, args ...string) (gossip, httpAddr string) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bin, append([]string{"node"}, args...)...)
-	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
-	cmd.WaitDelay = 5 * time.Second
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("node %v stderr:\n%s", args, stderr.String())
-		}
-	})
-	lines := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			select {
-			case lines <- sc.Text():
-			default:
-			}
-		}
-	}()
-	select {
-	case l := <-lines:
-		m := startedRe.FindStringSubmatch(l)
-		if m == nil {
-			t.Fatalf("unexpected start line %q", l)
-		}
-		return m[1], m[3]
-	case <-time.After(60 * time.Second):
-		t.Fatalf("node %v did not start; stderr:\n%s", args, stderr.String())
-	}
-	return "", ""
+	p := launchNode(t, bin, args...)
+	return p.gossip, p.http
 }
 
 // TestMultiProcessCluster runs three `edgesplit node` OS processes on

@@ -148,6 +148,12 @@ clients that --api-clients lists (bearer tokens with scopes and rates; --api-tls
 			signal.Notify(sighup, syscall.SIGHUP)
 			defer signal.Stop(sighup)
 			untilDone(ctx, sighup, func() {
+				if err := api.reload(cfg.API); err != nil {
+					cfg.Logger.Error("clients file reload (SIGHUP) failed; keeping the current clients", "err", err)
+					fmt.Fprintln(cmd.ErrOrStderr(), "edgesplit node: SIGHUP:", err)
+				} else if api.file != "" {
+					cfg.Logger.Info("clients file reloaded (SIGHUP)", "file", api.file)
+				}
 				if err := reloadGossipKey(n, gossipKeyFile, caDir, keyGrace); err != nil {
 					cfg.Logger.Error("gossip key reload (SIGHUP) failed; keeping the current key", "err", err)
 					fmt.Fprintln(cmd.ErrOrStderr(), "edgesplit node: SIGHUP:", err)

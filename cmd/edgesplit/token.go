@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/edgesplit/edgesplit/node/access"
 	"github.com/spf13/cobra"
@@ -17,6 +18,7 @@ func newTokenCmd() *cobra.Command {
 	var rate float64
 	var burst int
 	var force bool
+	var ttl time.Duration
 	newCmd := &cobra.Command{
 		Use:   "new --name NAME --scopes infer[,override,cluster,metrics] --clients FILE",
 		Short: "Make a token, add its SHA-256 to the clients file, print the token once",
@@ -37,7 +39,14 @@ func newTokenCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := access.AddClient(file, access.Client{Name: name, TokenSHA256: digest, Scopes: sc, Rate: rate, Burst: burst}, force); err != nil {
+			if ttl < 0 {
+				return fmt.Errorf("--ttl %v: negative", ttl)
+			}
+			c := access.Client{Name: name, TokenSHA256: digest, Scopes: sc, Rate: rate, Burst: burst}
+			if ttl > 0 {
+				c.Expires = time.Now().Add(ttl).UTC().Truncate(time.Second)
+			}
+			if err := access.AddClient(file, c, force); err != nil {
 				return err
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), tok)
@@ -50,8 +59,26 @@ func newTokenCmd() *cobra.Command {
 	newCmd.Flags().StringVar(&file, "clients", "", "clients file to add the token's digest to (created if missing)")
 	newCmd.Flags().Float64Var(&rate, "rate", 0, "requests per second (0: the file's default_rate)")
 	newCmd.Flags().IntVar(&burst, "burst", 0, "burst size (0: the file's default_burst)")
+	newCmd.Flags().DurationVar(&ttl, "ttl", 0, "the token expires after this long (e.g. 720h; 0: never); a running node re-reads the clients file on SIGHUP")
 	newCmd.Flags().BoolVar(&force, "force", false, "replace an existing client of that name")
 	_ = newCmd.MarkFlagRequired("name")
-	cmd.AddCommand(newCmd)
+	var revokeName, revokeFile string
+	revokeCmd := &cobra.Command{
+		Use:   "revoke --name NAME --clients FILE",
+		Short: "Remove a client from the clients file (send the node SIGHUP to apply it)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := access.RemoveClient(revokeFile, revokeName); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "removed client %q from %s; nodes refuse it after SIGHUP (or restart)\n", revokeName, revokeFile)
+			return nil
+		},
+	}
+	revokeCmd.Flags().StringVar(&revokeName, "name", "", "client to remove")
+	revokeCmd.Flags().StringVar(&revokeFile, "clients", "", "the clients file")
+	_ = revokeCmd.MarkFlagRequired("name")
+	_ = revokeCmd.MarkFlagRequired("clients")
+	cmd.AddCommand(newCmd, revokeCmd)
 	return cmd
 }

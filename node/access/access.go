@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -63,6 +64,9 @@ type Client struct {
 	// many it may send at once; zero takes the file's defaults.
 	Rate  float64 `yaml:"rate,omitempty"`
 	Burst int     `yaml:"burst,omitempty"`
+	// Expires, when set, is when the client's token stops being accepted
+	// (401 "expired"); its certificate has its own expiry.
+	Expires time.Time `yaml:"expires,omitempty"`
 }
 
 // Config is a clients file: who may use the API, with which scopes and at
@@ -218,6 +222,31 @@ func AddClient(path string, c Client, replace bool) error {
 	default:
 		cfg.Clients = append(cfg.Clients, c)
 	}
+	return writeConfig(path, cfg)
+}
+
+// ErrNoClient is RemoveClient's error for a name the file does not list.
+var ErrNoClient = errors.New("access: no such client")
+
+// RemoveClient deletes the client name from the clients file at path
+// (atomically, like AddClient): its token and certificate entry stop
+// working when the node re-reads the file (SIGHUP).
+func RemoveClient(path, name string) error {
+	cfg, err := LoadConfig(path)
+	if err != nil {
+		return err
+	}
+	i := slices.IndexFunc(cfg.Clients, func(x Client) bool { return x.Name == name })
+	if i < 0 {
+		return fmt.Errorf("%w: %q in %s", ErrNoClient, name, path)
+	}
+	cfg.Clients = slices.Delete(cfg.Clients, i, i+1)
+	return writeConfig(path, cfg)
+}
+
+// writeConfig validates cfg and replaces the file at path with it (a
+// temporary file renamed over it, mode 0600).
+func writeConfig(path string, cfg Config) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}

@@ -281,3 +281,75 @@ func TestOpenGuard(t *testing.T) {
 		}
 	}
 }
+
+// Reload swaps the clients at once: a removed client and an old token are
+// refused, a new one admitted, an unchanged client keeps its rate limiter
+// (reloading resets nobody's rate), a bad file changes nothing; a token
+// past its expiry is a 401 saying so.
+func TestGuardReloadAndExpiry(t *testing.T) {
+	alice, da, _ := NewToken()
+	bob, db, _ := NewToken()
+	carol, dc, _ := NewToken()
+	clk := &clock{t: time.Unix(1e9, 0)}
+	first := Config{Clients: []Client{
+		{Name: "alice", TokenSHA256: da, Scopes: []Scope{ScopeInfer}, Rate: 1, Burst: 1},
+		{Name: "bob", TokenSHA256: db, Scopes: []Scope{ScopeInfer}, Expires: clk.t.Add(time.Hour)},
+	}}
+	g, err := New(first, WithClock(clk.now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(tok string) int {
+		r := httptest.NewRequest(http.MethodPost, "/v1/infer", nil)
+		r.Header.Set("Authorization", "Bearer "+tok)
+		if _, ref := g.Check(r, ScopeInfer); ref != nil {
+			return ref.Status
+		}
+		return http.StatusOK
+	}
+	if c := check(alice); c != http.StatusOK {
+		t.Fatalf("alice: %d", c)
+	}
+	if c := check(bob); c != http.StatusOK {
+		t.Fatalf("bob before expiry: %d", c)
+	}
+	second := Config{Clients: []Client{
+		{Name: "alice", TokenSHA256: da, Scopes: []Scope{ScopeInfer}, Rate: 1, Burst: 1},
+		{Name: "carol", TokenSHA256: dc, Scopes: []Scope{ScopeInfer}},
+	}}
+	if err := g.Reload(second); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		who  string
+		tok  string
+		want int
+	}{
+		{"alice, her burst spent before the reload", alice, http.StatusTooManyRequests},
+		{"bob, removed", bob, http.StatusUnauthorized},
+		{"carol, added", carol, http.StatusOK},
+	} {
+		if got := check(c.tok); got != c.want {
+			t.Errorf("%s: %d, want %d", c.who, got, c.want)
+		}
+	}
+	bad := Config{Clients: []Client{{Name: "x", TokenSHA256: "not hex", Scopes: []Scope{ScopeInfer}}}}
+	if err := g.Reload(bad); err == nil {
+		t.Error("a bad clients file was accepted")
+	}
+	if c := check(carol); c != http.StatusOK {
+		t.Errorf("carol after a failed reload: %d", c)
+	}
+	if err := g.Reload(first); err != nil {
+		t.Fatal(err)
+	}
+	clk.add(time.Hour)
+	r := httptest.NewRequest(http.MethodPost, "/v1/infer", nil)
+	r.Header.Set("Authorization", "Bearer "+bob)
+	if _, ref := g.Check(r, ScopeInfer); ref == nil || ref.Status != http.StatusUnauthorized || !strings.Contains(ref.Reason, "expired") {
+		t.Errorf("bob's token at its expiry: %+v, want 401 expired", ref)
+	}
+	if err := Open().Reload(first); err == nil {
+		t.Error("an open guard accepted clients")
+	}
+}

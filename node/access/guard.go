@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/edgesplit/edgesplit/transport/pki"
@@ -65,19 +67,28 @@ func WithRefusalHook(f func(*http.Request, Refusal)) Option { return func(g *Gua
 func WithClock(now func() time.Time) Option { return func(g *Guard) { g.now = now } }
 
 type entry struct {
-	id  Identity
-	lim *rate.Limiter
+	id      Identity
+	lim     *rate.Limiter
+	rate    float64
+	burst   int
+	expires time.Time // zero: never
+}
+
+// clients is one clients file's tables; Reload swaps them whole.
+type clients struct {
+	byDigest   map[string]*entry
+	byName     map[string]*entry
+	certShared *entry // certificates without an entry, when CertScopes allow them
 }
 
 // Guard authenticates and authorises API requests. Its methods are safe
 // for concurrent use.
 type Guard struct {
-	open       *entry
-	byDigest   map[string]*entry
-	byName     map[string]*entry
-	certShared *entry // certificates without an entry, when CertScopes allow them
-	hook       func(*http.Request, Refusal)
-	now        func() time.Time
+	open *entry
+	cur  atomic.Pointer[clients]
+	mu   sync.Mutex // serialises Reload
+	hook func(*http.Request, Refusal)
+	now  func() time.Time
 }
 
 func limiter(r float64, burst int) *rate.Limiter {
@@ -89,10 +100,32 @@ func limiter(r float64, burst int) *rate.Limiter {
 
 // New returns a Guard admitting the clients of c (validated first).
 func New(c Config, opts ...Option) (*Guard, error) {
-	if err := c.Validate(); err != nil {
+	g := &Guard{now: time.Now}
+	for _, o := range opts {
+		o(g)
+	}
+	if err := g.Reload(c); err != nil {
 		return nil, err
 	}
-	g := &Guard{byDigest: map[string]*entry{}, byName: map[string]*entry{}, now: time.Now}
+	return g, nil
+}
+
+// Reload replaces the admitted clients with c's (validated first; on error
+// nothing changes), at once for every later request: removed clients and
+// changed tokens are refused from then on. A client whose name, rate and
+// burst stay the same keeps its rate limiter, so reloading does not reset
+// anyone's rate.
+func (g *Guard) Reload(c Config) error {
+	if g.open != nil {
+		return fmt.Errorf("access: an open guard has no clients to reload")
+	}
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	old := g.cur.Load()
+	t := &clients{byDigest: map[string]*entry{}, byName: map[string]*entry{}}
 	for _, cl := range c.Clients {
 		r, b := cl.Rate, cl.Burst
 		if r == 0 {
@@ -101,19 +134,23 @@ func New(c Config, opts ...Option) (*Guard, error) {
 		if b == 0 {
 			b = c.DefaultBurst
 		}
-		e := &entry{id: Identity{Name: cl.Name, Scopes: slices.Clone(cl.Scopes)}, lim: limiter(r, b)}
-		g.byName[cl.Name] = e
+		lim := limiter(r, b)
+		if old != nil {
+			if prev, ok := old.byName[cl.Name]; ok && prev.rate == r && prev.burst == b {
+				lim = prev.lim
+			}
+		}
+		e := &entry{id: Identity{Name: cl.Name, Scopes: slices.Clone(cl.Scopes)}, lim: lim, rate: r, burst: b, expires: cl.Expires}
+		t.byName[cl.Name] = e
 		if cl.TokenSHA256 != "" {
-			g.byDigest[strings.ToLower(cl.TokenSHA256)] = e
+			t.byDigest[strings.ToLower(cl.TokenSHA256)] = e
 		}
 	}
 	if len(c.CertScopes) > 0 {
-		g.certShared = &entry{id: Identity{Scopes: slices.Clone(c.CertScopes)}, lim: limiter(c.DefaultRate, c.DefaultBurst)}
+		t.certShared = &entry{id: Identity{Scopes: slices.Clone(c.CertScopes)}, lim: limiter(c.DefaultRate, c.DefaultBurst)}
 	}
-	for _, o := range opts {
-		o(g)
-	}
-	return g, nil
+	g.cur.Store(t)
+	return nil
 }
 
 // Open returns a Guard that admits every request as "anonymous" with every
@@ -139,6 +176,7 @@ func (g *Guard) authenticate(r *http.Request) (*entry, Identity, *Refusal) {
 	if g.open != nil {
 		return g.open, g.open.id, nil
 	}
+	t := g.cur.Load()
 	if h := r.Header.Get("Authorization"); h != "" {
 		scheme, tok, ok := strings.Cut(h, " ")
 		if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
@@ -150,9 +188,13 @@ func (g *Guard) authenticate(r *http.Request) (*entry, Identity, *Refusal) {
 		// The map is keyed by the token's SHA-256: a lookup's timing
 		// tells nothing about a token that is not known.
 		d := Digest(tok)
-		e, ok := g.byDigest[d]
+		e, ok := t.byDigest[d]
 		if !ok {
 			return nil, Identity{}, &Refusal{Status: http.StatusUnauthorized, Reason: "unknown bearer token"}
+		}
+		if !e.expires.IsZero() && !g.now().Before(e.expires) {
+			return nil, Identity{}, &Refusal{Status: http.StatusUnauthorized, Client: e.id.Name,
+				Reason: fmt.Sprintf("the token of client %q expired at %s", e.id.Name, e.expires.UTC().Format(time.RFC3339))}
 		}
 		id := e.id
 		id.Via = "token"
@@ -164,12 +206,12 @@ func (g *Guard) authenticate(r *http.Request) (*entry, Identity, *Refusal) {
 		if err := pki.CheckRole(leaf, pki.RoleClient); err != nil {
 			return nil, Identity{}, &Refusal{Status: http.StatusForbidden, Reason: err.Error(), Client: name}
 		}
-		e, ok := g.byName[name]
+		e, ok := t.byName[name]
 		if !ok {
-			if g.certShared == nil {
+			if t.certShared == nil {
 				return nil, Identity{}, &Refusal{Status: http.StatusForbidden, Reason: fmt.Sprintf("client certificate %q has no entry in the clients file", name), Client: name}
 			}
-			e = g.certShared
+			e = t.certShared
 		}
 		id := e.id
 		id.Name, id.Via = name, "certificate"
