@@ -7,7 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/edgesplit/edgesplit/partition"
 	"github.com/edgesplit/edgesplit/scheduler"
 	"gorgonia.org/tensor"
 )
@@ -87,17 +86,11 @@ var ErrNotEdge = errors.New("node: only edge nodes take inference requests")
 type edgeRole struct {
 	bans      *scheduler.BanList
 	autoMu    sync.Mutex
-	autos     map[string]*scheduler.Auto // per model (and budget), keeps hysteresis
-	remoteMu  sync.Mutex
-	remote    map[string]remoteProfile     // key: peer name + "/" + model id
+	autos     map[string]*scheduler.Auto   // per model (and budget), keeps hysteresis
+	profiles  *profileCache                // the clouds' profiles (profiles.go)
 	access    accessLink                   // what the edge learned of its links (scheduler.EdgeLearner), and probes
 	tables    map[string]*codecTable       // per model id
 	overheads map[string]*overheadEstimate // per model id
-}
-
-type remoteProfile struct {
-	digest  string
-	profile *partition.Profile
 }
 
 // startEdge gives the node its edge role: for every model, the codec
@@ -106,7 +99,7 @@ func (n *Node) startEdge(ctx context.Context) error {
 	n.edge = &edgeRole{
 		bans:      scheduler.NewBanList(scheduler.BanConfig{Base: n.cfg.BanBase}),
 		autos:     make(map[string]*scheduler.Auto),
-		remote:    make(map[string]remoteProfile),
+		profiles:  newProfileCache(),
 		tables:    make(map[string]*codecTable),
 		overheads: make(map[string]*overheadEstimate),
 	}

@@ -2,15 +2,12 @@ package node
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"strings"
 	"time"
 
-	"github.com/edgesplit/edgesplit/partition"
 	"github.com/edgesplit/edgesplit/scheduler"
 )
 
@@ -55,7 +52,7 @@ func (n *Node) inputs(ctx context.Context, m *Model, codec string, budget schedu
 		if !n.usableCloud(p, m) {
 			continue
 		}
-		prof, err := n.remoteProfile(ctx, p, m)
+		prof, err := n.remoteProfile(ctx, p, m, true)
 		if err != nil {
 			n.log.Debug("no profile from cloud yet", "cloud", p.Name, "err", err)
 			continue
@@ -110,36 +107,6 @@ func (n *Node) linkEstimate(p Peer) scheduler.LinkEstimate {
 		le.Down = est.RecvGoodput / 8
 	}
 	return le
-}
-
-// remoteProfile returns the cloud's profile of m, fetching it over
-// transport when the cloud's gossiped digest changed.
-func (n *Node) remoteProfile(ctx context.Context, p Peer, m *Model) (*partition.Profile, error) {
-	key := p.Name + "/" + m.ID
-	n.edge.remoteMu.Lock()
-	rp, ok := n.edge.remote[key]
-	n.edge.remoteMu.Unlock()
-	if ok && rp.digest == p.Meta.ProfileDigest {
-		return rp.profile, nil
-	}
-	fctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	resp, err := n.callPeer(fctx, p, segmentRequest{Op: opProfile, Model: m.ID, Version: m.Version}, nil)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	var prof partition.Profile
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&prof); err != nil {
-		return nil, fmt.Errorf("node: profile from %s: %w", p.Name, err)
-	}
-	if len(prof.Nodes) != m.Nodes() || len(prof.Cuts) != m.Nodes()+1 {
-		return nil, fmt.Errorf("node: profile from %s has %d nodes, model %s has %d", p.Name, len(prof.Nodes), m.ID, m.Nodes())
-	}
-	n.edge.remoteMu.Lock()
-	n.edge.remote[key] = remoteProfile{digest: p.Meta.ProfileDigest, profile: &prof}
-	n.edge.remoteMu.Unlock()
-	return &prof, nil
 }
 
 // plan asks the policy for a plan.

@@ -95,6 +95,7 @@ func (n *Node) pingLoop() {
 			return
 		case <-t.C:
 		}
+		n.prefetchProfiles()
 		for _, p := range n.members.Peers() {
 			if !n.usableCloud(p, nil) {
 				continue
