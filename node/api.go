@@ -193,6 +193,9 @@ func (n *Node) Handler() http.Handler {
 			n.auditRequest(r, sw.code, model, res, sw.errMsg())
 			if res == nil {
 				n.recordRefusal(r, model, sw.code, sw.errMsg())
+				if !isRefusal(sw.code) {
+					n.metrics.failed.WithLabelValues(strconv.Itoa(sw.code)).Inc()
+				}
 			}
 		}()
 		if !lim.acquire(r.Context()) {

@@ -52,6 +52,12 @@ type nopCloser struct{ io.Writer }
 
 func (nopCloser) Close() error { return nil }
 
+// isRefusal reports whether an API status is a refusal before any work
+// (no or bad credentials, a missing scope, over a rate or the in-flight cap).
+func isRefusal(code int) bool {
+	return code == http.StatusTooManyRequests || code == http.StatusUnauthorized || code == http.StatusForbidden
+}
+
 // auditRequest records one answered or refused client request.
 func (n *Node) auditRequest(r *http.Request, code int, model string, res *InferResult, msg string) {
 	a := n.cfg.Audit
@@ -71,7 +77,7 @@ func (n *Node) auditRequest(r *http.Request, code int, model string, res *InferR
 		attrs = append(attrs, slog.String("error", msg))
 	}
 	event := "request"
-	if code == http.StatusTooManyRequests || code == http.StatusUnauthorized || code == http.StatusForbidden {
+	if isRefusal(code) {
 		event = "refused"
 	}
 	a.LogAttrs(context.Background(), slog.LevelInfo, event, attrs...)

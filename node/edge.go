@@ -170,12 +170,18 @@ func (n *Node) Infer(ctx context.Context, req InferRequest) (*InferResult, error
 			return res, nil
 		}
 		res.Errors = append(res.Errors, fmt.Sprintf("%s: %v", plan.Cloud, err))
+		if errors.Is(err, errClientDeadline) {
+			// The cloud ran out of the client's time: no ban, and no
+			// late local answer either.
+			return nil, fmt.Errorf("node: %s: %w", m.ID, err)
+		}
 		if ctx.Err() != nil {
 			// The client's own deadline or cancellation: not the
 			// cloud's fault, so no ban.
 			break
 		}
 		ban := n.edge.bans.Fail(plan.Cloud)
+		n.metrics.bans.WithLabelValues(plan.Cloud).Inc()
 		n.statusLog.banned(plan.Cloud, err.Error())
 		n.log.Warn("cloud failed; banned", "cloud", plan.Cloud, "for", ban, "err", err)
 		res.Fallback = "retried"
@@ -200,6 +206,10 @@ func (n *Node) Infer(ctx context.Context, req InferRequest) (*InferResult, error
 	n.finish(ctx, m, res, start, outcome)
 	return res, nil
 }
+
+// errClientDeadline is a cloud's deadline error when the deadline it ran
+// out of was the client's (it wraps context.DeadlineExceeded).
+var errClientDeadline = fmt.Errorf("the client's deadline passed while the cloud worked: %w", context.DeadlineExceeded)
 
 func (n *Node) model(id string) (*Model, error) {
 	if id == "" {

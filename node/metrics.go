@@ -17,6 +17,8 @@ type metrics struct {
 	codecs       *prometheus.CounterVec // codec, fidelity
 	refusals     *prometheus.CounterVec // reason: unauthenticated, forbidden, rate_limited, overloaded, wrong_role, untrusted_peer, gossip_key, name_conflict
 	hedges       *prometheus.CounterVec // winner: primary, backup
+	failed       *prometheus.CounterVec // API requests answered with an error: status
+	bans         *prometheus.CounterVec // clouds banned after a failed offload: cloud
 }
 
 func newMetrics(reg *prometheus.Registry, node string) *metrics {
@@ -65,6 +67,14 @@ func newMetrics(reg *prometheus.Registry, node string) *metrics {
 		Name: "edgesplit_hedged_offloads_total", ConstLabels: labels,
 		Help: "Offloads sent to a second cloud because the first had not answered by the hedge point, by which answered first.",
 	}, []string{"winner"})
-	reg.MustRegister(m.hedges, m.refusals, m.requests, m.latency, m.bytesSent, m.segments, m.segmentTime, m.queueDepth, m.cut, m.clusterNodes, m.accuracy, m.codecs)
+	m.failed = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "edgesplit_api_errors_total", ConstLabels: labels,
+		Help: "Inference requests that got an error, by HTTP status: 400 bad input, 404 unknown model, 413 too large, 504 deadline passed, 500 the cluster failed (refusals are in edgesplit_api_refusals_total).",
+	}, []string{"status"})
+	m.bans = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "edgesplit_cloud_bans_total", ConstLabels: labels,
+		Help: "Times a cloud was banned from plans after a failed offload, by cloud.",
+	}, []string{"cloud"})
+	reg.MustRegister(m.failed, m.bans, m.hedges, m.refusals, m.requests, m.latency, m.bytesSent, m.segments, m.segmentTime, m.queueDepth, m.cut, m.clusterNodes, m.accuracy, m.codecs)
 	return m
 }

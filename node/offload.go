@@ -132,6 +132,12 @@ func (n *Node) callCloud(ctx context.Context, m *Model, p scheduler.Plan, tail [
 			// The boundary did not get through in time: whatever else went
 			// wrong, the uplink delivered at most this much.
 			x.link.observeUp(int64(len(b.payload)), time.Since(callStart), x.est.Up)
+			// The cloud stops at the deadline it was given and may say so
+			// a moment before the edge's own timer fires: when that was the
+			// client's deadline, it is the client's, not the cloud's fault.
+			if dl, ok := ctx.Deadline(); ok && !dl.After(time.Now().Add(limit)) {
+				return exchange{}, fmt.Errorf("%w: %w", errClientDeadline, err)
+			}
 		}
 		return exchange{}, err
 	}

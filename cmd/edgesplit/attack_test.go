@@ -430,6 +430,24 @@ func TestAttacksOnProcesses(t *testing.T) {
 			t.Errorf("%d refused lines audited for %d × 429", n, greedy429.Load())
 		}
 	})
+
+	t.Run("metrics count every refusal and error by reason", func(t *testing.T) {
+		code, metrics := getStatus(t, base+"/metrics")
+		if code != http.StatusOK {
+			t.Fatalf("/metrics: %d", code)
+		}
+		for _, want := range []string{
+			`edgesplit_api_refusals_total{node="edge",reason="untrusted_peer"}`,
+			`edgesplit_api_refusals_total{node="edge",reason="unauthenticated"}`,
+			`edgesplit_api_refusals_total{node="edge",reason="forbidden"}`,
+			`edgesplit_api_refusals_total{node="edge",reason="rate_limited"}`,
+			`edgesplit_api_errors_total{node="edge",status="400"}`,
+		} {
+			if !strings.Contains(metrics, want) {
+				t.Errorf("/metrics lacks %s", want)
+			}
+		}
+	})
 }
 
 // nodeProc is a running `edgesplit node` process.
