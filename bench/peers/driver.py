@@ -35,36 +35,23 @@ import torch
 import torch.nn as nn
 
 
-class _Out:
-    def _out(self):
-        return torch.rand(self.out_floats)
+def _layer(base):
+    """A stand-in layer class deriving from base (nn.Module, nn.ReLU or
+    nn.Dropout): node i of our graph, output a float32 tensor of n values."""
+
+    class L(base):
+        def __init__(self, i, n):
+            base.__init__(self)
+            self.i, self.out_floats = i, n
+
+        def forward(self, x):
+            return torch.rand(self.out_floats)
+
+    L.__name__ = base.__name__ + "Node"
+    return L
 
 
-class Layer(_Out, nn.Module):
-    def __init__(self, i, n):
-        nn.Module.__init__(self)
-        self.i, self.out_floats = i, n
-
-    def forward(self, x):
-        return self._out()
-
-
-class ReLULayer(_Out, nn.ReLU):
-    def __init__(self, i, n):
-        nn.ReLU.__init__(self)
-        self.i, self.out_floats = i, n
-
-    def forward(self, x):
-        return self._out()
-
-
-class DropoutLayer(_Out, nn.Dropout):
-    def __init__(self, i, n):
-        nn.Dropout.__init__(self)
-        self.i, self.out_floats = i, n
-
-    def forward(self, x):
-        return self._out()
+Layer, ReLULayer, DropoutLayer = _layer(nn.Module), _layer(nn.ReLU), _layer(nn.Dropout)
 
 
 class StandIn(nn.Module):

@@ -87,7 +87,8 @@ func run() error {
 	ns := flag.String("neurosurgeon", os.Getenv("NEUROSURGEON_DIR"), "checkout of Tjyy-1223/Neurosurgeon")
 	dads := flag.String("dads", os.Getenv("DADS_DIR"), "checkout of Tjyy-1223/DADS")
 	python := flag.String("python", "/usr/bin/python3", "Python with torch, sklearn, pandas, networkx")
-	out := flag.String("out", "docs/figures", "folder for peers.csv")
+	out := flag.String("out", "docs/figures", "folder for peers.csv (and peers-measured.csv)")
+	measured := flag.String("measured", "", "comma-separated bench/schedq request CSVs (schedq-requests-TAG.csv) of the same models and links on the emulated cluster: their forced cuts are the measured side (device: schedq's -device, raspberry-pi-4)")
 	flag.Parse()
 	peers := map[string]string{"neurosurgeon": *ns, "dads": *dads}
 	for name, dir := range peers {
@@ -173,7 +174,13 @@ func run() error {
 			chosen[peer][d.ID] = d.K
 		}
 	}
-	return report(settings, chosen, *out)
+	if err := report(settings, chosen, *out); err != nil {
+		return err
+	}
+	if *measured == "" {
+		return nil
+	}
+	return reportMeasured(settings, chosen, split(*measured), *out)
 }
 
 func (s *setting) id() string { return s.model + "/" + s.device + "/" + s.link }
@@ -302,11 +309,130 @@ func f1(x float64) string { return strconv.FormatFloat(x, 'f', 1, 64) }
 func f3(x float64) string { return strconv.FormatFloat(x, 'f', 3, 64) }
 
 func split(s string) []string {
-	var out []string
-	for _, f := range strings.Split(s, ",") {
-		if f = strings.TrimSpace(f); f != "" {
-			out = append(out, f)
+	return strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' })
+}
+
+// emulated is one model × link of a schedq run: the median measured latency
+// of each forced prefix cut, and of auto.
+type emulated struct {
+	cut      map[int]float64
+	codec    map[int]string
+	auto     float64
+	autoPlan string
+	autoK    int
+}
+
+func readMeasured(files []string, n map[string]int) (map[string]*emulated, error) {
+	res := map[string]*emulated{}
+	for _, path := range files {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, err
+		}
+		rows, err := csv.NewReader(f).ReadAll()
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		if len(rows) == 0 {
+			continue
+		}
+		col := map[string]int{}
+		for i, h := range rows[0] {
+			col[h] = i
+		}
+		for _, need := range []string{"model", "link", "policy", "cut", "codec", "measured_ms"} {
+			if _, ok := col[need]; !ok {
+				return nil, fmt.Errorf("%s: no column %q (not a schedq-requests CSV)", path, need)
+			}
+		}
+		for _, r := range rows[1:] {
+			key := r[col["model"]] + "/" + r[col["link"]]
+			e := res[key]
+			if e == nil {
+				e = &emulated{cut: map[int]float64{}, codec: map[int]string{}}
+				res[key] = e
+			}
+			v, err := strconv.ParseFloat(r[col["measured_ms"]], 64)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", path, err)
+			}
+			k, err := strconv.Atoi(r[col["cut"]])
+			if err != nil {
+				continue // a non-prefix (DAG) plan
+			}
+			switch pol := r[col["policy"]]; {
+			case pol == "auto":
+				e.auto, e.autoPlan, e.autoK = v, cutName(k, r[col["codec"]], n[r[col["model"]]]), k
+			case pol == "edge-only", pol == "cloud-only", strings.HasPrefix(pol, "fixed:"):
+				e.cut[k], e.codec[k] = v, r[col["codec"]]
+			}
 		}
 	}
-	return out
+	return res, nil
+}
+
+// reportMeasured prices the peers' cuts and auto by what the emulated
+// cluster measured for them (bench/schedq, forced cuts, best codec).
+func reportMeasured(settings []*setting, chosen map[string]map[string]int, files []string, out string) error {
+	n := map[string]int{}
+	for _, s := range settings {
+		n[s.model] = s.n
+	}
+	meas, err := readMeasured(files, n)
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(out, "peers-measured.csv")
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	w := csv.NewWriter(f)
+	_ = w.Write([]string{"model", "device", "link", "best_k", "best_codec", "best_ms",
+		"neurosurgeon_k", "neurosurgeon_ms", "neurosurgeon_regret",
+		"dads_k", "dads_ms", "dads_regret", "auto_plan", "auto_ms", "auto_regret", "auto_cut_forced_regret", "cuts_measured"})
+	fmt.Println()
+	fmt.Println("Emulated cluster (bench/schedq medians):")
+	fmt.Println()
+	fmt.Println("| model | link | best forced cut | best ms | Neurosurgeon cut | ms | regret | DADS cut | ms | regret | auto plan | ms | regret | auto's cut forced |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+	for _, s := range settings {
+		e := meas[s.model+"/"+s.link]
+		if e == nil || len(e.cut) == 0 {
+			continue
+		}
+		bestK, best := -1, 0.0
+		for k, v := range e.cut {
+			if bestK < 0 || v < best || (v == best && k < bestK) {
+				bestK, best = k, v
+			}
+		}
+		cell := func(k int) (string, string, string) {
+			v, ok := e.cut[k]
+			if !ok {
+				return cutName(k, "", s.n), "–", "–"
+			}
+			return cutName(k, e.codec[k], s.n), f1(v), f3(v / best)
+		}
+		nk, nv, nr := cell(chosen["neurosurgeon"][s.id()])
+		dk, dv, dr := cell(chosen["dads"][s.id()])
+		av, ar, af := "–", "–", "–"
+		if e.auto > 0 {
+			av, ar = f1(e.auto), f3(e.auto/best)
+			_, _, af = cell(e.autoK)
+		}
+		_ = w.Write([]string{s.model, s.device, s.link, strconv.Itoa(bestK), e.codec[bestK], f1(best),
+			strconv.Itoa(chosen["neurosurgeon"][s.id()]), nv, nr, strconv.Itoa(chosen["dads"][s.id()]), dv, dr,
+			e.autoPlan, av, ar, af, strconv.Itoa(len(e.cut))})
+		fmt.Printf("| %s | %s | %s | %.1f | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", s.model, s.link,
+			cutName(bestK, e.codec[bestK], s.n), best, nk, nv, nr, dk, dv, dr, e.autoPlan, av, ar, af)
+	}
+	w.Flush()
+	if err := w.Error(); err != nil {
+		return err
+	}
+	fmt.Fprintln(os.Stderr, "peers: wrote", path)
+	return nil
 }

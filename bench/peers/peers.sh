@@ -5,7 +5,11 @@
 # every forced cut and auto's plan with the scheduler's cost model
 # (docs/figures/peers.csv, markdown table on stdout).
 #
-# Usage: bench/peers/peers.sh [flags of `go run ./bench/peers -h`]
+# Usage: bench/peers/peers.sh [--measure] [flags of `go run ./bench/peers -h`]
+#   --measure: first force every cut of AlexNet and VGG-16 on the emulated
+#   cluster with bench/schedq (≈ 1 + 8 min, docs/figures/schedq-*peers-*),
+#   whose medians are then the measured side (docs/figures/peers-measured.csv).
+#   Without it the schedq CSVs already in docs/figures are used when present.
 # The peers are never part of this repository. Give checkouts with
 # NEUROSURGEON_DIR and DADS_DIR, or bare git dirs with NEUROSURGEON_GIT and
 # DADS_GIT (default: the mirrors of github.com/Tjyy-1223/{Neurosurgeon,DADS}
@@ -23,7 +27,13 @@ export_peer() { # NAME DIRVAR GITVAR DEFAULT_GIT
 		cp -r "$dir" "$tmp/$1"
 	elif [ -d "$git" ]; then
 		mkdir -p "$tmp/$1"
-		git --git-dir="$git" archive HEAD | tar -x -C "$tmp/$1"
+		# only the Python sources, file by file: the mirrors may lack large
+		# blobs (PDFs), which git archive stumbles on
+		local f
+		while IFS= read -r -d '' f; do
+			mkdir -p "$(dirname "$tmp/$1/$f")"
+			git --git-dir="$git" show "HEAD:$f" >"$tmp/$1/$f"
+		done < <(git --git-dir="$git" ls-tree -r --name-only -z HEAD | grep -z '\.py$')
 	else
 		echo "peers.sh: skipped: no $1 ($2 unset and no git dir $git; fetch github.com/Tjyy-1223/$1)" >&2
 		exit 0
@@ -46,4 +56,21 @@ rm -rf "$tmp"/*/__pycache__ "$tmp"/*/*/__pycache__
 export PYTHONPATH="$stubs${PYTHONPATH:+:$PYTHONPATH}"
 mkdir -p bench/out
 go build -o bench/out/peers ./bench/peers
-bench/out/peers -neurosurgeon "$tmp/Neurosurgeon" -dads "$tmp/DADS" "$@"
+links=wifi,5g-midband,lte,3g
+if [ "${1:-}" = --measure ]; then
+	shift
+	go build -o bench/out/schedq ./bench/schedq
+	for m in alexnet vgg16; do
+		bench/out/schedq -models $m -links $links -tag peers-$m | tee docs/figures/schedq-peers-$m.md
+	done
+fi
+measured=()
+for m in alexnet vgg16; do
+	f=docs/figures/schedq-requests-peers-$m.csv
+	[ -f "$f" ] && measured+=("$f")
+done
+mflag=()
+if [ ${#measured[@]} -gt 0 ]; then
+	mflag=(-measured "$(IFS=,; echo "${measured[*]}")")
+fi
+bench/out/peers -links $links -neurosurgeon "$tmp/Neurosurgeon" -dads "$tmp/DADS" "${mflag[@]}" "$@" | tee docs/figures/peers.md
