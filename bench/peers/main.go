@@ -241,8 +241,10 @@ func report(settings []*setting, chosen map[string]map[string]int, out string) e
 		"neurosurgeon_k", "neurosurgeon_ms", "neurosurgeon_regret",
 		"dads_k", "dads_ms", "dads_regret",
 		"auto_k", "auto_codec", "auto_ms", "auto_regret", "cuts"})
-	fmt.Println("| model | link | codecs | best forced cut | best ms | Neurosurgeon cut | regret | DADS cut | regret | auto plan | regret |")
-	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Println("Scheduler cost model (predicted ms):")
+	fmt.Println()
+	fmt.Println("| model | edge | link | codecs | best forced cut | best ms | Neurosurgeon cut | regret | DADS cut | regret | auto plan | regret |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, set := range codecSets {
 		for _, s := range settings {
 			in := s.inputs[set]
@@ -279,7 +281,7 @@ func report(settings []*setting, chosen map[string]map[string]int, out string) e
 				strconv.Itoa(pn.K), f1(ms(pn.Predicted.Total)), f3(reg(pn)),
 				strconv.Itoa(pd.K), f1(ms(pd.Predicted.Total)), f3(reg(pd)),
 				strconv.Itoa(pa.K), pa.Codec, f1(ms(pa.Predicted.Total)), f3(reg(pa)), strconv.Itoa(cuts)})
-			fmt.Printf("| %s | %s | %s | %s | %.1f | %s | %.3f | %s | %.3f | %s | %.3f |\n", s.model, s.link, set,
+			fmt.Printf("| %s | %s | %s | %s | %s | %.1f | %s | %.3f | %s | %.3f | %s | %.3f |\n", s.model, s.device, s.link, set,
 				cutName(bestK, best.Codec, s.n), b, cutName(pn.K, pn.Codec, s.n), reg(pn), cutName(pd.K, pd.Codec, s.n), reg(pd),
 				cutName(pa.K, pa.Codec, s.n), reg(pa))
 		}

@@ -73,4 +73,9 @@ mflag=()
 if [ ${#measured[@]} -gt 0 ]; then
 	mflag=(-measured "$(IFS=,; echo "${measured[*]}")")
 fi
-bench/out/peers -links $links -neurosurgeon "$tmp/Neurosurgeon" -dads "$tmp/DADS" "${mflag[@]}" "$@" | tee docs/figures/peers.md
+run=(bench/out/peers -links $links -neurosurgeon "$tmp/Neurosurgeon" -dads "$tmp/DADS")
+if [ $# -eq 0 ]; then
+	"${run[@]}" "${mflag[@]}" | tee docs/figures/peers.md
+else # other grids (flags given): the measured side is of the default grid only
+	"${run[@]}" "$@"
+fi
