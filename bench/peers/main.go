@@ -12,7 +12,10 @@
 // cut's. Each peer's cut and auto's plan are priced the same way, once with
 // raw float32 boundaries only (the peers' own transfer model: only the
 // decision differs) and once with every exact codec the scheduler may use
-// (what the system would run).
+// (what the system would run). With -measured it also reads bench/schedq's
+// per-policy medians of the same models and links on the emulated cluster
+// (every cut forced) and prices the peers' cuts and auto by what was
+// measured (peers-measured.csv): bench/peers/peers.sh --measure runs both.
 //
 // The peers are not part of this repository: bench/peers/peers.sh exports
 // them at run time and passes -neurosurgeon and -dads.
