@@ -46,6 +46,7 @@ type Node struct {
 	guard       *access.Guard   // who may use the client API (apiaccess.go)
 	peerChanges chan peerChange // QUIC addresses of peers that joined or left
 	quarantined quarantine      // members whose endpoint is not who they claim (quarantine.go)
+	handshakes  reportLimiter   // failed TLS handshakes reported, per peer (quarantine.go)
 	reqID       atomic.Uint64   // ids of the node protocol requests this node sends
 	statusLog   statusLog       // what the status page shows (statuspage.go)
 

@@ -74,10 +74,53 @@ func (n *Node) callPeer(ctx context.Context, p Peer, req segmentRequest, body io
 	}
 	treq := &transport.Request{ID: n.reqID.Add(1), Header: hdr, Peer: p.Name, PeerRoles: []pki.Role{pki.Role(p.Meta.Role)}}
 	resp, err := n.ep.Call(ctx, p.Meta.QUICAddr, treq, body)
-	if errors.Is(err, transport.ErrUntrustedPeer) {
+	switch {
+	case errors.Is(err, transport.ErrUntrustedPeer):
 		n.refusePeer(p, err.Error())
+	case transport.CodeOf(err) == transport.CodeUnauthenticated:
+		n.handshakeFailed(p, err)
 	}
 	return resp, err
+}
+
+// handshakeFailed records a TLS handshake with peer p that failed: p
+// refused this node's certificate (from another CA, expired, revoked) or
+// this node refused p's. Every offload to p falls back meanwhile, so it
+// is logged as an error and audited, at most once per peer per
+// handshakeReportEvery.
+func (n *Node) handshakeFailed(p Peer, err error) {
+	n.metrics.refusals.WithLabelValues("handshake_failed").Inc()
+	if !n.handshakes.allow(p.Name, time.Now()) {
+		return
+	}
+	n.log.Error("TLS handshake with a member failed: requests fall back to local execution (is this node's certificate from the cluster's CA?)",
+		"peer", p.Name, "quic", p.Meta.QUICAddr, "err", err)
+	if a := n.cfg.Audit; a != nil {
+		a.LogAttrs(context.Background(), slog.LevelWarn, "refused", slog.String("peer", p.Name),
+			slog.String("quic_addr", p.Meta.QUICAddr), slog.String("event", "handshake_failed"), slog.String("reason", err.Error()))
+	}
+}
+
+// handshakeReportEvery spaces out the reports of one peer's failing handshakes.
+const handshakeReportEvery = 30 * time.Second
+
+// reportLimiter lets one report per key through every handshakeReportEvery.
+type reportLimiter struct {
+	mu   sync.Mutex
+	last map[string]time.Time
+}
+
+func (r *reportLimiter) allow(key string, now time.Time) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.last == nil || len(r.last) >= maxQuarantined {
+		r.last = make(map[string]time.Time)
+	}
+	if t, ok := r.last[key]; ok && now.Sub(t) < handshakeReportEvery {
+		return false
+	}
+	r.last[key] = now
+	return true
 }
 
 // refuseCaller records a transport caller refused for its role.

@@ -107,6 +107,30 @@ func TestAttacksOnProcesses(t *testing.T) {
 		}
 	})
 
+	t.Run("an edge with another CA's certificate is told loudly, not silently local", func(t *testing.T) {
+		// It has the gossip key (so it joins) but its certificate comes
+		// from another CA: every QUIC handshake with cloud1 fails.
+		foreign := filepath.Join(dir, "foreign-ca")
+		run(t, bin, "ca", "init", "--dir", foreign)
+		run(t, bin, "ca", "issue", "--dir", foreign, "--node", "edge2", "--role", "edge")
+		key, err := os.ReadFile(filepath.Join(ca, pki.GossipKeyFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(foreign, pki.GossipKeyFile), key, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		audit2 := filepath.Join(dir, "edge2-audit.log")
+		e2 := launchNode(t, bin, "--role", "edge", "--name", "edge2", "--ca", foreign, "--model", mdl, "--bind", "127.0.0.1:0",
+			"--join", seed.gossip, "--http", "127.0.0.1:0", "--insecure-api", "--audit-log", audit2)
+		waitFor(t, 20*time.Second, func() bool { return auditCount(t, audit2, `"event":"handshake_failed"`) >= 1 },
+			"edge2 to audit its failed handshake with cloud1")
+		code, metrics := getStatus(t, "http://"+e2.http+"/metrics")
+		if code != http.StatusOK || !strings.Contains(metrics, `edgesplit_api_refusals_total{node="edge2",reason="handshake_failed"}`) {
+			t.Errorf("edge2's /metrics (%d) does not count the failed handshakes", code)
+		}
+	})
+
 	t.Run("a second node under a taken name fails loudly", func(t *testing.T) {
 		before := auditCount(t, cloudAudit, `"event":"name_conflict"`)
 		out, err := startNodeErr(bin, append([]string{"--role", "cloud", "--name", "cloud1", "--join", seed.gossip}, common...)...)
