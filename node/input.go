@@ -25,8 +25,9 @@ import (
 const MaxBufferedBodies = 96 << 20
 
 // sniffBytes is how much of a body is read to tell what it is (and, for an
-// image, to read its header) before any more is accepted.
-const sniffBytes = 64 << 10
+// image, to read its header: a JPEG's EXIF and ICC segments come before
+// its size) before any more is accepted.
+const sniffBytes = 256 << 10
 
 // errBodyTooLarge is a body over what its own header allows.
 var errBodyTooLarge = errors.New("body too large")

@@ -121,6 +121,7 @@ func (n *Node) callCloud(ctx context.Context, m *Model, p scheduler.Plan, tail [
 	limit := 3*p.Predicted.Total + 500*time.Millisecond
 	cctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
+	callDeadline, _ := cctx.Deadline() // the client's, when it comes first
 	x := exchange{link: n.linkTo(p.Cloud), est: n.linkEstimate(peer)}
 	x.loaded = x.link.busy()
 	callStart := time.Now()
@@ -135,7 +136,7 @@ func (n *Node) callCloud(ctx context.Context, m *Model, p scheduler.Plan, tail [
 			// The cloud stops at the deadline it was given and may say so
 			// a moment before the edge's own timer fires: when that was the
 			// client's deadline, it is the client's, not the cloud's fault.
-			if dl, ok := ctx.Deadline(); ok && !dl.After(time.Now().Add(limit)) {
+			if dl, ok := ctx.Deadline(); ok && !dl.After(callDeadline) {
 				return exchange{}, fmt.Errorf("%w: %w", errClientDeadline, err)
 			}
 		}
