@@ -55,6 +55,7 @@ type config struct {
 	device            string
 	clouds            int
 	reps, autoReps    int
+	autoWarmup        int
 	maxCuts           int
 	out, tag          string
 	quality, adapt    bool
@@ -83,6 +84,7 @@ func run() error {
 	flag.IntVar(&c.clouds, "clouds", 1, "cloud nodes")
 	flag.IntVar(&c.reps, "reps", 2, "requests per forced cut (median kept)")
 	flag.IntVar(&c.autoReps, "auto-reps", 3, "auto-policy requests per link (median kept)")
+	flag.IntVar(&c.autoWarmup, "auto-warmup", 3, "auto-policy requests after each link change before measuring (its hysteresis switches plans after 3 consistent predictions, so the sweep measures auto settled on the link, as it measures the forced cuts)")
 	flag.IntVar(&c.maxCuts, "max-cuts", 0, "measure only the cuts the cost model ranks best (plus edge-only and cloud-only); 0 = every single-tensor cut")
 	flag.StringVar(&c.out, "out", "docs/figures", "folder for the CSV files")
 	flag.StringVar(&c.tag, "tag", "", "suffix for the CSV file names (schedq-TAG.csv), to keep runs apart")
@@ -99,7 +101,7 @@ func run() error {
 	flag.IntVar(&c.clients, "clients", 2, "adaptation: concurrent request streams")
 	flag.Parse()
 	c.models, c.links = split(*models), split(*links)
-	if c.reps < 1 || c.autoReps < 1 || c.clouds < 1 || c.maxCuts < 0 {
+	if c.reps < 1 || c.autoReps < 1 || c.autoWarmup < 1 || c.clouds < 1 || c.maxCuts < 0 {
 		return errors.New("-reps, -auto-reps and -clouds must be ≥ 1, -max-cuts ≥ 0")
 	}
 	for _, l := range c.links {
@@ -335,7 +337,7 @@ func quality(ctx context.Context, c *config) error {
 				lc.Kill()
 				return ctx.Err()
 			}
-			if _, err := measure(ctx, edge, input, "auto", 1); err != nil {
+			if _, err := measure(ctx, edge, input, "auto", c.autoWarmup); err != nil {
 				lc.Kill()
 				return err
 			}
