@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/edgesplit/edgesplit/node/access"
 )
@@ -47,5 +48,37 @@ func TestTokenNew(t *testing.T) {
 	}
 	if cfg, _ := access.LoadConfig(file); len(cfg.Clients) != 1 || cfg.Clients[0].TokenSHA256 == access.Digest(tok) {
 		t.Errorf("--force did not replace cam-1's token: %+v", cfg.Clients)
+	}
+}
+
+// token new --ttl writes an expiry the guard enforces; token revoke
+// removes a client and names what is wrong.
+func TestTokenTTLAndRevoke(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "clients.yaml")
+	before := time.Now()
+	if _, err := runCLI(t, "token", "new", "--name", "brief", "--ttl", "1h", "--clients", file); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runCLI(t, "token", "new", "--name", "keep", "--clients", file); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := access.LoadConfig(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := cfg.Clients[0].Expires; e.Before(before.Add(59*time.Minute)) || e.After(before.Add(61*time.Minute)) || !cfg.Clients[1].Expires.IsZero() {
+		t.Errorf("expiries %v, %v; want ≈ 1 h from now, and none", e, cfg.Clients[1].Expires)
+	}
+	if _, err := runCLI(t, "token", "new", "--name", "neg", "--ttl", "-1s", "--clients", file); err == nil || !strings.Contains(err.Error(), "negative") {
+		t.Errorf("a negative --ttl: %v", err)
+	}
+	if _, err := runCLI(t, "token", "revoke", "--name", "brief", "--clients", file); err != nil {
+		t.Fatal(err)
+	}
+	if cfg, _ := access.LoadConfig(file); len(cfg.Clients) != 1 || cfg.Clients[0].Name != "keep" {
+		t.Errorf("after revoking brief the file lists %+v", cfg.Clients)
+	}
+	if _, err := runCLI(t, "token", "revoke", "--name", "brief", "--clients", file); err == nil || !strings.Contains(err.Error(), "no such client") {
+		t.Errorf("revoking an unknown client: %v", err)
 	}
 }
