@@ -1,7 +1,6 @@
 package deploy
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -20,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgesplit/edgesplit/internal/nodeline"
 	"github.com/edgesplit/edgesplit/model"
 	"github.com/edgesplit/edgesplit/model/npy"
 	"github.com/edgesplit/edgesplit/transport/pki"
@@ -90,8 +90,6 @@ func run(t *testing.T, bin string, args ...string) string {
 	return string(out)
 }
 
-var startedRe = regexp.MustCompile(`^node (\S+) \((\w+)\) gossip=(\S+) quic=(\S+) http=(\S*)`)
-
 // proc is one started `edgesplit node`.
 type proc struct {
 	name   string
@@ -117,18 +115,7 @@ func startNode(t *testing.T, name, bin string, env, args []string) *proc {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	lines := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		first := true
-		for sc.Scan() {
-			if first {
-				lines <- sc.Text()
-				first = false
-			}
-		}
-		close(lines)
-	}()
+	lines := nodeline.First(stdout)
 	go func() { p.err = cmd.Wait(); close(p.done) }()
 	t.Cleanup(func() {
 		p.stop()
@@ -138,7 +125,7 @@ func startNode(t *testing.T, name, bin string, env, args []string) *proc {
 	})
 	select {
 	case l, ok := <-lines:
-		if !ok || !startedRe.MatchString(l) {
+		if _, err := nodeline.Parse(l); !ok || err != nil {
 			<-p.done
 			t.Fatalf("%s did not start (first line %q, exit %v); stderr:\n%s", name, l, p.err, p.stderr.String())
 		}

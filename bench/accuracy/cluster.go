@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -11,10 +10,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"time"
 
+	"github.com/edgesplit/edgesplit/internal/nodeline"
 	"github.com/edgesplit/edgesplit/node"
 )
 
@@ -26,8 +25,6 @@ type proc struct {
 	log    *os.File
 	done   chan struct{} // closed when the process has exited
 }
-
-var startedRe = regexp.MustCompile(`gossip=(\S+) quic=(\S+) http=(\S*)`)
 
 // startNode starts `edgesplit node ARGS`, its stderr going to logPath, and
 // waits (up to wait: a cloud may calibrate first) for its start line; it
@@ -56,26 +53,17 @@ func startNode(bin, name, logPath string, wait time.Duration, args ...string) (*
 		return nil, "", "", err
 	}
 	p := &proc{name: name, cmd: cmd, cancel: cancel, log: lf, done: make(chan struct{})}
-	lines := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			select {
-			case lines <- sc.Text():
-			default:
-			}
-		}
-	}()
+	lines := nodeline.First(stdout)
 	var waitErr error
 	go func() { waitErr = cmd.Wait(); close(p.done) }()
 	select {
 	case l := <-lines:
-		m := startedRe.FindStringSubmatch(l)
-		if m == nil {
+		st, err := nodeline.Parse(l)
+		if err != nil {
 			p.stop()
-			return nil, "", "", fmt.Errorf("node %s: unexpected start line %q", name, l)
+			return nil, "", "", fmt.Errorf("node %s: %w (see %s)", name, err, logPath)
 		}
-		return p, m[1], m[3], nil
+		return p, st.Gossip, st.HTTP, nil
 	case <-p.done:
 		p.stop()
 		return nil, "", "", fmt.Errorf("node %s exited before starting (%v); see %s", name, waitErr, logPath)

@@ -1,21 +1,16 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"math"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -472,155 +467,4 @@ func TestAttacksOnProcesses(t *testing.T) {
 			}
 		}
 	})
-}
-
-// nodeProc is a running `edgesplit node` process.
-type nodeProc struct {
-	gossip, quic, http string
-	pid                int
-}
-
-// launchNode starts `edgesplit node` and waits for its start line; it is
-// interrupted when the test ends.
-func launchNode(t *testing.T, bin string, args ...string) nodeProc {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bin, append([]string{"node"}, args...)...)
-	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
-	cmd.WaitDelay = 5 * time.Second
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("node %v stderr:\n%s", args, stderr.String())
-		}
-	})
-	lines := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			select {
-			case lines <- sc.Text():
-			default:
-			}
-		}
-	}()
-	select {
-	case l := <-lines:
-		m := startedRe.FindStringSubmatch(l)
-		if m == nil {
-			t.Fatalf("unexpected start line %q", l)
-		}
-		return nodeProc{gossip: m[1], quic: m[2], http: m[3], pid: cmd.Process.Pid}
-	case <-time.After(60 * time.Second):
-		t.Fatalf("node %v did not start; stderr:\n%s", args, stderr.String())
-	}
-	return nodeProc{}
-}
-
-// clusterMember is the edge's /v1/cluster entry of name (zero when absent).
-func clusterMember(t *testing.T, base, name string) node.ClusterMember {
-	t.Helper()
-	var members []node.ClusterMember
-	getJSON(t, base+"/v1/cluster", &members)
-	for _, m := range members {
-		if m.Name == name {
-			return m
-		}
-	}
-	return node.ClusterMember{}
-}
-
-// auditCount counts the audit log's lines holding s.
-func auditCount(t *testing.T, path, s string) int {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		t.Fatal(err)
-	}
-	n := 0
-	for l := range bytes.Lines(b) {
-		if bytes.Contains(l, []byte(s)) {
-			n++
-		}
-	}
-	return n
-}
-
-// watchRSS samples process pid's resident set every 5 ms from now on; the
-// returned function stops and returns the peak growth over the first
-// sample, in MB.
-func watchRSS(t *testing.T, pid int) func() float64 {
-	t.Helper()
-	base := procRSSMB(t, pid)
-	var peak atomic.Int64 // KB
-	done := make(chan struct{})
-	stopped := make(chan struct{})
-	go func() {
-		defer close(stopped)
-		for {
-			select {
-			case <-done:
-				return
-			case <-time.After(5 * time.Millisecond):
-				if kb := int64(procRSSMB(t, pid) * 1024); kb > peak.Load() {
-					peak.Store(kb)
-				}
-			}
-		}
-	}()
-	return func() float64 {
-		close(done)
-		<-stopped
-		return max(0, float64(peak.Load())/1024-base)
-	}
-}
-
-// procRSSMB reads VmRSS of pid from /proc (Linux; the test skips elsewhere).
-func procRSSMB(t *testing.T, pid int) float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		t.Skip("no /proc status:", err)
-	}
-	for l := range strings.Lines(string(b)) {
-		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
-			kb, _ := strconv.ParseFloat(f[1], 64)
-			return kb / 1024
-		}
-	}
-	t.Skip("no VmRSS")
-	return 0
-}
-
-// pngBomb is a PNG's signature and header declaring w×h 16-bit RGBA: a few
-// bytes claiming w·h·8 bytes of pixels.
-func pngBomb(w, h uint32) []byte {
-	ihdr := []byte("IHDR")
-	ihdr = binary.BigEndian.AppendUint32(ihdr, w)
-	ihdr = binary.BigEndian.AppendUint32(ihdr, h)
-	ihdr = append(ihdr, 16, 6, 0, 0, 0)
-	b := append([]byte("\x89PNG\r\n\x1a\n\x00\x00\x00\x0d"), ihdr...)
-	return binary.BigEndian.AppendUint32(b, crc32.ChecksumIEEE(ihdr))
-}
-
-// garbageReader is an endless stream of pseudo-random bytes (xorshift).
-type garbageReader struct{ x uint64 }
-
-func (g *garbageReader) Read(p []byte) (int, error) {
-	for i := range p {
-		g.x ^= g.x << 13
-		g.x ^= g.x >> 7
-		g.x ^= g.x << 17
-		p[i] = byte(g.x)
-	}
-	return len(p), nil
 }

@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -64,8 +63,6 @@ func startNodeErr(bin string, args ...string) (string, error) {
 	}
 	return string(out), nil
 }
-
-var startedRe = regexp.MustCompile(`gossip=(\S+) quic=(\S+) http=(\S*)`)
 
 // startNode starts `edgesplit node` and waits for its start line.
 func startNode(t *testing.T, bin string, args ...string) (gossip, httpAddr string) {
