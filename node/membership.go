@@ -220,7 +220,7 @@ func (m *Membership) Join(ctx context.Context, seeds []string) (int, error) {
 	select {
 	case r := <-ch:
 		if addr := m.guard.joinEnded(); addr != "" {
-			return 0, fmt.Errorf("%w: %q is the member at %s; give this node another --name", ErrNameTaken, m.cfg.Name, addr)
+			return 0, fmt.Errorf("%w: %q is the member at %s; give this node another name", ErrNameTaken, m.cfg.Name, addr)
 		}
 		if r.n == 0 && r.err != nil {
 			return 0, fmt.Errorf("node: join %v: no seed accepted this node (check the addresses, and that this node has the cluster's gossip key): %w", seeds, r.err)
