@@ -12,6 +12,7 @@ import (
 	_ "image/png"
 	"io"
 	"math"
+	"sync"
 
 	"github.com/edgesplit/edgesplit/model/dataset"
 	"github.com/edgesplit/edgesplit/model/npy"
@@ -29,6 +30,9 @@ const MaxBufferedBodies = 96 << 20
 // its size) before any more is accepted.
 const sniffBytes = 256 << 10
 
+// sniffReaders reuses the sniffing buffers across requests.
+var sniffReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, sniffBytes) }}
+
 // errBodyTooLarge is a body over what its own header allows.
 var errBodyTooLarge = errors.New("body too large")
 
@@ -39,7 +43,9 @@ var errBodyTooLarge = errors.New("body too large")
 // allows for model m (a .npy the size of m's input; an image no more than
 // its decoded size), holding that share of budget until release is called.
 func readInferBody(ctx context.Context, r io.Reader, declared int64, m *Model, budget *semaphore.Weighted) (body []byte, release func(), err error) {
-	br := bufio.NewReaderSize(r, sniffBytes)
+	br := sniffReaders.Get().(*bufio.Reader)
+	br.Reset(r)
+	defer func() { br.Reset(nil); sniffReaders.Put(br) }() // the body is copied out before this
 	head, err := br.Peek(sniffBytes)
 	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, bufio.ErrBufferFull) {
 		return nil, nil, fmt.Errorf("reading body: %w", err)

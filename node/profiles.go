@@ -48,6 +48,7 @@ type remoteProfile struct {
 type profileFetch struct {
 	digest  string
 	done    chan struct{} // closed when it ends
+	ended   bool          // done is closed (guarded by profileCache.mu)
 	err     error         // set before done closes
 	fails   int           // consecutive failures for this digest
 	retryAt time.Time     // after a failure: when to try again
@@ -71,7 +72,7 @@ func (n *Node) remoteProfile(ctx context.Context, p Peer, m *Model, wait bool) (
 	}
 	f := c.fetches[key]
 	switch {
-	case f != nil && f.digest == p.Meta.ProfileDigest && !isClosed(f.done):
+	case f != nil && f.digest == p.Meta.ProfileDigest && !f.ended:
 		// under way
 	case f != nil && f.digest == p.Meta.ProfileDigest && time.Now().Before(f.retryAt):
 		c.mu.Unlock()
@@ -126,6 +127,7 @@ func (n *Node) fetchProfile(key string, p Peer, m *Model, f *profileFetch) {
 		f.fails = 0
 		c.have[key] = remoteProfile{digest: f.digest, profile: prof}
 	}
+	f.ended = true
 	close(f.done)
 }
 
@@ -158,14 +160,5 @@ func (n *Node) prefetchProfiles() {
 				n.remoteProfile(context.Background(), p, m, false)
 			}
 		}
-	}
-}
-
-func isClosed(c chan struct{}) bool {
-	select {
-	case <-c:
-		return true
-	default:
-		return false
 	}
 }

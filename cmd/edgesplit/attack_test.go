@@ -39,11 +39,7 @@ func TestAttacksOnProcesses(t *testing.T) {
 	}
 	bin := buildBinary(t)
 	dir := t.TempDir()
-	ca := filepath.Join(dir, "ca")
-	run(t, bin, "ca", "init", "--dir", ca)
-	for n, role := range map[string]string{"edge": "edge", "cloud1": "cloud", "mallory": "cloud", "tester": "edge"} {
-		run(t, bin, "ca", "issue", "--dir", ca, "--node", n, "--role", role)
-	}
+	ca := newCA(t, bin, dir, "ca", map[string]string{"edge": "edge", "cloud1": "cloud", "mallory": "cloud", "tester": "edge"})
 	clients := filepath.Join(dir, "clients.yaml")
 	firstLine := func(s string) string { l, _, _ := strings.Cut(s, "\n"); return l }
 	opTok := firstLine(run(t, bin, "token", "new", "--name", "operator", "--scopes", "infer,override,cluster,metrics", "--clients", clients,
@@ -74,9 +70,7 @@ func TestAttacksOnProcesses(t *testing.T) {
 	t.Run("gossip without the cluster key is refused and audited", func(t *testing.T) {
 		// The intruders hold certificates of their own CA: one has no
 		// gossip key at all (--insecure-gossip), one another cluster's.
-		other := filepath.Join(dir, "other-ca")
-		run(t, bin, "ca", "init", "--dir", other)
-		run(t, bin, "ca", "issue", "--dir", other, "--node", "intruder", "--role", "cloud")
+		other := newCA(t, bin, dir, "other-ca", map[string]string{"intruder": "cloud"})
 		withKey := filepath.Join(dir, "other-key")
 		if err := os.CopyFS(withKey, os.DirFS(other)); err != nil {
 			t.Fatal(err)
@@ -105,9 +99,7 @@ func TestAttacksOnProcesses(t *testing.T) {
 	t.Run("an edge with another CA's certificate is told loudly, not silently local", func(t *testing.T) {
 		// It has the gossip key (so it joins) but its certificate comes
 		// from another CA: every QUIC handshake with cloud1 fails.
-		foreign := filepath.Join(dir, "foreign-ca")
-		run(t, bin, "ca", "init", "--dir", foreign)
-		run(t, bin, "ca", "issue", "--dir", foreign, "--node", "edge2", "--role", "edge")
+		foreign := newCA(t, bin, dir, "foreign-ca", map[string]string{"edge2": "edge"})
 		key, err := os.ReadFile(filepath.Join(ca, pki.GossipKeyFile))
 		if err != nil {
 			t.Fatal(err)

@@ -84,11 +84,7 @@ func TestMultiProcessCluster(t *testing.T) {
 	}
 	bin := buildBinary(t)
 	dir := t.TempDir()
-	ca := filepath.Join(dir, "ca")
-	run(t, bin, "ca", "init", "--dir", ca)
-	for n, role := range map[string]string{"edge": "edge", "cloud1": "cloud", "cloud2": "cloud"} {
-		run(t, bin, "ca", "issue", "--dir", ca, "--node", n, "--role", role)
-	}
+	ca := newCA(t, bin, dir, "ca", map[string]string{"edge": "edge", "cloud1": "cloud", "cloud2": "cloud"})
 	const mdl = "lenet5"
 	// The gossip key is the one 'ca init' wrote beside the CA.
 	common := []string{"--ca", ca, "--model", mdl, "--bind", "127.0.0.1:0"}

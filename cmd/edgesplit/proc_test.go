@@ -12,6 +12,7 @@ import (
 	"hash/crc32"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -21,6 +22,18 @@ import (
 	"github.com/edgesplit/edgesplit/internal/nodeline"
 	"github.com/edgesplit/edgesplit/node"
 )
+
+// newCA makes a cluster CA in dir/name with 'ca init' and issues a
+// certificate per node (name → role); it returns the CA folder.
+func newCA(t *testing.T, bin, dir, name string, nodes map[string]string) string {
+	t.Helper()
+	ca := filepath.Join(dir, name)
+	run(t, bin, "ca", "init", "--dir", ca)
+	for n, role := range nodes {
+		run(t, bin, "ca", "issue", "--dir", ca, "--node", n, "--role", role)
+	}
+	return ca
+}
 
 // nodeProc is a running `edgesplit node` process.
 type nodeProc struct {
