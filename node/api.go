@@ -82,6 +82,8 @@ type InferResponse struct {
 	// power model; 0 without one).
 	Objective string  `json:"objective"`
 	EnergyMJ  float64 `json:"predicted_energy_mj"`
+	// Exit says which exit answered an early-exit plan (exits.go).
+	Exit *ExitReport `json:"exit,omitempty"`
 }
 
 // AccuracyReport is the accuracy part of an infer response: the plan's
@@ -354,6 +356,7 @@ func (n *Node) handleInfer(w http.ResponseWriter, r *http.Request, lim apiLimits
 		EdgeDevice: n.cfg.Device.Name, ModelVersion: res.ModelVersion, Accuracy: accuracyReport(res.Accuracy),
 		Objective: n.cfg.Objective.String(), EnergyMJ: 1e3 * res.Plan.Energy.Total,
 		Breakdown: breakdown(res.Measured),
+		Exit:      res.Exit,
 	})
 	return model, result
 }

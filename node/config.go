@@ -80,6 +80,9 @@ type Config struct {
 	// request may set its own). The zero value is the scheduler's default:
 	// top-1 agreement with the unsplit model ≥ 99.9 % at 95 % confidence.
 	Accuracy scheduler.AccuracyBudget
+	// SLO is the default per-request deadline of models with calibrated
+	// early exits (a request may set its own; exits.go). 0: none.
+	SLO time.Duration
 	// Workers is how many segments a cloud runs at once. Default 1.
 	Workers int
 	// ProfileRuns is the number of timed runs per node when profiling a
@@ -204,6 +207,9 @@ func (c *Config) validate() error {
 	}
 	if _, err := scheduler.NewBudget(c.Accuracy.Loss()); err != nil {
 		errs = append(errs, err)
+	}
+	if c.SLO < 0 {
+		errs = append(errs, fmt.Errorf("SLO %v is negative", c.SLO))
 	}
 	if c.MetaInterval <= 0 {
 		c.MetaInterval = 250 * time.Millisecond

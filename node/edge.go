@@ -25,6 +25,9 @@ type InferRequest struct {
 	// Accuracy overrides the node's accuracy budget for this request (nil:
 	// the node's).
 	Accuracy *scheduler.AccuracyBudget
+	// Deadline is the request's latency SLO for models with calibrated
+	// early exits (0: its context's deadline, else Config.SLO; exits.go).
+	Deadline time.Duration
 }
 
 // ErrBadRequest is wrapped by Infer for a request that cannot be served as
@@ -74,6 +77,8 @@ type InferResult struct {
 	// "retried:<cloud>", "local".
 	Fallback string   `json:"fallback,omitempty"`
 	Errors   []string `json:"errors,omitempty"`
+	// Exit says which exit answered an early-exit plan (exits.go).
+	Exit *ExitReport `json:"exit,omitempty"`
 }
 
 // ErrNotEdge is returned by Infer on a cloud node.
@@ -135,6 +140,9 @@ func (n *Node) Infer(ctx context.Context, req InferRequest) (*InferResult, error
 	}
 	if err := checkInputs(m.Graph.Inputs, req.Inputs); err != nil {
 		return nil, fmt.Errorf("node: model %s: %w", m.ID, err)
+	}
+	if d, ok := n.exitDeadline(ctx, m, req); ok {
+		return n.inferExits(ctx, m, req, d, start) // early exits under an SLO (exits.go)
 	}
 	policyName := req.Policy
 	if policyName == "" {

@@ -46,6 +46,10 @@ type Calibration struct {
 	Codecs []CalibratedCodec `json:"codecs"`
 	// Cuts holds one entry per measured prefix cut, ascending K.
 	Cuts []CalibratedCut `json:"cuts"`
+	// Exits is the early-exit calibration of a multi-exit model (nil for
+	// others): each exit's and each threshold policy's accuracy on
+	// labelled held-out data (see ExitCalibration).
+	Exits *ExitCalibration `json:"exits,omitempty"`
 }
 
 // CalibrationModel identifies the model a table belongs to.
@@ -128,6 +132,14 @@ func (c *Calibration) Validate() error {
 			if v < 0 || math.IsNaN(v) || math.IsInf(v, 0) {
 				return bad("codecs[%d] %s: speed or error %v", i, cc.Name, v)
 			}
+		}
+	}
+	if c.Exits != nil {
+		if err := c.Exits.Validate(); err != nil {
+			return fmt.Errorf("%w: %w", ErrCalibration, err)
+		}
+		if last := c.Exits.Exits[len(c.Exits.Exits)-1].End; last > c.Model.Nodes {
+			return bad("exits: an exit ends at node %d of %d", last, c.Model.Nodes)
 		}
 	}
 	prev := -1

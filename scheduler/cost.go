@@ -256,6 +256,10 @@ type Plan struct {
 	Energy EnergyBreakdown
 	// Accuracy is what the plan risks and the budget it was made under.
 	Accuracy Accuracy
+	// Exit is the early-exit choice of an EarlyExit plan (nil otherwise):
+	// K then cuts the model right-sized at Exit.Terminal, and Predicted is
+	// the worst case, the request no early exit answers.
+	Exit *ExitChoice
 }
 
 // EdgeOnly reports whether the plan offloads nothing.

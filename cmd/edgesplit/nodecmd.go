@@ -24,7 +24,7 @@ import (
 func newNodeCmd() *cobra.Command {
 	var role, name, bind, join, link, device, httpAddr, quicAddr, caDir, gossipKey, gossipKeyFile, policy, codecs string
 	var insecureGossip bool
-	var keyGrace time.Duration
+	var keyGrace, slo time.Duration
 	var auditPath string
 	var models []string
 	var workers int
@@ -75,6 +75,7 @@ clients that --api-clients lists (bearer tokens with scopes and rates; --api-tls
 				cfg.Codecs = strings.Split(codecs, ",")
 			}
 			cfg.Workers = workers
+			cfg.SLO = slo
 			if cfg.Accuracy, err = acc.budget(); err != nil {
 				return err
 			}
@@ -189,6 +190,7 @@ clients that --api-clients lists (bearer tokens with scopes and rates; --api-tls
 	f.StringVar(&policy, "policy", "auto", "split policy: edge-only, cloud-only, fixed:K, neurosurgeon, dads, auto")
 	f.StringVar(&codecs, "codecs", "", "comma-separated codec presets the scheduler may use (default all)")
 	f.IntVar(&workers, "workers", 1, "segments a cloud runs at once")
+	f.DurationVar(&slo, "slo", 0, "default per-request deadline (e.g. 50ms) for models with calibrated early exits: the edge picks exit and cut to maximise accuracy within it; ?deadline= overrides (0: none)")
 	_ = cmd.MarkFlagRequired("model")
 	return cmd
 }

@@ -69,6 +69,12 @@ func Ensure(ctx context.Context, c EnsureConfig) (*scheduler.Calibration, bool, 
 	if err != nil {
 		return nil, false, err
 	}
+	if l, ok := src.(Labelled); ok && len(c.Graph.Outputs) > 1 && len(l.Labels()) == src.Len() {
+		// A multi-exit model on labelled data: calibrate its exits too.
+		if res.Table.Exits, err = Exits(ctx, ExitsConfig{Graph: c.Graph, Inputs: src, Labels: l.Labels(), SourceName: desc}); err != nil {
+			return nil, false, err
+		}
+	}
 	if c.TablePath != "" {
 		if err := res.Table.Save(c.TablePath); err != nil {
 			return nil, false, fmt.Errorf("calib: saving the table: %w", err)

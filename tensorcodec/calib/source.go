@@ -19,6 +19,18 @@ import (
 type imageSource struct {
 	shape  []int
 	images [][]float32
+	labels []int // one per image when the source is labelled (mnist, fashion-mnist)
+}
+
+// Labels returns the images' classes, or nil for an unlabelled source.
+func (s *imageSource) Labels() []int { return s.labels }
+
+// Labelled is a Source that knows its inputs' classes (what Open returns
+// for mnist and fashion-mnist): Exits needs them.
+type Labelled interface {
+	Source
+	// Labels returns one class per input (nil: unlabelled).
+	Labels() []int
 }
 
 func (s *imageSource) Len() int { return len(s.images) }
@@ -90,6 +102,7 @@ func Open(ctx context.Context, spec string, g *model.Graph, pre *dataset.Preproc
 		src := &imageSource{shape: shape}
 		for i := range n {
 			src.images = append(src.images, set.Image(i))
+			src.labels = append(src.labels, set.Labels[i])
 		}
 		return src, fmt.Sprintf("%s:%s[0:%d]", name, split, n), nil
 	}
