@@ -98,7 +98,9 @@ func TestPrefixCuts(t *testing.T) {
 }
 
 func TestConfidence(t *testing.T) {
-	mk := func(v ...float32) *tensor.Dense { return tensor.New(tensor.WithShape(1, len(v)), tensor.WithBacking(v)) }
+	mk := func(v ...float32) *tensor.Dense {
+		return tensor.New(tensor.WithShape(1, len(v)), tensor.WithBacking(v))
+	}
 	for _, tc := range []struct {
 		name  string
 		in    *tensor.Dense
