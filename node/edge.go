@@ -96,6 +96,7 @@ type edgeRole struct {
 	access    accessLink                   // what the edge learned of its links (scheduler.EdgeLearner), and probes
 	tables    map[string]*codecTable       // per model id
 	overheads map[string]*overheadEstimate // per model id
+	exits     exitGuards                   // early exits' recent prediction errors (exits.go)
 }
 
 // startEdge gives the node its edge role: for every model, the codec

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/edgesplit/edgesplit/partition"
@@ -132,7 +135,8 @@ func (n *Node) inferExits(ctx context.Context, m *Model, req InferRequest, deadl
 	if deadline > 0 {
 		left = max(deadline-time.Since(start), time.Nanosecond)
 	}
-	plan, err := scheduler.EarlyExit{Model: em, Deadline: left}.Plan(in)
+	eg, cg := n.edge.exits.margins(m.ID)
+	plan, err := scheduler.EarlyExit{Model: em, Deadline: left, EdgeGuard: eg, CloudGuard: cg}.Plan(in)
 	res.Measured.Planning = time.Since(planStart)
 	if err != nil {
 		return nil, fmt.Errorf("node: plan %s: %w", m.ID, err)
@@ -184,6 +188,7 @@ func (n *Node) inferExits(ctx context.Context, m *Model, req InferRequest, deadl
 			plan.Predicted = scheduler.Breakdown{Overhead: in.Overhead, EdgeCompute: ch.Stops[i], Total: ch.Stops[i]}
 			res.Plan = plan
 			n.finish(ctx, m, res, start, "exit_edge")
+			n.edge.exits.observe(m.ID, false, res.Measured.Total, res.Predicted)
 			return res, nil
 		}
 	}
@@ -198,6 +203,7 @@ func (n *Node) inferExits(ctx context.Context, m *Model, req InferRequest, deadl
 		}
 		res.Plan = plan
 		n.finish(ctx, m, res, start, "edge")
+		n.edge.exits.observe(m.ID, false, res.Measured.Total, res.Predicted)
 		return res, nil
 	}
 
@@ -209,6 +215,7 @@ func (n *Node) inferExits(ctx context.Context, m *Model, req InferRequest, deadl
 			return nil, err
 		}
 		n.finish(ctx, m, res, start, "offloaded")
+		n.edge.exits.observe(m.ID, true, res.Measured.Total, res.Predicted)
 		return res, nil
 	}
 	res.Errors = append(res.Errors, fmt.Sprintf("%s: %v", plan.Cloud, err))
@@ -308,4 +315,77 @@ func (n *Node) offloadSpan(ctx context.Context, m *Model, p scheduler.Plan, end 
 	x.link.learnUpload(int64(len(b.payload)), res.Measured.Transfer, down, x.est, x.hdr, x.loaded)
 	res.Plan = used
 	return nil
+}
+
+// exitGuards keeps, per model, how much later than predicted the recent
+// early-exit answers arrived on each path (answered on the edge, or
+// offloaded), so that plans keep that margin to the deadline: the SLO is
+// met on the share of requests the quantile says, not on average. The zero
+// value is ready; it is safe for concurrent use.
+type exitGuards struct {
+	mu      sync.Mutex
+	byModel map[string]*[2]errWindow // [0] edge, [1] cloud
+}
+
+// exitGuardQuantile is the quantile of recent errors kept as the margin:
+// the SLO target is 99 % of requests within their deadline.
+const exitGuardQuantile = 0.99
+
+// errWindowSize is how many recent errors each path keeps: a spike is
+// forgotten after this many requests.
+const errWindowSize = 128
+
+// errWindow is a ring of recent errors (measured − predicted).
+type errWindow struct {
+	v    [errWindowSize]time.Duration
+	n    int
+	next int
+}
+
+func (w *errWindow) add(d time.Duration) {
+	w.v[w.next] = d
+	w.next = (w.next + 1) % len(w.v)
+	w.n = min(w.n+1, len(w.v))
+}
+
+// quantile is the q-quantile of the window (0 when empty; with fewer than
+// 1/(1−q) errors, the largest).
+func (w *errWindow) quantile(q float64) time.Duration {
+	if w.n == 0 {
+		return 0
+	}
+	s := slices.Clone(w.v[:w.n])
+	slices.Sort(s)
+	i := int(math.Ceil(q*float64(w.n))) - 1
+	return max(s[min(max(i, 0), w.n-1)], 0)
+}
+
+// margins returns model id's edge and cloud guards.
+func (g *exitGuards) margins(id string) (edge, cloud time.Duration) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	w, ok := g.byModel[id]
+	if !ok {
+		return 0, 0
+	}
+	return w[0].quantile(exitGuardQuantile), w[1].quantile(exitGuardQuantile)
+}
+
+// observe records one answer's error on its path.
+func (g *exitGuards) observe(id string, offloaded bool, measured, predicted time.Duration) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.byModel == nil {
+		g.byModel = make(map[string]*[2]errWindow)
+	}
+	w, ok := g.byModel[id]
+	if !ok {
+		w = new([2]errWindow)
+		g.byModel[id] = w
+	}
+	i := 0
+	if offloaded {
+		i = 1
+	}
+	w[i].add(measured - predicted)
 }

@@ -251,7 +251,7 @@ type ExitChoice struct {
 	// 0..Terminal.
 	Taken []float64 `json:"taken"`
 	// Deadline is the deadline planned for (0: none); Meets whether the
-	// worst case is predicted within it. When no plan meets it, EarlyExit
+	// worst case, plus its guard, is predicted within it. When no plan meets it, EarlyExit
 	// returns the one with the smallest worst case, Meets false.
 	Deadline time.Duration `json:"deadline"`
 	Meets    bool          `json:"meets"`
@@ -265,7 +265,7 @@ type ExitChoice struct {
 // predicted worst-case latency is within Deadline, it picks the highest
 // calibrated accuracy; among those within Slack of it, the lowest expected
 // latency (a threshold that answers most requests on the edge sends nothing
-// for them). Lossy codecs carry only cuts of the final exit, the only one
+// for them). EdgeGuard and CloudGuard keep a margin for prediction errors. Lossy codecs carry only cuts of the final exit, the only one
 // their calibration measured. EarlyExit is stateless and safe for
 // concurrent use.
 type EarlyExit struct {
@@ -276,6 +276,12 @@ type EarlyExit struct {
 	// Slack is the accuracy an early-exit threshold may give up for
 	// expected latency: 0 means DefaultExitSlack, negative none.
 	Slack float64
+	// EdgeGuard and CloudGuard are added to the predicted worst case of
+	// plans that answer on the edge and of plans that offload before it is
+	// compared with Deadline: the caller's measure of how much later than
+	// predicted such answers arrive (a node uses the 99th percentile of
+	// recent errors). Zero: none; negative values count as zero.
+	EdgeGuard, CloudGuard time.Duration
 }
 
 var _ Policy = EarlyExit{}
@@ -370,6 +376,10 @@ func (p EarlyExit) Plan(in *Inputs) (Plan, error) {
 	var all []scored
 	table := em.Table
 	for _, c := range cands {
+		guard := max(p.CloudGuard, 0)
+		if c.cloud == nil {
+			guard = max(p.EdgeGuard, 0)
+		}
 		edgeExits := 0
 		for i := 0; i < c.t; i++ {
 			if em.Exits[i].End <= c.k {
@@ -391,7 +401,7 @@ func (p EarlyExit) Plan(in *Inputs) (Plan, error) {
 				exp += share * float64(lat)
 			}
 			all = append(all, scored{c: c, pol: pol, acc: pol.Accuracy(table.Samples), expected: time.Duration(math.Round(exp)),
-				meets: p.Deadline == 0 || c.b.Total <= p.Deadline})
+				meets: p.Deadline == 0 || c.b.Total+guard <= p.Deadline})
 		}
 	}
 	if len(all) == 0 {

@@ -169,6 +169,34 @@ func TestEarlyExitCost(t *testing.T) {
 	}
 }
 
+// TestEarlyExitGuards: a margin for late answers moves the plan off the
+// path it applies to.
+func TestEarlyExitGuards(t *testing.T) {
+	in, em := exitFixture(t)
+	// 40 ms: only cloud-only (34.04 ms) reaches the final exit; a 10 ms
+	// cloud guard leaves exit 2 on the edge (32 ms).
+	p, err := scheduler.EarlyExit{Model: em, Deadline: 40 * time.Millisecond, CloudGuard: 10 * time.Millisecond}.Plan(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Exit.Terminal != 1 || !p.EdgeOnly() || !p.Exit.Meets {
+		t.Fatalf("cloud guard: plan %s, exit %+v; want exit 2 on the edge", p, *p.Exit)
+	}
+	// 33 ms: exit 2 on the edge (32 ms); a 2 ms edge guard leaves exit 1.
+	p, err = scheduler.EarlyExit{Model: em, Deadline: 33 * time.Millisecond, EdgeGuard: 2 * time.Millisecond}.Plan(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Exit.Terminal != 0 || p.K != 2 || !p.Exit.Meets {
+		t.Fatalf("edge guard: plan %s, exit %+v; want exit 1 on the edge", p, *p.Exit)
+	}
+	// Negative guards are none.
+	p, err = scheduler.EarlyExit{Model: em, Deadline: 40 * time.Millisecond, EdgeGuard: -time.Hour, CloudGuard: -time.Hour}.Plan(in)
+	if err != nil || p.Exit.Terminal != 2 || p.K != 0 {
+		t.Fatalf("negative guards: %v, plan %s", err, p)
+	}
+}
+
 func TestEarlyExitErrors(t *testing.T) {
 	in, em := exitFixture(t)
 	if _, err := (scheduler.EarlyExit{}).Plan(in); !errors.Is(err, scheduler.ErrExitCalibration) {

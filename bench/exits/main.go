@@ -1,0 +1,335 @@
+// Command exits measures early exits under a latency SLO (issue 19.1): a
+// multi-exit model (lenet-exits trained on MNIST) served by an in-process
+// cluster — one slow edge behind an emulated link and one cloud, real
+// gossip and QUIC — where every request carries a deadline and the edge's
+// scheduler.EarlyExit picks exit, threshold and cut. Per deadline it runs
+// the same held-out MNIST test images and records accuracy, the SLO hit
+// rate (measured latency ≤ deadline), latency percentiles and where the
+// answers came from; the final exit alone under the node's auto policy is
+// the baseline. The exit table is calibrated on the first half of the
+// MNIST test set, the requests are images of the second half.
+//
+//	go run ./bench/exits [-model M.onnx] [-device slowdown:1000] [-link 5g-midband] [-n 300]
+//
+// It writes docs/figures/exits-deadline.csv and .png and, per request,
+// bench/exits/results/requests.csv.
+package main
+
+import (
+	"context"
+	"encoding/csv"
+	"errors"
+	"flag"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/edgesplit/edgesplit/model"
+	"github.com/edgesplit/edgesplit/model/dataset"
+	"github.com/edgesplit/edgesplit/model/train"
+	"github.com/edgesplit/edgesplit/model/zoo"
+	"github.com/edgesplit/edgesplit/node"
+	"github.com/edgesplit/edgesplit/node/cluster"
+	"github.com/edgesplit/edgesplit/scheduler"
+	"github.com/edgesplit/edgesplit/tensorcodec/calib"
+	"github.com/edgesplit/edgesplit/transport/linkem"
+	"gorgonia.org/tensor"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "exits:", err)
+		os.Exit(1)
+	}
+}
+
+type config struct {
+	model, device, link, deadlines, out, results string
+	n, warmup, calib                             int
+}
+
+func run() error {
+	var c config
+	flag.StringVar(&c.model, "model", "bench/out/lenet-exits.onnx", "multi-exit ONNX model; trained (lenet-exits, MNIST, 2 epochs, seed 1) when missing")
+	flag.StringVar(&c.device, "device", "slowdown:1000", "edge device profile (node.ParseDevice)")
+	flag.StringVar(&c.link, "link", "5g-midband", "edge access link profile (linkem)")
+	flag.StringVar(&c.deadlines, "deadlines", "20ms,30ms,35ms,40ms,50ms,60ms,80ms,120ms", "comma-separated deadlines")
+	flag.IntVar(&c.n, "n", 300, "measured requests per deadline")
+	flag.IntVar(&c.warmup, "warmup", 20, "unmeasured requests before each deadline's")
+	flag.IntVar(&c.calib, "calib", 5000, "MNIST test images (from the first) that calibrate the exits; requests use the rest")
+	flag.StringVar(&c.out, "out", "docs/figures", "folder for exits-deadline.csv and .png")
+	flag.StringVar(&c.results, "results", "bench/exits/results", "folder for requests.csv")
+	flag.Parse()
+	var deadlines []time.Duration
+	for _, s := range strings.Split(c.deadlines, ",") {
+		d, err := time.ParseDuration(strings.TrimSpace(s))
+		if err != nil || d <= 0 {
+			return fmt.Errorf("-deadlines: %q is not a positive duration", s)
+		}
+		deadlines = append(deadlines, d)
+	}
+	ctx := context.Background()
+	g, sc, err := loadOrTrain(ctx, c.model)
+	if err != nil {
+		return err
+	}
+	data, err := dataset.Load(ctx, "mnist", dataset.Options{})
+	if err != nil {
+		return err
+	}
+	test := data.Test
+	if c.calib <= 0 || c.calib+c.n > test.Len() {
+		return fmt.Errorf("-calib %d and -n %d do not fit the %d test images", c.calib, c.n, test.Len())
+	}
+	m, err := node.NewModel("lenet-exits", "", g, sc)
+	if err != nil {
+		return err
+	}
+	calIdx := make([]int, c.calib)
+	for i := range calIdx {
+		calIdx[i] = i
+	}
+	cal := test.Subset("calibration", calIdx)
+	var src calib.Slice
+	for i := 0; i < cal.Len(); i++ {
+		src = append(src, []*tensor.Dense{image(cal, i)})
+	}
+	start := time.Now()
+	tab, err := calib.Exits(ctx, calib.ExitsConfig{Graph: m.Graph, Inputs: src, Labels: cal.Labels,
+		SourceName: fmt.Sprintf("mnist:test[0:%d]", c.calib)})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("exit calibration on %d held-out images (%.1f s):", c.calib, time.Since(start).Seconds())
+	for _, e := range tab.Exits {
+		fmt.Printf(" %s %.2f%%", e.Name, 100*float64(e.Correct)/float64(tab.Samples))
+	}
+	fmt.Println()
+	table := scheduler.NewCalibration(m.ID, m.Version, m.Nodes(), scheduler.CalibrationData{Source: tab.Source, Samples: tab.Samples}, time.Now())
+	table.Exits = tab
+	if err := m.SetCalibration(table); err != nil {
+		return err
+	}
+	dev, err := node.ParseDevice(c.device)
+	if err != nil {
+		return err
+	}
+	prof, err := linkem.LookupProfile(c.link)
+	if err != nil {
+		return err
+	}
+	lc, err := cluster.Start(ctx, cluster.Config{
+		Edges: 1, Clouds: 1, Models: []*node.Model{m}, EdgeDevice: dev,
+		Uplink: prof.Up, Downlink: prof.Down, Codecs: []string{"lossless"},
+		GossipKey: []byte("0123456789abcdef"), Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})),
+		Tune: func(nc *node.Config) { nc.ProfileRuns = 15 },
+	})
+	if err != nil {
+		return err
+	}
+	defer lc.Kill()
+	edge := lc.Edges[0]
+	fmt.Printf("cluster: edge %s (%s) behind %s, cloud %s\n", edge.Name(), dev.Name, c.link, lc.Clouds[0].Name())
+
+	if err := os.MkdirAll(c.results, 0o755); err != nil {
+		return err
+	}
+	rf, err := os.Create(filepath.Join(c.results, "requests.csv"))
+	if err != nil {
+		return err
+	}
+	defer rf.Close()
+	rw := csv.NewWriter(rf)
+	_ = rw.Write([]string{"mode", "deadline_ms", "image", "label", "class", "correct", "exit", "terminal", "early_exits", "threshold",
+		"confidence", "on_edge", "cut", "cloud", "bytes_sent", "predicted_ms", "expected_ms", "planned_accuracy", "total_ms", "within"})
+	var rows []summary
+	// The baseline: the final exit alone, the node's auto policy, no
+	// deadline; its one latency distribution is scored against each
+	// deadline.
+	base, err := measure(ctx, edge, test, c, 0, "final-exit auto", rw)
+	if err != nil {
+		return err
+	}
+	for _, d := range deadlines {
+		s, err := measure(ctx, edge, test, c, d, "early-exit", rw)
+		if err != nil {
+			return err
+		}
+		rows = append(rows, s)
+		b := base.rescore(d)
+		rows = append(rows, b)
+		fmt.Printf("deadline %6.1f ms: early-exit accuracy %.2f%% SLO hit %.2f%% p50 %.1f ms p99 %.1f ms edge %.0f%% exits %v | final exit alone: hit %.2f%%\n",
+			ms(d), 100*s.accuracy, 100*s.hit, s.p50, s.p99, 100*s.onEdge, s.exitShares, 100*b.hit)
+	}
+	rw.Flush()
+	if err := rw.Error(); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(c.out, 0o755); err != nil {
+		return err
+	}
+	if err := writeSummary(filepath.Join(c.out, "exits-deadline.csv"), rows, c); err != nil {
+		return err
+	}
+	return plotCurves(filepath.Join(c.out, "exits-deadline.png"), rows, c)
+}
+
+// loadOrTrain reads the model at path, or trains lenet-exits there.
+func loadOrTrain(ctx context.Context, path string) (*model.Graph, *dataset.Sidecar, error) {
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		fmt.Printf("training lenet-exits on MNIST (2 epochs, seed 1) into %s\n", path)
+		res, err := train.Run(ctx, train.Config{Arch: "lenet-exits", Dataset: "mnist", Epochs: 2, Seed: 1, LRDecay: 0.3})
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return nil, nil, err
+		}
+		if err := train.Export(path, res.Graph, res.Sidecar); err != nil {
+			return nil, nil, err
+		}
+	}
+	return zoo.Load(path)
+}
+
+// image is test image i as a 1×C×H×W tensor.
+func image(s *dataset.Set, i int) *tensor.Dense {
+	return tensor.New(tensor.WithShape(1, s.C, s.H, s.W), tensor.WithBacking(slices.Clone(s.Image(i))))
+}
+
+// summary is one deadline × mode.
+type summary struct {
+	mode       string
+	deadline   time.Duration
+	n          int
+	accuracy   float64 // measured on the requests
+	planned    float64 // the plans' calibrated accuracy, mean
+	hit        float64 // share with total ≤ deadline
+	p50, p99   float64 // ms
+	mean       float64 // ms
+	onEdge     float64 // share answered on the edge
+	bytes      float64 // mean bytes sent
+	exitShares map[string]float64
+	totals     []float64 // ms, for rescoring
+	correct    int
+}
+
+// rescore scores a deadline-free run against deadline d.
+func (s summary) rescore(d time.Duration) summary {
+	r := s
+	r.deadline = d
+	within := 0
+	for _, t := range s.totals {
+		if t <= ms(d) {
+			within++
+		}
+	}
+	r.hit = float64(within) / float64(len(s.totals))
+	return r
+}
+
+func ms(d time.Duration) float64 { return float64(d) / 1e6 }
+
+// measure runs c.warmup then c.n requests with deadline d (0: the
+// ordinary path, auto policy) on the test images after the calibration
+// ones.
+func measure(ctx context.Context, edge *node.Node, test *dataset.Set, c config, d time.Duration, mode string, w *csv.Writer) (summary, error) {
+	s := summary{mode: mode, deadline: d, exitShares: map[string]float64{}}
+	var edgeN int
+	var bytes, planned float64
+	for i := -c.warmup; i < c.n; i++ {
+		idx := c.calib + max(i, 0)
+		if i < 0 {
+			idx = c.calib + c.n + (i+c.warmup)%max(1, test.Len()-c.calib-c.n)
+		}
+		req := node.InferRequest{Inputs: []*tensor.Dense{image(test, idx)}, Deadline: d}
+		res, err := edge.Infer(ctx, req)
+		if err != nil {
+			return s, fmt.Errorf("deadline %v, image %d: %w", d, idx, err)
+		}
+		if i < 0 {
+			continue
+		}
+		label := test.Labels[idx]
+		total := ms(res.Measured.Total)
+		s.totals = append(s.totals, total)
+		ok := res.Class == label
+		if ok {
+			s.correct++
+		}
+		exitName, terminal, early, th, conf, onEdge, exp, pacc := zoo.ProbsName, zoo.ProbsName, 0, 0.0, res.Score, res.Cloud == "", ms(res.Predicted), math.NaN()
+		if e := res.Exit; e != nil {
+			exitName, terminal, early, th, conf, onEdge, exp, pacc = e.Name, e.Terminal, e.Early, e.Threshold, e.Confidence, e.OnEdge, e.ExpectedMS, e.ExpectedAccuracy
+			planned += e.ExpectedAccuracy
+		}
+		s.exitShares[exitName]++
+		if onEdge {
+			edgeN++
+		}
+		bytes += float64(res.BytesSent)
+		within := d == 0 || total <= ms(d)
+		_ = w.Write([]string{mode, f(ms(d)), strconv.Itoa(idx), strconv.Itoa(label), strconv.Itoa(res.Class), strconv.FormatBool(ok),
+			exitName, terminal, strconv.Itoa(early), f(th), f(float64(conf)), strconv.FormatBool(onEdge), strconv.Itoa(res.Cut), res.Cloud,
+			strconv.FormatInt(res.BytesSent, 10), f(ms(res.Predicted)), f(exp), f(pacc), f(total), strconv.FormatBool(within)})
+	}
+	n := float64(c.n)
+	s.n = c.n
+	s.accuracy = float64(s.correct) / n
+	s.planned = planned / n
+	s.onEdge = float64(edgeN) / n
+	s.bytes = bytes / n
+	for k := range s.exitShares {
+		s.exitShares[k] /= n
+	}
+	sorted := slices.Clone(s.totals)
+	slices.Sort(sorted)
+	s.p50 = quantile(sorted, 0.5)
+	s.p99 = quantile(sorted, 0.99)
+	var sum float64
+	for _, t := range sorted {
+		sum += t
+	}
+	s.mean = sum / n
+	s = s.rescore(d)
+	if d == 0 {
+		s.hit = 1
+	}
+	return s, nil
+}
+
+func quantile(sorted []float64, q float64) float64 {
+	if len(sorted) == 0 {
+		return math.NaN()
+	}
+	i := int(math.Ceil(q*float64(len(sorted)))) - 1
+	return sorted[min(max(i, 0), len(sorted)-1)]
+}
+
+func f(v float64) string { return strconv.FormatFloat(v, 'g', 6, 64) }
+
+func writeSummary(path string, rows []summary, c config) error {
+	file, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer file.Close()
+	w := csv.NewWriter(file)
+	_ = w.Write([]string{"mode", "deadline_ms", "requests", "accuracy", "planned_accuracy", "slo_hit", "p50_ms", "p99_ms", "mean_ms",
+		"on_edge", "bytes_per_request", "share_exit1", "share_exit2", "share_probs", "device", "link"})
+	for _, r := range rows {
+		_ = w.Write([]string{r.mode, f(ms(r.deadline)), strconv.Itoa(r.n), f(r.accuracy), f(r.planned), f(r.hit), f(r.p50), f(r.p99), f(r.mean),
+			f(r.onEdge), f(r.bytes), f(r.exitShares[zoo.Exit1Name]), f(r.exitShares[zoo.Exit2Name]), f(r.exitShares[zoo.ProbsName]), c.device, c.link})
+	}
+	w.Flush()
+	if err := w.Error(); err != nil {
+		return err
+	}
+	return file.Close()
+}
