@@ -10,25 +10,31 @@ func TestExitGuards(t *testing.T) {
 	if e, c := g.margins("m"); e != 0 || c != 0 {
 		t.Fatalf("no errors yet: margins %v %v", e, c)
 	}
+	// A plan's first answer (it compiled the pieces) is not kept.
+	g.observe("m", "e", false, time.Hour, 0)
+	g.observe("m", "c", true, time.Hour, 0)
+	if e, c := g.margins("m"); e != 0 || c != 0 {
+		t.Fatalf("first answers kept: margins %v %v", e, c)
+	}
 	// With fewer errors than 1/(1-q) the margin is the largest; early
 	// answers (negative errors) count as none.
-	g.observe("m", false, 10*time.Millisecond, 12*time.Millisecond)
-	g.observe("m", false, 13*time.Millisecond, 12*time.Millisecond)
-	g.observe("m", true, 50*time.Millisecond, 40*time.Millisecond)
+	g.observe("m", "e", false, 10*time.Millisecond, 12*time.Millisecond)
+	g.observe("m", "e", false, 13*time.Millisecond, 12*time.Millisecond)
+	g.observe("m", "c", true, 50*time.Millisecond, 40*time.Millisecond)
 	if e, c := g.margins("m"); e != time.Millisecond || c != 10*time.Millisecond {
 		t.Fatalf("margins %v %v, want 1ms 10ms", e, c)
 	}
 	// A full window: one spike among 128 is beyond the 99th percentile and
 	// is ignored; after another 128 answers it is forgotten altogether.
-	g.observe("m", true, time.Second, 0)
+	g.observe("m", "c", true, time.Second, 0)
 	for range errWindowSize - 1 {
-		g.observe("m", true, 2*time.Millisecond, 0)
+		g.observe("m", "c", true, 2*time.Millisecond, 0)
 	}
 	if _, c := g.margins("m"); c != 2*time.Millisecond {
 		t.Fatalf("cloud margin %v with one spike in the window, want 2ms", c)
 	}
-	g.observe("m", true, time.Second, 0)
-	g.observe("m", true, time.Second, 0)
+	g.observe("m", "c", true, time.Second, 0)
+	g.observe("m", "c", true, time.Second, 0)
 	if _, c := g.margins("m"); c != time.Second {
 		t.Fatalf("cloud margin %v with two spikes in the window, want 1s", c)
 	}

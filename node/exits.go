@@ -188,7 +188,7 @@ func (n *Node) inferExits(ctx context.Context, m *Model, req InferRequest, deadl
 			plan.Predicted = scheduler.Breakdown{Overhead: in.Overhead, EdgeCompute: ch.Stops[i], Total: ch.Stops[i]}
 			res.Plan = plan
 			n.finish(ctx, m, res, start, "exit_edge")
-			n.edge.exits.observe(m.ID, false, res.Measured.Total, res.Predicted)
+			n.edge.exits.observe(m.ID, fmt.Sprintf("exit %d", i), false, res.Measured.Total, res.Predicted)
 			return res, nil
 		}
 	}
@@ -203,7 +203,7 @@ func (n *Node) inferExits(ctx context.Context, m *Model, req InferRequest, deadl
 		}
 		res.Plan = plan
 		n.finish(ctx, m, res, start, "edge")
-		n.edge.exits.observe(m.ID, false, res.Measured.Total, res.Predicted)
+		n.edge.exits.observe(m.ID, fmt.Sprintf("cut %d of exit %d", plan.K, ch.Terminal), false, res.Measured.Total, res.Predicted)
 		return res, nil
 	}
 
@@ -215,7 +215,7 @@ func (n *Node) inferExits(ctx context.Context, m *Model, req InferRequest, deadl
 			return nil, err
 		}
 		n.finish(ctx, m, res, start, "offloaded")
-		n.edge.exits.observe(m.ID, true, res.Measured.Total, res.Predicted)
+		n.edge.exits.observe(m.ID, fmt.Sprintf("cut %d of exit %d on %s with %s", plan.K, ch.Terminal, res.Plan.Cloud, res.Plan.Codec), true, res.Measured.Total, res.Predicted)
 		return res, nil
 	}
 	res.Errors = append(res.Errors, fmt.Sprintf("%s: %v", plan.Cloud, err))
@@ -325,7 +325,14 @@ func (n *Node) offloadSpan(ctx context.Context, m *Model, p scheduler.Plan, end 
 type exitGuards struct {
 	mu      sync.Mutex
 	byModel map[string]*[2]errWindow // [0] edge, [1] cloud
+	// seen holds the plans answered before: the first answer of a plan
+	// also compiles its pieces (on the edge and the cloud), which says
+	// nothing about the path's errors, so it is not kept.
+	seen map[string]bool
 }
+
+// maxSeenPlans bounds exitGuards.seen (forgotten all at once past it).
+const maxSeenPlans = 1024
 
 // exitGuardQuantile is the quantile of recent errors kept as the margin:
 // the SLO target is 99 % of requests within their deadline.
@@ -371,12 +378,22 @@ func (g *exitGuards) margins(id string) (edge, cloud time.Duration) {
 	return w[0].quantile(exitGuardQuantile), w[1].quantile(exitGuardQuantile)
 }
 
-// observe records one answer's error on its path.
-func (g *exitGuards) observe(id string, offloaded bool, measured, predicted time.Duration) {
+// observe records the error of one answer of plan (its key: what it ran)
+// on its path, unless it is the plan's first.
+func (g *exitGuards) observe(id, plan string, offloaded bool, measured, predicted time.Duration) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.byModel == nil {
 		g.byModel = make(map[string]*[2]errWindow)
+		g.seen = make(map[string]bool)
+	}
+	key := id + "|" + plan
+	if !g.seen[key] {
+		if len(g.seen) >= maxSeenPlans {
+			clear(g.seen)
+		}
+		g.seen[key] = true
+		return
 	}
 	w, ok := g.byModel[id]
 	if !ok {

@@ -9,7 +9,7 @@
 // the baseline. The exit table is calibrated on the first half of the
 // MNIST test set, the requests are images of the second half.
 //
-//	go run ./bench/exits [-model M.onnx] [-device slowdown:1000] [-link 5g-midband] [-n 300]
+//	go run ./bench/exits [-model M.onnx] [-device slowdown:1000] [-links lte,5g-midband] [-n 300]
 //
 // It writes docs/figures/exits-deadline.csv and .png and, per request,
 // bench/exits/results/requests.csv.
@@ -59,7 +59,7 @@ func run() error {
 	var c config
 	flag.StringVar(&c.model, "model", "bench/out/lenet-exits.onnx", "multi-exit ONNX model; trained (lenet-exits, MNIST, 2 epochs, seed 1) when missing")
 	flag.StringVar(&c.device, "device", "slowdown:1000", "edge device profile (node.ParseDevice)")
-	flag.StringVar(&c.link, "link", "5g-midband", "edge access link profile (linkem)")
+	flag.StringVar(&c.link, "links", "lte,5g-midband", "comma-separated edge access link profiles (linkem): one cluster each")
 	flag.StringVar(&c.deadlines, "deadlines", "20ms,30ms,35ms,40ms,50ms,60ms,80ms,120ms", "comma-separated deadlines")
 	flag.IntVar(&c.n, "n", 300, "measured requests per deadline")
 	flag.IntVar(&c.warmup, "warmup", 20, "unmeasured requests before each deadline's")
@@ -121,23 +121,6 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	prof, err := linkem.LookupProfile(c.link)
-	if err != nil {
-		return err
-	}
-	lc, err := cluster.Start(ctx, cluster.Config{
-		Edges: 1, Clouds: 1, Models: []*node.Model{m}, EdgeDevice: dev,
-		Uplink: prof.Up, Downlink: prof.Down, Codecs: []string{"lossless"},
-		GossipKey: []byte("0123456789abcdef"), Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})),
-		Tune: func(nc *node.Config) { nc.ProfileRuns = 15 },
-	})
-	if err != nil {
-		return err
-	}
-	defer lc.Kill()
-	edge := lc.Edges[0]
-	fmt.Printf("cluster: edge %s (%s) behind %s, cloud %s\n", edge.Name(), dev.Name, c.link, lc.Clouds[0].Name())
-
 	if err := os.MkdirAll(c.results, 0o755); err != nil {
 		return err
 	}
@@ -147,26 +130,15 @@ func run() error {
 	}
 	defer rf.Close()
 	rw := csv.NewWriter(rf)
-	_ = rw.Write([]string{"mode", "deadline_ms", "image", "label", "class", "correct", "exit", "terminal", "early_exits", "threshold",
-		"confidence", "on_edge", "cut", "cloud", "bytes_sent", "predicted_ms", "expected_ms", "planned_accuracy", "total_ms", "within"})
+	_ = rw.Write([]string{"link", "mode", "deadline_ms", "image", "label", "class", "correct", "exit", "terminal", "early_exits", "threshold",
+		"confidence", "on_edge", "cut", "cloud", "bytes_sent", "predicted_ms", "expected_ms", "planned_accuracy", "meets", "total_ms", "within"})
 	var rows []summary
-	// The baseline: the final exit alone, the node's auto policy, no
-	// deadline; its one latency distribution is scored against each
-	// deadline.
-	base, err := measure(ctx, edge, test, c, 0, "final-exit auto", rw)
-	if err != nil {
-		return err
-	}
-	for _, d := range deadlines {
-		s, err := measure(ctx, edge, test, c, d, "early-exit", rw)
+	for _, link := range strings.Split(c.link, ",") {
+		r, err := runLink(ctx, m, dev, strings.TrimSpace(link), test, c, deadlines, rw)
 		if err != nil {
 			return err
 		}
-		rows = append(rows, s)
-		b := base.rescore(d)
-		rows = append(rows, b)
-		fmt.Printf("deadline %6.1f ms: early-exit accuracy %.2f%% SLO hit %.2f%% p50 %.1f ms p99 %.1f ms edge %.0f%% exits %v | final exit alone: hit %.2f%%\n",
-			ms(d), 100*s.accuracy, 100*s.hit, s.p50, s.p99, 100*s.onEdge, s.exitShares, 100*b.hit)
+		rows = append(rows, r...)
 	}
 	rw.Flush()
 	if err := rw.Error(); err != nil {
@@ -179,6 +151,54 @@ func run() error {
 		return err
 	}
 	return plotCurves(filepath.Join(c.out, "exits-deadline.png"), rows, c)
+}
+
+// runLink starts a cluster whose edge sits behind link and measures every
+// deadline there, then the baseline.
+func runLink(ctx context.Context, m *node.Model, dev node.Device, link string, test *dataset.Set, c config, deadlines []time.Duration, rw *csv.Writer) ([]summary, error) {
+	prof, err := linkem.LookupProfile(link)
+	if err != nil {
+		return nil, err
+	}
+	lc, err := cluster.Start(ctx, cluster.Config{
+		Edges: 1, Clouds: 1, Models: []*node.Model{m}, EdgeDevice: dev,
+		Uplink: prof.Up, Downlink: prof.Down, Codecs: []string{"lossless"},
+		GossipKey: []byte("0123456789abcdef"), Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})),
+		Tune: func(nc *node.Config) { nc.ProfileRuns = 15 },
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer lc.Kill()
+	edge := lc.Edges[0]
+	fmt.Printf("cluster: edge %s (%s) behind %s, cloud %s\n", edge.Name(), dev.Name, link, lc.Clouds[0].Name())
+	// The baseline: the final exit alone, the node's auto policy, no
+	// deadline; its one latency distribution is scored against each
+	// deadline.
+	base, err := measure(ctx, edge, test, c, link, 0, "final exit, auto", rw)
+	if err != nil {
+		return nil, err
+	}
+	var rows []summary
+	for _, d := range deadlines {
+		s, err := measure(ctx, edge, test, c, link, d, "early exits", rw)
+		if err != nil {
+			return nil, err
+		}
+		b := base.rescore(d)
+		rows = append(rows, s, b)
+		fmt.Printf("%s deadline %6.1f ms: early exits accuracy %.2f%% (planned %.2f%%) SLO hit %.2f%% (plans meeting it %.0f%%) p50 %.1f ms p99 %.1f ms on edge %.0f%% exits %s | final exit alone: accuracy %.2f%% hit %.2f%%\n",
+			link, ms(d), 100*s.accuracy, 100*s.planned, 100*s.hit, 100*s.meets, s.p50, s.p99, 100*s.onEdge, shares(s.exitShares), 100*b.accuracy, 100*b.hit)
+	}
+	return rows, nil
+}
+
+func shares(m map[string]float64) string {
+	var parts []string
+	for _, k := range []string{zoo.Exit1Name, zoo.Exit2Name, zoo.ProbsName} {
+		parts = append(parts, fmt.Sprintf("%s %.0f%%", k, 100*m[k]))
+	}
+	return strings.Join(parts, " ")
 }
 
 // loadOrTrain reads the model at path, or trains lenet-exits there.
@@ -206,12 +226,13 @@ func image(s *dataset.Set, i int) *tensor.Dense {
 
 // summary is one deadline × mode.
 type summary struct {
-	mode       string
+	link, mode string
 	deadline   time.Duration
 	n          int
 	accuracy   float64 // measured on the requests
 	planned    float64 // the plans' calibrated accuracy, mean
 	hit        float64 // share with total ≤ deadline
+	meets      float64 // share of plans predicted within the deadline
 	p50, p99   float64 // ms
 	mean       float64 // ms
 	onEdge     float64 // share answered on the edge
@@ -240,9 +261,9 @@ func ms(d time.Duration) float64 { return float64(d) / 1e6 }
 // measure runs c.warmup then c.n requests with deadline d (0: the
 // ordinary path, auto policy) on the test images after the calibration
 // ones.
-func measure(ctx context.Context, edge *node.Node, test *dataset.Set, c config, d time.Duration, mode string, w *csv.Writer) (summary, error) {
-	s := summary{mode: mode, deadline: d, exitShares: map[string]float64{}}
-	var edgeN int
+func measure(ctx context.Context, edge *node.Node, test *dataset.Set, c config, link string, d time.Duration, mode string, w *csv.Writer) (summary, error) {
+	s := summary{link: link, mode: mode, deadline: d, exitShares: map[string]float64{}}
+	var edgeN, meets int
 	var bytes, planned float64
 	for i := -c.warmup; i < c.n; i++ {
 		idx := c.calib + max(i, 0)
@@ -264,10 +285,13 @@ func measure(ctx context.Context, edge *node.Node, test *dataset.Set, c config, 
 		if ok {
 			s.correct++
 		}
-		exitName, terminal, early, th, conf, onEdge, exp, pacc := zoo.ProbsName, zoo.ProbsName, 0, 0.0, res.Score, res.Cloud == "", ms(res.Predicted), math.NaN()
+		exitName, terminal, early, th, conf, onEdge, exp, pacc, met := zoo.ProbsName, zoo.ProbsName, 0, 0.0, res.Score, res.Cloud == "", ms(res.Predicted), math.NaN(), true
 		if e := res.Exit; e != nil {
-			exitName, terminal, early, th, conf, onEdge, exp, pacc = e.Name, e.Terminal, e.Early, e.Threshold, e.Confidence, e.OnEdge, e.ExpectedMS, e.ExpectedAccuracy
+			exitName, terminal, early, th, conf, onEdge, exp, pacc, met = e.Name, e.Terminal, e.Early, e.Threshold, e.Confidence, e.OnEdge, e.ExpectedMS, e.ExpectedAccuracy, e.Meets
 			planned += e.ExpectedAccuracy
+		}
+		if met {
+			meets++
 		}
 		s.exitShares[exitName]++
 		if onEdge {
@@ -275,14 +299,15 @@ func measure(ctx context.Context, edge *node.Node, test *dataset.Set, c config, 
 		}
 		bytes += float64(res.BytesSent)
 		within := d == 0 || total <= ms(d)
-		_ = w.Write([]string{mode, f(ms(d)), strconv.Itoa(idx), strconv.Itoa(label), strconv.Itoa(res.Class), strconv.FormatBool(ok),
+		_ = w.Write([]string{link, mode, f(ms(d)), strconv.Itoa(idx), strconv.Itoa(label), strconv.Itoa(res.Class), strconv.FormatBool(ok),
 			exitName, terminal, strconv.Itoa(early), f(th), f(float64(conf)), strconv.FormatBool(onEdge), strconv.Itoa(res.Cut), res.Cloud,
-			strconv.FormatInt(res.BytesSent, 10), f(ms(res.Predicted)), f(exp), f(pacc), f(total), strconv.FormatBool(within)})
+			strconv.FormatInt(res.BytesSent, 10), f(ms(res.Predicted)), f(exp), f(pacc), strconv.FormatBool(met), f(total), strconv.FormatBool(within)})
 	}
 	n := float64(c.n)
 	s.n = c.n
 	s.accuracy = float64(s.correct) / n
 	s.planned = planned / n
+	s.meets = float64(meets) / n
 	s.onEdge = float64(edgeN) / n
 	s.bytes = bytes / n
 	for k := range s.exitShares {
@@ -321,11 +346,11 @@ func writeSummary(path string, rows []summary, c config) error {
 	}
 	defer file.Close()
 	w := csv.NewWriter(file)
-	_ = w.Write([]string{"mode", "deadline_ms", "requests", "accuracy", "planned_accuracy", "slo_hit", "p50_ms", "p99_ms", "mean_ms",
-		"on_edge", "bytes_per_request", "share_exit1", "share_exit2", "share_probs", "device", "link"})
+	_ = w.Write([]string{"link", "mode", "deadline_ms", "requests", "accuracy", "planned_accuracy", "slo_hit", "planned_within", "p50_ms", "p99_ms", "mean_ms",
+		"on_edge", "bytes_per_request", "share_exit1", "share_exit2", "share_probs", "device"})
 	for _, r := range rows {
-		_ = w.Write([]string{r.mode, f(ms(r.deadline)), strconv.Itoa(r.n), f(r.accuracy), f(r.planned), f(r.hit), f(r.p50), f(r.p99), f(r.mean),
-			f(r.onEdge), f(r.bytes), f(r.exitShares[zoo.Exit1Name]), f(r.exitShares[zoo.Exit2Name]), f(r.exitShares[zoo.ProbsName]), c.device, c.link})
+		_ = w.Write([]string{r.link, r.mode, f(ms(r.deadline)), strconv.Itoa(r.n), f(r.accuracy), f(r.planned), f(r.hit), f(r.meets), f(r.p50), f(r.p99), f(r.mean),
+			f(r.onEdge), f(r.bytes), f(r.exitShares[zoo.Exit1Name]), f(r.exitShares[zoo.Exit2Name]), f(r.exitShares[zoo.ProbsName]), c.device})
 	}
 	w.Flush()
 	if err := w.Error(); err != nil {
