@@ -43,9 +43,11 @@ type ExitReport struct {
 	// OnEdge is true when the edge answered (nothing was sent).
 	OnEdge bool `json:"on_edge"`
 	// DeadlineMS is the deadline planned for; Meets whether the plan's
-	// worst case was predicted within it.
+	// worst case was predicted within it, Guarded whether it was with the
+	// margin of recent prediction errors on its path too (exitGuards).
 	DeadlineMS float64 `json:"deadline_ms"`
 	Meets      bool    `json:"predicted_within_deadline"`
+	Guarded    bool    `json:"guarded"`
 	// ExpectedAccuracy is the plan's calibrated accuracy, ExpectedMS its
 	// predicted mean latency.
 	ExpectedAccuracy float64 `json:"expected_accuracy"`
@@ -144,7 +146,7 @@ func (n *Node) inferExits(ctx context.Context, m *Model, req InferRequest, deadl
 	ch := plan.Exit
 	term := exits[ch.Terminal]
 	rep := &ExitReport{Terminal: term.Name, Early: ch.Early, Threshold: ch.Threshold, DeadlineMS: ms(deadline),
-		Meets: ch.Meets, ExpectedAccuracy: ch.Accuracy, ExpectedMS: ms(ch.Expected)}
+		Meets: ch.Meets, Guarded: ch.Guarded, ExpectedAccuracy: ch.Accuracy, ExpectedMS: ms(ch.Expected)}
 	res.Exit = rep
 
 	// The head, stage by stage.

@@ -1,7 +1,11 @@
 package node_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -10,8 +14,12 @@ import (
 	"github.com/edgesplit/edgesplit/model"
 	"github.com/edgesplit/edgesplit/model/zoo"
 	"github.com/edgesplit/edgesplit/node"
+	"github.com/edgesplit/edgesplit/node/access"
 	"github.com/edgesplit/edgesplit/node/cluster"
 	"github.com/edgesplit/edgesplit/scheduler"
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers/legacy"
 	"gorgonia.org/tensor"
 )
 
@@ -197,4 +205,65 @@ func argmax(v []float32) int {
 		}
 	}
 	return best
+}
+
+// TestEarlyExitAPI: ?deadline= on a multi-exit model answers with the exit
+// report, as the OpenAPI document describes it.
+func TestEarlyExitAPI(t *testing.T) {
+	tok, digest, _ := access.NewToken()
+	guard, err := access.New(access.Config{Clients: []access.Client{{Name: "ops", TokenSHA256: digest, Scopes: access.AllScopes()}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := exitsModel(t, [3]float64{0.95, 0.97, 1})
+	lc, err := cluster.Start(context.Background(), cluster.Config{
+		Edges: 1, Clouds: 1, Models: []*node.Model{m}, GossipKey: []byte("0123456789abcdef"), Logger: quietLogger(),
+		Tune: func(c *node.Config) { c.ProfileRuns = 1; c.API = guard },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(lc.Kill)
+	h := lc.Edges[0].Handler()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/v1/openapi.json", nil))
+	doc, err := openapi3.NewLoader().LoadFromData(rec.Body.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	router, err := legacy.NewRouter(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := npyBytes(t, randInput(8, m.Graph.Inputs[0].Shape))
+	for _, target := range []string{"/v1/infer?deadline=2s", "/v1/infer?policy=early-exit", "/v1/infer?deadline=1s&policy=early-exit&codec=lossless"} {
+		req := httptest.NewRequest(http.MethodPost, target, bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/octet-stream")
+		req.Header.Set("Authorization", "Bearer "+tok)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusOK {
+			t.Fatalf("%s: %d %s", target, rec.Code, rec.Body)
+		}
+		var resp node.InferResponse
+		if err := json.Unmarshal(rec.Body.Bytes(), &resp); err != nil {
+			t.Fatal(err)
+		}
+		if resp.Exit == nil || resp.Exit.Name != zoo.Exit1Name || !resp.Exit.OnEdge || resp.BytesSent != 0 || resp.Policy != "early-exit" {
+			t.Fatalf("%s: answer %s, want exit1 on the edge", target, rec.Body)
+		}
+		vreq := httptest.NewRequest(http.MethodPost, "http://edge"+target, bytes.NewReader(body))
+		route, params, err := router.FindRoute(vreq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in := &openapi3filter.RequestValidationInput{Request: vreq, PathParams: params, Route: route,
+			Options: &openapi3filter.Options{ExcludeRequestBody: true, AuthenticationFunc: openapi3filter.NoopAuthenticationFunc}}
+		out := &openapi3filter.ResponseValidationInput{RequestValidationInput: in, Status: rec.Code, Header: rec.Header(),
+			Options: &openapi3filter.Options{IncludeResponseStatus: true}}
+		out.SetBodyBytes(rec.Body.Bytes())
+		if err := openapi3filter.ValidateResponse(context.Background(), out); err != nil {
+			t.Errorf("%s: the answer does not match the document: %v\n%s", target, err, rec.Body)
+		}
+	}
 }

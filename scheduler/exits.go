@@ -251,10 +251,14 @@ type ExitChoice struct {
 	// 0..Terminal.
 	Taken []float64 `json:"taken"`
 	// Deadline is the deadline planned for (0: none); Meets whether the
-	// worst case, plus its guard, is predicted within it. When no plan meets it, EarlyExit
-	// returns the one with the smallest worst case, Meets false.
+	// worst case is predicted within it, and Guarded whether it is with
+	// the path's guard added too (EarlyExit.EdgeGuard, CloudGuard). Plans
+	// that are guarded come first; when none is, those that merely meet
+	// the deadline; when none does, EarlyExit returns the one with the
+	// smallest worst case, Meets false.
 	Deadline time.Duration `json:"deadline"`
 	Meets    bool          `json:"meets"`
+	Guarded  bool          `json:"guarded"`
 }
 
 // EarlyExit is Edgent's joint choice of exit and cut (Li et al., "Edge AI:
@@ -371,7 +375,8 @@ func (p EarlyExit) Plan(in *Inputs) (Plan, error) {
 		pol      *ExitPolicyMeasure
 		acc      float64
 		expected time.Duration
-		meets    bool
+		meets    bool // worst case within the deadline
+		guarded  bool // and with the guard added
 	}
 	var all []scored
 	table := em.Table
@@ -401,24 +406,29 @@ func (p EarlyExit) Plan(in *Inputs) (Plan, error) {
 				exp += share * float64(lat)
 			}
 			all = append(all, scored{c: c, pol: pol, acc: pol.Accuracy(table.Samples), expected: time.Duration(math.Round(exp)),
-				meets: p.Deadline == 0 || c.b.Total+guard <= p.Deadline})
+				meets: p.Deadline == 0 || c.b.Total <= p.Deadline, guarded: p.Deadline == 0 || c.b.Total+guard <= p.Deadline})
 		}
 	}
 	if len(all) == 0 {
 		return Plan{}, fmt.Errorf("%w: the table measured no policy for these exits", ErrExitCalibration)
 	}
-	anyMeets := slices.ContainsFunc(all, func(s scored) bool { return s.meets })
+	// The guard is a margin, not a veto: without a guarded plan, those
+	// that meet the deadline as predicted.
+	ok := func(s scored) bool { return s.guarded }
+	if !slices.ContainsFunc(all, ok) {
+		ok = func(s scored) bool { return s.meets }
+	}
 	var pick *scored
-	if anyMeets {
+	if slices.ContainsFunc(all, ok) {
 		bestAcc := -1.0
 		for i := range all {
-			if all[i].meets && all[i].acc > bestAcc {
+			if ok(all[i]) && all[i].acc > bestAcc {
 				bestAcc = all[i].acc
 			}
 		}
 		for i := range all {
 			s := &all[i]
-			if !s.meets || s.acc < bestAcc-slack-1e-12 {
+			if !ok(*s) || s.acc < bestAcc-slack-1e-12 {
 				continue
 			}
 			if pick == nil || s.expected < pick.expected ||
@@ -445,7 +455,7 @@ func (p EarlyExit) Plan(in *Inputs) (Plan, error) {
 		plan.Accuracy = accuracyOf(c.codec, c.codec.AgreementAt(c.k), in.Accuracy)
 	}
 	ch := &ExitChoice{Terminal: c.t, Name: em.Exits[c.t].Name, Early: pick.pol.Early, Threshold: pick.pol.Threshold,
-		Accuracy: pick.acc, Expected: pick.expected, Deadline: p.Deadline, Meets: pick.meets, Taken: make([]float64, len(pick.pol.Taken))}
+		Accuracy: pick.acc, Expected: pick.expected, Deadline: p.Deadline, Meets: pick.meets, Guarded: pick.guarded, Taken: make([]float64, len(pick.pol.Taken))}
 	for i, nTaken := range pick.pol.Taken {
 		ch.Taken[i] = float64(nTaken) / float64(table.Samples)
 	}

@@ -179,7 +179,7 @@ func TestEarlyExitGuards(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Exit.Terminal != 1 || !p.EdgeOnly() || !p.Exit.Meets {
+	if p.Exit.Terminal != 1 || !p.EdgeOnly() || !p.Exit.Meets || !p.Exit.Guarded {
 		t.Fatalf("cloud guard: plan %s, exit %+v; want exit 2 on the edge", p, *p.Exit)
 	}
 	// 33 ms: exit 2 on the edge (32 ms); a 2 ms edge guard leaves exit 1.
@@ -189,6 +189,12 @@ func TestEarlyExitGuards(t *testing.T) {
 	}
 	if p.Exit.Terminal != 0 || p.K != 2 || !p.Exit.Meets {
 		t.Fatalf("edge guard: plan %s, exit %+v; want exit 1 on the edge", p, *p.Exit)
+	}
+	// A guard no plan fits is a margin, not a veto: the plans that meet
+	// the deadline as predicted (here the final exit from the cloud).
+	p, err = scheduler.EarlyExit{Model: em, Deadline: 40 * time.Millisecond, EdgeGuard: time.Second, CloudGuard: time.Second}.Plan(in)
+	if err != nil || p.Exit.Terminal != 2 || p.K != 0 || !p.Exit.Meets || p.Exit.Guarded {
+		t.Fatalf("guards nothing fits: %v, plan %s, exit %+v", err, p, p.Exit)
 	}
 	// Negative guards are none.
 	p, err = scheduler.EarlyExit{Model: em, Deadline: 40 * time.Millisecond, EdgeGuard: -time.Hour, CloudGuard: -time.Hour}.Plan(in)

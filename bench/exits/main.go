@@ -60,8 +60,8 @@ func run() error {
 	flag.StringVar(&c.model, "model", "bench/out/lenet-exits.onnx", "multi-exit ONNX model; trained (lenet-exits, MNIST, 2 epochs, seed 1) when missing")
 	flag.StringVar(&c.device, "device", "slowdown:1000", "edge device profile (node.ParseDevice)")
 	flag.StringVar(&c.link, "links", "lte,5g-midband", "comma-separated edge access link profiles (linkem): one cluster each")
-	flag.StringVar(&c.deadlines, "deadlines", "20ms,30ms,35ms,40ms,50ms,60ms,80ms,120ms", "comma-separated deadlines")
-	flag.IntVar(&c.n, "n", 300, "measured requests per deadline")
+	flag.StringVar(&c.deadlines, "deadlines", "25ms,30ms,35ms,40ms,50ms,60ms,80ms", "comma-separated deadlines")
+	flag.IntVar(&c.n, "n", 500, "measured requests per deadline (images spread over the held-out half)")
 	flag.IntVar(&c.warmup, "warmup", 20, "unmeasured requests before each deadline's")
 	flag.IntVar(&c.calib, "calib", 5000, "MNIST test images (from the first) that calibrate the exits; requests use the rest")
 	flag.StringVar(&c.out, "out", "docs/figures", "folder for exits-deadline.csv and .png")
@@ -265,10 +265,14 @@ func measure(ctx context.Context, edge *node.Node, test *dataset.Set, c config, 
 	s := summary{link: link, mode: mode, deadline: d, exitShares: map[string]float64{}}
 	var edgeN, meets int
 	var bytes, planned float64
+	// The measured images are spread evenly over the held-out part; the
+	// warm-up ones sit between them.
+	held := test.Len() - c.calib
+	stride := max(1, held/c.n)
 	for i := -c.warmup; i < c.n; i++ {
-		idx := c.calib + max(i, 0)
+		idx := c.calib + i*stride
 		if i < 0 {
-			idx = c.calib + c.n + (i+c.warmup)%max(1, test.Len()-c.calib-c.n)
+			idx = c.calib + (i+c.warmup)*stride + stride/2
 		}
 		req := node.InferRequest{Inputs: []*tensor.Dense{image(test, idx)}, Deadline: d}
 		res, err := edge.Infer(ctx, req)

@@ -19,7 +19,7 @@ func newTrainCmd() *cobra.Command {
 	var flip bool
 	var seed uint64
 	cmd := &cobra.Command{
-		Use:   "train --arch seed-cnn|lenet5|lenet-exits|vit-tiny --dataset mnist|fashion-mnist|DIR --epochs N [--batch 32] [--lr] [--seed] --out model.onnx",
+		Use:   "train --arch seed-cnn|lenet5|lenet-exits|resnet-exits|vit-tiny --dataset mnist|fashion-mnist|DIR --epochs N [--batch 32] [--lr] [--seed] --out model.onnx",
 		Short: "Train a CNN or a small vision transformer in Go and write it as ONNX plus a JSON sidecar (preprocessing, labels, accuracy)",
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			errOut := cmd.ErrOrStderr()
@@ -85,7 +85,7 @@ func newTrainCmd() *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&arch, "arch", "seed-cnn", "architecture: seed-cnn, lenet5, lenet-exits, vit-tiny")
+	f.StringVar(&arch, "arch", "seed-cnn", "architecture: seed-cnn, lenet5, lenet-exits, resnet-exits, vit-tiny")
 	f.StringVar(&ds, "dataset", "mnist", "mnist, fashion-mnist, or a folder with one sub-folder of images per class")
 	f.IntVar(&epochs, "epochs", 3, "epochs")
 	f.IntVar(&batch, "batch", 32, "mini-batch size")

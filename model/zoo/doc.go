@@ -3,7 +3,8 @@
 // and MobileNetV2 (input 1×3×224×224, 1000 logits) used for partitioning and
 // profiling, and the small MNIST-sized models the trainer (model/train)
 // learns: seed-cnn, LeNet-5, lenet-exits (LeNet-5 with two BranchyNet-style
-// early exits, a graph with three outputs) and vit-tiny, a small Vision
+// early exits, a graph with three outputs), resnet-exits (a three-stage
+// ResNet with an exit after each stage) and vit-tiny, a small Vision
 // Transformer (vit.go; BuildViT sizes others).
 //
 // Every graph is NCHW float32 and uses ONNX operator types and attribute names

@@ -20,8 +20,9 @@ const (
 	// ProbsName is the output of seed-cnn and lenet5 (1×10 probabilities),
 	// and the final exit of lenet-exits.
 	ProbsName = "probs"
-	// Exit1Name and Exit2Name are lenet-exits' early-exit outputs (1×10
-	// probabilities), listed before ProbsName in its Outputs.
+	// Exit1Name and Exit2Name are the early-exit outputs of lenet-exits and
+	// resnet-exits (1×10 probabilities), listed before ProbsName in their
+	// Outputs.
 	Exit1Name = "exit1"
 	Exit2Name = "exit2"
 )
@@ -34,6 +35,7 @@ var registry = map[string]func(mode) *model.Graph{
 	"seed-cnn":    seedCNN,
 	"lenet5":      leNet5,
 	"lenet-exits": lenetExits,
+	"resnet-exits": resNetExits,
 	"vit-tiny":    vitTiny,
 }
 
@@ -146,6 +148,39 @@ func lenetExits(m mode) *model.Graph {
 	b.softmax(e2, Exit2Name)
 	x := b.lenetHead(block2)
 	b.softmax(x, ProbsName)
+	return b.finish(Exit1Name, Exit2Name, ProbsName)
+}
+
+// ResNetExits is a small multi-exit ResNet for 1×1×28×28 images
+// (Fashion-MNIST, MNIST): a stem Conv 8 3×3 pad 1 + BN + Relu, then three
+// stages of one basic block each (two Conv 3×3 + BN, a 1×1 Conv + BN
+// projection when the shape changes, Add, Relu) of 8 channels at 28×28, 16
+// at 14×14 and 32 at 7×7 (stride 2), an early exit after each of the first
+// two stages and the final one after the third, each GlobalAveragePool →
+// Flatten → Gemm 10 → Softmax. Outputs, in order: "exit1", "exit2",
+// "probs". 20,070 parameters (BN running statistics not counted).
+func ResNetExits(seed uint64) *model.Graph { return resNetExits(weights(seed)) }
+
+func resNetExits(m mode) *model.Graph {
+	b := newBuilder("resnet-exits", m, InputName, mnistShape)
+	x := b.relu(b.bn(b.conv(InputName, 8, 3, 1, 1, 1, false)))
+	exit := func(x, name string) {
+		b.softmax(b.gemm(b.flatten(b.globalAvgPool(x)), 10), name)
+	}
+	for i, c := range []int{8, 16, 32} {
+		stride := 1
+		if i > 0 {
+			stride = 2
+		}
+		shortcut := x
+		y := b.relu(b.bn(b.conv(x, c, 3, stride, 1, 1, false)))
+		y = b.bn(b.conv(y, c, 3, 1, 1, 1, false))
+		if stride != 1 || b.shape(x)[1] != c {
+			shortcut = b.bn(b.conv(x, c, 1, stride, 0, 1, false))
+		}
+		x = b.relu(b.add(y, shortcut))
+		exit(x, []string{Exit1Name, Exit2Name, ProbsName}[i])
+	}
 	return b.finish(Exit1Name, Exit2Name, ProbsName)
 }
 

@@ -16,7 +16,7 @@ import (
 const TrainedName = "seed-cnn-trained"
 
 // SpecHelp describes the model specs Load accepts, for flag help.
-const SpecHelp = "ONNX file, " + TrainedName + " (the embedded trained MNIST CNN), or a zoo model name (alexnet, vgg16, resnet18, mobilenetv2, seed-cnn, lenet5, lenet-exits, vit-tiny; NAME@SEED picks the weight seed)"
+const SpecHelp = "ONNX file, " + TrainedName + " (the embedded trained MNIST CNN), or a zoo model name (alexnet, vgg16, resnet18, mobilenetv2, seed-cnn, lenet5, lenet-exits, resnet-exits, vit-tiny; NAME@SEED picks the weight seed)"
 
 // Load resolves a model spec, the one way every command, benchmark and
 // tool names a model: TrainedName (the embedded trained seed-cnn with its

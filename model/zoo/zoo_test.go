@@ -24,6 +24,8 @@ func TestParamCounts(t *testing.T) {
 		{"seed-cnn", 347146, false},
 		{"lenet5", 61706, false},
 		{"lenet-exits", 61706 + (8*6*9 + 8) + (8*7*7*10 + 10) + (400*10 + 10), false},
+		// stem, three blocks (the last two with a projection), three exits
+		{"resnet-exits", (72 + 16) + (2*(576+16) + 90) + (1152 + 2304 + 128 + 3*32 + 170) + (4608 + 9216 + 512 + 3*64 + 330), false},
 		{"resnet18", 11689512, false},
 		{"mobilenetv2", 3504872, false},
 		{"vit-tiny", 3200 + 1024 + 4*(2*128+4*(64*64+64)+(64*128+128)+(128*64+64)) + 128 + 650, false},
