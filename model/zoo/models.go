@@ -28,15 +28,15 @@ const (
 )
 
 var registry = map[string]func(mode) *model.Graph{
-	"alexnet":     alexNet,
-	"vgg16":       vgg16,
-	"resnet18":    resNet18,
-	"mobilenetv2": mobileNetV2,
-	"seed-cnn":    seedCNN,
-	"lenet5":      leNet5,
-	"lenet-exits": lenetExits,
+	"alexnet":      alexNet,
+	"vgg16":        vgg16,
+	"resnet18":     resNet18,
+	"mobilenetv2":  mobileNetV2,
+	"seed-cnn":     seedCNN,
+	"lenet5":       leNet5,
+	"lenet-exits":  lenetExits,
 	"resnet-exits": resNetExits,
-	"vit-tiny":    vitTiny,
+	"vit-tiny":     vitTiny,
 }
 
 // Names lists the model names Build accepts, sorted.
