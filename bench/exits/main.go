@@ -1,5 +1,6 @@
 // Command exits measures early exits under a latency SLO (issue 19.1): a
-// multi-exit model (lenet-exits trained on MNIST) served by an in-process
+// multi-exit model (lenet-exits on MNIST, or resnet-exits on
+// Fashion-MNIST) served by an in-process
 // cluster — one slow edge behind an emulated link and one cloud, real
 // gossip and QUIC — where every request carries a deadline and the edge's
 // scheduler.EarlyExit picks exit, threshold and cut. Per deadline it runs
@@ -11,8 +12,9 @@
 //
 //	go run ./bench/exits [-model M.onnx] [-device slowdown:1000] [-links lte,5g-midband] [-n 300]
 //
-// It writes docs/figures/exits-deadline.csv and .png and, per request,
-// bench/exits/results/requests.csv.
+// It writes docs/figures/exits-deadline-ARCH.csv and .png and, per request,
+// bench/exits/results/requests-ARCH.csv. A missing model file is trained
+// first (lenet-exits: 2 epochs; resnet-exits: 3; seed 1).
 package main
 
 import (
@@ -51,22 +53,28 @@ func main() {
 }
 
 type config struct {
+	arch, data                                   string
 	model, device, link, deadlines, out, results string
 	n, warmup, calib                             int
 }
 
 func run() error {
 	var c config
-	flag.StringVar(&c.model, "model", "bench/out/lenet-exits.onnx", "multi-exit ONNX model; trained (lenet-exits, MNIST, 2 epochs, seed 1) when missing")
+	flag.StringVar(&c.arch, "arch", "lenet-exits", "multi-exit zoo architecture: lenet-exits or resnet-exits")
+	flag.StringVar(&c.data, "dataset", "mnist", "labelled data set: mnist or fashion-mnist (test split: calibration, then requests)")
+	flag.StringVar(&c.model, "model", "", "multi-exit ONNX model (default bench/out/ARCH-DATASET.onnx, trained when missing)")
 	flag.StringVar(&c.device, "device", "slowdown:1000", "edge device profile (node.ParseDevice)")
 	flag.StringVar(&c.link, "links", "lte,5g-midband", "comma-separated edge access link profiles (linkem): one cluster each")
 	flag.StringVar(&c.deadlines, "deadlines", "25ms,30ms,35ms,40ms,50ms,60ms,80ms", "comma-separated deadlines")
 	flag.IntVar(&c.n, "n", 500, "measured requests per deadline (images spread over the held-out half)")
 	flag.IntVar(&c.warmup, "warmup", 20, "unmeasured requests before each deadline's")
 	flag.IntVar(&c.calib, "calib", 5000, "MNIST test images (from the first) that calibrate the exits; requests use the rest")
-	flag.StringVar(&c.out, "out", "docs/figures", "folder for exits-deadline.csv and .png")
+	flag.StringVar(&c.out, "out", "docs/figures", "folder for exits-deadline-ARCH.csv and .png")
 	flag.StringVar(&c.results, "results", "bench/exits/results", "folder for requests.csv")
 	flag.Parse()
+	if c.model == "" {
+		c.model = fmt.Sprintf("bench/out/%s-%s.onnx", c.arch, c.data)
+	}
 	var deadlines []time.Duration
 	for _, s := range strings.Split(c.deadlines, ",") {
 		d, err := time.ParseDuration(strings.TrimSpace(s))
@@ -76,11 +84,11 @@ func run() error {
 		deadlines = append(deadlines, d)
 	}
 	ctx := context.Background()
-	g, sc, err := loadOrTrain(ctx, c.model)
+	g, sc, err := loadOrTrain(ctx, c)
 	if err != nil {
 		return err
 	}
-	data, err := dataset.Load(ctx, "mnist", dataset.Options{})
+	data, err := dataset.Load(ctx, c.data, dataset.Options{})
 	if err != nil {
 		return err
 	}
@@ -88,7 +96,7 @@ func run() error {
 	if c.calib <= 0 || c.calib+c.n > test.Len() {
 		return fmt.Errorf("-calib %d and -n %d do not fit the %d test images", c.calib, c.n, test.Len())
 	}
-	m, err := node.NewModel("lenet-exits", "", g, sc)
+	m, err := node.NewModel(c.arch, "", g, sc)
 	if err != nil {
 		return err
 	}
@@ -103,7 +111,7 @@ func run() error {
 	}
 	start := time.Now()
 	tab, err := calib.Exits(ctx, calib.ExitsConfig{Graph: m.Graph, Inputs: src, Labels: cal.Labels,
-		SourceName: fmt.Sprintf("mnist:test[0:%d]", c.calib)})
+		SourceName: fmt.Sprintf("%s:test[0:%d]", c.data, c.calib)})
 	if err != nil {
 		return err
 	}
@@ -124,7 +132,7 @@ func run() error {
 	if err := os.MkdirAll(c.results, 0o755); err != nil {
 		return err
 	}
-	rf, err := os.Create(filepath.Join(c.results, "requests.csv"))
+	rf, err := os.Create(filepath.Join(c.results, "requests-"+c.arch+".csv"))
 	if err != nil {
 		return err
 	}
@@ -147,10 +155,10 @@ func run() error {
 	if err := os.MkdirAll(c.out, 0o755); err != nil {
 		return err
 	}
-	if err := writeSummary(filepath.Join(c.out, "exits-deadline.csv"), rows, c); err != nil {
+	if err := writeSummary(filepath.Join(c.out, "exits-deadline-"+c.arch+".csv"), rows, c); err != nil {
 		return err
 	}
-	return plotCurves(filepath.Join(c.out, "exits-deadline.png"), rows, c)
+	return plotCurves(filepath.Join(c.out, "exits-deadline-"+c.arch+".png"), rows, c)
 }
 
 // runLink starts a cluster whose edge sits behind link and measures every
@@ -171,7 +179,8 @@ func runLink(ctx context.Context, m *node.Model, dev node.Device, link string, t
 	}
 	defer lc.Kill()
 	edge := lc.Edges[0]
-	fmt.Printf("cluster: edge %s (%s) behind %s, cloud %s\n", edge.Name(), dev.Name, link, lc.Clouds[0].Name())
+	fmt.Printf("cluster: edge %s (%s) behind %s, cloud %s; host load average %s\n", edge.Name(), dev.Name, link, lc.Clouds[0].Name(), loadAvg())
+	defer func() { fmt.Printf("%s done; host load average %s\n", link, loadAvg()) }()
 	// The baseline: the final exit alone, the node's auto policy, no
 	// deadline; its one latency distribution is scored against each
 	// deadline.
@@ -193,6 +202,20 @@ func runLink(ctx context.Context, m *node.Model, dev node.Device, link string, t
 	return rows, nil
 }
 
+// loadAvg is the host's 1, 5 and 15 minute load averages (Linux), for the
+// record: the edge's device emulation shares the host's cores.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}
+
 func shares(m map[string]float64) string {
 	var parts []string
 	for _, k := range []string{zoo.Exit1Name, zoo.Exit2Name, zoo.ProbsName} {
@@ -201,11 +224,17 @@ func shares(m map[string]float64) string {
 	return strings.Join(parts, " ")
 }
 
-// loadOrTrain reads the model at path, or trains lenet-exits there.
-func loadOrTrain(ctx context.Context, path string) (*model.Graph, *dataset.Sidecar, error) {
+// loadOrTrain reads the model at c.model, or trains c.arch on c.data there
+// (as `edgesplit train --arch ARCH --dataset DATA --epochs E --seed 1`).
+func loadOrTrain(ctx context.Context, c config) (*model.Graph, *dataset.Sidecar, error) {
+	path := c.model
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-		fmt.Printf("training lenet-exits on MNIST (2 epochs, seed 1) into %s\n", path)
-		res, err := train.Run(ctx, train.Config{Arch: "lenet-exits", Dataset: "mnist", Epochs: 2, Seed: 1, LRDecay: 0.3})
+		epochs := 2
+		if c.arch == "resnet-exits" {
+			epochs = 3
+		}
+		fmt.Printf("training %s on %s (%d epochs, seed 1) into %s\n", c.arch, c.data, epochs, path)
+		res, err := train.Run(ctx, train.Config{Arch: c.arch, Dataset: c.data, Epochs: epochs, Seed: 1, LRDecay: 0.3})
 		if err != nil {
 			return nil, nil, err
 		}

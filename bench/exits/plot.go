@@ -27,7 +27,7 @@ func plotCurves(out string, rows []summary, c config) error {
 	grid := [][]*plot.Plot{make([]*plot.Plot, len(links)), make([]*plot.Plot, len(links))}
 	for j, link := range links {
 		top, bottom := plot.New(), plot.New()
-		top.Title.Text = fmt.Sprintf("measured: lenet-exits, MNIST test, edge %s, %s", c.device, link)
+		top.Title.Text = fmt.Sprintf("measured: %s, %s test, edge %s, %s", c.arch, c.data, c.device, link)
 		top.Y.Label.Text = "measured accuracy, %"
 		bottom.Y.Label.Text = "measured SLO hit rate (latency ≤ deadline), %"
 		for _, p := range []*plot.Plot{top, bottom} {
