@@ -63,7 +63,8 @@ const exitPolicy = "early-exit"
 // other policy forced.
 func (n *Node) exitDeadline(ctx context.Context, m *Model, req InferRequest) (time.Duration, bool) {
 	if m.Calibration == nil || m.Calibration.Exits == nil {
-		return 0, false
+		// Asked for by name, it fails with a clear error (inferExits).
+		return req.Deadline, req.Policy == exitPolicy
 	}
 	if req.Policy != "" && req.Policy != exitPolicy {
 		return 0, false
@@ -122,6 +123,10 @@ func (n *Node) inferExits(ctx context.Context, m *Model, req InferRequest, deadl
 	if req.Accuracy != nil {
 		budget = *req.Accuracy
 	}
+	if m.Calibration == nil || m.Calibration.Exits == nil {
+		return nil, fmt.Errorf("%w: policy %s: model %s has no exit calibration (calibrate it on labelled data, e.g. --calibration mnist, with more than one output)",
+			ErrBadRequest, exitPolicy, m.ID)
+	}
 	res := &InferResult{Policy: exitPolicy}
 	planStart := time.Now()
 	em, exits, err := exitModel(m)
@@ -137,7 +142,7 @@ func (n *Node) inferExits(ctx context.Context, m *Model, req InferRequest, deadl
 	if deadline > 0 {
 		left = max(deadline-time.Since(start), time.Nanosecond)
 	}
-	eg, cg := n.edge.exits.margins(m.ID)
+	eg, cg := n.edge.exits.margins(m.ID, time.Now())
 	plan, err := scheduler.EarlyExit{Model: em, Deadline: left, EdgeGuard: eg, CloudGuard: cg}.Plan(in)
 	res.Measured.Planning = time.Since(planStart)
 	if err != nil {
@@ -189,8 +194,9 @@ func (n *Node) inferExits(ctx context.Context, m *Model, req InferRequest, deadl
 			plan.K, plan.Codec, plan.Cloud, plan.Bytes, plan.WireBytes = exits[i].End, "", "", 0, 0
 			plan.Predicted = scheduler.Breakdown{Overhead: in.Overhead, EdgeCompute: ch.Stops[i], Total: ch.Stops[i]}
 			res.Plan = plan
+			n.maybeProbe(m) // nothing went up: keep the link estimate fresh
 			n.finish(ctx, m, res, start, "exit_edge")
-			n.edge.exits.observe(m.ID, fmt.Sprintf("exit %d", i), false, res.Measured.Total, res.Predicted)
+			n.edge.exits.observe(time.Now(), m.ID, fmt.Sprintf("exit %d", i), false, res.Measured.Total, res.Predicted)
 			return res, nil
 		}
 	}
@@ -205,7 +211,7 @@ func (n *Node) inferExits(ctx context.Context, m *Model, req InferRequest, deadl
 		}
 		res.Plan = plan
 		n.finish(ctx, m, res, start, "edge")
-		n.edge.exits.observe(m.ID, fmt.Sprintf("cut %d of exit %d", plan.K, ch.Terminal), false, res.Measured.Total, res.Predicted)
+		n.edge.exits.observe(time.Now(), m.ID, fmt.Sprintf("cut %d of exit %d", plan.K, ch.Terminal), false, res.Measured.Total, res.Predicted)
 		return res, nil
 	}
 
@@ -217,7 +223,7 @@ func (n *Node) inferExits(ctx context.Context, m *Model, req InferRequest, deadl
 			return nil, err
 		}
 		n.finish(ctx, m, res, start, "offloaded")
-		n.edge.exits.observe(m.ID, fmt.Sprintf("cut %d of exit %d on %s with %s", plan.K, ch.Terminal, res.Plan.Cloud, res.Plan.Codec), true, res.Measured.Total, res.Predicted)
+		n.edge.exits.observe(time.Now(), m.ID, fmt.Sprintf("cut %d of exit %d on %s with %s", plan.K, ch.Terminal, res.Plan.Cloud, res.Plan.Codec), true, res.Measured.Total, res.Predicted)
 		return res, nil
 	}
 	res.Errors = append(res.Errors, fmt.Sprintf("%s: %v", plan.Cloud, err))
@@ -344,45 +350,58 @@ const exitGuardQuantile = 0.99
 // forgotten after this many requests.
 const errWindowSize = 128
 
-// errWindow is a ring of recent errors (measured − predicted).
+// exitGuardTTL is how long an error counts: a path the plans avoid (its
+// margin too large) gets no new errors, so its old ones must expire for it
+// to be tried again.
+const exitGuardTTL = 20 * time.Second
+
+// errWindow is a ring of recent errors (measured − predicted) and when
+// they were seen.
 type errWindow struct {
 	v    [errWindowSize]time.Duration
+	at   [errWindowSize]time.Time
 	n    int
 	next int
 }
 
-func (w *errWindow) add(d time.Duration) {
-	w.v[w.next] = d
+func (w *errWindow) add(now time.Time, d time.Duration) {
+	w.v[w.next], w.at[w.next] = d, now
 	w.next = (w.next + 1) % len(w.v)
 	w.n = min(w.n+1, len(w.v))
 }
 
-// quantile is the q-quantile of the window (0 when empty; with fewer than
-// 1/(1−q) errors, the largest).
-func (w *errWindow) quantile(q float64) time.Duration {
-	if w.n == 0 {
+// quantile is the q-quantile of the errors seen within exitGuardTTL of now
+// (0 when there are none; with fewer than 1/(1−q), the largest), never
+// negative.
+func (w *errWindow) quantile(now time.Time, q float64) time.Duration {
+	s := make([]time.Duration, 0, w.n)
+	for i := 0; i < w.n; i++ {
+		if now.Sub(w.at[i]) <= exitGuardTTL {
+			s = append(s, w.v[i])
+		}
+	}
+	if len(s) == 0 {
 		return 0
 	}
-	s := slices.Clone(w.v[:w.n])
 	slices.Sort(s)
-	i := int(math.Ceil(q*float64(w.n))) - 1
-	return max(s[min(max(i, 0), w.n-1)], 0)
+	i := int(math.Ceil(q*float64(len(s)))) - 1
+	return max(s[min(max(i, 0), len(s)-1)], 0)
 }
 
-// margins returns model id's edge and cloud guards.
-func (g *exitGuards) margins(id string) (edge, cloud time.Duration) {
+// margins returns model id's edge and cloud guards at now.
+func (g *exitGuards) margins(id string, now time.Time) (edge, cloud time.Duration) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	w, ok := g.byModel[id]
 	if !ok {
 		return 0, 0
 	}
-	return w[0].quantile(exitGuardQuantile), w[1].quantile(exitGuardQuantile)
+	return w[0].quantile(now, exitGuardQuantile), w[1].quantile(now, exitGuardQuantile)
 }
 
 // observe records the error of one answer of plan (its key: what it ran)
 // on its path, unless it is the plan's first.
-func (g *exitGuards) observe(id, plan string, offloaded bool, measured, predicted time.Duration) {
+func (g *exitGuards) observe(now time.Time, id, plan string, offloaded bool, measured, predicted time.Duration) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.byModel == nil {
@@ -406,5 +425,5 @@ func (g *exitGuards) observe(id, plan string, offloaded bool, measured, predicte
 	if offloaded {
 		i = 1
 	}
-	w[i].add(measured - predicted)
+	w[i].add(now, measured-predicted)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -185,6 +186,22 @@ func TestEarlyExitOffloads(t *testing.T) {
 	}
 	if got := res.Outputs[len(res.Outputs)-1].Data().([]float32); !slices.Equal(got, want[zoo.ProbsName]) {
 		t.Errorf("answer %v, the whole model %v", got, want[zoo.ProbsName])
+	}
+}
+
+// TestEarlyExitNeedsCalibration: asking for the early-exit policy on a
+// model without exit calibration is a clear client error.
+func TestEarlyExitNeedsCalibration(t *testing.T) {
+	lc, m := startTestCluster(t, 1, "auto")
+	x := randInput(9, m.Graph.Inputs[0].Shape)
+	_, err := lc.Edges[0].Infer(context.Background(), node.InferRequest{Inputs: []*tensor.Dense{x}, Policy: "early-exit"})
+	if !errors.Is(err, node.ErrBadRequest) || !strings.Contains(err.Error(), "exit calibration") {
+		t.Fatalf("err %v, want ErrBadRequest naming the missing exit calibration", err)
+	}
+	// With a deadline but no policy, such a model takes the ordinary path.
+	res, err := lc.Edges[0].Infer(context.Background(), node.InferRequest{Inputs: []*tensor.Dense{x}, Deadline: time.Second})
+	if err != nil || res.Exit != nil {
+		t.Fatalf("deadline on a single-exit model: %v, exit %+v", err, res)
 	}
 }
 
