@@ -4,10 +4,10 @@
 // cluster — one slow edge behind an emulated link and one cloud, real
 // gossip and QUIC — where every request carries a deadline and the edge's
 // scheduler.EarlyExit picks exit, threshold and cut. Per deadline it runs
-// the same held-out MNIST test images and records accuracy, the SLO hit
-// rate (measured latency ≤ deadline), latency percentiles and where the
-// answers came from; the final exit alone under the node's auto policy is
-// the baseline. The exit table is calibrated on the first half of the
+// the same held-out test images and records accuracy, the SLO hit rate
+// (measured latency ≤ deadline), latency percentiles and where the answers
+// came from; the baseline, the final exit alone under the node's auto
+// policy, answers each image right after, under the same conditions. The exit table is calibrated on the first half of the
 // MNIST test set, the requests are images of the second half.
 //
 //	go run ./bench/exits [-model M.onnx] [-device slowdown:1000] [-links lte,5g-midband] [-n 300]
@@ -181,23 +181,15 @@ func runLink(ctx context.Context, m *node.Model, dev node.Device, link string, t
 	edge := lc.Edges[0]
 	fmt.Printf("cluster: edge %s (%s) behind %s, cloud %s; host load average %s\n", edge.Name(), dev.Name, link, lc.Clouds[0].Name(), loadAvg())
 	defer func() { fmt.Printf("%s done; host load average %s\n", link, loadAvg()) }()
-	// The baseline: the final exit alone, the node's auto policy, no
-	// deadline; its one latency distribution is scored against each
-	// deadline.
-	base, err := measure(ctx, edge, test, c, link, 0, "final exit, auto", rw)
-	if err != nil {
-		return nil, err
-	}
 	var rows []summary
 	for _, d := range deadlines {
-		s, err := measure(ctx, edge, test, c, link, d, "early exits", rw)
+		s, b, err := measure(ctx, edge, test, c, link, d, rw)
 		if err != nil {
 			return nil, err
 		}
-		b := base.rescore(d)
 		rows = append(rows, s, b)
-		fmt.Printf("%s deadline %6.1f ms: early exits accuracy %.2f%% (planned %.2f%%) SLO hit %.2f%% (plans meeting it %.0f%%) p50 %.1f ms p99 %.1f ms on edge %.0f%% exits %s | final exit alone: accuracy %.2f%% hit %.2f%%\n",
-			link, ms(d), 100*s.accuracy, 100*s.planned, 100*s.hit, 100*s.meets, s.p50, s.p99, 100*s.onEdge, shares(s.exitShares), 100*b.accuracy, 100*b.hit)
+		fmt.Printf("%s deadline %6.1f ms: early exits accuracy %.2f%% (planned %.2f%%) SLO hit %.2f%% (plans meeting it %.0f%%) p50 %.1f ms p99 %.1f ms on edge %.0f%% exits %s | final exit alone: accuracy %.2f%% hit %.2f%% p99 %.1f ms\n",
+			link, ms(d), 100*s.accuracy, 100*s.planned, 100*s.hit, 100*s.meets, s.p50, s.p99, 100*s.onEdge, shares(s.exitShares), 100*b.accuracy, 100*b.hit, b.p99)
 	}
 	return rows, nil
 }
@@ -287,13 +279,13 @@ func (s summary) rescore(d time.Duration) summary {
 
 func ms(d time.Duration) float64 { return float64(d) / 1e6 }
 
-// measure runs c.warmup then c.n requests with deadline d (0: the
-// ordinary path, auto policy) on the test images after the calibration
-// ones.
-func measure(ctx context.Context, edge *node.Node, test *dataset.Set, c config, link string, d time.Duration, mode string, w *csv.Writer) (summary, error) {
-	s := summary{link: link, mode: mode, deadline: d, exitShares: map[string]float64{}}
-	var edgeN, meets int
-	var bytes, planned float64
+// measure runs c.warmup then c.n images, each twice in a row: with
+// deadline d (the early-exit planner) and on the ordinary path (the final
+// exit under the node's auto policy, no deadline), so that both see the
+// same host and link; the baseline's latencies are scored against d.
+func measure(ctx context.Context, edge *node.Node, test *dataset.Set, c config, link string, d time.Duration, w *csv.Writer) (early, base summary, err error) {
+	ea := newTally(link, "early exits", d)
+	ba := newTally(link, "final exit, auto", d)
 	// The measured images are spread evenly over the held-out part; the
 	// warm-up ones sit between them.
 	held := test.Len() - c.calib
@@ -303,46 +295,71 @@ func measure(ctx context.Context, edge *node.Node, test *dataset.Set, c config, 
 		if i < 0 {
 			idx = c.calib + (i+c.warmup)*stride + stride/2
 		}
-		req := node.InferRequest{Inputs: []*tensor.Dense{image(test, idx)}, Deadline: d}
-		res, err := edge.Infer(ctx, req)
-		if err != nil {
-			return s, fmt.Errorf("deadline %v, image %d: %w", d, idx, err)
+		for _, t := range []*tally{ea, ba} {
+			req := node.InferRequest{Inputs: []*tensor.Dense{image(test, idx)}}
+			if t == ea {
+				req.Deadline = d
+			}
+			res, err := edge.Infer(ctx, req)
+			if err != nil {
+				return early, base, fmt.Errorf("%s, deadline %v, image %d: %w", t.s.mode, d, idx, err)
+			}
+			if i >= 0 {
+				t.add(res, idx, test.Labels[idx], w)
+			}
 		}
-		if i < 0 {
-			continue
-		}
-		label := test.Labels[idx]
-		total := ms(res.Measured.Total)
-		s.totals = append(s.totals, total)
-		ok := res.Class == label
-		if ok {
-			s.correct++
-		}
-		exitName, terminal, early, th, conf, onEdge, exp, pacc, met := zoo.ProbsName, zoo.ProbsName, 0, 0.0, res.Score, res.Cloud == "", ms(res.Predicted), math.NaN(), true
-		if e := res.Exit; e != nil {
-			exitName, terminal, early, th, conf, onEdge, exp, pacc, met = e.Name, e.Terminal, e.Early, e.Threshold, e.Confidence, e.OnEdge, e.ExpectedMS, e.ExpectedAccuracy, e.Meets
-			planned += e.ExpectedAccuracy
-		}
-		if met {
-			meets++
-		}
-		s.exitShares[exitName]++
-		if onEdge {
-			edgeN++
-		}
-		bytes += float64(res.BytesSent)
-		within := d == 0 || total <= ms(d)
-		_ = w.Write([]string{link, mode, f(ms(d)), strconv.Itoa(idx), strconv.Itoa(label), strconv.Itoa(res.Class), strconv.FormatBool(ok),
-			exitName, terminal, strconv.Itoa(early), f(th), f(float64(conf)), strconv.FormatBool(onEdge), strconv.Itoa(res.Cut), res.Cloud,
-			strconv.FormatInt(res.BytesSent, 10), f(ms(res.Predicted)), f(exp), f(pacc), strconv.FormatBool(met), f(total), strconv.FormatBool(within)})
 	}
-	n := float64(c.n)
-	s.n = c.n
+	return ea.finish(), ba.finish(), nil
+}
+
+// tally accumulates one mode's answers at one deadline.
+type tally struct {
+	s              summary
+	edgeN, meets   int
+	bytes, planned float64
+}
+
+func newTally(link, mode string, d time.Duration) *tally {
+	return &tally{s: summary{link: link, mode: mode, deadline: d, exitShares: map[string]float64{}}}
+}
+
+func (t *tally) add(res *node.InferResult, idx, label int, w *csv.Writer) {
+	s := &t.s
+	d := s.deadline
+	total := ms(res.Measured.Total)
+	s.totals = append(s.totals, total)
+	ok := res.Class == label
+	if ok {
+		s.correct++
+	}
+	exitName, terminal, early, th, conf, onEdge, exp, pacc, met := zoo.ProbsName, zoo.ProbsName, 0, 0.0, res.Score, res.Cloud == "", ms(res.Predicted), math.NaN(), true
+	if e := res.Exit; e != nil {
+		exitName, terminal, early, th, conf, onEdge, exp, pacc, met = e.Name, e.Terminal, e.Early, e.Threshold, e.Confidence, e.OnEdge, e.ExpectedMS, e.ExpectedAccuracy, e.Meets
+		t.planned += e.ExpectedAccuracy
+	}
+	if met {
+		t.meets++
+	}
+	s.exitShares[exitName]++
+	if onEdge {
+		t.edgeN++
+	}
+	t.bytes += float64(res.BytesSent)
+	within := total <= ms(d)
+	_ = w.Write([]string{s.link, s.mode, f(ms(d)), strconv.Itoa(idx), strconv.Itoa(label), strconv.Itoa(res.Class), strconv.FormatBool(ok),
+		exitName, terminal, strconv.Itoa(early), f(th), f(float64(conf)), strconv.FormatBool(onEdge), strconv.Itoa(res.Cut), res.Cloud,
+		strconv.FormatInt(res.BytesSent, 10), f(ms(res.Predicted)), f(exp), f(pacc), strconv.FormatBool(met), f(total), strconv.FormatBool(within)})
+}
+
+func (t *tally) finish() summary {
+	s := t.s
+	n := float64(len(s.totals))
+	s.n = len(s.totals)
 	s.accuracy = float64(s.correct) / n
-	s.planned = planned / n
-	s.meets = float64(meets) / n
-	s.onEdge = float64(edgeN) / n
-	s.bytes = bytes / n
+	s.planned = t.planned / n
+	s.meets = float64(t.meets) / n
+	s.onEdge = float64(t.edgeN) / n
+	s.bytes = t.bytes / n
 	for k := range s.exitShares {
 		s.exitShares[k] /= n
 	}
@@ -351,15 +368,11 @@ func measure(ctx context.Context, edge *node.Node, test *dataset.Set, c config, 
 	s.p50 = quantile(sorted, 0.5)
 	s.p99 = quantile(sorted, 0.99)
 	var sum float64
-	for _, t := range sorted {
-		sum += t
+	for _, x := range sorted {
+		sum += x
 	}
 	s.mean = sum / n
-	s = s.rescore(d)
-	if d == 0 {
-		s.hit = 1
-	}
-	return s, nil
+	return s.rescore(s.deadline)
 }
 
 func quantile(sorted []float64, q float64) float64 {
