@@ -68,12 +68,16 @@ func (n *Node) serveSegment(ctx context.Context, treq *transport.Request, body i
 	if err != nil {
 		return transport.Errorf(transport.CodeBadRequest, "%v", err)
 	}
-	m, ok := n.models[req.Model]
-	if !ok {
-		return transport.Errorf(transport.CodeNotFound, "model %q not held by %s", req.Model, n.cfg.Name)
+	switch req.Op {
+	case opModelEntry, opModelChunk, opModelLoad:
+		return n.serveModelOp(ctx, req, w)
 	}
-	if req.Version != "" && req.Version != m.Version {
-		return transport.Errorf(transport.CodeNotFound, "model %q version %s not held by %s (have %s)", req.Model, req.Version, n.cfg.Name, m.Version)
+	m, ok := n.lookup(req.Model, req.Version)
+	if !ok {
+		if req.Version != "" {
+			return transport.Errorf(transport.CodeNotFound, "model %q version %s not held by %s", req.Model, req.Version, n.cfg.Name)
+		}
+		return transport.Errorf(transport.CodeNotFound, "model %q not held by %s", req.Model, n.cfg.Name)
 	}
 	if req.Op == opRun || req.Op == opProbe {
 		// Segments and probes carry activations: only edges send them.
@@ -96,7 +100,7 @@ func (n *Node) serveSegment(ctx context.Context, treq *transport.Request, body i
 	case opCalibration:
 		return n.serveCalibration(m, w)
 	case opProfile:
-		b, err := json.Marshal(n.profiles[m.ID])
+		b, err := json.Marshal(n.profileOf(m))
 		if err != nil {
 			return transport.Errorf(transport.CodeInternal, "profile: %v", err)
 		}
@@ -198,6 +202,7 @@ func (n *Node) runSegment(ctx context.Context, m *Model, req segmentRequest, bod
 	n.srv.observe(encoded.Sub(start))
 	hdr.Queue, hdr.Decode = wait, decoded.Sub(start)
 	hdr.Compute, hdr.Encode = computed.Sub(decoded), encoded.Sub(computed)
+	hdr.Version = m.Version
 	w.SetHeader(hdr.marshal())
 	_, err = w.Write(res)
 	return err

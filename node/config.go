@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/edgesplit/edgesplit/node/access"
+	"github.com/edgesplit/edgesplit/node/registry"
 	"github.com/edgesplit/edgesplit/scheduler"
 	"github.com/edgesplit/edgesplit/transport"
 	"github.com/edgesplit/edgesplit/transport/linkem"
@@ -24,8 +25,15 @@ type Config struct {
 	// Device is the emulated compute device (default: server, no slowdown).
 	Device Device
 	// Models are the models the node holds. Edges run heads (and whole
-	// models as fallback); clouds run tails. Required: at least one.
+	// models as fallback); clouds run tails. Required: at least one here
+	// or in Store.
 	Models []*Model
+	// Store, when set, is the node's model store (registry.Open): at start
+	// the node serves the active version of every model in it and the
+	// version before (maxVersions); versions can be pushed to it (Push)
+	// and rolled out over the cluster (Rollout), fetched from peers in
+	// checked chunks.
+	Store *registry.Store
 	// Identity is the node's certificate from the cluster CA. Required.
 	Identity *pki.Identity
 	// QUICAddr is the UDP address of the node's QUIC endpoint. Default
@@ -136,8 +144,8 @@ func (c *Config) validate() error {
 	if _, err := ParseRole(string(c.Role)); err != nil {
 		errs = append(errs, err)
 	}
-	if len(c.Models) == 0 {
-		errs = append(errs, errors.New("no Models"))
+	if len(c.Models) == 0 && (c.Store == nil || len(c.Store.Entries()) == 0) {
+		errs = append(errs, errors.New("no Models (and no model in Store)"))
 	}
 	seen := make(map[string]bool)
 	for _, m := range c.Models {

@@ -15,6 +15,10 @@ import (
 type InferRequest struct {
 	// Model is the model id; empty means the node's first model.
 	Model string
+	// Version pins a version of the model the node serves; empty means
+	// the node's choice (its active version, or a canary's for the
+	// canary's share of requests).
+	Version string
 	// Inputs follow the model's inputs (usually one NCHW tensor).
 	Inputs []*tensor.Dense
 	// Policy overrides the node's policy for this request ("" = node's).
@@ -65,8 +69,12 @@ type InferResult struct {
 	BytesSent int64          `json:"bytes_sent"`
 	Predicted time.Duration  `json:"predicted"`
 	Measured  Measured       `json:"measured"`
-	// ModelVersion is the version of the model that produced the answer.
+	// ModelVersion is the version of the model that produced the answer;
+	// TailVersion the version the cloud ran the tail with (offloaded
+	// answers; always ModelVersion: an answer from another version is
+	// refused and the request retried).
 	ModelVersion string `json:"model_version"`
+	TailVersion  string `json:"tail_version,omitempty"`
 	// Accuracy is what the plan that ran risks: its codec's fidelity, the
 	// calibration behind it and the budget it was chosen under.
 	Accuracy scheduler.Accuracy `json:"accuracy"`
@@ -84,36 +92,21 @@ var ErrNotEdge = errors.New("node: only edge nodes take inference requests")
 // learned of its links, and per model the codec table and the per-request
 // overhead. Node.edge is nil on clouds.
 type edgeRole struct {
-	bans      *scheduler.BanList
-	autoMu    sync.Mutex
-	autos     map[string]*scheduler.Auto   // per model (and budget), keeps hysteresis
-	profiles  *profileCache                // the clouds' profiles (profiles.go)
-	access    accessLink                   // what the edge learned of its links (scheduler.EdgeLearner), and probes
-	tables    map[string]*codecTable       // per model id
-	overheads map[string]*overheadEstimate // per model id
+	bans     *scheduler.BanList
+	autoMu   sync.Mutex
+	autos    map[string]*scheduler.Auto // per model (and budget), keeps hysteresis
+	profiles *profileCache              // the clouds' profiles (profiles.go)
+	access   accessLink                 // what the edge learned of its links (scheduler.EdgeLearner), and probes
 }
 
-// startEdge gives the node its edge role: for every model, the codec
-// ratios at every cut and the per-request overhead, measured here.
-func (n *Node) startEdge(ctx context.Context) error {
+// startEdge gives the node its edge role (the per-model codec tables and
+// overheads are measured when each model version loads).
+func (n *Node) startEdge() {
 	n.edge = &edgeRole{
-		bans:      scheduler.NewBanList(scheduler.BanConfig{Base: n.cfg.BanBase}),
-		autos:     make(map[string]*scheduler.Auto),
-		profiles:  newProfileCache(),
-		tables:    make(map[string]*codecTable),
-		overheads: make(map[string]*overheadEstimate),
+		bans:     scheduler.NewBanList(scheduler.BanConfig{Base: n.cfg.BanBase}),
+		autos:    make(map[string]*scheduler.Auto),
+		profiles: newProfileCache(),
 	}
-	for _, m := range n.cfg.Models {
-		t, err := newCodecTable(ctx, m, n.codecs)
-		if err != nil {
-			return fmt.Errorf("node: codec ratios of model %s: %w", m.ID, err)
-		}
-		n.edge.tables[m.ID] = t
-		if err := n.calibrateOverhead(ctx, m); err != nil {
-			return fmt.Errorf("node: calibrate model %s: %w", m.ID, err)
-		}
-	}
-	return nil
 }
 
 // Infer runs one request: plan, run the head here, send the boundary to the
@@ -126,7 +119,7 @@ func (n *Node) Infer(ctx context.Context, req InferRequest) (*InferResult, error
 		return nil, ErrNotEdge
 	}
 	start := time.Now()
-	m, err := n.model(req.Model)
+	m, err := n.pick(req.Model, req.Version)
 	if err != nil {
 		return nil, err
 	}
@@ -167,6 +160,7 @@ func (n *Node) Infer(ctx context.Context, req InferRequest) (*InferResult, error
 			n.edge.bans.Succeed(used.Cloud)
 			res.Plan = used
 			n.finish(ctx, m, res, start, "offloaded")
+			n.compareCanary(m, req.Inputs, res.Class)
 			return res, nil
 		}
 		res.Errors = append(res.Errors, fmt.Sprintf("%s: %v", plan.Cloud, err))
@@ -201,9 +195,11 @@ func (n *Node) Infer(ctx context.Context, req InferRequest) (*InferResult, error
 		res.Fallback = "local"
 		outcome = "fallback_local"
 	} else {
-		n.edge.overheads[m.ID].observe(time.Since(start) - n.profiles[m.ID].HeadLatency(m.Nodes()))
+		st := n.state(m)
+		st.overhead.observe(time.Since(start) - st.profile.HeadLatency(m.Nodes()))
 	}
 	n.finish(ctx, m, res, start, outcome)
+	n.compareCanary(m, req.Inputs, res.Class)
 	return res, nil
 }
 
@@ -211,15 +207,42 @@ func (n *Node) Infer(ctx context.Context, req InferRequest) (*InferResult, error
 // out of was the client's (it wraps context.DeadlineExceeded).
 var errClientDeadline = fmt.Errorf("the client's deadline passed while the cloud worked: %w", context.DeadlineExceeded)
 
-func (n *Node) model(id string) (*Model, error) {
-	if id == "" {
-		return n.cfg.Models[0], nil
+// pick returns version of model id (any: model's choice).
+func (n *Node) pick(id, version string) (*Model, error) {
+	if version == "" {
+		return n.model(id)
 	}
-	m, ok := n.models[id]
+	if id == "" {
+		n.cat.mu.RLock()
+		if len(n.cat.ids) > 0 {
+			id = n.cat.ids[0]
+		}
+		n.cat.mu.RUnlock()
+	}
+	m, ok := n.lookup(id, version)
 	if !ok {
-		return nil, fmt.Errorf("%w: %q", ErrUnknownModel, id)
+		return nil, fmt.Errorf("%w: %q version %q", ErrUnknownModel, id, version)
 	}
 	return m, nil
+}
+
+// model returns the version of model id (default: the first loaded) that a
+// new request uses: the active one, or for a canary's share of requests
+// the canary's.
+func (n *Node) model(id string) (*Model, error) {
+	n.cat.mu.RLock()
+	if id == "" && len(n.cat.ids) > 0 {
+		id = n.cat.ids[0]
+	}
+	h, c := n.cat.active[id], n.cat.canary[id]
+	n.cat.mu.RUnlock()
+	if h == nil {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownModel, id)
+	}
+	if c != nil && c.take() {
+		return c.next.m, nil
+	}
+	return h.m, nil
 }
 
 // finish fills the result's summary fields, metrics and the status page's

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 
+	"github.com/edgesplit/edgesplit/node/registry"
 	"github.com/edgesplit/edgesplit/transport"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -67,4 +68,41 @@ func (n *Node) HoldWorkers() (release func()) {
 			<-n.srv.workers
 		}
 	}
+}
+
+// ModelOpHeader is the node protocol header of a model store operation
+// ("entry", "chunk", "load") on name@version; chunk is the index of a
+// chunk request.
+func ModelOpHeader(op, name, version string, chunk int) []byte {
+	r := segmentRequest{Model: name, Version: version}
+	switch op {
+	case "entry":
+		r.Op = opModelEntry
+	case "chunk":
+		r.Op, r.Nodes = opModelChunk, []int{chunk}
+	case "load":
+		r.Op = opModelLoad
+	}
+	b, err := r.marshal()
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// EnsureStored fetches name@v into the node's store from its peers.
+func (n *Node) EnsureStored(ctx context.Context, name string, v registry.Version, from string) error {
+	return n.ensureStored(ctx, name, v, from)
+}
+
+// StorePut puts raw bytes into the node's store as name (no model checks:
+// for transfer tests and benchmarks).
+func (n *Node) StorePut(name string, b []byte) (registry.Entry, error) {
+	return n.store.Put(name, b, nil)
+}
+
+// StoreRead reads a version from the node's store.
+func (n *Node) StoreRead(name string, v registry.Version) ([]byte, error) {
+	b, _, err := n.store.Read(name, v)
+	return b, err
 }

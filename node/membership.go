@@ -83,6 +83,9 @@ type Peer struct {
 	// Joined is when this node last saw it join: first contact, or alive
 	// again after it left or was declared dead (a restarted process).
 	Joined time.Time
+	// Left is set on a peer that is gone because it announced its leave
+	// (it is draining what it runs), not because it was declared dead.
+	Left bool
 }
 
 // peerEvent says what happened to a peer.
@@ -326,7 +329,8 @@ func (m *Membership) observe(kind peerEvent, n *memberlist.Node) {
 		return
 	}
 	now := time.Now()
-	p := Peer{Name: n.Name, Addr: n.Address(), Meta: meta, Alive: kind != peerLeft, Since: now}
+	p := Peer{Name: n.Name, Addr: n.Address(), Meta: meta, Alive: kind != peerLeft, Since: now,
+		Left: kind == peerLeft && n.State == memberlist.StateLeft}
 	m.mu.Lock()
 	old, known := m.view[n.Name]
 	if known && kind != peerJoined {

@@ -59,6 +59,7 @@ func (n *Node) offload(ctx context.Context, m *Model, p scheduler.Plan, h *headR
 		Transfer: max(0, x.took-q-c-d-e),
 	}
 	res.BytesSent = int64(len(b.payload))
+	res.TailVersion = x.hdr.Version
 	n.metrics.bytesSent.Add(float64(len(b.payload)))
 	n.learnOffload(m, p, b, x, res.Measured.Transfer)
 	return p, nil
@@ -146,6 +147,11 @@ func (n *Node) callCloud(ctx context.Context, m *Model, p scheduler.Plan, tail [
 		resp.Body.Close()
 		return exchange{}, fmt.Errorf("node: answer from %s: %w", p.Cloud, err)
 	}
+	if x.hdr.Version != m.Version {
+		// Never mix versions in one answer: the tail must be the head's.
+		resp.Body.Close()
+		return exchange{}, fmt.Errorf("node: %s ran version %q of model %s, this request's is %s", p.Cloud, x.hdr.Version, m.ID, m.Version)
+	}
 	x.body, err = io.ReadAll(io.LimitReader(resp.Body, maxResult+1))
 	resp.Body.Close()
 	if err != nil {
@@ -163,7 +169,7 @@ func (n *Node) callCloud(ctx context.Context, m *Model, p scheduler.Plan, tail [
 // network time).
 func (n *Node) learnOffload(m *Model, p scheduler.Plan, b boundary, x exchange, transfer time.Duration) {
 	if p.K >= 0 {
-		n.edge.tables[m.ID].observe(p.Codec, p.K, b.raw, int64(len(b.payload)))
+		n.state(m).table.observe(p.Codec, p.K, b.raw, int64(len(b.payload)))
 	}
 	down := time.Duration(float64(len(x.body)) / x.est.Down * float64(time.Second))
 	x.link.learnUpload(int64(len(b.payload)), transfer, down, x.est, x.hdr, x.loaded)

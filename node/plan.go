@@ -42,8 +42,9 @@ func (n *Node) Inputs(ctx context.Context, id string) (*scheduler.Inputs, error)
 }
 
 func (n *Node) inputs(ctx context.Context, m *Model, codec string, budget scheduler.AccuracyBudget) *scheduler.Inputs {
-	in := &scheduler.Inputs{Edge: n.profiles[m.ID], DAG: n.dags[m.ID], Codecs: n.edge.tables[m.ID].snapshot(),
-		Overhead: n.edge.overheads[m.ID].value(), Accuracy: budget,
+	st := n.state(m)
+	in := &scheduler.Inputs{Edge: st.profile, DAG: st.dag, Codecs: st.table.snapshot(),
+		Overhead: st.overhead.value(), Accuracy: budget,
 		Objective: n.cfg.Objective, Power: n.cfg.Power, EnergyWeight: n.cfg.EnergyWeight}
 	if codec != "" {
 		in.Codecs = slices.DeleteFunc(in.Codecs, func(c scheduler.CodecModel) bool { return c.Name != codec })
@@ -154,9 +155,9 @@ const maxAutos = 64
 // do not knock the default stream off its plan.
 func (n *Node) policy(m *Model, name string, budget scheduler.AccuracyBudget) (scheduler.Policy, error) {
 	if strings.EqualFold(name, "auto") {
-		key := m.ID
+		key := m.key()
 		if budget != n.cfg.Accuracy {
-			key = fmt.Sprintf("%s|%v", m.ID, budget)
+			key = fmt.Sprintf("%s|%v", m.key(), budget)
 		}
 		n.edge.autoMu.Lock()
 		defer n.edge.autoMu.Unlock()

@@ -22,13 +22,16 @@ import (
 // A request header:
 //
 //	version  byte = protocolVersion
-//	op       byte (opRun, opProbe, opProfile, opCalibration)
+//	op       byte (opRun, opProbe, opProfile, opCalibration, opModelEntry,
+//	         opModelChunk, opModelLoad)
 //	model    string: model id
-//	version  string: model version
+//	version  string: model version (the model ops: the full registry
+//	         version, 64 hex digits)
 //	codec    string: tensorcodec preset of the body (opRun only, else empty)
-//	ranges   varint count (≤ maxRanges; opRun: ≥ 1, else 0), then per range
-//	         gap varint (its first node − the previous range's end; the
-//	         first range: its first node) and len−1 varint
+//	ranges   varint count (≤ maxRanges; opRun: ≥ 1; opModelChunk: one range
+//	         of one index, the chunk's; else 0), then per range gap varint
+//	         (its first node − the previous range's end; the first range:
+//	         its first node) and len−1 varint
 //
 // A response header (opRun and opProbe answers; the others send none):
 //
@@ -41,10 +44,12 @@ import (
 //	           its last, on the cloud's clock (recvClock)
 //	recv bytes varint bytes that arrived after that first read; 0 = not
 //	           measured (the body came in one read), and recv time is 0
+//	model ver  string: the model version that ran the segment (opRun;
+//	           empty for probes), so the edge can check it ran its own
 //
 // Decoders never panic: a malformed header is an error wrapping
 // errProtocol that names the field at fault.
-const protocolVersion = 1
+const protocolVersion = 2
 
 // Limits on a request header.
 const (
@@ -65,6 +70,9 @@ const (
 	opProbe       op = 2 // read the body, discard it, answer one byte: an edge measuring its link
 	opProfile     op = 3 // answer the node's profile of the model (JSON of partition.Profile)
 	opCalibration op = 4 // answer the node's calibration table of the model (JSON, scheduler.Calibration)
+	opModelEntry  op = 5 // answer the stored version's registry entry (JSON, registry.Entry)
+	opModelChunk  op = 6 // answer one chunk of the stored version (plain bytes)
+	opModelLoad   op = 7 // fetch the version (from the caller or peers), serve it and make it active; answer nothing
 )
 
 func (o op) String() string {
@@ -77,6 +85,12 @@ func (o op) String() string {
 		return "profile"
 	case opCalibration:
 		return "calibration"
+	case opModelEntry:
+		return "model-entry"
+	case opModelChunk:
+		return "model-chunk"
+	case opModelLoad:
+		return "model-load"
 	}
 	return fmt.Sprintf("op(%d)", byte(o))
 }
@@ -98,6 +112,8 @@ type segmentResponse struct {
 	// (recvClock); RecvBytes 0 means it was not measured.
 	RecvTime  time.Duration
 	RecvBytes int64
+	// Version is the model version that ran the segment (opRun).
+	Version string
 }
 
 // recvTiming returns the arrival timing; ok is false when not measured.
@@ -115,9 +131,13 @@ func (r *segmentRequest) check() error {
 		if len(r.Nodes) == 0 {
 			return protoErr("run request with an empty node set")
 		}
-	case opProbe, opProfile, opCalibration:
+	case opProbe, opProfile, opCalibration, opModelEntry, opModelLoad:
 		if len(r.Nodes) != 0 || r.Codec != "" {
 			return protoErr("%v request carries a node set or codec", r.Op)
+		}
+	case opModelChunk:
+		if len(r.Nodes) != 1 || r.Codec != "" {
+			return protoErr("model-chunk request wants one chunk index and no codec, has %d indices", len(r.Nodes))
 		}
 	default:
 		return protoErr("unknown op %d", byte(r.Op))
@@ -222,12 +242,14 @@ func unmarshalSegmentRequest(b []byte) (segmentRequest, error) {
 
 // marshal encodes the response header.
 func (r *segmentResponse) marshal() []byte {
-	b := make([]byte, 0, 1+6*binary.MaxVarintLen64)
+	b := make([]byte, 0, 2+7*binary.MaxVarintLen64+len(r.Version))
 	b = append(b, protocolVersion)
 	for _, d := range []time.Duration{r.Queue, r.Decode, r.Compute, r.Encode, r.RecvTime} {
 		b = binary.AppendUvarint(b, uint64(max(d, 0)))
 	}
-	return binary.AppendUvarint(b, uint64(max(r.RecvBytes, 0)))
+	b = binary.AppendUvarint(b, uint64(max(r.RecvBytes, 0)))
+	b = binary.AppendUvarint(b, uint64(len(r.Version)))
+	return append(b, r.Version...)
 }
 
 // unmarshalSegmentResponse decodes and checks a response header.
@@ -241,6 +263,7 @@ func unmarshalSegmentResponse(b []byte) (segmentResponse, error) {
 	r.Encode = d.duration("encode")
 	r.RecvTime = d.duration("recv time")
 	r.RecvBytes = int64(d.duration("recv bytes"))
+	r.Version = d.string("model version")
 	if err := d.end(); err != nil {
 		return segmentResponse{}, err
 	}

@@ -67,8 +67,10 @@ func TestSegmentRequestErrors(t *testing.T) {
 		name, b, want string
 	}{
 		{"empty", "", "empty header"},
-		{"version", string(append([]byte{9}, good[1:]...)), "version 9, want 1"},
-		{"unknown op", string(hdr(7, str("m"), str(""), str(""), vs(0))), "unknown op 7"},
+		{"version", string(append([]byte{9}, good[1:]...)), "version 9, want 2"},
+		{"unknown op", string(hdr(9, str("m"), str(""), str(""), vs(0))), "unknown op 9"},
+		{"chunk without index", string(hdr(6, str("m"), str(""), str(""), vs(0))), "model-chunk request wants one chunk index"},
+		{"entry with nodes", string(hdr(5, str("m"), str(""), str(""), vs(1, 0, 0))), "model-entry request carries a node set"},
 		{"truncated", string(good[:len(good)-1]), "bad varint in range length"},
 		{"trailing", string(append(good[:len(good):len(good)], 0)), "1 trailing bytes"},
 		{"long model", string(hdr(1, str(strings.Repeat("x", maxNameBytes+1)))), "model is 257 bytes, limit 256"},
@@ -103,7 +105,7 @@ func TestSegmentResponseRoundTrip(t *testing.T) {
 	for _, r := range []segmentResponse{
 		{},
 		{Queue: 3 * time.Millisecond, Decode: 40 * time.Microsecond, Compute: 12 * time.Millisecond, Encode: 9 * time.Microsecond,
-			RecvTime: 49 * time.Millisecond, RecvBytes: 98_000},
+			RecvTime: 49 * time.Millisecond, RecvBytes: 98_000, Version: "f97717fe2f6e"},
 	} {
 		got, err := unmarshalSegmentResponse(r.marshal())
 		if err != nil || got != r {
@@ -112,10 +114,13 @@ func TestSegmentResponseRoundTrip(t *testing.T) {
 	}
 	for _, tc := range []struct{ name, b, want string }{
 		{"empty", "", "empty header"},
-		{"short", "\x01\x00\x00", "bad varint in compute"},
-		{"overflow", string(binary.AppendUvarint([]byte{1}, 1<<63)), "queue = 9223372036854775808 overflows"},
-		{"recv time without bytes", "\x01\x00\x00\x00\x00\x05\x00", "recv time 5ns without recv bytes"},
-		{"trailing", "\x01\x00\x00\x00\x00\x00\x00\x00", "1 trailing bytes"},
+		{"old version", "\x01\x00\x00\x00\x00\x00\x00\x00", "version 1, want 2"},
+		{"short", "\x02\x00\x00", "bad varint in compute"},
+		{"overflow", string(binary.AppendUvarint([]byte{2}, 1<<63)), "queue = 9223372036854775808 overflows"},
+		{"recv time without bytes", "\x02\x00\x00\x00\x00\x05\x00\x00", "recv time 5ns without recv bytes"},
+		{"no model version", "\x02\x00\x00\x00\x00\x00\x00", "bad varint in model version length"},
+		{"model version past end", "\x02\x00\x00\x00\x00\x00\x00\x05ab", "model version claims 5 bytes, 2 left"},
+		{"trailing", "\x02\x00\x00\x00\x00\x00\x00\x00\x00", "1 trailing bytes"},
 	} {
 		_, err := unmarshalSegmentResponse([]byte(tc.b))
 		if !errors.Is(err, errProtocol) || !strings.Contains(err.Error(), tc.want) {

@@ -31,6 +31,7 @@ func newNodeCmd() *cobra.Command {
 	var acc accuracyFlags
 	var api apiFlags
 	var objf objectiveFlags
+	var store storeFlags
 	cmd := &cobra.Command{
 		Use:   "node --role edge|cloud --bind ADDR --join SEEDS --model M --link PROFILE|TRACES [--device PROFILE] [--http ADDR]",
 		Short: "Run an edgesplit node (daemon) until interrupted",
@@ -115,19 +116,36 @@ clients that --api-clients lists (bearer tokens with scopes and rates; --api-tls
 			if acc.table != "" && len(models) > 1 {
 				return fmt.Errorf("--calibration-table names one file; with %d models keep each table beside its model file", len(models))
 			}
+			st, err := store.open(caDir)
+			if err != nil {
+				return err
+			}
+			if len(models) == 0 && (st == nil || len(st.Entries()) == 0) {
+				return errors.New("--model is required (or a --model-dir holding models)")
+			}
+			cfg.Store = st
 			for _, spec := range models {
-				g, sc, err := loadModel(spec)
+				name, src := modelName(spec)
+				g, sc, err := loadModel(src)
 				if err != nil {
 					return err
 				}
-				m, err := node.NewModel(spec, "", g, sc)
+				m, err := node.NewModel(name, "", g, sc)
 				if err != nil {
 					return err
 				}
-				if err := acc.attach(cmd, m, spec); err != nil {
+				if err := acc.attach(cmd, m, src); err != nil {
 					return err
 				}
-				cfg.Models = append(cfg.Models, m)
+				if st == nil {
+					cfg.Models = append(cfg.Models, m)
+					continue
+				}
+				e, err := storeModel(st, name, src, m)
+				if err != nil {
+					return err
+				}
+				cfg.Logger.Info("model stored", "model", name, "version", e.Version.Short(), "dir", st.Dir())
 			}
 			ctx := cmd.Context()
 			n, err := node.New(ctx, cfg)
@@ -174,7 +192,7 @@ clients that --api-clients lists (bearer tokens with scopes and rates; --api-tls
 	f.StringVar(&name, "name", "", "node name (must match its certificate)")
 	f.StringVar(&bind, "bind", "127.0.0.1:7946", "gossip address host:port (port 0 picks one)")
 	f.StringVar(&join, "join", "", "comma-separated gossip addresses of nodes to join")
-	f.StringSliceVar(&models, "model", nil, modelFlagHelp+" (repeatable)")
+	f.StringSliceVar(&models, "model", nil, modelFlagHelp+"; NAME=M names it (default: the file's base name or the zoo name) (repeatable)")
 	f.StringVar(&link, "link", "", "emulated access link: a profile ("+strings.Join(linkem.ProfileNames(), ", ")+") or Mahimahi traces up.trace,down.trace")
 	f.StringVar(&device, "device", "server", "emulated device profile (server, laptop, phone, jetson-nano, raspberry-pi-4, mcu-class) or slowdown:F")
 	f.StringVar(&httpAddr, "http", "", "client API address (edges), e.g. 127.0.0.1:8080")
@@ -189,7 +207,7 @@ clients that --api-clients lists (bearer tokens with scopes and rates; --api-tls
 	f.StringVar(&policy, "policy", "auto", "split policy: edge-only, cloud-only, fixed:K, neurosurgeon, dads, auto")
 	f.StringVar(&codecs, "codecs", "", "comma-separated codec presets the scheduler may use (default all)")
 	f.IntVar(&workers, "workers", 1, "segments a cloud runs at once")
-	_ = cmd.MarkFlagRequired("model")
+	store.register(f)
 	return cmd
 }
 
