@@ -357,7 +357,7 @@ func (n *Node) handleInfer(w http.ResponseWriter, r *http.Request, lim apiLimits
 		Policy: res.Policy, Cut: res.Cut, Codec: res.Codec, Cloud: res.Cloud, BytesSent: res.BytesSent,
 		Fallback: res.Fallback, Errors: res.Errors, Predicted: ms(res.Predicted), RequestMS: ms(res.Measured.Total),
 		EdgeDevice: n.cfg.Device.Name, ModelVersion: res.ModelVersion, TailVersion: res.TailVersion, Accuracy: accuracyReport(res.Accuracy),
-		Objective: n.cfg.Objective.String(), EnergyMJ: 1e3 * res.Plan.Energy.Total,
+		Objective: res.Objective, EnergyMJ: 1e3 * res.Plan.Energy.Total,
 		Breakdown: breakdown(res.Measured),
 	})
 	return model, result

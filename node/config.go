@@ -90,6 +90,21 @@ type Config struct {
 	Accuracy scheduler.AccuracyBudget
 	// Workers is how many segments a cloud runs at once. Default 1.
 	Workers int
+	// EdgeWorkers is how many heads (or models finished locally) an edge
+	// computes at once, as a device with that many cores would; more wait
+	// for one. 0: no limit (every request computes at once).
+	EdgeWorkers int
+	// Sequential makes each request hold an edge worker from its start to
+	// its answer (needs EdgeWorkers): the baseline without pipelining. By
+	// default requests pipeline: one holds a worker only while it computes
+	// here, so the head of the next runs while its tail is away.
+	Sequential bool
+	// ThroughputQueue is how many requests must wait for an edge worker
+	// before the edge's plans minimise their slowest stage
+	// (scheduler.ObjectiveThroughput) instead of their latency (only under
+	// the latency objective, with EdgeWorkers set). 0 means
+	// DefaultThroughputQueue; negative never switches.
+	ThroughputQueue int
 	// ProfileRuns is the number of timed runs per node when profiling a
 	// model at start. Default 7.
 	ProfileRuns int
@@ -144,6 +159,12 @@ func (c *Config) validate() error {
 	if _, err := ParseRole(string(c.Role)); err != nil {
 		errs = append(errs, err)
 	}
+	if c.EdgeWorkers < 0 {
+		errs = append(errs, fmt.Errorf("EdgeWorkers %d is negative", c.EdgeWorkers))
+	}
+	if c.Sequential && c.EdgeWorkers == 0 {
+		errs = append(errs, errors.New("Sequential needs EdgeWorkers (the device's workers a request holds)"))
+	}
 	if len(c.Models) == 0 && (c.Store == nil || len(c.Store.Entries()) == 0) {
 		errs = append(errs, errors.New("no Models (and no model in Store)"))
 	}
@@ -176,7 +197,7 @@ func (c *Config) validate() error {
 	if c.QUICAddr == "" {
 		c.QUICAddr = "127.0.0.1:0"
 	}
-	if c.Objective != scheduler.ObjectiveLatency && c.Power.ComputeW == 0 && c.Power.Radio == (scheduler.Radio{}) {
+	if (c.Objective == scheduler.ObjectiveEnergy || c.Objective == scheduler.ObjectiveWeighted) && c.Power.ComputeW == 0 && c.Power.Radio == (scheduler.Radio{}) {
 		errs = append(errs, fmt.Errorf("objective %s without a power model (Power)", c.Objective))
 	}
 	if c.HTTPAddr != "" && c.API == nil {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/edgesplit/edgesplit/scheduler"
+	"github.com/prometheus/client_golang/prometheus"
 	"gorgonia.org/tensor"
 )
 
@@ -82,6 +83,11 @@ type InferResult struct {
 	// "retried:<cloud>", "local".
 	Fallback string   `json:"fallback,omitempty"`
 	Errors   []string `json:"errors,omitempty"`
+	// Objective is what the plan minimised (the configured objective, or
+	// throughput while requests queue for the edge: Config.ThroughputQueue).
+	Objective string `json:"objective"`
+
+	edgeWait time.Duration // waited for an edge worker (not overhead)
 }
 
 // ErrNotEdge is returned by Infer on a cloud node.
@@ -96,6 +102,7 @@ type edgeRole struct {
 	autoMu   sync.Mutex
 	autos    map[string]*scheduler.Auto // per model (and budget), keeps hysteresis
 	profiles *profileCache              // the clouds' profiles (profiles.go)
+	workers  *edgeWorkers               // the device's compute slots (throughput.go)
 	access   accessLink                 // what the edge learned of its links (scheduler.EdgeLearner), and probes
 }
 
@@ -106,7 +113,13 @@ func (n *Node) startEdge() {
 		bans:     scheduler.NewBanList(scheduler.BanConfig{Base: n.cfg.BanBase}),
 		autos:    make(map[string]*scheduler.Auto),
 		profiles: newProfileCache(),
+		workers:  newEdgeWorkers(n.cfg.EdgeWorkers),
 	}
+	w := n.edge.workers
+	n.cfg.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "edgesplit_edge_waiting", Help: "Requests waiting for an edge worker (Config.EdgeWorkers).",
+		ConstLabels: prometheus.Labels{"node": n.cfg.Name},
+	}, func() float64 { return float64(w.waiting.Load()) }))
 }
 
 // Infer runs one request: plan, run the head here, send the boundary to the
@@ -138,10 +151,20 @@ func (n *Node) Infer(ctx context.Context, req InferRequest) (*InferResult, error
 		budget = *req.Accuracy
 	}
 	res := &InferResult{Policy: policyName}
+	n.edge.workers.inFlight.Add(1)
+	defer n.edge.workers.inFlight.Add(-1)
+	held := time.Now()
+	release, err := n.holdRequest(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("node: %s: waiting for the edge: %w", m.ID, err)
+	}
+	defer release()
+	res.edgeWait = time.Since(held)
 	var lastHead *headResult
 	for attempt := 0; attempt < n.cfg.Attempts; attempt++ {
 		planStart := time.Now()
-		plan, err := n.plan(ctx, m, policyName, req.Codec, budget)
+		plan, obj, err := n.plan(ctx, m, policyName, req.Codec, budget)
+		res.Objective = obj.String()
 		res.Measured.Planning += time.Since(planStart)
 		if err != nil {
 			return nil, err
@@ -150,7 +173,7 @@ func (n *Node) Infer(ctx context.Context, req InferRequest) (*InferResult, error
 			n.maybeProbe(m)
 			break
 		}
-		head, err := n.runHead(ctx, m, plan, req.Inputs, lastHead)
+		head, err := n.runHeadOnEdge(ctx, m, plan, req.Inputs, lastHead, res)
 		if err != nil {
 			return nil, err
 		}
@@ -186,7 +209,7 @@ func (n *Node) Infer(ctx context.Context, req InferRequest) (*InferResult, error
 		return nil, fmt.Errorf("node: %s: %w", m.ID, context.Cause(ctx))
 	}
 	// Edge-only, or every cloud tried failed: finish here.
-	if err := n.runLocal(ctx, m, req.Inputs, lastHead, res); err != nil {
+	if err := n.runLocalOnEdge(ctx, m, req.Inputs, lastHead, res); err != nil {
 		return nil, err
 	}
 	res.Plan.Accuracy.Budget = budget
@@ -196,7 +219,7 @@ func (n *Node) Infer(ctx context.Context, req InferRequest) (*InferResult, error
 		outcome = "fallback_local"
 	} else {
 		st := n.state(m)
-		st.overhead.observe(time.Since(start) - st.profile.HeadLatency(m.Nodes()))
+		st.overhead.observe(time.Since(start) - res.edgeWait - st.profile.HeadLatency(m.Nodes()))
 	}
 	n.finish(ctx, m, res, start, outcome)
 	n.compareCanary(m, req.Inputs, res.Class)

@@ -24,7 +24,8 @@ func (n *Node) Plan(ctx context.Context, id, policy string) (scheduler.Plan, err
 	if policy == "" {
 		policy = n.cfg.Policy
 	}
-	return n.plan(ctx, m, policy, "", n.cfg.Accuracy)
+	p, _, err := n.plan(ctx, m, policy, "", n.cfg.Accuracy)
+	return p, err
 }
 
 // Inputs assembles what the scheduler decides from: this edge's profile,
@@ -45,7 +46,8 @@ func (n *Node) inputs(ctx context.Context, m *Model, codec string, budget schedu
 	st := n.state(m)
 	in := &scheduler.Inputs{Edge: st.profile, DAG: st.dag, Codecs: st.table.snapshot(),
 		Overhead: st.overhead.value(), Accuracy: budget,
-		Objective: n.cfg.Objective, Power: n.cfg.Power, EnergyWeight: n.cfg.EnergyWeight}
+		Objective: n.objective(), Power: n.cfg.Power, EnergyWeight: n.cfg.EnergyWeight,
+		InFlight: int(n.edge.workers.inFlight.Load())}
 	if codec != "" {
 		in.Codecs = slices.DeleteFunc(in.Codecs, func(c scheduler.CodecModel) bool { return c.Name != codec })
 	}
@@ -111,30 +113,31 @@ func (n *Node) linkEstimate(p Peer) scheduler.LinkEstimate {
 }
 
 // plan asks the policy for a plan.
-func (n *Node) plan(ctx context.Context, m *Model, policyName, codec string, budget scheduler.AccuracyBudget) (scheduler.Plan, error) {
-	pol, err := n.policy(m, policyName, budget)
-	if err != nil {
-		return scheduler.Plan{}, fmt.Errorf("%w: %w", ErrBadRequest, err)
-	}
+func (n *Node) plan(ctx context.Context, m *Model, policyName, codec string, budget scheduler.AccuracyBudget) (scheduler.Plan, scheduler.Objective, error) {
 	in := n.inputs(ctx, m, codec, budget)
+	pol, err := n.policy(m, policyName, budget, in.Objective)
+	if err != nil {
+		return scheduler.Plan{}, in.Objective, fmt.Errorf("%w: %w", ErrBadRequest, err)
+	}
 	if codec != "" && len(in.Codecs) == 0 {
-		return scheduler.Plan{}, fmt.Errorf("%w: unknown codec %q", ErrBadRequest, codec)
+		return scheduler.Plan{}, in.Objective, fmt.Errorf("%w: unknown codec %q", ErrBadRequest, codec)
 	}
 	if codec != "" && !anyCodecAllowed(in) {
-		return scheduler.Plan{}, fmt.Errorf("%w: codec %s is not allowed at any cut of model %s under %v (%s codecs need a calibration that certifies them)",
+		return scheduler.Plan{}, in.Objective, fmt.Errorf("%w: codec %s is not allowed at any cut of model %s under %v (%s codecs need a calibration that certifies them)",
 			ErrBadRequest, codec, m.ID, budget, in.Codecs[0].Fidelity)
 	}
 	if len(in.Clouds) == 0 || allUnavailable(in.Clouds) {
-		return scheduler.EdgeOnly{}.Plan(in)
+		p, err := scheduler.EdgeOnly{}.Plan(in)
+		return p, in.Objective, err
 	}
 	plan, err := pol.Plan(in)
 	if errors.Is(err, scheduler.ErrNoCloud) {
-		return scheduler.EdgeOnly{}.Plan(in)
+		plan, err = scheduler.EdgeOnly{}.Plan(in)
 	}
 	if errors.Is(err, scheduler.ErrAccuracy) {
-		return scheduler.Plan{}, fmt.Errorf("%w: %w", ErrBadRequest, err)
+		return scheduler.Plan{}, in.Objective, fmt.Errorf("%w: %w", ErrBadRequest, err)
 	}
-	return plan, err
+	return plan, in.Objective, err
 }
 
 func allUnavailable(cs []scheduler.CloudInput) bool {
@@ -151,13 +154,17 @@ func allUnavailable(cs []scheduler.CloudInput) bool {
 const maxAutos = 64
 
 // policy returns the named policy for model m. auto keeps one decision
-// stream per model and accuracy budget, so requests with a stricter budget
-// do not knock the default stream off its plan.
-func (n *Node) policy(m *Model, name string, budget scheduler.AccuracyBudget) (scheduler.Policy, error) {
+// stream per model version, accuracy budget and objective, so requests with
+// a stricter budget (or planned for throughput under load) do not knock
+// the default stream off its plan.
+func (n *Node) policy(m *Model, name string, budget scheduler.AccuracyBudget, obj scheduler.Objective) (scheduler.Policy, error) {
 	if strings.EqualFold(name, "auto") {
 		key := m.key()
 		if budget != n.cfg.Accuracy {
 			key = fmt.Sprintf("%s|%v", m.key(), budget)
+		}
+		if obj != n.cfg.Objective {
+			key += "|" + obj.String()
 		}
 		n.edge.autoMu.Lock()
 		defer n.edge.autoMu.Unlock()

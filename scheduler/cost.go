@@ -122,6 +122,12 @@ type Inputs struct {
 	// EnergyWeight is the weighted objective's price of energy in seconds
 	// per joule; 0 means DefaultEnergyWeight.
 	EnergyWeight float64
+	// InFlight is how many requests the edge has under way, this one
+	// included (0 counts as 1). The throughput objective rates a plan at
+	// min(1/bottleneck, InFlight/latency) requests per second (Little's
+	// law): with few requests in flight a plan's latency still bounds the
+	// rate, however short its slowest stage.
+	InFlight int
 }
 
 // Validate checks the inputs and returns an *InputError naming the first bad
@@ -231,6 +237,14 @@ type Breakdown struct {
 	Decode       time.Duration
 	Downlink     time.Duration
 	Total        time.Duration
+}
+
+// Bottleneck is the slowest of the stages a request passes when requests
+// pipeline: the edge's compute (overhead, head, encode), the uplink, and the
+// cloud (its tail and decode; its queue is the other requests' share of
+// it). One edge sustains at most one request per Bottleneck.
+func (b Breakdown) Bottleneck() time.Duration {
+	return max(b.Overhead+b.EdgeCompute+b.Encode, b.Uplink, b.CloudCompute+b.Decode)
 }
 
 func (b *Breakdown) sum() {

@@ -27,7 +27,8 @@ func newNodeCmd() *cobra.Command {
 	var keyGrace time.Duration
 	var auditPath string
 	var models []string
-	var workers int
+	var workers, edgeWorkers, throughputQueue int
+	var sequential bool
 	var acc accuracyFlags
 	var api apiFlags
 	var objf objectiveFlags
@@ -76,6 +77,7 @@ clients that --api-clients lists (bearer tokens with scopes and rates; --api-tls
 				cfg.Codecs = strings.Split(codecs, ",")
 			}
 			cfg.Workers = workers
+			cfg.EdgeWorkers, cfg.Sequential, cfg.ThroughputQueue = edgeWorkers, sequential, throughputQueue
 			if cfg.Accuracy, err = acc.budget(); err != nil {
 				return err
 			}
@@ -207,6 +209,9 @@ clients that --api-clients lists (bearer tokens with scopes and rates; --api-tls
 	f.StringVar(&policy, "policy", "auto", "split policy: edge-only, cloud-only, fixed:K, neurosurgeon, dads, auto")
 	f.StringVar(&codecs, "codecs", "", "comma-separated codec presets the scheduler may use (default all)")
 	f.IntVar(&workers, "workers", 1, "segments a cloud runs at once")
+	f.IntVar(&edgeWorkers, "edge-workers", 0, "heads an edge computes at once, as its device's cores would (0: no limit); requests pipeline: one holds a worker only while it computes here")
+	f.BoolVar(&sequential, "sequential", false, "with --edge-workers: each request holds a worker from start to answer (no pipelining; the baseline)")
+	f.IntVar(&throughputQueue, "throughput-queue", node.DefaultThroughputQueue, "with --edge-workers and --objective latency: plan for throughput (the slowest stage, not the sum) while this many requests wait for an edge worker; negative: never")
 	store.register(f)
 	return cmd
 }

@@ -175,7 +175,7 @@ func TestRollingUpdateOnProcesses(t *testing.T) {
 	}
 	var mu sync.Mutex
 	var answers []rolloutAnswer
-	phase := "steady"
+	phase := "warm-up"
 	setPhase := func(p string) { mu.Lock(); phase = p; mu.Unlock() }
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -221,7 +221,9 @@ func TestRollingUpdateOnProcesses(t *testing.T) {
 	waitCount := func(n int) {
 		waitFor(t, 60*time.Second, func() bool { return count() >= n }, fmt.Sprintf("%d answers", n))
 	}
-	waitCount(300)
+	waitCount(100)
+	setPhase("steady")
+	waitCount(400)
 
 	// Push v2 and roll it out, then restart each cloud in turn.
 	setPhase("update")
