@@ -89,8 +89,8 @@ func TestFailoverOnProcesses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Both clouds answer before the clock starts (first contact fetches
-	// their profiles).
+	// An offloaded answer before the clock starts (first contact fetches
+	// the clouds' profiles).
 	waitFor(t, 20*time.Second, func() bool {
 		var res node.InferResponse
 		postJSON(t, base+"/v1/infer", body, &res)
