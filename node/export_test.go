@@ -20,6 +20,10 @@ func (n *Node) Registry() *prometheus.Registry { return n.cfg.Registry }
 // Banned reports whether an edge bans cloud now.
 func (n *Node) Banned(cloud string) bool { return n.edge != nil && n.edge.bans.Banned(cloud) }
 
+// Suspected reports whether the edge keeps cloud out of plans for a while
+// after a hedge overtook it.
+func (n *Node) Suspected(cloud string) bool { return n.edge != nil && n.edge.bans.Suspected(cloud) }
+
 // Argmax is argmax.
 var Argmax = argmax
 

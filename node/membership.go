@@ -52,13 +52,22 @@ type MembershipConfig struct {
 	PushPullInterval time.Duration
 	GossipInterval   time.Duration
 	GossipNodes      int
+	// DeadNodeReclaim is how long a member must have been dead before a
+	// process at another address may take its name (a crashed node
+	// restarted on new ports); until then, and always for a live member,
+	// the newcomer is a name conflict. 0 keeps memberlist's default: never
+	// (the name is free only once the dead member is reaped).
+	DeadNodeReclaim time.Duration
 }
 
 // DefaultMembershipConfig returns a configuration tuned for fast convergence
 // on a local network: memberlist's DefaultLocalConfig with RetransmitMult 4,
 // a 2 s push-pull interval, a 250 ms probe interval and a 100 ms probe timeout
 // (see shared facts: DefaultLocalConfig alone sometimes took 5–16 s to spread
-// a metadata change).
+// a metadata change), and a dead member's name free for a restarted process
+// on other ports 100 ms after its death (memberlist's default keeps it
+// until the dead member is reaped, 15 s later: a crashed cloud restarted on
+// new ports stayed out of the cluster that long, refused as a conflict).
 func DefaultMembershipConfig(name string) MembershipConfig {
 	return MembershipConfig{
 		Name:             name,
@@ -70,6 +79,7 @@ func DefaultMembershipConfig(name string) MembershipConfig {
 		PushPullInterval: 2 * time.Second,
 		GossipInterval:   50 * time.Millisecond,
 		GossipNodes:      4,
+		DeadNodeReclaim:  100 * time.Millisecond,
 	}
 }
 
@@ -170,6 +180,9 @@ func NewMembership(cfg MembershipConfig, meta Meta) (*Membership, error) {
 	}
 	if cfg.GossipNodes > 0 {
 		mc.GossipNodes = cfg.GossipNodes
+	}
+	if cfg.DeadNodeReclaim > 0 {
+		mc.DeadNodeReclaimTime = cfg.DeadNodeReclaim
 	}
 	if len(cfg.SecretKey) > 0 {
 		kr, err := memberlist.NewKeyring(nil, cfg.SecretKey)
