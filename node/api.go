@@ -66,6 +66,8 @@ type InferResponse struct {
 	Cut        int                `json:"cut"`
 	Codec      string             `json:"codec,omitempty"`
 	Cloud      string             `json:"cloud,omitempty"`
+	Via        string             `json:"via,omitempty"`  // the edge server of a three-tier answer
+	Cut2       int                `json:"cut2,omitempty"` // where it sent the rest on to the cloud
 	BytesSent  int64              `json:"bytes_sent"`
 	Fallback   string             `json:"fallback,omitempty"`
 	Errors     []string           `json:"errors,omitempty"`
@@ -354,7 +356,7 @@ func (n *Node) handleInfer(w http.ResponseWriter, r *http.Request, lim apiLimits
 	out := res.Outputs[len(res.Outputs)-1].Data().([]float32)
 	writeJSON(w, http.StatusOK, InferResponse{
 		Model: m.ID, Class: res.Class, Label: res.Label, Score: res.Score, Output: out,
-		Policy: res.Policy, Cut: res.Cut, Codec: res.Codec, Cloud: res.Cloud, BytesSent: res.BytesSent,
+		Policy: res.Policy, Cut: res.Cut, Codec: res.Codec, Cloud: res.Cloud, Via: res.Via, Cut2: res.Cut2, BytesSent: res.BytesSent,
 		Fallback: res.Fallback, Errors: res.Errors, Predicted: ms(res.Predicted), RequestMS: ms(res.Measured.Total),
 		EdgeDevice: n.cfg.Device.Name, ModelVersion: res.ModelVersion, TailVersion: res.TailVersion, Accuracy: accuracyReport(res.Accuracy),
 		Objective: res.Objective, EnergyMJ: 1e3 * res.Plan.Energy.Total,

@@ -99,6 +99,10 @@ type Config struct {
 	// default requests pipeline: one holds a worker only while it computes
 	// here, so the head of the next runs while its tail is away.
 	Sequential bool
+	// Tiers is 3 (or 0) when the edge may plan three tiers — edge, edge
+	// server, cloud (scheduler.Inputs.ThreeTier) — with the auto,
+	// neurosurgeon and dads policies, and 2 to plan two tiers only.
+	Tiers int
 	// ThroughputQueue is how many requests must wait for an edge worker
 	// before the edge's plans minimise their slowest stage
 	// (scheduler.ObjectiveThroughput) instead of their latency (only under
@@ -158,6 +162,9 @@ func (c *Config) validate() error {
 	}
 	if _, err := ParseRole(string(c.Role)); err != nil {
 		errs = append(errs, err)
+	}
+	if c.Tiers != 0 && c.Tiers != 2 && c.Tiers != 3 {
+		errs = append(errs, fmt.Errorf("Tiers %d: want 2 or 3", c.Tiers))
 	}
 	if c.EdgeWorkers < 0 {
 		errs = append(errs, fmt.Errorf("EdgeWorkers %d is negative", c.EdgeWorkers))

@@ -67,6 +67,10 @@ type InferResult struct {
 	Cut       int            `json:"cut"`
 	Codec     string         `json:"codec,omitempty"`
 	Cloud     string         `json:"cloud,omitempty"`
+	// Via is the edge server of a three-tier answer (it ran nodes
+	// [Cut, Cut2) and sent the rest to Cloud).
+	Via  string `json:"via,omitempty"`
+	Cut2 int    `json:"cut2,omitempty"`
 	BytesSent int64          `json:"bytes_sent"`
 	Predicted time.Duration  `json:"predicted"`
 	Measured  Measured       `json:"measured"`
@@ -180,13 +184,14 @@ func (n *Node) Infer(ctx context.Context, req InferRequest) (*InferResult, error
 		lastHead = head
 		used, err := n.offload(ctx, m, plan, head, res)
 		if err == nil {
-			n.edge.bans.Succeed(used.Cloud)
+			n.edge.bans.Succeed(used.Target())
 			res.Plan = used
 			n.finish(ctx, m, res, start, "offloaded")
 			n.compareCanary(m, req.Inputs, res.Class)
 			return res, nil
 		}
-		res.Errors = append(res.Errors, fmt.Sprintf("%s: %v", plan.Cloud, err))
+		target := plan.Target()
+		res.Errors = append(res.Errors, fmt.Sprintf("%s: %v", target, err))
 		if errors.Is(err, errClientDeadline) {
 			// The cloud ran out of the client's time: no ban, and no
 			// late local answer either.
@@ -197,10 +202,10 @@ func (n *Node) Infer(ctx context.Context, req InferRequest) (*InferResult, error
 			// cloud's fault, so no ban.
 			break
 		}
-		ban := n.edge.bans.Fail(plan.Cloud)
-		n.metrics.bans.WithLabelValues(plan.Cloud).Inc()
-		n.statusLog.banned(plan.Cloud, err.Error())
-		n.log.Warn("cloud failed; banned", "cloud", plan.Cloud, "for", ban, "err", err)
+		ban := n.edge.bans.Fail(target)
+		n.metrics.bans.WithLabelValues(target).Inc()
+		n.statusLog.banned(target, err.Error())
+		n.log.Warn("cloud failed; banned", "cloud", target, "for", ban, "err", err)
 		res.Fallback = "retried"
 	}
 	// The client's deadline passed (or it gave up) while a cloud worked:
@@ -275,6 +280,7 @@ func (n *Node) finish(ctx context.Context, m *Model, res *InferResult, start tim
 	res.Cut = res.Plan.K
 	res.Codec = res.Plan.Codec
 	res.Cloud = res.Plan.Cloud
+	res.Via, res.Cut2 = res.Plan.Via, res.Plan.K2
 	res.Predicted = res.Plan.Predicted.Total
 	res.ModelVersion = m.Version
 	res.Accuracy = res.Plan.Accuracy

@@ -110,3 +110,18 @@ func (n *Node) StoreRead(name string, v registry.Version) ([]byte, error) {
 	b, _, err := n.store.Read(name, v)
 	return b, err
 }
+
+// ViaHeader is the node protocol header of a three-tier request: an edge
+// server runs nodes [from, split) of model id and sends [split, to) on to
+// next with codec2.
+func ViaHeader(id, version, codec string, from, to, split int, next, codec2 string) []byte {
+	r := segmentRequest{Op: opRunVia, Model: id, Version: version, Codec: codec, Split: split, Next: next, Codec2: codec2}
+	for i := from; i < to; i++ {
+		r.Nodes = append(r.Nodes, i)
+	}
+	b, err := r.marshal()
+	if err != nil {
+		panic(err)
+	}
+	return b
+}

@@ -37,7 +37,9 @@ type hedgeResult struct {
 // the plan that answered (the backup's when it won), or the primary's
 // error when every call failed.
 func (n *Node) callHedged(ctx context.Context, m *Model, p scheduler.Plan, tail []int, b boundary, maxResult int64) (exchange, scheduler.Plan, error) {
-	if n.cfg.Hedge < 0 {
+	if n.cfg.Hedge < 0 || p.Via != "" {
+		// Three-tier plans are not hedged: their second hop has its own
+		// fallback (the edge server finishes the piece).
 		x, err := n.callCloud(ctx, m, p, tail, b, maxResult)
 		return x, p, err
 	}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -82,8 +83,8 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	if n.codecs, err = MeasureCodecs(ctx, cfg.Codecs); err != nil {
 		return nil, err
 	}
-	if cfg.Role == RoleEdge {
-		n.startEdge()
+	if cfg.Role == RoleEdge || cfg.Role == RoleEdgeServer {
+		n.startEdge() // an edge server measures its links to clouds as an edge does
 	}
 	models, err := n.startModels(cfg.Models)
 	if err != nil {
@@ -136,7 +137,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	go n.forgetLoop()
 	n.wg.Add(1)
 	go n.metaLoop()
-	if cfg.Role == RoleEdge {
+	if n.edge != nil {
 		n.wg.Add(1)
 		go n.pingLoop()
 	}
@@ -272,9 +273,13 @@ func (n *Node) metaLoop() {
 			return
 		case <-t.C:
 		}
+		n.metaMu.Lock()
 		m := n.members.Meta()
 		m.Queue, m.Load, m.ServiceMicros = n.srv.load()
-		if m.Queue != last.Queue || m.Load != last.Load || m.ServiceMicros != last.ServiceMicros {
+		if n.cfg.Role == RoleEdgeServer {
+			m.Hops = n.hops()
+		}
+		if m.Queue != last.Queue || m.Load != last.Load || m.ServiceMicros != last.ServiceMicros || !slices.Equal(m.Hops, last.Hops) {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			if err := n.members.UpdateMeta(ctx, m); err != nil {
 				n.log.Warn("gossip load update failed", "err", err)
@@ -282,6 +287,7 @@ func (n *Node) metaLoop() {
 			cancel()
 			last = m
 		}
+		n.metaMu.Unlock()
 		alive := map[[2]string]float64{}
 		for _, p := range n.members.Peers() {
 			alive[[2]string{string(p.Meta.Role), fmt.Sprint(p.Alive)}]++

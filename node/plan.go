@@ -51,6 +51,7 @@ func (n *Node) inputs(ctx context.Context, m *Model, codec string, budget schedu
 	if codec != "" {
 		in.Codecs = slices.DeleteFunc(in.Codecs, func(c scheduler.CodecModel) bool { return c.Name != codec })
 	}
+	var hops []serverHops
 	for _, p := range n.members.Peers() {
 		if !n.usableCloud(p, m) {
 			continue
@@ -64,19 +65,51 @@ func (n *Node) inputs(ctx context.Context, m *Model, codec string, budget schedu
 		ci := scheduler.CloudInput{ID: p.Name, Profile: prof, Link: n.linkEstimate(p)}
 		ci.Queue = time.Duration(p.Meta.Queue) * time.Duration(p.Meta.ServiceMicros) * time.Microsecond
 		in.Clouds = append(in.Clouds, ci)
+		if p.Meta.Role == RoleEdgeServer && n.cfg.Tiers != 2 {
+			hops = append(hops, serverHops{i: len(in.Clouds) - 1, hops: p.Meta.Hops})
+		}
 	}
 	n.edge.bans.Apply(in.Clouds)
+	// Three tiers: each edge server with the clouds behind it that this
+	// edge plans on too (their profiles, queues and bans), over the links
+	// the server measured.
+	for _, s := range hops {
+		si := scheduler.ServerInput{CloudInput: in.Clouds[s.i]}
+		for _, h := range s.hops {
+			for _, c := range in.Clouds {
+				if c.ID == h.Cloud && c.ID != si.ID {
+					c.Link = scheduler.HopLink(h.UpKbps, h.DnKbps, h.RTTus)
+					si.Next = append(si.Next, c)
+				}
+			}
+		}
+		if len(si.Next) > 0 {
+			in.Servers = append(in.Servers, si)
+		}
+	}
 	return in
+}
+
+// serverHops is an edge server among a plan's clouds and its gossiped hops.
+type serverHops struct {
+	i    int
+	hops []Hop
 }
 
 // usableCloud reports whether the edge may plan on (or probe) peer p for
 // model m (nil: any model): an alive cloud serving m's version that is not
 // quarantined.
 func (n *Node) usableCloud(p Peer, m *Model) bool {
-	if !p.Alive || p.Meta.Role != RoleCloud || len(p.Meta.Models) == 0 || m != nil && !servesVersion(p.Meta, m) {
+	if !p.Alive || !n.offloadsTo(p.Meta.Role) || len(p.Meta.Models) == 0 || m != nil && !servesVersion(p.Meta, m) {
 		return false
 	}
 	return n.quarantined.reason(p) == ""
+}
+
+// offloadsTo reports whether this node sends pieces to nodes of role r:
+// an edge to clouds and edge servers, an edge server to clouds.
+func (n *Node) offloadsTo(r Role) bool {
+	return r == RoleCloud || r == RoleEdgeServer && n.cfg.Role == RoleEdge
 }
 
 func servesVersion(meta Meta, m *Model) bool {
@@ -104,7 +137,13 @@ func (n *Node) linkEstimate(p Peer) scheduler.LinkEstimate {
 		le.RTT = time.Millisecond
 	}
 	n.edge.access.mu.Lock()
-	le = n.edge.access.learn.Link(p.Name, time.Now(), le)
+	if p.Meta.Role == RoleEdgeServer {
+		// An edge server sits on this side of the access link the
+		// clouds' paths share: its path is its own.
+		le = n.edge.access.learn.PathLink(p.Name, le)
+	} else {
+		le = n.edge.access.learn.Link(p.Name, time.Now(), le)
+	}
 	n.edge.access.mu.Unlock()
 	if est, ok := n.ep.Estimate(p.Meta.QUICAddr); ok && est.RecvGoodput > 0 {
 		le.Down = est.RecvGoodput / 8
@@ -134,10 +173,27 @@ func (n *Node) plan(ctx context.Context, m *Model, policyName, codec string, bud
 	if errors.Is(err, scheduler.ErrNoCloud) {
 		plan, err = scheduler.EdgeOnly{}.Plan(in)
 	}
+	if err == nil && len(in.Servers) > 0 && choosesCut(policyName) {
+		// A plan with two cuts, when one beats the policy's.
+		if t, ok := in.ThreeTier(plan.Policy); ok && in.Score(t) < in.Score(plan) {
+			plan = t
+		}
+	}
 	if errors.Is(err, scheduler.ErrAccuracy) {
 		return scheduler.Plan{}, in.Objective, fmt.Errorf("%w: %w", ErrBadRequest, err)
 	}
 	return plan, in.Objective, err
+}
+
+// choosesCut reports whether policy name picks its cut (auto, neurosurgeon,
+// dads) rather than being told it (edge-only, cloud-only, fixed:K): only
+// those may answer with a three-tier plan.
+func choosesCut(name string) bool {
+	switch strings.ToLower(name) {
+	case "auto", "neurosurgeon", "dads":
+		return true
+	}
+	return false
 }
 
 func allUnavailable(cs []scheduler.CloudInput) bool {

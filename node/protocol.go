@@ -23,7 +23,7 @@ import (
 //
 //	version  byte = protocolVersion
 //	op       byte (opRun, opProbe, opProfile, opCalibration, opModelEntry,
-//	         opModelChunk, opModelLoad)
+//	         opModelChunk, opModelLoad, opRunVia)
 //	model    string: model id
 //	version  string: model version (the model ops: the full registry
 //	         version, 64 hex digits)
@@ -32,6 +32,9 @@ import (
 //	         of one index, the chunk's; else 0), then per range gap varint
 //	         (its first node − the previous range's end; the first range:
 //	         its first node) and len−1 varint
+//	split    varint (opRunVia only): the first node the cloud runs
+//	next     string (opRunVia only): the cloud's name
+//	codec2   string (opRunVia only): the preset of the server's boundary
 //
 // A response header (opRun and opProbe answers; the others send none):
 //
@@ -73,6 +76,7 @@ const (
 	opModelEntry  op = 5 // answer the stored version's registry entry (JSON, registry.Entry)
 	opModelChunk  op = 6 // answer one chunk of the stored version (plain bytes)
 	opModelLoad   op = 7 // fetch the version (from the caller or peers), serve it and make it active; answer nothing
+	opRunVia      op = 8 // an edge server: run the node set up to Split, send the rest on to Next with Codec2; answer the whole set's outputs
 )
 
 func (o op) String() string {
@@ -91,6 +95,8 @@ func (o op) String() string {
 		return "model-chunk"
 	case opModelLoad:
 		return "model-load"
+	case opRunVia:
+		return "run-via"
 	}
 	return fmt.Sprintf("op(%d)", byte(o))
 }
@@ -102,6 +108,11 @@ type segmentRequest struct {
 	Version string // model version
 	Codec   string // tensorcodec preset of the body (opRun)
 	Nodes   []int  // the node set to run, ascending (opRun)
+	// opRunVia only: the server runs the nodes of Nodes below Split and
+	// sends the boundary of the rest, in Codec2, to the cloud named Next.
+	Split  int
+	Next   string
+	Codec2 string
 }
 
 // segmentResponse is the header of a node's answer to opRun (all fields)
@@ -131,6 +142,13 @@ func (r *segmentRequest) check() error {
 		if len(r.Nodes) == 0 {
 			return protoErr("run request with an empty node set")
 		}
+	case opRunVia:
+		if len(r.Nodes) < 2 || r.Split <= r.Nodes[0] || r.Split > r.Nodes[len(r.Nodes)-1] {
+			return protoErr("run-via request: split %d does not leave nodes of its set on both sides", r.Split)
+		}
+		if r.Next == "" || r.Codec2 == "" {
+			return protoErr("run-via request without a next node or its codec")
+		}
 	case opProbe, opProfile, opCalibration, opModelEntry, opModelLoad:
 		if len(r.Nodes) != 0 || r.Codec != "" {
 			return protoErr("%v request carries a node set or codec", r.Op)
@@ -142,7 +160,11 @@ func (r *segmentRequest) check() error {
 	default:
 		return protoErr("unknown op %d", byte(r.Op))
 	}
-	for _, f := range []struct{ name, v string }{{"model", r.Model}, {"version", r.Version}, {"codec", r.Codec}} {
+	if r.Op != opRunVia && (r.Split != 0 || r.Next != "" || r.Codec2 != "") {
+		return protoErr("%v request carries a split, next node or second codec", r.Op)
+	}
+	for _, f := range []struct{ name, v string }{{"model", r.Model}, {"version", r.Version}, {"codec", r.Codec},
+		{"next", r.Next}, {"codec2", r.Codec2}} {
 		if len(f.v) > maxNameBytes {
 			return protoErr("%s is %d bytes, limit %d", f.name, len(f.v), maxNameBytes)
 		}
@@ -184,6 +206,13 @@ func (r *segmentRequest) marshal() ([]byte, error) {
 		b = binary.AppendUvarint(b, uint64(rg[0]-end))
 		b = binary.AppendUvarint(b, uint64(rg[1]-1))
 		end = rg[0] + rg[1]
+	}
+	if r.Op == opRunVia {
+		b = binary.AppendUvarint(b, uint64(r.Split))
+		for _, s := range []string{r.Next, r.Codec2} {
+			b = binary.AppendUvarint(b, uint64(len(s)))
+			b = append(b, s...)
+		}
 	}
 	return b, nil
 }
@@ -230,6 +259,15 @@ func unmarshalSegmentRequest(b []byte) (segmentRequest, error) {
 			r.Nodes = append(r.Nodes, int(v))
 		}
 		end = start + l + 1
+	}
+	if r.Op == opRunVia {
+		if s := d.uvarint("split"); d.err == nil && s >= maxModelNodes {
+			d.err = protoErr("split %d past node %d", s, maxModelNodes)
+		} else {
+			r.Split = int(s)
+		}
+		r.Next = d.string("next")
+		r.Codec2 = d.string("codec2")
 	}
 	if err := d.end(); err != nil {
 		return segmentRequest{}, err

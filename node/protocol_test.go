@@ -23,6 +23,10 @@ func TestSegmentRequestRoundTrip(t *testing.T) {
 		{Op: opProbe, Model: "m", Version: "v"},
 		{Op: opProfile, Model: "m", Version: "v"},
 		{Op: opCalibration, Model: "m"},
+		{Op: opModelEntry, Model: "m", Version: strings.Repeat("a", 64)},
+		{Op: opModelChunk, Model: "m", Version: strings.Repeat("a", 64), Nodes: []int{7}},
+		{Op: opModelLoad, Model: "m", Version: strings.Repeat("a", 64)},
+		{Op: opRunVia, Model: "alexnet", Version: "v", Codec: "lossless", Nodes: []int{0, 1, 2, 3, 4}, Split: 3, Next: "cloud-1", Codec2: "fp16"},
 	} {
 		b, err := r.marshal()
 		if err != nil {
@@ -71,6 +75,9 @@ func TestSegmentRequestErrors(t *testing.T) {
 		{"unknown op", string(hdr(9, str("m"), str(""), str(""), vs(0))), "unknown op 9"},
 		{"chunk without index", string(hdr(6, str("m"), str(""), str(""), vs(0))), "model-chunk request wants one chunk index"},
 		{"entry with nodes", string(hdr(5, str("m"), str(""), str(""), vs(1, 0, 0))), "model-entry request carries a node set"},
+		{"via without its fields", string(hdr(8, str("m"), str(""), str("c"), vs(1, 0, 3))), "bad varint in split"},
+		{"via split outside", string(hdr(8, str("m"), str(""), str("c"), vs(1, 0, 3, 9), str("cloud"), str("c"))), "split 9 does not leave nodes"},
+		{"via without next", string(hdr(8, str("m"), str(""), str("c"), vs(1, 0, 3, 2), str(""), str("c"))), "without a next node"},
 		{"truncated", string(good[:len(good)-1]), "bad varint in range length"},
 		{"trailing", string(append(good[:len(good):len(good)], 0)), "1 trailing bytes"},
 		{"long model", string(hdr(1, str(strings.Repeat("x", maxNameBytes+1)))), "model is 257 bytes, limit 256"},
@@ -93,6 +100,8 @@ func TestSegmentRequestErrors(t *testing.T) {
 		{Op: opRun, Model: "m", Nodes: []int{-1}},
 		{Op: opRun, Model: "m", Nodes: []int{maxModelNodes}},
 		{Op: opProfile, Model: "m", Codec: "fp16"},
+		{Op: opRun, Model: "m", Nodes: []int{1, 2}, Split: 2, Next: "c", Codec2: "fp16"},
+		{Op: opRunVia, Model: "m", Nodes: []int{1, 2}, Split: 1, Next: "c", Codec2: "fp16"},
 		{Op: 0, Model: "m"},
 	} {
 		if _, err := r.marshal(); !errors.Is(err, errProtocol) {
@@ -172,6 +181,7 @@ func FuzzDecodeSegmentRequest(f *testing.F) {
 	for _, r := range []segmentRequest{
 		{Op: opRun, Model: "lenet5", Version: "3f2a", Codec: "fp16", Nodes: []int{0, 1, 2, 3, 5, 7, 8}},
 		{Op: opProbe, Model: "m"},
+		{Op: opRunVia, Model: "m", Codec: "lossless", Nodes: []int{2, 3, 4, 5}, Split: 4, Next: "cloud-1", Codec2: "fp16"},
 	} {
 		b, _ := r.marshal()
 		f.Add(b)

@@ -202,7 +202,7 @@ func (m *PowerModel) Energy(b Breakdown, up, down float64, offloaded bool) Energ
 		if b.Downlink > 0 {
 			e.Radio += m.downW(down) * b.Downlink.Seconds()
 		}
-		e.Tail = m.waitW() * ((b.RTT + b.Queue + b.CloudCompute + b.Decode).Seconds() + m.tail().Seconds())
+		e.Tail = m.waitW() * ((b.RTT + b.Queue + b.CloudCompute + b.Decode + b.Server + b.Hop2).Seconds() + m.tail().Seconds())
 	}
 	e.Total = e.Compute + e.Radio + e.Tail
 	return e

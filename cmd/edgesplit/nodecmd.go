@@ -29,6 +29,7 @@ func newNodeCmd() *cobra.Command {
 	var models []string
 	var workers, edgeWorkers, throughputQueue int
 	var sequential bool
+	var tiers int
 	var acc accuracyFlags
 	var api apiFlags
 	var objf objectiveFlags
@@ -78,6 +79,7 @@ clients that --api-clients lists (bearer tokens with scopes and rates; --api-tls
 			}
 			cfg.Workers = workers
 			cfg.EdgeWorkers, cfg.Sequential, cfg.ThroughputQueue = edgeWorkers, sequential, throughputQueue
+			cfg.Tiers = tiers
 			if cfg.Accuracy, err = acc.budget(); err != nil {
 				return err
 			}
@@ -190,7 +192,8 @@ clients that --api-clients lists (bearer tokens with scopes and rates; --api-tls
 	acc.register(f)
 	api.register(f)
 	objf.register(f)
-	f.StringVar(&role, "role", "edge", "edge or cloud")
+	f.StringVar(&role, "role", "edge", "edge, cloud, or edge-server (between edges and clouds: runs the middle of a model and sends the rest on, for three-tier plans)")
+	f.IntVar(&tiers, "tiers", 3, "edges: 3 lets auto, neurosurgeon and dads plan three tiers through edge servers; 2 plans two only")
 	f.StringVar(&name, "name", "", "node name (must match its certificate)")
 	f.StringVar(&bind, "bind", "127.0.0.1:7946", "gossip address host:port (port 0 picks one)")
 	f.StringVar(&join, "join", "", "comma-separated gossip addresses of nodes to join")
