@@ -62,18 +62,18 @@ type InferResult struct {
 	Label string  `json:"label,omitempty"`
 	Score float32 `json:"score"`
 	// Plan is what ran (after any fallback); Predicted its predicted cost.
-	Plan      scheduler.Plan `json:"-"`
-	Policy    string         `json:"policy"`
-	Cut       int            `json:"cut"`
-	Codec     string         `json:"codec,omitempty"`
-	Cloud     string         `json:"cloud,omitempty"`
+	Plan   scheduler.Plan `json:"-"`
+	Policy string         `json:"policy"`
+	Cut    int            `json:"cut"`
+	Codec  string         `json:"codec,omitempty"`
+	Cloud  string         `json:"cloud,omitempty"`
 	// Via is the edge server of a three-tier answer (it ran nodes
 	// [Cut, Cut2) and sent the rest to Cloud).
-	Via  string `json:"via,omitempty"`
-	Cut2 int    `json:"cut2,omitempty"`
-	BytesSent int64          `json:"bytes_sent"`
-	Predicted time.Duration  `json:"predicted"`
-	Measured  Measured       `json:"measured"`
+	Via       string        `json:"via,omitempty"`
+	Cut2      int           `json:"cut2,omitempty"`
+	BytesSent int64         `json:"bytes_sent"`
+	Predicted time.Duration `json:"predicted"`
+	Measured  Measured      `json:"measured"`
 	// ModelVersion is the version of the model that produced the answer;
 	// TailVersion the version the cloud ran the tail with (offloaded
 	// answers; always ModelVersion: an answer from another version is
