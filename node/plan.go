@@ -154,6 +154,14 @@ func (n *Node) linkEstimate(p Peer) scheduler.LinkEstimate {
 // plan asks the policy for a plan.
 func (n *Node) plan(ctx context.Context, m *Model, policyName, codec string, budget scheduler.AccuracyBudget) (scheduler.Plan, scheduler.Objective, error) {
 	in := n.inputs(ctx, m, codec, budget)
+	if strings.EqualFold(policyName, ThreeTierPolicy) {
+		t, ok := in.ThreeTier(ThreeTierPolicy)
+		if !ok {
+			return scheduler.Plan{}, in.Objective, fmt.Errorf("%w: policy %s: no edge server with a cloud behind it serves model %s (or none can carry it under %v)",
+				ErrBadRequest, ThreeTierPolicy, m.ID, budget)
+		}
+		return t, in.Objective, nil
+	}
 	pol, err := n.policy(m, policyName, budget, in.Objective)
 	if err != nil {
 		return scheduler.Plan{}, in.Objective, fmt.Errorf("%w: %w", ErrBadRequest, err)
@@ -184,6 +192,12 @@ func (n *Node) plan(ctx context.Context, m *Model, policyName, codec string, bud
 	}
 	return plan, in.Objective, err
 }
+
+// ThreeTierPolicy is the policy name that forces the best three-tier plan
+// (the edge's head, an edge server's piece, a cloud's tail), for
+// measurements: auto, neurosurgeon and dads choose it themselves when it is
+// the best plan.
+const ThreeTierPolicy = "three-tier"
 
 // choosesCut reports whether policy name picks its cut (auto, neurosurgeon,
 // dads) rather than being told it (edge-only, cloud-only, fixed:K): only

@@ -77,20 +77,6 @@ func runThreeTier(tb testing.TB, tiers, requests int) threeTierRun {
 			tb.Fatal(err)
 		}
 	}
-	if in, err := edge.Inputs(context.Background(), ""); err == nil {
-		for _, s := range in.Servers {
-			tb.Logf("server %s link %+v next %d", s.ID, s.Link, len(s.Next))
-			for _, c := range s.Next {
-				tb.Logf("  next %s link %+v", c.ID, c.Link)
-			}
-		}
-		for _, c := range in.Clouds {
-			tb.Logf("cloud %s link %+v queue %v", c.ID, c.Link, c.Queue)
-		}
-		if p, ok := in.ThreeTier("x"); ok {
-			tb.Logf("three-tier: %v %+v", p, p.Predicted)
-		}
-	}
 	run := threeTierRun{plans: map[string]int{}, cuts: map[[2]int]int{}}
 	var lat []time.Duration
 	for range requests {
@@ -116,29 +102,6 @@ func runThreeTier(tb testing.TB, tiers, requests int) threeTierRun {
 	slices.Sort(lat)
 	run.median = lat[len(lat)/2]
 	return run
-}
-
-// TestThreeTierOnCluster: with an edge server between a slow device and a
-// cloud behind a slow WAN, the device plans three tiers (the server runs
-// AlexNet's first layers, which shrink the input, and sends the rest to
-// the cloud), each answer is the model's, and planning two tiers only
-// picks another plan.
-func TestThreeTierOnCluster(t *testing.T) {
-	if testing.Short() {
-		t.Skip("AlexNet on an emulated three-tier cluster")
-	}
-	three := runThreeTier(t, 3, 8)
-	two := runThreeTier(t, 2, 8)
-	t.Logf("three tiers allowed: median %v, plans %v, cuts %v", three.median, three.plans, three.cuts)
-	t.Logf("two tiers only:      median %v, plans %v, cuts %v", two.median, two.plans, two.cuts)
-	if three.plans["server-1→cloud-1"] < 6 {
-		t.Errorf("three-tier plans %v: want most requests through server-1 to cloud-1", three.plans)
-	}
-	for k := range two.plans {
-		if len(k) > 0 && slices.Contains([]rune(k), '→') {
-			t.Errorf("two tiers only planned %s", k)
-		}
-	}
 }
 
 // BenchmarkThreeTier reports the median latency with three tiers allowed
