@@ -66,6 +66,8 @@ type InferResponse struct {
 	Cut        int                `json:"cut"`
 	Codec      string             `json:"codec,omitempty"`
 	Cloud      string             `json:"cloud,omitempty"`
+	Via        string             `json:"via,omitempty"`  // the edge server of a three-tier answer
+	Cut2       int                `json:"cut2,omitempty"` // where it sent the rest on to the cloud
 	BytesSent  int64              `json:"bytes_sent"`
 	Fallback   string             `json:"fallback,omitempty"`
 	Errors     []string           `json:"errors,omitempty"`
@@ -73,8 +75,11 @@ type InferResponse struct {
 	Breakdown  map[string]float64 `json:"breakdown_ms"`
 	RequestMS  float64            `json:"total_ms"`
 	EdgeDevice string             `json:"edge_device"`
-	// ModelVersion is the version of the model that answered.
+	// ModelVersion is the version of the model that answered; TailVersion
+	// the version the cloud ran its tail with (offloaded answers: always
+	// the same, an answer from another version is refused).
 	ModelVersion string `json:"model_version"`
+	TailVersion  string `json:"tail_version,omitempty"`
 	// Accuracy is what the plan that ran risks.
 	Accuracy AccuracyReport `json:"accuracy"`
 	// Objective is what the plan was chosen to minimise; EnergyMJ the edge
@@ -176,7 +181,8 @@ func (l apiLimits) acquire(ctx context.Context) bool {
 // Handler returns the node's client API. Routes and the scope each needs
 // (Config.API decides who holds which): POST /v1/infer (infer; ?policy=,
 // ?codec=, ?max_loss= need override), GET /v1/cluster and /v1/status,
-// /v1/status/events (cluster), GET /metrics (metrics); GET / (the status
+// /v1/status/events and GET /v1/models (cluster), PUT /v1/models/{name} and
+// POST /v1/models/{name}/rollout (models), GET /metrics (metrics); GET / (the status
 // page, which holds no data itself), GET /v1/openapi.json and GET /healthz
 // need none.
 func (n *Node) Handler() http.Handler {
@@ -216,6 +222,7 @@ func (n *Node) Handler() http.Handler {
 	})
 	mux.Handle("GET /metrics", n.require(access.ScopeMetrics, promhttp.HandlerFor(n.cfg.Registry, promhttp.HandlerOpts{}).ServeHTTP))
 	mux.HandleFunc("GET /healthz", n.handleHealth)
+	n.registerModelAPI(mux)
 	n.statusLog.page.Register(mux, func(h http.Handler) http.Handler { return n.require(access.ScopeCluster, h.ServeHTTP) })
 	return mux
 }
@@ -263,7 +270,7 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 func ms(d time.Duration) float64 { return float64(d) / 1e6 }
 
 // handleInfer takes an image (PNG/JPEG) or a .npy body. Query parameters:
-// model, policy, codec, deadline (a Go duration, e.g. 500ms), max_loss (the
+// model, version (pins one the node serves), policy, codec, deadline (a Go duration, e.g. 500ms), max_loss (the
 // accuracy budget: the largest allowed loss of top-1 agreement with the
 // unsplit model, a fraction; 0 allows exact codecs only). A bad body or
 // parameter is a 400 (404 for an unknown model) naming what is wrong; a
@@ -276,7 +283,7 @@ func (n *Node) handleInfer(w http.ResponseWriter, r *http.Request, lim apiLimits
 		return
 	}
 	q := r.URL.Query()
-	m, err := n.model(q.Get("model"))
+	m, err := n.pick(q.Get("model"), q.Get("version"))
 	if err != nil {
 		writeJSON(w, http.StatusNotFound, apiError{err.Error()})
 		return q.Get("model"), nil
@@ -318,7 +325,7 @@ func (n *Node) handleInfer(w http.ResponseWriter, r *http.Request, lim apiLimits
 		ctx, cancel = context.WithTimeout(ctx, dl)
 		defer cancel()
 	}
-	req := InferRequest{Model: m.ID, Inputs: []*tensor.Dense{x}, Policy: q.Get("policy"), Codec: q.Get("codec")}
+	req := InferRequest{Model: m.ID, Version: m.Version, Inputs: []*tensor.Dense{x}, Policy: q.Get("policy"), Codec: q.Get("codec")}
 	if s := q.Get("max_loss"); s != "" {
 		v, err := strconv.ParseFloat(s, 64)
 		if err != nil {
@@ -351,10 +358,10 @@ func (n *Node) handleInfer(w http.ResponseWriter, r *http.Request, lim apiLimits
 	out := res.Outputs[len(res.Outputs)-1].Data().([]float32)
 	writeJSON(w, http.StatusOK, InferResponse{
 		Model: m.ID, Class: res.Class, Label: res.Label, Score: res.Score, Output: out,
-		Policy: res.Policy, Cut: res.Cut, Codec: res.Codec, Cloud: res.Cloud, BytesSent: res.BytesSent,
+		Policy: res.Policy, Cut: res.Cut, Codec: res.Codec, Cloud: res.Cloud, Via: res.Via, Cut2: res.Cut2, BytesSent: res.BytesSent,
 		Fallback: res.Fallback, Errors: res.Errors, Predicted: ms(res.Predicted), RequestMS: ms(res.Measured.Total),
-		EdgeDevice: n.cfg.Device.Name, ModelVersion: res.ModelVersion, Accuracy: accuracyReport(res.Accuracy),
-		Objective: n.cfg.Objective.String(), EnergyMJ: 1e3 * res.Plan.Energy.Total,
+		EdgeDevice: n.cfg.Device.Name, ModelVersion: res.ModelVersion, TailVersion: res.TailVersion, Accuracy: accuracyReport(res.Accuracy),
+		Objective: res.Objective, EnergyMJ: 1e3 * res.Plan.Energy.Total,
 		Breakdown: breakdown(res.Measured),
 		Exit:      res.Exit,
 	})

@@ -23,17 +23,26 @@ type calibrations struct {
 	retry  map[string]time.Time
 }
 
-// Calibration returns the calibration table the node uses for model id (its
-// own or one fetched from a peer), or nil.
+// Calibration returns the calibration table the node uses for the active
+// version of model id (its own or one fetched from a peer), or nil.
 func (n *Node) Calibration(id string) *scheduler.Calibration {
+	m, ok := n.lookup(id, "")
+	if !ok {
+		return nil
+	}
+	return n.calibrationOf(m)
+}
+
+// calibrationOf is the calibration table of model version m, or nil.
+func (n *Node) calibrationOf(m *Model) *scheduler.Calibration {
 	n.calib.mu.Lock()
 	defer n.calib.mu.Unlock()
-	return n.calib.tables[id]
+	return n.calib.tables[m.key()]
 }
 
 // serveCalibration answers opCalibration.
 func (n *Node) serveCalibration(m *Model, w transport.ResponseWriter) error {
-	c := n.Calibration(m.ID)
+	c := n.calibrationOf(m)
 	if c == nil {
 		return transport.Errorf(transport.CodeNotFound, "model %s version %s is not calibrated on %s", m.ID, m.Version, n.cfg.Name)
 	}
@@ -52,8 +61,8 @@ func (n *Node) serveCalibration(m *Model, w transport.ResponseWriter) error {
 // a request's path; a table is taken only if it parses, belongs to the
 // model version and has the digest the peer gossiped.
 func (n *Node) fetchCalibrations(ctx context.Context) {
-	for _, m := range n.cfg.Models {
-		if n.Calibration(m.ID) != nil {
+	for _, m := range n.heldModels() {
+		if n.calibrationOf(m) != nil {
 			continue
 		}
 		for _, p := range n.members.Peers() {
@@ -69,7 +78,7 @@ func (n *Node) fetchCalibrations(ctx context.Context) {
 			if digest == "" {
 				continue
 			}
-			key := p.Name + "/" + m.ID + "/" + digest
+			key := p.Name + "/" + m.key() + "/" + digest
 			n.calib.mu.Lock()
 			next := n.calib.retry[key]
 			n.calib.mu.Unlock()
@@ -85,10 +94,10 @@ func (n *Node) fetchCalibrations(ctx context.Context) {
 				continue
 			}
 			n.calib.mu.Lock()
-			n.calib.tables[m.ID] = c
+			n.calib.tables[m.key()] = c
 			n.calib.mu.Unlock()
-			if t := n.edge.tables[m.ID]; t != nil {
-				t.calibrate(c)
+			if h := n.state(m); h != nil && h.table != nil {
+				h.table.calibrate(c)
 			}
 			n.log.Info("calibration fetched", "peer", p.Name, "model", m.ID, "digest", digest, "samples", c.Data.Samples, "source", c.Data.Source)
 			n.refreshMeta()
@@ -109,7 +118,7 @@ func (n *Node) fetchCalibration(ctx context.Context, p Peer, m *Model, digest st
 	if err != nil {
 		return nil, err
 	}
-	if err := c.Check(m.Version, m.Nodes()); err != nil {
+	if err := c.Check(m.Weights, m.Nodes()); err != nil {
 		return nil, err
 	}
 	if got := c.Digest(); got != digest {
@@ -118,17 +127,17 @@ func (n *Node) fetchCalibration(ctx context.Context, p Peer, m *Model, digest st
 	return c, nil
 }
 
-// refreshMeta gossips the digests of the node's calibration tables.
+// refreshMeta gossips the model versions the node serves, with their
+// calibration digests, and the digest of its profiles of them.
 func (n *Node) refreshMeta() {
+	n.metaMu.Lock()
+	defer n.metaMu.Unlock()
 	meta := n.members.Meta()
-	for i := range meta.Models {
-		if c := n.Calibration(meta.Models[i].ID); c != nil {
-			meta.Models[i].Calibration = c.Digest()
-		}
-	}
+	meta.Models = n.modelRefs()
+	meta.ProfileDigest = profileDigest(n.ownProfiles())
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	if err := n.members.UpdateMeta(ctx, meta); err != nil {
-		n.log.Warn("gossip calibration update failed", "err", err)
+		n.log.Warn("gossip model update failed", "err", err)
 	}
 }

@@ -68,16 +68,23 @@ func (n *Node) serveSegment(ctx context.Context, treq *transport.Request, body i
 	if err != nil {
 		return transport.Errorf(transport.CodeBadRequest, "%v", err)
 	}
-	m, ok := n.models[req.Model]
+	switch req.Op {
+	case opModelEntry, opModelChunk, opModelLoad:
+		return n.serveModelOp(ctx, req, w)
+	}
+	m, ok := n.lookup(req.Model, req.Version)
 	if !ok {
+		if req.Version != "" {
+			return transport.Errorf(transport.CodeNotFound, "model %q version %s not held by %s", req.Model, req.Version, n.cfg.Name)
+		}
 		return transport.Errorf(transport.CodeNotFound, "model %q not held by %s", req.Model, n.cfg.Name)
 	}
-	if req.Version != "" && req.Version != m.Version {
-		return transport.Errorf(transport.CodeNotFound, "model %q version %s not held by %s (have %s)", req.Model, req.Version, n.cfg.Name, m.Version)
-	}
-	if req.Op == opRun || req.Op == opProbe {
-		// Segments and probes carry activations: only edges send them.
-		if info, _ := transport.PeerFromContext(ctx); info.Role != pki.RoleEdge {
+	if req.Op == opRun || req.Op == opProbe || req.Op == opRunVia {
+		// Segments and probes carry activations: only edges (and edge
+		// servers, sending on what follows their piece) send them; a
+		// piece to send on is asked of edge servers by edges only.
+		if info, _ := transport.PeerFromContext(ctx); info.Role != pki.RoleEdge &&
+			(info.Role != pki.RoleEdgeServer || req.Op == opRunVia) {
 			n.refuseCaller(info, "segments and probes are served to edge certificates only")
 			return transport.Errorf(transport.CodeUnauthenticated, "%s serves segments to edges only; the caller %q has role %q", n.cfg.Name, info.Name, info.Role)
 		}
@@ -96,12 +103,18 @@ func (n *Node) serveSegment(ctx context.Context, treq *transport.Request, body i
 	case opCalibration:
 		return n.serveCalibration(m, w)
 	case opProfile:
-		b, err := json.Marshal(n.profiles[m.ID])
+		b, err := json.Marshal(n.profileOf(m))
 		if err != nil {
 			return transport.Errorf(transport.CodeInternal, "profile: %v", err)
 		}
 		_, err = w.Write(b)
 		return err
+	}
+	if req.Op == opRunVia {
+		if n.cfg.Role != RoleEdgeServer {
+			return transport.Errorf(transport.CodeBadRequest, "%s is a %s, not an edge server: it sends nothing on", n.cfg.Name, n.cfg.Role)
+		}
+		return n.runVia(ctx, m, req, body, w)
 	}
 	return n.runSegment(ctx, m, req, body, w)
 }
@@ -123,46 +136,14 @@ func (n *Node) runSegment(ctx context.Context, m *Model, req segmentRequest, bod
 		return transport.Errorf(transport.CodeBadRequest, "segment of model %s: %v", m.ID, err)
 	}
 
-	// The segment's inputs have static shapes: no honest encoding of
-	// them is longer than their raw bytes plus the codec's overhead, so
-	// the body is read only that far (a garbage body costs that, not
-	// transport's whole body limit).
-	limit := maxSegmentBody(pr.piece.Graph.Inputs)
 	buf := bufPool.Get().(*bytes.Buffer)
-	buf.Reset()
 	defer bufPool.Put(buf)
-	rc := &recvClock{r: body}
-	if _, err := buf.ReadFrom(io.LimitReader(rc, limit+1)); err != nil {
-		code = "body"
+	hdr, wait, release, c, err := n.acceptSegment(ctx, pr, body, buf)
+	if err != nil {
+		code = c
 		return err
 	}
-	if int64(buf.Len()) > limit {
-		code = "too_large"
-		return transport.Errorf(transport.CodeTooLarge, "payload over %d bytes, the most the segment's inputs %s can encode to", limit, shapesOf(pr.piece.Graph.Inputs))
-	}
-	var hdr segmentResponse
-	rc.report(&hdr)
-
-	// Wait for a worker.
-	queued := time.Now()
-	n.srv.waiting.Add(1)
-	n.metrics.queueDepth.Inc()
-	select {
-	case n.srv.workers <- struct{}{}:
-	case <-ctx.Done():
-		n.srv.waiting.Add(-1)
-		n.metrics.queueDepth.Dec()
-		code = "deadline"
-		return transport.Errorf(transport.CodeDeadlineExceeded, "queued for %v on %s", time.Since(queued), n.cfg.Name)
-	}
-	n.srv.waiting.Add(-1)
-	n.metrics.queueDepth.Dec()
-	n.srv.busy.Add(1)
-	wait := time.Since(queued)
-	defer func() {
-		n.srv.busy.Add(-1)
-		<-n.srv.workers
-	}()
+	defer release()
 
 	start := time.Now()
 	inputs, err := tensorcodec.Decode(nil, buf.Bytes())
@@ -198,9 +179,46 @@ func (n *Node) runSegment(ctx context.Context, m *Model, req segmentRequest, bod
 	n.srv.observe(encoded.Sub(start))
 	hdr.Queue, hdr.Decode = wait, decoded.Sub(start)
 	hdr.Compute, hdr.Encode = computed.Sub(decoded), encoded.Sub(computed)
+	hdr.Version = m.Version
 	w.SetHeader(hdr.marshal())
 	_, err = w.Write(res)
 	return err
+}
+
+// acceptSegment reads a segment's body into buf and waits for a worker.
+// The segment's inputs have static shapes: no honest encoding of them is
+// longer than their raw bytes plus the codec's overhead, so the body is
+// read only that far (a garbage body costs that, not transport's whole
+// body limit). It returns the body's arrival timing, the time waited for
+// the worker and the worker's release, or the metrics code and error.
+func (n *Node) acceptSegment(ctx context.Context, pr *pieceRunner, body io.Reader, buf *bytes.Buffer) (hdr segmentResponse, wait time.Duration, release func(), code string, err error) {
+	limit := maxSegmentBody(pr.piece.Graph.Inputs)
+	buf.Reset()
+	rc := &recvClock{r: body}
+	if _, err := buf.ReadFrom(io.LimitReader(rc, limit+1)); err != nil {
+		return hdr, 0, nil, "body", err
+	}
+	if int64(buf.Len()) > limit {
+		return hdr, 0, nil, "too_large", transport.Errorf(transport.CodeTooLarge, "payload over %d bytes, the most the segment's inputs %s can encode to", limit, shapesOf(pr.piece.Graph.Inputs))
+	}
+	rc.report(&hdr)
+	queued := time.Now()
+	n.srv.waiting.Add(1)
+	n.metrics.queueDepth.Inc()
+	select {
+	case n.srv.workers <- struct{}{}:
+	case <-ctx.Done():
+		n.srv.waiting.Add(-1)
+		n.metrics.queueDepth.Dec()
+		return hdr, 0, nil, "deadline", transport.Errorf(transport.CodeDeadlineExceeded, "queued for %v on %s", time.Since(queued), n.cfg.Name)
+	}
+	n.srv.waiting.Add(-1)
+	n.metrics.queueDepth.Dec()
+	n.srv.busy.Add(1)
+	return hdr, time.Since(queued), func() {
+		n.srv.busy.Add(-1)
+		<-n.srv.workers
+	}, "", nil
 }
 
 // maxSegmentBody bounds an encoded message of tensors of the inputs'

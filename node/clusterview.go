@@ -23,6 +23,16 @@ type ClusterMember struct {
 	Queue         int            `json:"queue"`
 	ServiceMS     float64        `json:"mean_service_ms"`
 	Seq           uint64         `json:"meta_seq"`
+	// Hops are an edge server's links to clouds, as it measured them.
+	Hops []ClusterHop `json:"hops,omitempty"`
+}
+
+// ClusterHop is an edge server's link to a cloud.
+type ClusterHop struct {
+	Cloud  string  `json:"cloud"`
+	UpMbps float64 `json:"up_mbit_s"`
+	DnMbps float64 `json:"down_mbit_s"`
+	RTTMS  float64 `json:"rtt_ms"`
 }
 
 // ClusterModel is a model a member serves.
@@ -38,6 +48,9 @@ func clusterMember(name, addr string, alive, banned bool, m Meta) ClusterMember 
 		Queue: m.Queue, ServiceMS: float64(m.ServiceMicros) / 1e3, Seq: m.Seq}
 	for _, r := range m.Models {
 		c.Models = append(c.Models, ClusterModel{ID: r.ID, Version: r.Version, Calibration: r.Calibration})
+	}
+	for _, h := range m.Hops {
+		c.Hops = append(c.Hops, ClusterHop{Cloud: h.Cloud, UpMbps: float64(h.UpKbps) / 1e3, DnMbps: float64(h.DnKbps) / 1e3, RTTMS: float64(h.RTTus) / 1e3})
 	}
 	return c
 }

@@ -155,14 +155,12 @@ func (o *overheadEstimate) value() time.Duration {
 
 // calibrateOverhead runs model m edge-only a few times at start, as a
 // request would, to seed the overhead estimate.
-func (n *Node) calibrateOverhead(ctx context.Context, m *Model) error {
-	o := &overheadEstimate{}
-	n.edge.overheads[m.ID] = o
+func (n *Node) calibrateOverhead(ctx context.Context, m *Model, o *overheadEstimate) error {
 	x := make([]*tensor.Dense, len(m.Graph.Inputs))
 	for i, in := range m.Graph.Inputs {
 		x[i] = model.UniformTensor(in.Shape, uint64(3+i))
 	}
-	compute := n.profiles[m.ID].HeadLatency(m.Nodes())
+	compute := n.profileOf(m).HeadLatency(m.Nodes())
 	var res InferResult
 	for i := range 6 {
 		start := time.Now()

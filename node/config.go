@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/edgesplit/edgesplit/node/access"
+	"github.com/edgesplit/edgesplit/node/registry"
 	"github.com/edgesplit/edgesplit/scheduler"
 	"github.com/edgesplit/edgesplit/transport"
 	"github.com/edgesplit/edgesplit/transport/linkem"
@@ -24,8 +25,15 @@ type Config struct {
 	// Device is the emulated compute device (default: server, no slowdown).
 	Device Device
 	// Models are the models the node holds. Edges run heads (and whole
-	// models as fallback); clouds run tails. Required: at least one.
+	// models as fallback); clouds run tails. Required: at least one here
+	// or in Store.
 	Models []*Model
+	// Store, when set, is the node's model store (registry.Open): at start
+	// the node serves the active version of every model in it and the
+	// version before (maxVersions); versions can be pushed to it (Push)
+	// and rolled out over the cluster (Rollout), fetched from peers in
+	// checked chunks.
+	Store *registry.Store
 	// Identity is the node's certificate from the cluster CA. Required.
 	Identity *pki.Identity
 	// QUICAddr is the UDP address of the node's QUIC endpoint. Default
@@ -85,6 +93,25 @@ type Config struct {
 	SLO time.Duration
 	// Workers is how many segments a cloud runs at once. Default 1.
 	Workers int
+	// EdgeWorkers is how many heads (or models finished locally) an edge
+	// computes at once, as a device with that many cores would; more wait
+	// for one. 0: no limit (every request computes at once).
+	EdgeWorkers int
+	// Sequential makes each request hold an edge worker from its start to
+	// its answer (needs EdgeWorkers): the baseline without pipelining. By
+	// default requests pipeline: one holds a worker only while it computes
+	// here, so the head of the next runs while its tail is away.
+	Sequential bool
+	// Tiers is 3 (or 0) when the edge may plan three tiers — edge, edge
+	// server, cloud (scheduler.Inputs.ThreeTier) — with the auto,
+	// neurosurgeon and dads policies, and 2 to plan two tiers only.
+	Tiers int
+	// ThroughputQueue is how many requests must wait for an edge worker
+	// before the edge's plans minimise their slowest stage
+	// (scheduler.ObjectiveThroughput) instead of their latency (only under
+	// the latency objective, with EdgeWorkers set). 0 means
+	// DefaultThroughputQueue; negative never switches.
+	ThroughputQueue int
 	// ProfileRuns is the number of timed runs per node when profiling a
 	// model at start. Default 7.
 	ProfileRuns int
@@ -139,8 +166,17 @@ func (c *Config) validate() error {
 	if _, err := ParseRole(string(c.Role)); err != nil {
 		errs = append(errs, err)
 	}
-	if len(c.Models) == 0 {
-		errs = append(errs, errors.New("no Models"))
+	if c.Tiers != 0 && c.Tiers != 2 && c.Tiers != 3 {
+		errs = append(errs, fmt.Errorf("Tiers %d: want 2 or 3", c.Tiers))
+	}
+	if c.EdgeWorkers < 0 {
+		errs = append(errs, fmt.Errorf("EdgeWorkers %d is negative", c.EdgeWorkers))
+	}
+	if c.Sequential && c.EdgeWorkers == 0 {
+		errs = append(errs, errors.New("Sequential needs EdgeWorkers (the device's workers a request holds)"))
+	}
+	if len(c.Models) == 0 && (c.Store == nil || len(c.Store.Entries()) == 0) {
+		errs = append(errs, errors.New("no Models (and no model in Store)"))
 	}
 	seen := make(map[string]bool)
 	for _, m := range c.Models {
@@ -171,7 +207,7 @@ func (c *Config) validate() error {
 	if c.QUICAddr == "" {
 		c.QUICAddr = "127.0.0.1:0"
 	}
-	if c.Objective != scheduler.ObjectiveLatency && c.Power.ComputeW == 0 && c.Power.Radio == (scheduler.Radio{}) {
+	if (c.Objective == scheduler.ObjectiveEnergy || c.Objective == scheduler.ObjectiveWeighted) && c.Power.ComputeW == 0 && c.Power.Radio == (scheduler.Radio{}) {
 		errs = append(errs, fmt.Errorf("objective %s without a power model (Power)", c.Objective))
 	}
 	if c.HTTPAddr != "" && c.API == nil {

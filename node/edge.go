@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/edgesplit/edgesplit/scheduler"
+	"github.com/prometheus/client_golang/prometheus"
 	"gorgonia.org/tensor"
 )
 
@@ -15,6 +16,10 @@ import (
 type InferRequest struct {
 	// Model is the model id; empty means the node's first model.
 	Model string
+	// Version pins a version of the model the node serves; empty means
+	// the node's choice (its active version, or a canary's for the
+	// canary's share of requests).
+	Version string
 	// Inputs follow the model's inputs (usually one NCHW tensor).
 	Inputs []*tensor.Dense
 	// Policy overrides the node's policy for this request ("" = node's).
@@ -60,16 +65,24 @@ type InferResult struct {
 	Label string  `json:"label,omitempty"`
 	Score float32 `json:"score"`
 	// Plan is what ran (after any fallback); Predicted its predicted cost.
-	Plan      scheduler.Plan `json:"-"`
-	Policy    string         `json:"policy"`
-	Cut       int            `json:"cut"`
-	Codec     string         `json:"codec,omitempty"`
-	Cloud     string         `json:"cloud,omitempty"`
-	BytesSent int64          `json:"bytes_sent"`
-	Predicted time.Duration  `json:"predicted"`
-	Measured  Measured       `json:"measured"`
-	// ModelVersion is the version of the model that produced the answer.
+	Plan   scheduler.Plan `json:"-"`
+	Policy string         `json:"policy"`
+	Cut    int            `json:"cut"`
+	Codec  string         `json:"codec,omitempty"`
+	Cloud  string         `json:"cloud,omitempty"`
+	// Via is the edge server of a three-tier answer (it ran nodes
+	// [Cut, Cut2) and sent the rest to Cloud).
+	Via       string        `json:"via,omitempty"`
+	Cut2      int           `json:"cut2,omitempty"`
+	BytesSent int64         `json:"bytes_sent"`
+	Predicted time.Duration `json:"predicted"`
+	Measured  Measured      `json:"measured"`
+	// ModelVersion is the version of the model that produced the answer;
+	// TailVersion the version the cloud ran the tail with (offloaded
+	// answers; always ModelVersion: an answer from another version is
+	// refused and the request retried).
 	ModelVersion string `json:"model_version"`
+	TailVersion  string `json:"tail_version,omitempty"`
 	// Accuracy is what the plan that ran risks: its codec's fidelity, the
 	// calibration behind it and the budget it was chosen under.
 	Accuracy scheduler.Accuracy `json:"accuracy"`
@@ -79,6 +92,11 @@ type InferResult struct {
 	Errors   []string `json:"errors,omitempty"`
 	// Exit says which exit answered an early-exit plan (exits.go).
 	Exit *ExitReport `json:"exit,omitempty"`
+	// Objective is what the plan minimised (the configured objective, or
+	// throughput while requests queue for the edge: Config.ThroughputQueue).
+	Objective string `json:"objective"`
+
+	edgeWait time.Duration // waited for an edge worker (not overhead)
 }
 
 // ErrNotEdge is returned by Infer on a cloud node.
@@ -89,37 +107,29 @@ var ErrNotEdge = errors.New("node: only edge nodes take inference requests")
 // learned of its links, and per model the codec table and the per-request
 // overhead. Node.edge is nil on clouds.
 type edgeRole struct {
-	bans      *scheduler.BanList
-	autoMu    sync.Mutex
-	autos     map[string]*scheduler.Auto   // per model (and budget), keeps hysteresis
-	profiles  *profileCache                // the clouds' profiles (profiles.go)
-	access    accessLink                   // what the edge learned of its links (scheduler.EdgeLearner), and probes
-	tables    map[string]*codecTable       // per model id
-	overheads map[string]*overheadEstimate // per model id
-	exits     exitGuards                   // early exits' recent prediction errors (exits.go)
+	bans     *scheduler.BanList
+	autoMu   sync.Mutex
+	autos    map[string]*scheduler.Auto // per model (and budget), keeps hysteresis
+	profiles *profileCache              // the clouds' profiles (profiles.go)
+	workers  *edgeWorkers               // the device's compute slots (throughput.go)
+	access   accessLink                 // what the edge learned of its links (scheduler.EdgeLearner), and probes
+	exits    exitGuards                 // early exits' recent prediction errors (exits.go)
 }
 
-// startEdge gives the node its edge role: for every model, the codec
-// ratios at every cut and the per-request overhead, measured here.
-func (n *Node) startEdge(ctx context.Context) error {
+// startEdge gives the node its edge role (the per-model codec tables and
+// overheads are measured when each model version loads).
+func (n *Node) startEdge() {
 	n.edge = &edgeRole{
-		bans:      scheduler.NewBanList(scheduler.BanConfig{Base: n.cfg.BanBase}),
-		autos:     make(map[string]*scheduler.Auto),
-		profiles:  newProfileCache(),
-		tables:    make(map[string]*codecTable),
-		overheads: make(map[string]*overheadEstimate),
+		bans:     scheduler.NewBanList(scheduler.BanConfig{Base: n.cfg.BanBase}),
+		autos:    make(map[string]*scheduler.Auto),
+		profiles: newProfileCache(),
+		workers:  newEdgeWorkers(n.cfg.EdgeWorkers),
 	}
-	for _, m := range n.cfg.Models {
-		t, err := newCodecTable(ctx, m, n.codecs)
-		if err != nil {
-			return fmt.Errorf("node: codec ratios of model %s: %w", m.ID, err)
-		}
-		n.edge.tables[m.ID] = t
-		if err := n.calibrateOverhead(ctx, m); err != nil {
-			return fmt.Errorf("node: calibrate model %s: %w", m.ID, err)
-		}
-	}
-	return nil
+	w := n.edge.workers
+	n.cfg.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "edgesplit_edge_waiting", Help: "Requests waiting for an edge worker (Config.EdgeWorkers).",
+		ConstLabels: prometheus.Labels{"node": n.cfg.Name},
+	}, func() float64 { return float64(w.waiting.Load()) }))
 }
 
 // Infer runs one request: plan, run the head here, send the boundary to the
@@ -132,7 +142,7 @@ func (n *Node) Infer(ctx context.Context, req InferRequest) (*InferResult, error
 		return nil, ErrNotEdge
 	}
 	start := time.Now()
-	m, err := n.model(req.Model)
+	m, err := n.pick(req.Model, req.Version)
 	if err != nil {
 		return nil, err
 	}
@@ -154,10 +164,20 @@ func (n *Node) Infer(ctx context.Context, req InferRequest) (*InferResult, error
 		budget = *req.Accuracy
 	}
 	res := &InferResult{Policy: policyName}
+	n.edge.workers.inFlight.Add(1)
+	defer n.edge.workers.inFlight.Add(-1)
+	held := time.Now()
+	release, err := n.holdRequest(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("node: %s: waiting for the edge: %w", m.ID, err)
+	}
+	defer release()
+	res.edgeWait = time.Since(held)
 	var lastHead *headResult
 	for attempt := 0; attempt < n.cfg.Attempts; attempt++ {
 		planStart := time.Now()
-		plan, err := n.plan(ctx, m, policyName, req.Codec, budget)
+		plan, obj, err := n.plan(ctx, m, policyName, req.Codec, budget)
+		res.Objective = obj.String()
 		res.Measured.Planning += time.Since(planStart)
 		if err != nil {
 			return nil, err
@@ -166,19 +186,21 @@ func (n *Node) Infer(ctx context.Context, req InferRequest) (*InferResult, error
 			n.maybeProbe(m)
 			break
 		}
-		head, err := n.runHead(ctx, m, plan, req.Inputs, lastHead)
+		head, err := n.runHeadOnEdge(ctx, m, plan, req.Inputs, lastHead, res)
 		if err != nil {
 			return nil, err
 		}
 		lastHead = head
 		used, err := n.offload(ctx, m, plan, head, res)
 		if err == nil {
-			n.edge.bans.Succeed(used.Cloud)
+			n.edge.bans.Succeed(used.Target())
 			res.Plan = used
 			n.finish(ctx, m, res, start, "offloaded")
+			n.compareCanary(m, req.Inputs, res.Class)
 			return res, nil
 		}
-		res.Errors = append(res.Errors, fmt.Sprintf("%s: %v", plan.Cloud, err))
+		target := plan.Target()
+		res.Errors = append(res.Errors, fmt.Sprintf("%s: %v", target, err))
 		if errors.Is(err, errClientDeadline) {
 			// The cloud ran out of the client's time: no ban, and no
 			// late local answer either.
@@ -189,10 +211,10 @@ func (n *Node) Infer(ctx context.Context, req InferRequest) (*InferResult, error
 			// cloud's fault, so no ban.
 			break
 		}
-		ban := n.edge.bans.Fail(plan.Cloud)
-		n.metrics.bans.WithLabelValues(plan.Cloud).Inc()
-		n.statusLog.banned(plan.Cloud, err.Error())
-		n.log.Warn("cloud failed; banned", "cloud", plan.Cloud, "for", ban, "err", err)
+		ban := n.edge.bans.Fail(target)
+		n.metrics.bans.WithLabelValues(target).Inc()
+		n.statusLog.banned(target, err.Error())
+		n.log.Warn("cloud failed; banned", "cloud", target, "for", ban, "err", err)
 		res.Fallback = "retried"
 	}
 	// The client's deadline passed (or it gave up) while a cloud worked:
@@ -201,7 +223,7 @@ func (n *Node) Infer(ctx context.Context, req InferRequest) (*InferResult, error
 		return nil, fmt.Errorf("node: %s: %w", m.ID, context.Cause(ctx))
 	}
 	// Edge-only, or every cloud tried failed: finish here.
-	if err := n.runLocal(ctx, m, req.Inputs, lastHead, res); err != nil {
+	if err := n.runLocalOnEdge(ctx, m, req.Inputs, lastHead, res); err != nil {
 		return nil, err
 	}
 	res.Plan.Accuracy.Budget = budget
@@ -210,9 +232,11 @@ func (n *Node) Infer(ctx context.Context, req InferRequest) (*InferResult, error
 		res.Fallback = "local"
 		outcome = "fallback_local"
 	} else {
-		n.edge.overheads[m.ID].observe(time.Since(start) - n.profiles[m.ID].HeadLatency(m.Nodes()))
+		st := n.state(m)
+		st.overhead.observe(time.Since(start) - res.edgeWait - st.profile.HeadLatency(m.Nodes()))
 	}
 	n.finish(ctx, m, res, start, outcome)
+	n.compareCanary(m, req.Inputs, res.Class)
 	return res, nil
 }
 
@@ -220,15 +244,42 @@ func (n *Node) Infer(ctx context.Context, req InferRequest) (*InferResult, error
 // out of was the client's (it wraps context.DeadlineExceeded).
 var errClientDeadline = fmt.Errorf("the client's deadline passed while the cloud worked: %w", context.DeadlineExceeded)
 
-func (n *Node) model(id string) (*Model, error) {
-	if id == "" {
-		return n.cfg.Models[0], nil
+// pick returns version of model id (any: model's choice).
+func (n *Node) pick(id, version string) (*Model, error) {
+	if version == "" {
+		return n.model(id)
 	}
-	m, ok := n.models[id]
+	if id == "" {
+		n.cat.mu.RLock()
+		if len(n.cat.ids) > 0 {
+			id = n.cat.ids[0]
+		}
+		n.cat.mu.RUnlock()
+	}
+	m, ok := n.lookup(id, version)
 	if !ok {
-		return nil, fmt.Errorf("%w: %q", ErrUnknownModel, id)
+		return nil, fmt.Errorf("%w: %q version %q", ErrUnknownModel, id, version)
 	}
 	return m, nil
+}
+
+// model returns the version of model id (default: the first loaded) that a
+// new request uses: the active one, or for a canary's share of requests
+// the canary's.
+func (n *Node) model(id string) (*Model, error) {
+	n.cat.mu.RLock()
+	if id == "" && len(n.cat.ids) > 0 {
+		id = n.cat.ids[0]
+	}
+	h, c := n.cat.active[id], n.cat.canary[id]
+	n.cat.mu.RUnlock()
+	if h == nil {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownModel, id)
+	}
+	if c != nil && c.take() {
+		return c.next.m, nil
+	}
+	return h.m, nil
 }
 
 // finish fills the result's summary fields, metrics and the status page's
@@ -238,6 +289,7 @@ func (n *Node) finish(ctx context.Context, m *Model, res *InferResult, start tim
 	res.Cut = res.Plan.K
 	res.Codec = res.Plan.Codec
 	res.Cloud = res.Plan.Cloud
+	res.Via, res.Cut2 = res.Plan.Via, res.Plan.K2
 	res.Predicted = res.Plan.Predicted.Total
 	res.ModelVersion = m.Version
 	res.Accuracy = res.Plan.Accuracy

@@ -124,10 +124,12 @@ func (n *Node) runLocal(ctx context.Context, m *Model, inputs []*tensor.Dense, h
 	for _, o := range m.Graph.Outputs {
 		res.Outputs = append(res.Outputs, h.values[o.Name])
 	}
-	compute := n.profiles[m.ID].HeadLatency(m.Nodes())
-	var over time.Duration
-	if o, ok := n.edge.overheads[m.ID]; ok {
-		over = o.value()
+	var compute, over time.Duration
+	if st := n.state(m); st != nil {
+		compute = st.profile.HeadLatency(m.Nodes())
+		if st.overhead != nil {
+			over = st.overhead.value()
+		}
 	}
 	res.Plan = scheduler.Plan{Policy: res.Policy, K: m.Nodes(), Predicted: scheduler.Breakdown{
 		Overhead: over, EdgeCompute: compute, Total: over + compute},

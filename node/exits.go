@@ -127,7 +127,17 @@ func (n *Node) inferExits(ctx context.Context, m *Model, req InferRequest, deadl
 		return nil, fmt.Errorf("%w: policy %s: model %s has no exit calibration (calibrate it on labelled data, e.g. --calibration mnist, with more than one output)",
 			ErrBadRequest, exitPolicy, m.ID)
 	}
-	res := &InferResult{Policy: exitPolicy}
+	// Plans here bound latency (they maximise accuracy within it).
+	res := &InferResult{Policy: exitPolicy, Objective: scheduler.ObjectiveLatency.String()}
+	n.edge.workers.inFlight.Add(1)
+	defer n.edge.workers.inFlight.Add(-1)
+	held := time.Now()
+	release, err := n.holdRequest(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("node: %s: waiting for the edge: %w", m.ID, err)
+	}
+	defer release()
+	res.edgeWait = time.Since(held)
 	planStart := time.Now()
 	em, exits, err := exitModel(m)
 	if err != nil {
@@ -269,12 +279,16 @@ func (n *Node) runSpan(ctx context.Context, m *Model, from, to int, values map[s
 		}
 		in[i] = t
 	}
-	start := time.Now()
-	outs, err := pr.run(ctx, in)
+	// On a worker of the edge device (Config.EdgeWorkers), as heads are.
+	outs, err := onEdge(ctx, n, func() ([]*tensor.Dense, error) {
+		start := time.Now()
+		outs, err := pr.run(ctx, in)
+		if err != nil {
+			return nil, fmt.Errorf("node: model %s nodes [%d,%d): %w", m.ID, from, to, err)
+		}
+		return outs, n.cfg.Device.Emulate(ctx, time.Since(start), n.deviceLatency(m, idx))
+	})
 	if err != nil {
-		return fmt.Errorf("node: model %s nodes [%d,%d): %w", m.ID, from, to, err)
-	}
-	if err := n.cfg.Device.Emulate(ctx, time.Since(start), n.deviceLatency(m, idx)); err != nil {
 		return err
 	}
 	for i, vi := range pr.piece.Graph.Outputs {
@@ -317,6 +331,7 @@ func (n *Node) offloadSpan(ctx context.Context, m *Model, p scheduler.Plan, end 
 	res.Measured = Measured{Planning: res.Measured.Planning, EdgeCompute: res.Measured.EdgeCompute, Encode: b.encode,
 		Queue: q, CloudCompute: c, Decode: d + e + decode, Transfer: max(0, x.took-q-c-d-e)}
 	res.BytesSent = int64(len(b.payload))
+	res.TailVersion = x.hdr.Version // callCloud refuses another version's answer
 	n.metrics.bytesSent.Add(float64(len(b.payload)))
 	// The codec ratio at K is the full model's; the link is the same.
 	down := time.Duration(float64(len(x.body)) / x.est.Down * float64(time.Second))

@@ -15,6 +15,9 @@ import (
 // to the other cloud once the first has taken twice its prediction: the
 // request is answered by the second cloud, well before the first call's
 // own deadline, and the stuck cloud is not banned (slow is not failed).
+// It is suspected instead: the requests that follow go to the other cloud
+// at once, without waiting the hedge delay on the stuck one, as long as
+// the suspicion lasts.
 func TestHedgeOvertakesStuckCloud(t *testing.T) {
 	m := testModel(t)
 	lc, err := cluster.Start(context.Background(), cluster.Config{
@@ -66,4 +69,30 @@ func TestHedgeOvertakesStuckCloud(t *testing.T) {
 		t.Errorf("%v backup hedges counted, want 1", n)
 	}
 	t.Logf("stuck %s; answered by %s in %v (predicted %v)", stuckName, res.Cloud, took, res.Predicted)
+	if !edge.Suspected(stuckName) {
+		t.Errorf("the overtaken cloud %s is not suspected", stuckName)
+	}
+	in, err := edge.Inputs(context.Background(), m.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range in.Clouds {
+		if c.Unavailable != (c.ID == stuckName) {
+			t.Errorf("after the hedge the scheduler sees %s unavailable=%v, want %v", c.ID, c.Unavailable, c.ID == stuckName)
+		}
+	}
+	for i := range 5 {
+		start := time.Now()
+		res, err = edge.Infer(context.Background(), node.InferRequest{Inputs: []*tensor.Dense{x}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Cloud == stuckName || res.Fallback != "" {
+			t.Errorf("request %d after the hedge: answered by %q (fallback %q), want the other cloud planned at once", i, res.Cloud, res.Fallback)
+		}
+		t.Logf("request %d after the hedge: %s in %v", i, res.Cloud, time.Since(start))
+	}
+	if n := counterValue(t, edge, "edgesplit_hedged_offloads_total", "winner", "backup"); n != 1 {
+		t.Errorf("%v backup hedges counted after the requests that followed, want still 1 (none planned on the suspect)", n)
+	}
 }

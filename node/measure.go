@@ -36,8 +36,8 @@ func MeasureProfile(ctx context.Context, m *Model, dev Device, runs int) (*parti
 // deviceLatency is the device's profiled latency of model m's node set idx,
 // or 0 when the node holds no profile of m.
 func (n *Node) deviceLatency(m *Model, idx []int) time.Duration {
-	p, ok := n.profiles[m.ID]
-	if !ok || len(p.Nodes) != m.Nodes() {
+	p := n.profileOf(m)
+	if p == nil || len(p.Nodes) != m.Nodes() {
 		return 0
 	}
 	var d time.Duration
@@ -95,10 +95,14 @@ func MeasureCodecs(ctx context.Context, names []string) ([]scheduler.CodecModel,
 	return out, nil
 }
 
-// Profile returns the node's own profile of model id.
+// Profile returns the node's own profile of the active version of model id.
 func (n *Node) Profile(id string) (*partition.Profile, bool) {
-	p, ok := n.profiles[id]
-	return p, ok
+	m, ok := n.lookup(id, "")
+	if !ok {
+		return nil, false
+	}
+	p := n.profileOf(m)
+	return p, p != nil
 }
 
 // Codecs returns the codec cost table the node measured at start (speeds and
@@ -112,9 +116,12 @@ func (n *Node) CodecTable(id string) []scheduler.CodecModel {
 	if n.edge == nil {
 		return nil
 	}
-	t, ok := n.edge.tables[id]
+	m, ok := n.lookup(id, "")
 	if !ok {
 		return nil
 	}
-	return t.snapshot()
+	if st := n.state(m); st != nil && st.table != nil {
+		return st.table.snapshot()
+	}
+	return nil
 }

@@ -52,13 +52,22 @@ type MembershipConfig struct {
 	PushPullInterval time.Duration
 	GossipInterval   time.Duration
 	GossipNodes      int
+	// DeadNodeReclaim is how long a member must have been dead before a
+	// process at another address may take its name (a crashed node
+	// restarted on new ports); until then, and always for a live member,
+	// the newcomer is a name conflict. 0 keeps memberlist's default: never
+	// (the name is free only once the dead member is reaped).
+	DeadNodeReclaim time.Duration
 }
 
 // DefaultMembershipConfig returns a configuration tuned for fast convergence
 // on a local network: memberlist's DefaultLocalConfig with RetransmitMult 4,
 // a 2 s push-pull interval, a 250 ms probe interval and a 100 ms probe timeout
 // (see shared facts: DefaultLocalConfig alone sometimes took 5–16 s to spread
-// a metadata change).
+// a metadata change), and a dead member's name free for a restarted process
+// on other ports 100 ms after its death (memberlist's default keeps it
+// until the dead member is reaped, 15 s later: a crashed cloud restarted on
+// new ports stayed out of the cluster that long, refused as a conflict).
 func DefaultMembershipConfig(name string) MembershipConfig {
 	return MembershipConfig{
 		Name:             name,
@@ -70,6 +79,7 @@ func DefaultMembershipConfig(name string) MembershipConfig {
 		PushPullInterval: 2 * time.Second,
 		GossipInterval:   50 * time.Millisecond,
 		GossipNodes:      4,
+		DeadNodeReclaim:  100 * time.Millisecond,
 	}
 }
 
@@ -83,6 +93,9 @@ type Peer struct {
 	// Joined is when this node last saw it join: first contact, or alive
 	// again after it left or was declared dead (a restarted process).
 	Joined time.Time
+	// Left is set on a peer that is gone because it announced its leave
+	// (it is draining what it runs), not because it was declared dead.
+	Left bool
 }
 
 // peerEvent says what happened to a peer.
@@ -167,6 +180,9 @@ func NewMembership(cfg MembershipConfig, meta Meta) (*Membership, error) {
 	}
 	if cfg.GossipNodes > 0 {
 		mc.GossipNodes = cfg.GossipNodes
+	}
+	if cfg.DeadNodeReclaim > 0 {
+		mc.DeadNodeReclaimTime = cfg.DeadNodeReclaim
 	}
 	if len(cfg.SecretKey) > 0 {
 		kr, err := memberlist.NewKeyring(nil, cfg.SecretKey)
@@ -326,7 +342,8 @@ func (m *Membership) observe(kind peerEvent, n *memberlist.Node) {
 		return
 	}
 	now := time.Now()
-	p := Peer{Name: n.Name, Addr: n.Address(), Meta: meta, Alive: kind != peerLeft, Since: now}
+	p := Peer{Name: n.Name, Addr: n.Address(), Meta: meta, Alive: kind != peerLeft, Since: now,
+		Left: kind == peerLeft && n.State == memberlist.StateLeft}
 	m.mu.Lock()
 	old, known := m.view[n.Name]
 	if known && kind != peerJoined {

@@ -296,3 +296,47 @@ func TestGonePeersReaped(t *testing.T) {
 	}
 	waitFor(t, 5*time.Second, "b reaped", func() bool { return len(a.Peers()) == 0 })
 }
+
+// TestRestartOnNewPortsRejoins: a member that crashed (no leave) and is
+// restarted under the same name at another address is accepted as that
+// member once the old one is dead: the others see it alive at its new
+// address, as a join (Peer.Joined moves), not refused as a name conflict.
+func TestRestartOnNewPortsRejoins(t *testing.T) {
+	if testing.Short() {
+		t.Skip("gossip timing test: skipped with -short")
+	}
+	key := []byte("0123456789abcdef")
+	start := func(name string) *Membership {
+		cfg := DefaultMembershipConfig(name)
+		cfg.SecretKey = key
+		m, err := NewMembership(cfg, Meta{Role: RoleCloud, QUICAddr: "127.0.0.1:7201"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { m.Shutdown() })
+		return m
+	}
+	a, b := start("a"), start("b")
+	if _, err := b.Join(context.Background(), []string{a.Addr()}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "b seen alive", func() bool { p, ok := a.Peer("b"); return ok && p.Alive })
+	first, _ := a.Peer("b")
+	b.Shutdown() // a crash: no leave
+	waitFor(t, 10*time.Second, "b seen dead", func() bool { p, _ := a.Peer("b"); return !p.Alive })
+	b2 := start("b") // port 0: another port
+	if b2.Addr() == first.Addr {
+		t.Fatalf("the restarted b got the old address %s", first.Addr)
+	}
+	if _, err := b2.Join(context.Background(), []string{a.Addr()}); err != nil {
+		t.Fatal(err)
+	}
+	took := waitFor(t, 5*time.Second, "the restarted b seen alive at its new address", func() bool {
+		p, _ := a.Peer("b")
+		return p.Alive && p.Addr == b2.Addr()
+	})
+	if p, _ := a.Peer("b"); !p.Joined.After(first.Joined) {
+		t.Errorf("the restart was not seen as a join: joined %v, first %v", p.Joined, first.Joined)
+	}
+	t.Logf("restarted on %s (was %s): alive again after %v", b2.Addr(), first.Addr, took)
+}

@@ -13,15 +13,19 @@ type Role string
 const (
 	RoleEdge  Role = "edge"  // runs heads, takes client requests
 	RoleCloud Role = "cloud" // runs tails for edges
+	// RoleEdgeServer sits between edges and clouds: it runs the middle of
+	// a model for an edge and sends the rest on to a cloud (a three-tier
+	// plan), or runs a whole tail like a cloud.
+	RoleEdgeServer Role = "edge-server"
 )
 
 // ParseRole checks s is a known role.
 func ParseRole(s string) (Role, error) {
 	switch Role(s) {
-	case RoleEdge, RoleCloud:
+	case RoleEdge, RoleCloud, RoleEdgeServer:
 		return Role(s), nil
 	}
-	return "", fmt.Errorf("node: unknown role %q (want edge or cloud)", s)
+	return "", fmt.Errorf("node: unknown role %q (want edge, cloud or edge-server)", s)
 }
 
 // MaxMetaSize is memberlist's limit on node metadata; a larger Meta is an
@@ -55,7 +59,21 @@ type Meta struct {
 	Queue         int        `json:"qd,omitempty"` // requests waiting
 	ServiceMicros int64      `json:"st,omitempty"` // mean segment service time, µs
 	Seq           uint64     `json:"n,omitempty"`  // bumped on each update
+	// Hops are an edge server's estimates of its links to clouds (at most
+	// maxHops), for the three-tier plans of edges.
+	Hops []Hop `json:"x,omitempty"`
 }
+
+// Hop is an edge server's link to one cloud as it measured it.
+type Hop struct {
+	Cloud  string `json:"c"`
+	UpKbps int64  `json:"u"` // uplink goodput, kbit/s
+	DnKbps int64  `json:"d"` // downlink goodput, kbit/s
+	RTTus  int64  `json:"r"` // round trip, µs
+}
+
+// maxHops bounds the hops an edge server gossips (metadata is ≤ 512 bytes).
+const maxHops = 4
 
 // Encode returns the gossip form of m, or ErrMetaTooLarge.
 func (m Meta) Encode() ([]byte, error) {

@@ -19,6 +19,7 @@ type metrics struct {
 	hedges       *prometheus.CounterVec // winner: primary, backup
 	failed       *prometheus.CounterVec // API requests answered with an error: status
 	bans         *prometheus.CounterVec // clouds banned after a failed offload: cloud
+	viaFallbacks prometheus.Counter     // an edge server ran a three-tier plan's cloud piece itself
 }
 
 func newMetrics(reg *prometheus.Registry, node string) *metrics {
@@ -75,6 +76,10 @@ func newMetrics(reg *prometheus.Registry, node string) *metrics {
 		Name: "edgesplit_cloud_bans_total", ConstLabels: labels,
 		Help: "Times a cloud was banned from plans after a failed offload, by cloud.",
 	}, []string{"cloud"})
-	reg.MustRegister(m.failed, m.bans, m.hedges, m.refusals, m.requests, m.latency, m.bytesSent, m.segments, m.segmentTime, m.queueDepth, m.cut, m.clusterNodes, m.accuracy, m.codecs)
+	m.viaFallbacks = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "edgesplit_via_fallbacks_total", ConstLabels: labels,
+		Help: "Three-tier requests whose cloud failed, so this edge server ran the cloud's piece itself.",
+	})
+	reg.MustRegister(m.viaFallbacks, m.failed, m.bans, m.hedges, m.refusals, m.requests, m.latency, m.bytesSent, m.segments, m.segmentTime, m.queueDepth, m.cut, m.clusterNodes, m.accuracy, m.codecs)
 	return m
 }

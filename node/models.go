@@ -20,12 +20,17 @@ import (
 // ErrUnknownModel is returned for a model id the node does not hold.
 var ErrUnknownModel = errors.New("node: unknown model")
 
-// Model is one model a node holds: the simplified graph every piece is cut
-// from, its version (a digest of the graph's ONNX form unless given), and its
+// Model is one model version a node holds: the simplified graph every
+// piece is cut from, its version (a digest of the graph's ONNX form unless
+// given: a model store names versions by their registry digest), and its
 // sidecar (preprocessing, labels) when known.
 type Model struct {
 	ID      string
 	Version string
+	// Weights is the digest of the simplified graph's ONNX form: what a
+	// calibration table is measured for (the same weights have the same
+	// Weights under any version name).
+	Weights string
 	Graph   *model.Graph
 	Sidecar *dataset.Sidecar
 	// Calibration is the model's measured accuracy and codec table (nil:
@@ -44,15 +49,16 @@ func NewModel(id, version string, g *model.Graph, sc *dataset.Sidecar) (*Model, 
 	if err != nil {
 		return nil, fmt.Errorf("node: model %s: %w", id, err)
 	}
-	if version == "" {
-		b, err := onnx.Encode(sg)
-		if err != nil {
-			return nil, fmt.Errorf("node: model %s: digest: %w", id, err)
-		}
-		sum := sha256.Sum256(b)
-		version = hex.EncodeToString(sum[:6])
+	b, err := onnx.Encode(sg)
+	if err != nil {
+		return nil, fmt.Errorf("node: model %s: digest: %w", id, err)
 	}
-	return &Model{ID: id, Version: version, Graph: sg, Sidecar: sc, pieces: make(map[string]*pieceRunner)}, nil
+	sum := sha256.Sum256(b)
+	weights := hex.EncodeToString(sum[:6])
+	if version == "" {
+		version = weights
+	}
+	return &Model{ID: id, Version: version, Weights: weights, Graph: sg, Sidecar: sc, pieces: make(map[string]*pieceRunner)}, nil
 }
 
 // SetCalibration attaches a calibration table after checking it belongs
@@ -62,19 +68,11 @@ func (m *Model) SetCalibration(c *scheduler.Calibration) error {
 		m.Calibration = nil
 		return nil
 	}
-	if err := c.Check(m.Version, m.Nodes()); err != nil {
+	if err := c.Check(m.Weights, m.Nodes()); err != nil {
 		return fmt.Errorf("node: model %s: %w", m.ID, err)
 	}
 	m.Calibration = c
 	return nil
-}
-
-// calibrationDigest is the gossiped digest of m's calibration ("" if none).
-func (m *Model) calibrationDigest() string {
-	if m.Calibration == nil {
-		return ""
-	}
-	return m.Calibration.Digest()
 }
 
 // Nodes is the number of nodes in the model's canonical order.

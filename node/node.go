@@ -7,12 +7,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/edgesplit/edgesplit/node/access"
-	"github.com/edgesplit/edgesplit/partition"
+	"github.com/edgesplit/edgesplit/node/registry"
 	"github.com/edgesplit/edgesplit/scheduler"
 	"github.com/edgesplit/edgesplit/tensorcodec"
 	"github.com/edgesplit/edgesplit/transport"
@@ -29,15 +30,15 @@ type Node struct {
 	ep      transport.Transport
 	link    *linkem.Conn // nil when the link is not emulated on a socket
 	members *Membership
-	models  map[string]*Model
-	// profiles are this node's own measured profiles, device slowdown
-	// applied, per model id.
-	profiles map[string]*partition.Profile
-	dags     map[string]*scheduler.DAG
-	codecs   []scheduler.CodecModel
-	metrics  *metrics
-	httpSrv  *http.Server
-	httpLn   net.Listener
+	// cat is the model versions the node serves with its own measured
+	// profiles of them, device slowdown applied (catalog.go).
+	cat     catalog
+	store   *registry.Store // the node's model store (nil: none; store.go)
+	codecs  []scheduler.CodecModel
+	metrics *metrics
+	httpSrv *http.Server
+	httpLn  net.Listener
+	metaMu  sync.Mutex // serialises read-modify-write updates of the gossiped meta
 
 	srv   *segmentServer // serves segments, probes, profiles (cloud.go)
 	edge  *edgeRole      // what an edge plans and learns with; nil on clouds (edge.go)
@@ -49,6 +50,7 @@ type Node struct {
 	handshakes  reportLimiter   // failed TLS handshakes reported, per peer (quarantine.go)
 	reqID       atomic.Uint64   // ids of the node protocol requests this node sends
 	statusLog   statusLog       // what the status page shows (statuspage.go)
+	rollout     rollouts        // rollouts and canaries this node ran (rollout.go)
 
 	mu       sync.Mutex
 	closed   bool
@@ -67,9 +69,9 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	n := &Node{
 		cfg:      cfg,
 		log:      cfg.Logger.With("node", cfg.Name, "role", string(cfg.Role)),
-		models:   make(map[string]*Model),
-		profiles: make(map[string]*partition.Profile),
-		dags:     make(map[string]*scheduler.DAG),
+		cat:      newCatalog(),
+		rollout:  rollouts{last: make(map[string]*RolloutStatus), canaries: make(map[string]CanaryReport)},
+		store:    cfg.Store,
 		metrics:  newMetrics(cfg.Registry, cfg.Name),
 		srv:      newSegmentServer(cfg.Workers),
 		calib:    calibrations{tables: make(map[string]*scheduler.Calibration), retry: make(map[string]time.Time)},
@@ -77,36 +79,24 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	n.initAPI()
 	meta := Meta{Role: cfg.Role, Device: cfg.Device.Name, Slowdown: cfg.Device.Slowdown}
-	for _, m := range cfg.Models {
-		n.models[m.ID] = m
-		if m.Calibration != nil {
-			if err := m.SetCalibration(m.Calibration); err != nil {
-				return nil, err
-			}
-			n.calib.tables[m.ID] = m.Calibration
-		}
-		p, err := MeasureProfile(ctx, m, cfg.Device, cfg.ProfileRuns)
-		if err != nil {
-			return nil, err
-		}
-		n.profiles[m.ID] = p
-		dag, err := scheduler.NewDAG(m.Graph, p)
-		if err != nil {
-			return nil, fmt.Errorf("node: model %s: %w", m.ID, err)
-		}
-		n.dags[m.ID] = dag
-		meta.Models = append(meta.Models, ModelRef{ID: m.ID, Version: m.Version, Calibration: m.calibrationDigest()})
-	}
-	meta.ProfileDigest = profileDigest(n.profiles)
 	var err error
 	if n.codecs, err = MeasureCodecs(ctx, cfg.Codecs); err != nil {
 		return nil, err
 	}
-	if cfg.Role == RoleEdge {
-		if err := n.startEdge(ctx); err != nil {
+	if cfg.Role == RoleEdge || cfg.Role == RoleEdgeServer {
+		n.startEdge() // an edge server measures its links to clouds as an edge does
+	}
+	models, err := n.startModels(cfg.Models)
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range models {
+		if err := n.load(ctx, m, false); err != nil {
 			return nil, err
 		}
 	}
+	meta.Models = n.modelRefs()
+	meta.ProfileDigest = profileDigest(n.ownProfiles())
 	if err := n.listen(); err != nil {
 		return nil, err
 	}
@@ -121,6 +111,12 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	n.peerChanges = make(chan peerChange, 256)
 	cfg.Gossip.OnChange = func(p Peer, _ bool) {
+		if p.Left {
+			// A peer that announced its leave finishes the calls it has
+			// (it drains before closing): dropping its connection now
+			// would fail them. It closes the connection itself.
+			return
+		}
 		select {
 		case n.peerChanges <- peerChange{p.Meta.QUICAddr, p.Since}:
 		default: // a flood of changes: the connections die by their idle timeout
@@ -141,12 +137,12 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	go n.forgetLoop()
 	n.wg.Add(1)
 	go n.metaLoop()
-	if cfg.Role == RoleEdge {
+	if n.edge != nil {
 		n.wg.Add(1)
 		go n.pingLoop()
 	}
 	n.log.Info("node started", "quic", meta.QUICAddr, "gossip", n.members.Addr(), "http", meta.HTTPAddr,
-		"device", cfg.Device.Name, "models", len(cfg.Models))
+		"device", cfg.Device.Name, "models", len(meta.Models))
 	return n, nil
 }
 
@@ -277,9 +273,13 @@ func (n *Node) metaLoop() {
 			return
 		case <-t.C:
 		}
+		n.metaMu.Lock()
 		m := n.members.Meta()
 		m.Queue, m.Load, m.ServiceMicros = n.srv.load()
-		if m.Queue != last.Queue || m.Load != last.Load || m.ServiceMicros != last.ServiceMicros {
+		if n.cfg.Role == RoleEdgeServer {
+			m.Hops = n.hops()
+		}
+		if m.Queue != last.Queue || m.Load != last.Load || m.ServiceMicros != last.ServiceMicros || !slices.Equal(m.Hops, last.Hops) {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			if err := n.members.UpdateMeta(ctx, m); err != nil {
 				n.log.Warn("gossip load update failed", "err", err)
@@ -287,6 +287,7 @@ func (n *Node) metaLoop() {
 			cancel()
 			last = m
 		}
+		n.metaMu.Unlock()
 		alive := map[[2]string]float64{}
 		for _, p := range n.members.Peers() {
 			alive[[2]string{string(p.Meta.Role), fmt.Sprint(p.Alive)}]++

@@ -36,10 +36,10 @@ func (n *Node) offload(ctx context.Context, m *Model, p scheduler.Plan, h *headR
 	decStart := time.Now()
 	outs, err := tensorcodec.Decode(nil, x.body)
 	if err != nil {
-		return p, fmt.Errorf("node: result from %s: %w", p.Cloud, err)
+		return p, fmt.Errorf("node: result from %s: %w", p.Target(), err)
 	}
 	if err := checkInputs(pr.piece.Graph.Outputs, outs); err != nil {
-		return p, fmt.Errorf("node: result from %s does not fit the tail's outputs: %w", p.Cloud, err)
+		return p, fmt.Errorf("node: result from %s does not fit the tail's outputs: %w", p.Target(), err)
 	}
 	decode := time.Since(decStart)
 	for i, vi := range pr.piece.Graph.Outputs {
@@ -59,6 +59,7 @@ func (n *Node) offload(ctx context.Context, m *Model, p scheduler.Plan, h *headR
 		Transfer: max(0, x.took-q-c-d-e),
 	}
 	res.BytesSent = int64(len(b.payload))
+	res.TailVersion = x.hdr.Version
 	n.metrics.bytesSent.Add(float64(len(b.payload)))
 	n.learnOffload(m, p, b, x, res.Measured.Transfer)
 	return p, nil
@@ -114,19 +115,25 @@ type exchange struct {
 // cloud is abandoned in time to finish elsewhere, and reads its answer.
 // The answer is read up to maxResult bytes (its outputs' largest encoding).
 func (n *Node) callCloud(ctx context.Context, m *Model, p scheduler.Plan, tail []int, b boundary, maxResult int64) (exchange, error) {
-	peer, ok := n.members.Peer(p.Cloud)
+	target := p.Target()
+	peer, ok := n.members.Peer(target)
 	if !ok || !peer.Alive {
-		return exchange{}, fmt.Errorf("node: cloud %s is gone", p.Cloud)
+		return exchange{}, fmt.Errorf("node: cloud %s is gone", target)
 	}
 	limit := 3*p.Predicted.Total + 500*time.Millisecond
 	cctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	callDeadline, _ := cctx.Deadline() // the client's, when it comes first
-	x := exchange{link: n.linkTo(p.Cloud), est: n.linkEstimate(peer)}
+	x := exchange{link: n.linkTo(target), est: n.linkEstimate(peer)}
 	x.loaded = x.link.busy()
 	callStart := time.Now()
 	up := x.link.upload(bytes.NewReader(b.payload))
-	resp, err := n.callPeer(cctx, peer, segmentRequest{Op: opRun, Model: m.ID, Version: m.Version, Codec: p.Codec, Nodes: tail}, up)
+	req := segmentRequest{Op: opRun, Model: m.ID, Version: m.Version, Codec: p.Codec, Nodes: tail}
+	if p.Via != "" {
+		// Three tiers: the edge server runs up to K2 and sends the rest on.
+		req.Op, req.Split, req.Next, req.Codec2 = opRunVia, p.K2, p.Cloud, p.Codec2
+	}
+	resp, err := n.callPeer(cctx, peer, req, up)
 	up.done()
 	if err != nil {
 		if transport.CodeOf(err) == transport.CodeDeadlineExceeded {
@@ -144,7 +151,12 @@ func (n *Node) callCloud(ctx context.Context, m *Model, p scheduler.Plan, tail [
 	}
 	if x.hdr, err = unmarshalSegmentResponse(resp.Header); err != nil {
 		resp.Body.Close()
-		return exchange{}, fmt.Errorf("node: answer from %s: %w", p.Cloud, err)
+		return exchange{}, fmt.Errorf("node: answer from %s: %w", target, err)
+	}
+	if x.hdr.Version != m.Version {
+		// Never mix versions in one answer: the tail must be the head's.
+		resp.Body.Close()
+		return exchange{}, fmt.Errorf("node: %s ran version %q of model %s, this request's is %s", target, x.hdr.Version, m.ID, m.Version)
 	}
 	x.body, err = io.ReadAll(io.LimitReader(resp.Body, maxResult+1))
 	resp.Body.Close()
@@ -152,7 +164,7 @@ func (n *Node) callCloud(ctx context.Context, m *Model, p scheduler.Plan, tail [
 		return exchange{}, err
 	}
 	if int64(len(x.body)) > maxResult {
-		return exchange{}, fmt.Errorf("node: answer from %s over %d bytes, the most the tail's outputs encode to", p.Cloud, maxResult)
+		return exchange{}, fmt.Errorf("node: answer from %s over %d bytes, the most the tail's outputs encode to", target, maxResult)
 	}
 	x.took = time.Since(callStart)
 	return x, nil
@@ -163,7 +175,7 @@ func (n *Node) callCloud(ctx context.Context, m *Model, p scheduler.Plan, tail [
 // network time).
 func (n *Node) learnOffload(m *Model, p scheduler.Plan, b boundary, x exchange, transfer time.Duration) {
 	if p.K >= 0 {
-		n.edge.tables[m.ID].observe(p.Codec, p.K, b.raw, int64(len(b.payload)))
+		n.state(m).table.observe(p.Codec, p.K, b.raw, int64(len(b.payload)))
 	}
 	down := time.Duration(float64(len(x.body)) / x.est.Down * float64(time.Second))
 	x.link.learnUpload(int64(len(b.payload)), transfer, down, x.est, x.hdr, x.loaded)

@@ -70,6 +70,10 @@ func TestOpenAPIMatchesResponses(t *testing.T) {
 		{http.MethodPost, "/v1/infer?deadline=1ns", good, http.StatusGatewayTimeout, ""},
 		{http.MethodGet, "/v1/cluster", nil, http.StatusOK, ""},
 		{http.MethodGet, "/v1/status", nil, http.StatusOK, ""},
+		{http.MethodGet, "/v1/models", nil, http.StatusOK, ""},
+		{http.MethodPut, "/v1/models/lenet5", []byte("onnx"), http.StatusConflict, ""}, // no model store
+		{http.MethodPost, "/v1/models/lenet5/rollout?version=abcdef", nil, http.StatusConflict, ""},
+		{http.MethodPut, "/v1/models/lenet5", []byte("onnx"), http.StatusForbidden, cam},
 		{http.MethodGet, "/healthz", nil, http.StatusOK, "-"},
 		{http.MethodGet, "/", nil, http.StatusOK, "-"},
 		{http.MethodPost, "/v1/infer", good, http.StatusUnauthorized, "-"},

@@ -24,7 +24,8 @@ func (n *Node) Plan(ctx context.Context, id, policy string) (scheduler.Plan, err
 	if policy == "" {
 		policy = n.cfg.Policy
 	}
-	return n.plan(ctx, m, policy, "", n.cfg.Accuracy)
+	p, _, err := n.plan(ctx, m, policy, "", n.cfg.Accuracy)
+	return p, err
 }
 
 // Inputs assembles what the scheduler decides from: this edge's profile,
@@ -42,12 +43,15 @@ func (n *Node) Inputs(ctx context.Context, id string) (*scheduler.Inputs, error)
 }
 
 func (n *Node) inputs(ctx context.Context, m *Model, codec string, budget scheduler.AccuracyBudget) *scheduler.Inputs {
-	in := &scheduler.Inputs{Edge: n.profiles[m.ID], DAG: n.dags[m.ID], Codecs: n.edge.tables[m.ID].snapshot(),
-		Overhead: n.edge.overheads[m.ID].value(), Accuracy: budget,
-		Objective: n.cfg.Objective, Power: n.cfg.Power, EnergyWeight: n.cfg.EnergyWeight}
+	st := n.state(m)
+	in := &scheduler.Inputs{Edge: st.profile, DAG: st.dag, Codecs: st.table.snapshot(),
+		Overhead: st.overhead.value(), Accuracy: budget,
+		Objective: n.objective(), Power: n.cfg.Power, EnergyWeight: n.cfg.EnergyWeight,
+		InFlight: int(n.edge.workers.inFlight.Load())}
 	if codec != "" {
 		in.Codecs = slices.DeleteFunc(in.Codecs, func(c scheduler.CodecModel) bool { return c.Name != codec })
 	}
+	var hops []serverHops
 	for _, p := range n.members.Peers() {
 		if !n.usableCloud(p, m) {
 			continue
@@ -61,19 +65,51 @@ func (n *Node) inputs(ctx context.Context, m *Model, codec string, budget schedu
 		ci := scheduler.CloudInput{ID: p.Name, Profile: prof, Link: n.linkEstimate(p)}
 		ci.Queue = time.Duration(p.Meta.Queue) * time.Duration(p.Meta.ServiceMicros) * time.Microsecond
 		in.Clouds = append(in.Clouds, ci)
+		if p.Meta.Role == RoleEdgeServer && n.cfg.Tiers != 2 {
+			hops = append(hops, serverHops{i: len(in.Clouds) - 1, hops: p.Meta.Hops})
+		}
 	}
 	n.edge.bans.Apply(in.Clouds)
+	// Three tiers: each edge server with the clouds behind it that this
+	// edge plans on too (their profiles, queues and bans), over the links
+	// the server measured.
+	for _, s := range hops {
+		si := scheduler.ServerInput{CloudInput: in.Clouds[s.i]}
+		for _, h := range s.hops {
+			for _, c := range in.Clouds {
+				if c.ID == h.Cloud && c.ID != si.ID {
+					c.Link = scheduler.HopLink(h.UpKbps, h.DnKbps, h.RTTus)
+					si.Next = append(si.Next, c)
+				}
+			}
+		}
+		if len(si.Next) > 0 {
+			in.Servers = append(in.Servers, si)
+		}
+	}
 	return in
+}
+
+// serverHops is an edge server among a plan's clouds and its gossiped hops.
+type serverHops struct {
+	i    int
+	hops []Hop
 }
 
 // usableCloud reports whether the edge may plan on (or probe) peer p for
 // model m (nil: any model): an alive cloud serving m's version that is not
 // quarantined.
 func (n *Node) usableCloud(p Peer, m *Model) bool {
-	if !p.Alive || p.Meta.Role != RoleCloud || len(p.Meta.Models) == 0 || m != nil && !servesVersion(p.Meta, m) {
+	if !p.Alive || !n.offloadsTo(p.Meta.Role) || len(p.Meta.Models) == 0 || m != nil && !servesVersion(p.Meta, m) {
 		return false
 	}
 	return n.quarantined.reason(p) == ""
+}
+
+// offloadsTo reports whether this node sends pieces to nodes of role r:
+// an edge to clouds and edge servers, an edge server to clouds.
+func (n *Node) offloadsTo(r Role) bool {
+	return r == RoleCloud || r == RoleEdgeServer && n.cfg.Role == RoleEdge
 }
 
 func servesVersion(meta Meta, m *Model) bool {
@@ -101,7 +137,13 @@ func (n *Node) linkEstimate(p Peer) scheduler.LinkEstimate {
 		le.RTT = time.Millisecond
 	}
 	n.edge.access.mu.Lock()
-	le = n.edge.access.learn.Link(p.Name, time.Now(), le)
+	if p.Meta.Role == RoleEdgeServer {
+		// An edge server sits on this side of the access link the
+		// clouds' paths share: its path is its own.
+		le = n.edge.access.learn.PathLink(p.Name, le)
+	} else {
+		le = n.edge.access.learn.Link(p.Name, time.Now(), le)
+	}
 	n.edge.access.mu.Unlock()
 	if est, ok := n.ep.Estimate(p.Meta.QUICAddr); ok && est.RecvGoodput > 0 {
 		le.Down = est.RecvGoodput / 8
@@ -110,30 +152,62 @@ func (n *Node) linkEstimate(p Peer) scheduler.LinkEstimate {
 }
 
 // plan asks the policy for a plan.
-func (n *Node) plan(ctx context.Context, m *Model, policyName, codec string, budget scheduler.AccuracyBudget) (scheduler.Plan, error) {
-	pol, err := n.policy(m, policyName, budget)
-	if err != nil {
-		return scheduler.Plan{}, fmt.Errorf("%w: %w", ErrBadRequest, err)
-	}
+func (n *Node) plan(ctx context.Context, m *Model, policyName, codec string, budget scheduler.AccuracyBudget) (scheduler.Plan, scheduler.Objective, error) {
 	in := n.inputs(ctx, m, codec, budget)
+	if strings.EqualFold(policyName, ThreeTierPolicy) {
+		t, ok := in.ThreeTier(ThreeTierPolicy)
+		if !ok {
+			return scheduler.Plan{}, in.Objective, fmt.Errorf("%w: policy %s: no edge server with a cloud behind it serves model %s (or none can carry it under %v)",
+				ErrBadRequest, ThreeTierPolicy, m.ID, budget)
+		}
+		return t, in.Objective, nil
+	}
+	pol, err := n.policy(m, policyName, budget, in.Objective)
+	if err != nil {
+		return scheduler.Plan{}, in.Objective, fmt.Errorf("%w: %w", ErrBadRequest, err)
+	}
 	if codec != "" && len(in.Codecs) == 0 {
-		return scheduler.Plan{}, fmt.Errorf("%w: unknown codec %q", ErrBadRequest, codec)
+		return scheduler.Plan{}, in.Objective, fmt.Errorf("%w: unknown codec %q", ErrBadRequest, codec)
 	}
 	if codec != "" && !anyCodecAllowed(in) {
-		return scheduler.Plan{}, fmt.Errorf("%w: codec %s is not allowed at any cut of model %s under %v (%s codecs need a calibration that certifies them)",
+		return scheduler.Plan{}, in.Objective, fmt.Errorf("%w: codec %s is not allowed at any cut of model %s under %v (%s codecs need a calibration that certifies them)",
 			ErrBadRequest, codec, m.ID, budget, in.Codecs[0].Fidelity)
 	}
 	if len(in.Clouds) == 0 || allUnavailable(in.Clouds) {
-		return scheduler.EdgeOnly{}.Plan(in)
+		p, err := scheduler.EdgeOnly{}.Plan(in)
+		return p, in.Objective, err
 	}
 	plan, err := pol.Plan(in)
 	if errors.Is(err, scheduler.ErrNoCloud) {
-		return scheduler.EdgeOnly{}.Plan(in)
+		plan, err = scheduler.EdgeOnly{}.Plan(in)
+	}
+	if err == nil && len(in.Servers) > 0 && choosesCut(policyName) {
+		// A plan with two cuts, when one beats the policy's.
+		if t, ok := in.ThreeTier(plan.Policy); ok && in.Score(t) < in.Score(plan) {
+			plan = t
+		}
 	}
 	if errors.Is(err, scheduler.ErrAccuracy) {
-		return scheduler.Plan{}, fmt.Errorf("%w: %w", ErrBadRequest, err)
+		return scheduler.Plan{}, in.Objective, fmt.Errorf("%w: %w", ErrBadRequest, err)
 	}
-	return plan, err
+	return plan, in.Objective, err
+}
+
+// ThreeTierPolicy is the policy name that forces the best three-tier plan
+// (the edge's head, an edge server's piece, a cloud's tail), for
+// measurements: auto, neurosurgeon and dads choose it themselves when it is
+// the best plan.
+const ThreeTierPolicy = "three-tier"
+
+// choosesCut reports whether policy name picks its cut (auto, neurosurgeon,
+// dads) rather than being told it (edge-only, cloud-only, fixed:K): only
+// those may answer with a three-tier plan.
+func choosesCut(name string) bool {
+	switch strings.ToLower(name) {
+	case "auto", "neurosurgeon", "dads":
+		return true
+	}
+	return false
 }
 
 func allUnavailable(cs []scheduler.CloudInput) bool {
@@ -150,13 +224,17 @@ func allUnavailable(cs []scheduler.CloudInput) bool {
 const maxAutos = 64
 
 // policy returns the named policy for model m. auto keeps one decision
-// stream per model and accuracy budget, so requests with a stricter budget
-// do not knock the default stream off its plan.
-func (n *Node) policy(m *Model, name string, budget scheduler.AccuracyBudget) (scheduler.Policy, error) {
+// stream per model version, accuracy budget and objective, so requests with
+// a stricter budget (or planned for throughput under load) do not knock
+// the default stream off its plan.
+func (n *Node) policy(m *Model, name string, budget scheduler.AccuracyBudget, obj scheduler.Objective) (scheduler.Policy, error) {
 	if strings.EqualFold(name, "auto") {
-		key := m.ID
+		key := m.key()
 		if budget != n.cfg.Accuracy {
-			key = fmt.Sprintf("%s|%v", m.ID, budget)
+			key = fmt.Sprintf("%s|%v", m.key(), budget)
+		}
+		if obj != n.cfg.Objective {
+			key += "|" + obj.String()
 		}
 		n.edge.autoMu.Lock()
 		defer n.edge.autoMu.Unlock()

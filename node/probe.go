@@ -84,7 +84,8 @@ var probePayload = func() (b [scheduler.MaxProbeBytes]byte) {
 	return b
 }()
 
-// pingLoop pings every live cloud each scheduler.PingInterval (edges only).
+// pingLoop pings every live cloud each scheduler.PingInterval (edges and
+// edge servers).
 func (n *Node) pingLoop() {
 	defer n.wg.Done()
 	t := time.NewTicker(scheduler.PingInterval)
@@ -96,6 +97,12 @@ func (n *Node) pingLoop() {
 		case <-t.C:
 		}
 		n.prefetchProfiles()
+		if n.cfg.Role == RoleEdgeServer {
+			// An edge server sends boundaries on only when edges plan
+			// three tiers through it, and they plan them on the uplink it
+			// gossips: it probes its uplinks itself.
+			n.maybeProbe(nil)
+		}
 		for _, p := range n.members.Peers() {
 			if !n.usableCloud(p, nil) {
 				continue

@@ -64,7 +64,7 @@ func newProfileCache() *profileCache {
 // profileFetchTimeout or ctx); otherwise it returns errProfilePending.
 func (n *Node) remoteProfile(ctx context.Context, p Peer, m *Model, wait bool) (*partition.Profile, error) {
 	c := n.edge.profiles
-	key := p.Name + "/" + m.ID
+	key := p.Name + "/" + m.key()
 	c.mu.Lock()
 	if rp, ok := c.have[key]; ok && rp.digest == p.Meta.ProfileDigest {
 		c.mu.Unlock()
@@ -155,7 +155,7 @@ func (n *Node) prefetchProfiles() {
 		if !n.usableCloud(p, nil) {
 			continue
 		}
-		for _, m := range n.cfg.Models {
+		for _, m := range n.activeModels() {
 			if servesVersion(p.Meta, m) {
 				n.remoteProfile(context.Background(), p, m, false)
 			}

@@ -22,13 +22,19 @@ import (
 // A request header:
 //
 //	version  byte = protocolVersion
-//	op       byte (opRun, opProbe, opProfile, opCalibration)
+//	op       byte (opRun, opProbe, opProfile, opCalibration, opModelEntry,
+//	         opModelChunk, opModelLoad, opRunVia)
 //	model    string: model id
-//	version  string: model version
+//	version  string: model version (the model ops: the full registry
+//	         version, 64 hex digits)
 //	codec    string: tensorcodec preset of the body (opRun only, else empty)
-//	ranges   varint count (≤ maxRanges; opRun: ≥ 1, else 0), then per range
-//	         gap varint (its first node − the previous range's end; the
-//	         first range: its first node) and len−1 varint
+//	ranges   varint count (≤ maxRanges; opRun: ≥ 1; opModelChunk: one range
+//	         of one index, the chunk's; else 0), then per range gap varint
+//	         (its first node − the previous range's end; the first range:
+//	         its first node) and len−1 varint
+//	split    varint (opRunVia only): the first node the cloud runs
+//	next     string (opRunVia only): the cloud's name
+//	codec2   string (opRunVia only): the preset of the server's boundary
 //
 // A response header (opRun and opProbe answers; the others send none):
 //
@@ -41,10 +47,12 @@ import (
 //	           its last, on the cloud's clock (recvClock)
 //	recv bytes varint bytes that arrived after that first read; 0 = not
 //	           measured (the body came in one read), and recv time is 0
+//	model ver  string: the model version that ran the segment (opRun;
+//	           empty for probes), so the edge can check it ran its own
 //
 // Decoders never panic: a malformed header is an error wrapping
 // errProtocol that names the field at fault.
-const protocolVersion = 1
+const protocolVersion = 2
 
 // Limits on a request header.
 const (
@@ -65,6 +73,10 @@ const (
 	opProbe       op = 2 // read the body, discard it, answer one byte: an edge measuring its link
 	opProfile     op = 3 // answer the node's profile of the model (JSON of partition.Profile)
 	opCalibration op = 4 // answer the node's calibration table of the model (JSON, scheduler.Calibration)
+	opModelEntry  op = 5 // answer the stored version's registry entry (JSON, registry.Entry)
+	opModelChunk  op = 6 // answer one chunk of the stored version (plain bytes)
+	opModelLoad   op = 7 // fetch the version (from the caller or peers), serve it and make it active; answer nothing
+	opRunVia      op = 8 // an edge server: run the node set up to Split, send the rest on to Next with Codec2; answer the whole set's outputs
 )
 
 func (o op) String() string {
@@ -77,6 +89,14 @@ func (o op) String() string {
 		return "profile"
 	case opCalibration:
 		return "calibration"
+	case opModelEntry:
+		return "model-entry"
+	case opModelChunk:
+		return "model-chunk"
+	case opModelLoad:
+		return "model-load"
+	case opRunVia:
+		return "run-via"
 	}
 	return fmt.Sprintf("op(%d)", byte(o))
 }
@@ -88,6 +108,11 @@ type segmentRequest struct {
 	Version string // model version
 	Codec   string // tensorcodec preset of the body (opRun)
 	Nodes   []int  // the node set to run, ascending (opRun)
+	// opRunVia only: the server runs the nodes of Nodes below Split and
+	// sends the boundary of the rest, in Codec2, to the cloud named Next.
+	Split  int
+	Next   string
+	Codec2 string
 }
 
 // segmentResponse is the header of a node's answer to opRun (all fields)
@@ -98,6 +123,8 @@ type segmentResponse struct {
 	// (recvClock); RecvBytes 0 means it was not measured.
 	RecvTime  time.Duration
 	RecvBytes int64
+	// Version is the model version that ran the segment (opRun).
+	Version string
 }
 
 // recvTiming returns the arrival timing; ok is false when not measured.
@@ -115,14 +142,29 @@ func (r *segmentRequest) check() error {
 		if len(r.Nodes) == 0 {
 			return protoErr("run request with an empty node set")
 		}
-	case opProbe, opProfile, opCalibration:
+	case opRunVia:
+		if len(r.Nodes) < 2 || r.Split <= r.Nodes[0] || r.Split > r.Nodes[len(r.Nodes)-1] {
+			return protoErr("run-via request: split %d does not leave nodes of its set on both sides", r.Split)
+		}
+		if r.Next == "" || r.Codec2 == "" {
+			return protoErr("run-via request without a next node or its codec")
+		}
+	case opProbe, opProfile, opCalibration, opModelEntry, opModelLoad:
 		if len(r.Nodes) != 0 || r.Codec != "" {
 			return protoErr("%v request carries a node set or codec", r.Op)
+		}
+	case opModelChunk:
+		if len(r.Nodes) != 1 || r.Codec != "" {
+			return protoErr("model-chunk request wants one chunk index and no codec, has %d indices", len(r.Nodes))
 		}
 	default:
 		return protoErr("unknown op %d", byte(r.Op))
 	}
-	for _, f := range []struct{ name, v string }{{"model", r.Model}, {"version", r.Version}, {"codec", r.Codec}} {
+	if r.Op != opRunVia && (r.Split != 0 || r.Next != "" || r.Codec2 != "") {
+		return protoErr("%v request carries a split, next node or second codec", r.Op)
+	}
+	for _, f := range []struct{ name, v string }{{"model", r.Model}, {"version", r.Version}, {"codec", r.Codec},
+		{"next", r.Next}, {"codec2", r.Codec2}} {
 		if len(f.v) > maxNameBytes {
 			return protoErr("%s is %d bytes, limit %d", f.name, len(f.v), maxNameBytes)
 		}
@@ -164,6 +206,13 @@ func (r *segmentRequest) marshal() ([]byte, error) {
 		b = binary.AppendUvarint(b, uint64(rg[0]-end))
 		b = binary.AppendUvarint(b, uint64(rg[1]-1))
 		end = rg[0] + rg[1]
+	}
+	if r.Op == opRunVia {
+		b = binary.AppendUvarint(b, uint64(r.Split))
+		for _, s := range []string{r.Next, r.Codec2} {
+			b = binary.AppendUvarint(b, uint64(len(s)))
+			b = append(b, s...)
+		}
 	}
 	return b, nil
 }
@@ -211,6 +260,15 @@ func unmarshalSegmentRequest(b []byte) (segmentRequest, error) {
 		}
 		end = start + l + 1
 	}
+	if r.Op == opRunVia {
+		if s := d.uvarint("split"); d.err == nil && s >= maxModelNodes {
+			d.err = protoErr("split %d past node %d", s, maxModelNodes)
+		} else {
+			r.Split = int(s)
+		}
+		r.Next = d.string("next")
+		r.Codec2 = d.string("codec2")
+	}
 	if err := d.end(); err != nil {
 		return segmentRequest{}, err
 	}
@@ -222,12 +280,14 @@ func unmarshalSegmentRequest(b []byte) (segmentRequest, error) {
 
 // marshal encodes the response header.
 func (r *segmentResponse) marshal() []byte {
-	b := make([]byte, 0, 1+6*binary.MaxVarintLen64)
+	b := make([]byte, 0, 2+7*binary.MaxVarintLen64+len(r.Version))
 	b = append(b, protocolVersion)
 	for _, d := range []time.Duration{r.Queue, r.Decode, r.Compute, r.Encode, r.RecvTime} {
 		b = binary.AppendUvarint(b, uint64(max(d, 0)))
 	}
-	return binary.AppendUvarint(b, uint64(max(r.RecvBytes, 0)))
+	b = binary.AppendUvarint(b, uint64(max(r.RecvBytes, 0)))
+	b = binary.AppendUvarint(b, uint64(len(r.Version)))
+	return append(b, r.Version...)
 }
 
 // unmarshalSegmentResponse decodes and checks a response header.
@@ -241,6 +301,7 @@ func unmarshalSegmentResponse(b []byte) (segmentResponse, error) {
 	r.Encode = d.duration("encode")
 	r.RecvTime = d.duration("recv time")
 	r.RecvBytes = int64(d.duration("recv bytes"))
+	r.Version = d.string("model version")
 	if err := d.end(); err != nil {
 		return segmentResponse{}, err
 	}

@@ -23,6 +23,10 @@ func TestSegmentRequestRoundTrip(t *testing.T) {
 		{Op: opProbe, Model: "m", Version: "v"},
 		{Op: opProfile, Model: "m", Version: "v"},
 		{Op: opCalibration, Model: "m"},
+		{Op: opModelEntry, Model: "m", Version: strings.Repeat("a", 64)},
+		{Op: opModelChunk, Model: "m", Version: strings.Repeat("a", 64), Nodes: []int{7}},
+		{Op: opModelLoad, Model: "m", Version: strings.Repeat("a", 64)},
+		{Op: opRunVia, Model: "alexnet", Version: "v", Codec: "lossless", Nodes: []int{0, 1, 2, 3, 4}, Split: 3, Next: "cloud-1", Codec2: "fp16"},
 	} {
 		b, err := r.marshal()
 		if err != nil {
@@ -67,8 +71,13 @@ func TestSegmentRequestErrors(t *testing.T) {
 		name, b, want string
 	}{
 		{"empty", "", "empty header"},
-		{"version", string(append([]byte{9}, good[1:]...)), "version 9, want 1"},
-		{"unknown op", string(hdr(7, str("m"), str(""), str(""), vs(0))), "unknown op 7"},
+		{"version", string(append([]byte{9}, good[1:]...)), "version 9, want 2"},
+		{"unknown op", string(hdr(9, str("m"), str(""), str(""), vs(0))), "unknown op 9"},
+		{"chunk without index", string(hdr(6, str("m"), str(""), str(""), vs(0))), "model-chunk request wants one chunk index"},
+		{"entry with nodes", string(hdr(5, str("m"), str(""), str(""), vs(1, 0, 0))), "model-entry request carries a node set"},
+		{"via without its fields", string(hdr(8, str("m"), str(""), str("c"), vs(1, 0, 3))), "bad varint in split"},
+		{"via split outside", string(hdr(8, str("m"), str(""), str("c"), vs(1, 0, 3, 9), str("cloud"), str("c"))), "split 9 does not leave nodes"},
+		{"via without next", string(hdr(8, str("m"), str(""), str("c"), vs(1, 0, 3, 2), str(""), str("c"))), "without a next node"},
 		{"truncated", string(good[:len(good)-1]), "bad varint in range length"},
 		{"trailing", string(append(good[:len(good):len(good)], 0)), "1 trailing bytes"},
 		{"long model", string(hdr(1, str(strings.Repeat("x", maxNameBytes+1)))), "model is 257 bytes, limit 256"},
@@ -91,6 +100,8 @@ func TestSegmentRequestErrors(t *testing.T) {
 		{Op: opRun, Model: "m", Nodes: []int{-1}},
 		{Op: opRun, Model: "m", Nodes: []int{maxModelNodes}},
 		{Op: opProfile, Model: "m", Codec: "fp16"},
+		{Op: opRun, Model: "m", Nodes: []int{1, 2}, Split: 2, Next: "c", Codec2: "fp16"},
+		{Op: opRunVia, Model: "m", Nodes: []int{1, 2}, Split: 1, Next: "c", Codec2: "fp16"},
 		{Op: 0, Model: "m"},
 	} {
 		if _, err := r.marshal(); !errors.Is(err, errProtocol) {
@@ -103,7 +114,7 @@ func TestSegmentResponseRoundTrip(t *testing.T) {
 	for _, r := range []segmentResponse{
 		{},
 		{Queue: 3 * time.Millisecond, Decode: 40 * time.Microsecond, Compute: 12 * time.Millisecond, Encode: 9 * time.Microsecond,
-			RecvTime: 49 * time.Millisecond, RecvBytes: 98_000},
+			RecvTime: 49 * time.Millisecond, RecvBytes: 98_000, Version: "f97717fe2f6e"},
 	} {
 		got, err := unmarshalSegmentResponse(r.marshal())
 		if err != nil || got != r {
@@ -112,10 +123,13 @@ func TestSegmentResponseRoundTrip(t *testing.T) {
 	}
 	for _, tc := range []struct{ name, b, want string }{
 		{"empty", "", "empty header"},
-		{"short", "\x01\x00\x00", "bad varint in compute"},
-		{"overflow", string(binary.AppendUvarint([]byte{1}, 1<<63)), "queue = 9223372036854775808 overflows"},
-		{"recv time without bytes", "\x01\x00\x00\x00\x00\x05\x00", "recv time 5ns without recv bytes"},
-		{"trailing", "\x01\x00\x00\x00\x00\x00\x00\x00", "1 trailing bytes"},
+		{"old version", "\x01\x00\x00\x00\x00\x00\x00\x00", "version 1, want 2"},
+		{"short", "\x02\x00\x00", "bad varint in compute"},
+		{"overflow", string(binary.AppendUvarint([]byte{2}, 1<<63)), "queue = 9223372036854775808 overflows"},
+		{"recv time without bytes", "\x02\x00\x00\x00\x00\x05\x00\x00", "recv time 5ns without recv bytes"},
+		{"no model version", "\x02\x00\x00\x00\x00\x00\x00", "bad varint in model version length"},
+		{"model version past end", "\x02\x00\x00\x00\x00\x00\x00\x05ab", "model version claims 5 bytes, 2 left"},
+		{"trailing", "\x02\x00\x00\x00\x00\x00\x00\x00\x00", "1 trailing bytes"},
 	} {
 		_, err := unmarshalSegmentResponse([]byte(tc.b))
 		if !errors.Is(err, errProtocol) || !strings.Contains(err.Error(), tc.want) {
@@ -167,6 +181,7 @@ func FuzzDecodeSegmentRequest(f *testing.F) {
 	for _, r := range []segmentRequest{
 		{Op: opRun, Model: "lenet5", Version: "3f2a", Codec: "fp16", Nodes: []int{0, 1, 2, 3, 5, 7, 8}},
 		{Op: opProbe, Model: "m"},
+		{Op: opRunVia, Model: "m", Codec: "lossless", Nodes: []int{2, 3, 4, 5}, Split: 4, Next: "cloud-1", Codec2: "fp16"},
 	} {
 		b, _ := r.marshal()
 		f.Add(b)

@@ -122,6 +122,16 @@ type Inputs struct {
 	// EnergyWeight is the weighted objective's price of energy in seconds
 	// per joule; 0 means DefaultEnergyWeight.
 	EnergyWeight float64
+	// Servers are the edge servers the edge may put between itself and a
+	// cloud (three-tier plans: ThreeTier). Each may also be a two-tier
+	// target, listed in Clouds.
+	Servers []ServerInput
+	// InFlight is how many requests the edge has under way, this one
+	// included (0 counts as 1). The throughput objective rates a plan at
+	// min(1/bottleneck, InFlight/latency) requests per second (Little's
+	// law): with few requests in flight a plan's latency still bounds the
+	// rate, however short its slowest stage.
+	InFlight int
 }
 
 // Validate checks the inputs and returns an *InputError naming the first bad
@@ -230,11 +240,26 @@ type Breakdown struct {
 	CloudCompute time.Duration
 	Decode       time.Duration
 	Downlink     time.Duration
+	// Server and Hop2 are a three-tier plan's (ThreeTier): the edge
+	// server's share (its piece, and encoding the second boundary) and the
+	// second hop (the second boundary's uplink, the RTT to the cloud, its
+	// queue, the cloud's piece, decoding, the result's downlink to the
+	// server). Zero for two tiers.
+	Server, Hop2 time.Duration
 	Total        time.Duration
 }
 
+// Bottleneck is the slowest of the stages a request passes when requests
+// pipeline: the edge's compute (overhead, head, encode), the uplink, and the
+// cloud (its tail and decode; its queue is the other requests' share of
+// it). One edge sustains at most one request per Bottleneck.
+func (b Breakdown) Bottleneck() time.Duration {
+	return max(b.Overhead+b.EdgeCompute+b.Encode, b.Uplink, b.CloudCompute+b.Decode, b.Server+b.Decode, b.Hop2)
+}
+
 func (b *Breakdown) sum() {
-	b.Total = b.Overhead + b.EdgeCompute + b.Encode + b.Uplink + b.RTT + b.Queue + b.CloudCompute + b.Decode + b.Downlink
+	b.Total = b.Overhead + b.EdgeCompute + b.Encode + b.Uplink + b.RTT + b.Queue + b.CloudCompute + b.Decode + b.Downlink +
+		b.Server + b.Hop2
 }
 
 // Plan is a decision: run the head on the edge, send the boundary with Codec
@@ -260,6 +285,22 @@ type Plan struct {
 	// K then cuts the model right-sized at Exit.Terminal, and Predicted is
 	// the worst case, the request no early exit answers.
 	Exit *ExitChoice
+	// Via is the edge server of a three-tier plan (ThreeTier): the edge
+	// sends its boundary at K there, the server runs nodes [K, K2) and
+	// sends its boundary at K2 on to Cloud with Codec2. "" for two tiers.
+	Via                string
+	K2                 int
+	Codec2             string
+	Bytes2, WireBytes2 int64
+}
+
+// Target is the node the edge sends its boundary to: the edge server of a
+// three-tier plan, else the cloud ("" for edge-only).
+func (p Plan) Target() string {
+	if p.Via != "" {
+		return p.Via
+	}
+	return p.Cloud
 }
 
 // EdgeOnly reports whether the plan offloads nothing.
@@ -281,6 +322,10 @@ func (p Plan) Summary() string {
 	cut := fmt.Sprint(p.K)
 	if p.K < 0 {
 		cut = fmt.Sprintf("set%v", p.Head)
+	}
+	if p.Via != "" {
+		return fmt.Sprintf("cut %s → %s, codec %s, %d B, cut %d → %s, codec %s, %d B, %s", cut, p.Via, p.Codec, p.WireBytes,
+			p.K2, p.Cloud, p.Codec2, p.WireBytes2, total)
 	}
 	return fmt.Sprintf("cut %s → %s, codec %s, %d B, %s", cut, p.Cloud, p.Codec, p.WireBytes, total)
 }

@@ -116,7 +116,8 @@
 // clock-injected and I/O-free, used as it is by node (real transfers) and
 // sim (simulated events); [EWMA] smooths a series; [BanList] keeps failed
 // clouds out of the plan for an exponentially growing backoff (15 s first,
-// as Petals does).
+// as Petals does), and suspected ones (a hedge overtook them) for a moment,
+// without a ban.
 //
 // Planning is pure computation: a decision takes microseconds and allocates
 // little; [Auto] and [BanList] are safe for concurrent use (EdgeLearner is

@@ -308,6 +308,29 @@ func (l *EdgeLearner) Link(cloud string, now time.Time, prior LinkEstimate) Link
 	return prior
 }
 
+// PathLink is the estimate of the path to peer from that path's own samples
+// only, prior where it has none: for a peer that does not sit behind the
+// access link the edge's other paths share (an edge server on the local
+// network, whose path is not the clouds' path), so the access link's
+// figures, learned from traffic to clouds, do not apply. Its RTT is the
+// median of the path's last clean samples however old, else its least
+// sample; its uplink the path's learned rate.
+func (l *EdgeLearner) PathLink(peer string, prior LinkEstimate) LinkEstimate {
+	p, ok := l.paths[peer]
+	if !ok {
+		return prior
+	}
+	if rtt, _, ok := p.rtts.clean(); ok {
+		prior.RTT = rtt
+	} else if least := p.rtts.least(); least > 0 {
+		prior.RTT = least
+	}
+	if up := p.up.Value(); up > 0 {
+		prior.Up = up
+	}
+	return prior
+}
+
 // ProbeDue says whether a link probe may leave at now (none in flight, and
 // the wait after the last one is over).
 func (l *EdgeLearner) ProbeDue(now time.Time) bool {

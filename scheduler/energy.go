@@ -22,6 +22,13 @@ const (
 	ObjectiveEnergy
 	// ObjectiveWeighted minimises seconds + Inputs.EnergyWeight × joules.
 	ObjectiveWeighted
+	// ObjectiveThroughput maximises the requests per second an edge
+	// sustains when its requests pipeline (DADS's heavy-load mode): it
+	// minimises the plan's time per request at that rate, the larger of its
+	// slowest stage (Breakdown.Bottleneck: the edge's compute, the uplink,
+	// or the cloud) and its latency ÷ Inputs.InFlight, rather than the sum
+	// of its stages; ties go to the lower latency.
+	ObjectiveThroughput
 )
 
 // DefaultEnergyWeight is the weighted objective's default price of energy:
@@ -30,8 +37,8 @@ const (
 // that keeps the radio up a second longer must save 100 ms to pay for it).
 const DefaultEnergyWeight = 0.1
 
-// ParseObjective reads "latency", "energy" or "weighted" (case-insensitive;
-// "" is latency).
+// ParseObjective reads "latency", "energy", "weighted" or "throughput"
+// (case-insensitive; "" is latency).
 func ParseObjective(s string) (Objective, error) {
 	switch strings.ToLower(strings.TrimSpace(s)) {
 	case "", "latency":
@@ -40,8 +47,10 @@ func ParseObjective(s string) (Objective, error) {
 		return ObjectiveEnergy, nil
 	case "weighted":
 		return ObjectiveWeighted, nil
+	case "throughput":
+		return ObjectiveThroughput, nil
 	}
-	return 0, fmt.Errorf("scheduler: unknown objective %q (want latency, energy or weighted)", s)
+	return 0, fmt.Errorf("scheduler: unknown objective %q (want latency, energy, weighted or throughput)", s)
 }
 
 // String is the objective's name as ParseObjective reads it.
@@ -53,6 +62,8 @@ func (o Objective) String() string {
 		return "energy"
 	case ObjectiveWeighted:
 		return "weighted"
+	case ObjectiveThroughput:
+		return "throughput"
 	}
 	return fmt.Sprintf("objective(%d)", uint8(o))
 }
@@ -191,7 +202,7 @@ func (m *PowerModel) Energy(b Breakdown, up, down float64, offloaded bool) Energ
 		if b.Downlink > 0 {
 			e.Radio += m.downW(down) * b.Downlink.Seconds()
 		}
-		e.Tail = m.waitW() * ((b.RTT + b.Queue + b.CloudCompute + b.Decode).Seconds() + m.tail().Seconds())
+		e.Tail = m.waitW() * ((b.RTT + b.Queue + b.CloudCompute + b.Decode + b.Server + b.Hop2).Seconds() + m.tail().Seconds())
 	}
 	e.Total = e.Compute + e.Radio + e.Tail
 	return e
@@ -199,7 +210,7 @@ func (m *PowerModel) Energy(b Breakdown, up, down float64, offloaded bool) Energ
 
 // validateObjective checks the objective's fields of in.
 func (in *Inputs) validateObjective() error {
-	if in.Objective > ObjectiveWeighted {
+	if in.Objective > ObjectiveThroughput {
 		return &InputError{"Objective", fmt.Sprintf("unknown objective %d", in.Objective)}
 	}
 	if err := in.Power.validate(); err != nil {
@@ -208,7 +219,7 @@ func (in *Inputs) validateObjective() error {
 	if in.EnergyWeight < 0 || math.IsNaN(in.EnergyWeight) || math.IsInf(in.EnergyWeight, 0) {
 		return &InputError{"EnergyWeight", fmt.Sprintf("must be ≥ 0 and finite, got %v", in.EnergyWeight)}
 	}
-	if in.Objective != ObjectiveLatency && in.Power.IsZero() {
+	if (in.Objective == ObjectiveEnergy || in.Objective == ObjectiveWeighted) && in.Power.IsZero() {
 		return &InputError{"Power", "the " + in.Objective.String() + " objective needs a power model"}
 	}
 	return nil
@@ -237,6 +248,9 @@ func (in *Inputs) score(b Breakdown, e EnergyBreakdown) float64 {
 		return e.Total
 	case ObjectiveWeighted:
 		return b.Total.Seconds() + in.energyWeight()*e.Total
+	case ObjectiveThroughput:
+		// The time per request at the rate the pipeline sustains.
+		return max(float64(b.Bottleneck()), float64(b.Total)/float64(max(in.InFlight, 1))) + float64(b.Total)/1024
 	}
 	return float64(b.Total)
 }

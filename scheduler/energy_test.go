@@ -17,6 +17,7 @@ func TestParseObjective(t *testing.T) {
 		{"latency", ObjectiveLatency, false},
 		{" Energy ", ObjectiveEnergy, false},
 		{"WEIGHTED", ObjectiveWeighted, false},
+		{"throughput", ObjectiveThroughput, false},
 		{"joules", 0, true},
 	} {
 		got, err := ParseObjective(tc.in)
@@ -349,5 +350,46 @@ func TestDADSEdgeOnlyWithOverhead(t *testing.T) {
 				t.Fatalf("%v, %s: %v, want edge-only with the overhead", obj, pol.Name(), p)
 			}
 		}
+	}
+}
+
+// Under load the throughput objective cuts where the slowest stage is
+// shortest, not where the sum is: here the latency optimum (cut 2: 60 ms
+// on the edge + 10 ms of uplink) is limited to one request per 60 ms, the
+// throughput optimum (cut 1: 30 ms on the edge, 50 ms of uplink) to one per
+// 50 ms — when enough requests are in flight to fill the pipeline.
+func TestThroughputObjective(t *testing.T) {
+	ms := time.Millisecond
+	b := newBuilder(100_000, 1)
+	x := b.node("Conv", 30*ms, 0, 50_000, 0)
+	y := b.node("Conv", 30*ms, 0, 10_000, x)
+	z := b.node("Conv", 30*ms, 0, 40, y)
+	m := b.finish("three", z, 30)
+	raw := CodecModel{Name: "raw", Ratio: 1, Fidelity: Exact}
+	for _, tc := range []struct {
+		obj      Objective
+		inFlight int
+		wantK    int
+	}{
+		{ObjectiveLatency, 4, 2},
+		{ObjectiveThroughput, 4, 1},
+		// One request at a time: its latency is its time per request.
+		{ObjectiveThroughput, 1, 2},
+		{ObjectiveThroughput, 0, 2},
+	} {
+		for _, pol := range []Policy{Neurosurgeon{}, &DADS{}, NewAuto(DefaultAutoConfig())} {
+			in := m.inputs(8, ms, raw) // 1 MB/s up
+			in.Objective, in.InFlight = tc.obj, tc.inFlight
+			p, err := pol.Plan(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.K != tc.wantK {
+				t.Errorf("%v, %d in flight, %s: cut %d (%v, bottleneck %v), want %d", tc.obj, tc.inFlight, pol.Name(), p.K, p.Predicted.Total, p.Predicted.Bottleneck(), tc.wantK)
+			}
+		}
+	}
+	if got := (Breakdown{Overhead: ms, EdgeCompute: 3 * ms, Encode: ms, Uplink: 4 * ms, CloudCompute: 2 * ms, Decode: 3 * ms}).Bottleneck(); got != 5*ms {
+		t.Errorf("Bottleneck = %v, want the edge's 5 ms", got)
 	}
 }

@@ -58,10 +58,14 @@ type banEntry struct {
 	at       time.Time // the last counted failure
 	until    time.Time
 	failures int
+	// suspectAt and suspect: when id was last suspected, and until when it
+	// stays out of plans for it (Suspect).
+	suspectAt, suspect time.Time
 }
 
 // BanList keeps cloud nodes that failed out of plans for an exponentially
-// growing backoff. It is safe for concurrent use.
+// growing backoff, and nodes under suspicion out for a short while. It is
+// safe for concurrent use.
 type BanList struct {
 	cfg     BanConfig
 	mu      sync.Mutex
@@ -112,12 +116,52 @@ func (b *BanList) Fail(id string) time.Duration {
 	return d
 }
 
-// Forgive forgets id's failures if the last one was before since: a node
-// that restarted (rejoined the cluster) after it failed starts clean.
+// Suspect keeps id out of plans for d without counting a failure: it did
+// not answer in time and another node answered for it (a hedge overtook
+// it), so it is slow or gone without a word yet, and new requests should
+// not wait on it while gossip or a real failure tells which. It neither
+// bans id (Banned stays false) nor touches a ban; a later Suspect extends
+// the suspicion.
+func (b *BanList) Suspect(id string, d time.Duration) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := b.cfg.Now()
+	e := b.entries[id]
+	if e == nil {
+		e = &banEntry{}
+		b.entries[id] = e
+	}
+	e.suspectAt = now
+	if until := now.Add(d); until.After(e.suspect) {
+		e.suspect = until
+	}
+}
+
+// Suspected reports whether id is under suspicion now (Suspect).
+func (b *BanList) Suspected(id string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	e := b.entries[id]
+	return e != nil && b.cfg.Now().Before(e.suspect)
+}
+
+// Forgive forgets id's failures if the last one was before since, and its
+// suspicion if that began before since: a node that restarted (rejoined
+// the cluster) after it failed starts clean.
 func (b *BanList) Forgive(id string, since time.Time) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if e := b.entries[id]; e != nil && e.at.Before(since) {
+	e := b.entries[id]
+	if e == nil {
+		return
+	}
+	if e.at.Before(since) {
+		e.at, e.until, e.failures = time.Time{}, time.Time{}, 0
+	}
+	if e.suspectAt.Before(since) {
+		e.suspectAt, e.suspect = time.Time{}, time.Time{}
+	}
+	if e.failures == 0 && e.suspectAt.IsZero() {
 		delete(b.entries, id)
 	}
 }
@@ -151,21 +195,22 @@ func (b *BanList) Until(id string) (time.Time, bool) {
 	return b.entries[id].until, true
 }
 
-// Apply marks the banned clouds of cs Unavailable (it never clears the flag).
+// Apply marks the banned and the suspected clouds of cs Unavailable (it
+// never clears the flag).
 func (b *BanList) Apply(cs []CloudInput) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	now := b.cfg.Now()
 	for i := range cs {
-		if b.bannedLocked(cs[i].ID, now) {
+		if e := b.entries[cs[i].ID]; e != nil && (now.Before(e.until) || now.Before(e.suspect)) {
 			cs[i].Unavailable = true
 		}
 	}
 }
 
-// Prune forgets nodes whose ban ended more than Max ago, so a node that
-// fails again much later starts over at Base and the list stays bounded by
-// the nodes that failed recently.
+// Prune forgets nodes whose ban ended more than Max ago and that are not
+// under suspicion, so a node that fails again much later starts over at
+// Base and the list stays bounded by the nodes that failed recently.
 func (b *BanList) Prune() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -174,13 +219,14 @@ func (b *BanList) Prune() {
 
 func (b *BanList) pruneLocked(now time.Time) {
 	for id, e := range b.entries {
-		if now.Sub(e.until) > b.cfg.Max {
+		if now.Sub(e.until) > b.cfg.Max && !now.Before(e.suspect) {
 			delete(b.entries, id)
 		}
 	}
 }
 
-// Len is the number of nodes with a failure record (banned or not).
+// Len is the number of nodes with a failure record (banned or not) or a
+// suspicion.
 func (b *BanList) Len() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()

@@ -87,6 +87,67 @@ func TestBanList(t *testing.T) {
 	}
 }
 
+// TestBanListSuspect: a suspected node is out of plans for the suspicion's
+// length but not banned; a failure meanwhile bans it as usual; a rejoin
+// after the suspicion clears it, one before does not.
+func TestBanListSuspect(t *testing.T) {
+	now := time.Unix(1000, 0)
+	b := NewBanList(BanConfig{Now: func() time.Time { return now }})
+	unavailable := func() bool {
+		cs := []CloudInput{{ID: "c1"}, {ID: "c2"}}
+		b.Apply(cs)
+		if cs[1].Unavailable {
+			t.Error("Apply marked c2, never suspected")
+		}
+		return cs[0].Unavailable
+	}
+	b.Suspect("c1", 2*time.Second)
+	if !b.Suspected("c1") || b.Banned("c1") || !unavailable() {
+		t.Errorf("just suspected: suspected %v, banned %v, unavailable %v; want true, false, true", b.Suspected("c1"), b.Banned("c1"), unavailable())
+	}
+	b.Forgive("c1", now.Add(-time.Second)) // joined before the suspicion
+	if !b.Suspected("c1") {
+		t.Error("a join before the suspicion cleared it")
+	}
+	now = now.Add(time.Second)
+	b.Suspect("c1", 500*time.Millisecond) // a shorter one does not cut the first short
+	now = now.Add(900 * time.Millisecond)
+	if !b.Suspected("c1") {
+		t.Error("a shorter second suspicion shortened the first")
+	}
+	now = now.Add(200 * time.Millisecond)
+	if b.Suspected("c1") || unavailable() {
+		t.Error("still suspected after the suspicion ended")
+	}
+	b.Prune()
+	if b.Len() != 0 {
+		t.Errorf("Prune kept an ended suspicion: %d entries", b.Len())
+	}
+	// A failure while suspected is a ban; a rejoin after both clears both.
+	b.Suspect("c1", 2*time.Second)
+	if d := b.Fail("c1"); d != 15*time.Second || !b.Banned("c1") {
+		t.Errorf("a failure while suspected: ban %v (banned %v), want 15s", d, b.Banned("c1"))
+	}
+	b.Prune()
+	if b.Len() != 1 {
+		t.Error("Prune dropped a live suspicion")
+	}
+	b.Forgive("c1", now.Add(time.Millisecond))
+	if b.Banned("c1") || b.Suspected("c1") || b.Len() != 0 {
+		t.Errorf("a rejoin after the failure and the suspicion: banned %v, suspected %v, %d entries", b.Banned("c1"), b.Suspected("c1"), b.Len())
+	}
+	// A rejoin between a failure and a later suspicion forgives the failure only.
+	b.Fail("c1")
+	now = now.Add(time.Second)
+	joined := now
+	now = now.Add(time.Second)
+	b.Suspect("c1", 2*time.Second)
+	b.Forgive("c1", joined)
+	if b.Banned("c1") || !b.Suspected("c1") {
+		t.Errorf("a rejoin between a failure and a suspicion: banned %v, suspected %v; want false, true", b.Banned("c1"), b.Suspected("c1"))
+	}
+}
+
 func TestNewDAG(t *testing.T) {
 	// x → conv → relu ─┬→ add → out
 	//                  └→ pool ┘

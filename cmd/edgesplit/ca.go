@@ -38,7 +38,7 @@ func newCACmd() *cobra.Command {
 	var force bool
 	var role, out string
 	issueCmd := &cobra.Command{
-		Use:   "issue --node NAME --role edge|cloud|client [--dir DIR] [--out DIR]",
+		Use:   "issue --node NAME --role edge|cloud|edge-server|client [--dir DIR] [--out DIR]",
 		Short: "Issue a node certificate signed by the cluster CA (NAME.crt, NAME.key)",
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !pki.ValidNodeName(nodeName) {
@@ -74,7 +74,7 @@ func newCACmd() *cobra.Command {
 	issueCmd.Flags().StringVar(&nodeName, "node", "", "node name (the certificate's common name)")
 	issueCmd.Flags().DurationVar(&validity, "validity", 0, "certificate lifetime (default: 1 year)")
 	issueCmd.Flags().BoolVar(&force, "force", false, "replace the node's existing key and certificate")
-	issueCmd.Flags().StringVar(&role, "role", "", "what the holder may do: edge (sends segments, serves clients), cloud (runs segments for edges), client (calls an edge's API)")
+	issueCmd.Flags().StringVar(&role, "role", "", "what the holder may do: edge (sends segments, serves clients), cloud (runs segments for edges), edge-server (runs segments for edges and sends the rest on to clouds), client (calls an edge's API)")
 	issueCmd.Flags().StringVar(&out, "out", "", "write NAME.crt, NAME.key and a copy of ca.crt to this folder instead of the CA folder (which may then be read-only, e.g. a mounted Secret): the folder a node's --ca reads")
 	_ = issueCmd.MarkFlagRequired("role")
 	_ = issueCmd.MarkFlagRequired("node")

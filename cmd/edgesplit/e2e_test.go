@@ -21,7 +21,7 @@ import (
 )
 
 // buildBinary compiles edgesplit once for the process tests.
-func buildBinary(t *testing.T) string {
+func buildBinary(t testing.TB) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "edgesplit")
 	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
@@ -31,7 +31,7 @@ func buildBinary(t *testing.T) string {
 	return bin
 }
 
-func run(t *testing.T, bin string, args ...string) string {
+func run(t testing.TB, bin string, args ...string) string {
 	t.Helper()
 	out, err := exec.Command(bin, args...).CombinedOutput()
 	if err != nil {
@@ -266,7 +266,7 @@ func argmaxOf(v []float32) int {
 	return best
 }
 
-func writeRandomNPY(t *testing.T, path string, shape []int) {
+func writeRandomNPY(t testing.TB, path string, shape []int) {
 	t.Helper()
 	x := model.UniformTensor(shape, 9)
 	f, err := os.Create(path)
@@ -301,7 +301,7 @@ var api = struct {
 }{client: http.DefaultClient}
 
 // useAPI makes the helpers trust caCert (PEM; "" for none) and send token.
-func useAPI(t *testing.T, caCert, token string) {
+func useAPI(t testing.TB, caCert, token string) {
 	t.Helper()
 	api.client, api.token = http.DefaultClient, token
 	if caCert != "" {
@@ -313,7 +313,7 @@ func useAPI(t *testing.T, caCert, token string) {
 	}
 }
 
-func apiDo(t *testing.T, method, url string, body []byte) *http.Response {
+func apiDo(t testing.TB, method, url string, body []byte) *http.Response {
 	t.Helper()
 	req, err := http.NewRequest(method, url, bytes.NewReader(body))
 	if err != nil {
@@ -329,7 +329,7 @@ func apiDo(t *testing.T, method, url string, body []byte) *http.Response {
 	return resp
 }
 
-func getJSON(t *testing.T, url string, v any) {
+func getJSON(t testing.TB, url string, v any) {
 	t.Helper()
 	resp := apiDo(t, http.MethodGet, url, nil)
 	defer resp.Body.Close()
@@ -357,7 +357,7 @@ func postStatus(t *testing.T, url string, body []byte) (int, string) {
 }
 
 // waitFor polls ok every 100 ms until it holds or d passes.
-func waitFor(t *testing.T, d time.Duration, ok func() bool, what string) {
+func waitFor(t testing.TB, d time.Duration, ok func() bool, what string) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for !ok() {

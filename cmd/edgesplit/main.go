@@ -38,6 +38,7 @@ func newRootCmd() *cobra.Command {
 		newBenchCmd(),
 		newProfileCmd(),
 		newNodeCmd(),
+		newModelCmd(),
 		newCACmd(),
 		newExportCmd(),
 		newPlanCmd(),

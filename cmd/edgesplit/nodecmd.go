@@ -27,10 +27,13 @@ func newNodeCmd() *cobra.Command {
 	var keyGrace, slo time.Duration
 	var auditPath string
 	var models []string
-	var workers int
+	var workers, edgeWorkers, throughputQueue int
+	var sequential bool
+	var tiers int
 	var acc accuracyFlags
 	var api apiFlags
 	var objf objectiveFlags
+	var store storeFlags
 	cmd := &cobra.Command{
 		Use:   "node --role edge|cloud --bind ADDR --join SEEDS --model M --link PROFILE|TRACES [--device PROFILE] [--http ADDR]",
 		Short: "Run an edgesplit node (daemon) until interrupted",
@@ -76,6 +79,8 @@ clients that --api-clients lists (bearer tokens with scopes and rates; --api-tls
 			}
 			cfg.Workers = workers
 			cfg.SLO = slo
+			cfg.EdgeWorkers, cfg.Sequential, cfg.ThroughputQueue = edgeWorkers, sequential, throughputQueue
+			cfg.Tiers = tiers
 			if cfg.Accuracy, err = acc.budget(); err != nil {
 				return err
 			}
@@ -116,19 +121,36 @@ clients that --api-clients lists (bearer tokens with scopes and rates; --api-tls
 			if acc.table != "" && len(models) > 1 {
 				return fmt.Errorf("--calibration-table names one file; with %d models keep each table beside its model file", len(models))
 			}
+			st, err := store.open(caDir)
+			if err != nil {
+				return err
+			}
+			if len(models) == 0 && (st == nil || len(st.Entries()) == 0) {
+				return errors.New("--model is required (or a --model-dir holding models)")
+			}
+			cfg.Store = st
 			for _, spec := range models {
-				g, sc, err := loadModel(spec)
+				name, src := modelName(spec)
+				g, sc, err := loadModel(src)
 				if err != nil {
 					return err
 				}
-				m, err := node.NewModel(spec, "", g, sc)
+				m, err := node.NewModel(name, "", g, sc)
 				if err != nil {
 					return err
 				}
-				if err := acc.attach(cmd, m, spec); err != nil {
+				if err := acc.attach(cmd, m, src); err != nil {
 					return err
 				}
-				cfg.Models = append(cfg.Models, m)
+				if st == nil {
+					cfg.Models = append(cfg.Models, m)
+					continue
+				}
+				e, err := storeModel(st, name, src, m)
+				if err != nil {
+					return err
+				}
+				cfg.Logger.Info("model stored", "model", name, "version", e.Version.Short(), "dir", st.Dir())
 			}
 			ctx := cmd.Context()
 			n, err := node.New(ctx, cfg)
@@ -171,11 +193,12 @@ clients that --api-clients lists (bearer tokens with scopes and rates; --api-tls
 	acc.register(f)
 	api.register(f)
 	objf.register(f)
-	f.StringVar(&role, "role", "edge", "edge or cloud")
+	f.StringVar(&role, "role", "edge", "edge, cloud, or edge-server (between edges and clouds: runs the middle of a model and sends the rest on, for three-tier plans)")
+	f.IntVar(&tiers, "tiers", 3, "edges: 3 lets auto, neurosurgeon and dads plan three tiers through edge servers; 2 plans two only")
 	f.StringVar(&name, "name", "", "node name (must match its certificate)")
 	f.StringVar(&bind, "bind", "127.0.0.1:7946", "gossip address host:port (port 0 picks one)")
 	f.StringVar(&join, "join", "", "comma-separated gossip addresses of nodes to join")
-	f.StringSliceVar(&models, "model", nil, modelFlagHelp+" (repeatable)")
+	f.StringSliceVar(&models, "model", nil, modelFlagHelp+"; NAME=M names it (default: the file's base name or the zoo name) (repeatable)")
 	f.StringVar(&link, "link", "", "emulated access link: a profile ("+strings.Join(linkem.ProfileNames(), ", ")+") or Mahimahi traces up.trace,down.trace")
 	f.StringVar(&device, "device", "server", "emulated device profile (server, laptop, phone, jetson-nano, raspberry-pi-4, mcu-class) or slowdown:F")
 	f.StringVar(&httpAddr, "http", "", "client API address (edges), e.g. 127.0.0.1:8080")
@@ -191,7 +214,10 @@ clients that --api-clients lists (bearer tokens with scopes and rates; --api-tls
 	f.StringVar(&codecs, "codecs", "", "comma-separated codec presets the scheduler may use (default all)")
 	f.IntVar(&workers, "workers", 1, "segments a cloud runs at once")
 	f.DurationVar(&slo, "slo", 0, "default per-request deadline (e.g. 50ms) for models with calibrated early exits: the edge picks exit and cut to maximise accuracy within it; ?deadline= overrides (0: none)")
-	_ = cmd.MarkFlagRequired("model")
+	f.IntVar(&edgeWorkers, "edge-workers", 0, "heads an edge computes at once, as its device's cores would (0: no limit); requests pipeline: one holds a worker only while it computes here")
+	f.BoolVar(&sequential, "sequential", false, "with --edge-workers: each request holds a worker from start to answer (no pipelining; the baseline)")
+	f.IntVar(&throughputQueue, "throughput-queue", node.DefaultThroughputQueue, "with --edge-workers and --objective latency: plan for throughput (the slowest stage, not the sum) while this many requests wait for an edge worker; negative: never")
+	store.register(f)
 	return cmd
 }
 

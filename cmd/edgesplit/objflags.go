@@ -18,7 +18,7 @@ type objectiveFlags struct {
 }
 
 func (o *objectiveFlags) register(f *pflag.FlagSet) {
-	f.StringVar(&o.objective, "objective", "latency", "what the policy minimises: latency, energy (the edge device's joules) or weighted (seconds + --energy-weight × joules)")
+	f.StringVar(&o.objective, "objective", "latency", "what the policy minimises: latency, energy (the edge device's joules), weighted (seconds + --energy-weight × joules) or throughput (the slowest pipeline stage, for an edge under load)")
 	f.Float64Var(&o.energyWeight, "energy-weight", scheduler.DefaultEnergyWeight, "weighted objective: seconds per joule")
 	f.Float64Var(&o.computeW, "compute-w", 0, "edge device compute power in watts (default: the edge device profile's, 2 W for slowdown:F)")
 	f.DurationVar(&o.interval, "interval", 0, "expected time between requests: the radio's RRC tail is cut short by the next one (0: isolated requests, full tail)")

@@ -25,7 +25,7 @@ import (
 
 // newCA makes a cluster CA in dir/name with 'ca init' and issues a
 // certificate per node (name → role); it returns the CA folder.
-func newCA(t *testing.T, bin, dir, name string, nodes map[string]string) string {
+func newCA(t testing.TB, bin, dir, name string, nodes map[string]string) string {
 	t.Helper()
 	ca := filepath.Join(dir, name)
 	run(t, bin, "ca", "init", "--dir", ca)
@@ -43,7 +43,7 @@ type nodeProc struct {
 
 // launchNode starts `edgesplit node` and waits for its start line; it is
 // interrupted when the test ends.
-func launchNode(t *testing.T, bin string, args ...string) nodeProc {
+func launchNode(t testing.TB, bin string, args ...string) nodeProc {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, bin, append([]string{"node"}, args...)...)
@@ -79,7 +79,7 @@ func launchNode(t *testing.T, bin string, args ...string) nodeProc {
 }
 
 // clusterMember is the edge's /v1/cluster entry of name (zero when absent).
-func clusterMember(t *testing.T, base, name string) node.ClusterMember {
+func clusterMember(t testing.TB, base, name string) node.ClusterMember {
 	t.Helper()
 	var members []node.ClusterMember
 	getJSON(t, base+"/v1/cluster", &members)

@@ -17,7 +17,7 @@ type Started struct {
 	Gossip, QUIC, HTTP string // HTTP is "" without a client API
 }
 
-var startedRe = regexp.MustCompile(`^node (\S+) \((\w+)\) gossip=(\S+) quic=(\S+) http=(\S*)$`)
+var startedRe = regexp.MustCompile(`^node (\S+) \(([\w-]+)\) gossip=(\S+) quic=(\S+) http=(\S*)$`)
 
 // Parse reads a start line.
 func Parse(line string) (Started, error) {

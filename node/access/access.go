@@ -33,10 +33,13 @@ const (
 	ScopeCluster Scope = "cluster"
 	// ScopeMetrics: read GET /metrics.
 	ScopeMetrics Scope = "metrics"
+	// ScopeModels: push model versions and roll them out (PUT
+	// /v1/models/{name}, POST /v1/models/{name}/rollout).
+	ScopeModels Scope = "models"
 )
 
 // Scopes lists every scope, in order.
-var scopes = []Scope{ScopeInfer, ScopeOverride, ScopeCluster, ScopeMetrics}
+var scopes = []Scope{ScopeInfer, ScopeOverride, ScopeCluster, ScopeMetrics, ScopeModels}
 
 // AllScopes returns every scope.
 func AllScopes() []Scope { return slices.Clone(scopes) }

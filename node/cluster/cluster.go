@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/edgesplit/edgesplit/node"
@@ -19,6 +20,10 @@ import (
 // access links emulated.
 type Config struct {
 	Edges, Clouds int
+	// EdgeServers are nodes of role edge-server (between edges and
+	// clouds: three-tier plans), named server-1, server-2, …; Tune sets
+	// their device and link.
+	EdgeServers int
 	// Models are held by every node (shared read-only between them).
 	Models []*node.Model
 	// EdgeDevice and CloudDevice emulate compute speed.
@@ -45,10 +50,11 @@ type Config struct {
 
 // Local is a running in-process cluster.
 type Local struct {
-	CA     *pki.CA
-	Edges  []*node.Node
-	Clouds []*node.Node
-	cfg    Config
+	CA      *pki.CA
+	Edges   []*node.Node
+	Clouds  []*node.Node
+	Servers []*node.Node // edge servers
+	cfg     Config
 }
 
 // Start starts the nodes, joins them through the first node and
@@ -84,6 +90,14 @@ func Start(ctx context.Context, cfg Config) (*Local, error) {
 			return nil, err
 		}
 		lc.Clouds = append(lc.Clouds, nd)
+	}
+	for i := range cfg.EdgeServers {
+		nd, err := start(fmt.Sprintf("server-%d", i+1), node.RoleEdgeServer)
+		if err != nil {
+			lc.Kill()
+			return nil, err
+		}
+		lc.Servers = append(lc.Servers, nd)
 	}
 	for i := range cfg.Edges {
 		nd, err := start(fmt.Sprintf("edge-%d", i+1), node.RoleEdge)
@@ -164,7 +178,7 @@ func (lc *Local) WaitConverged(ctx context.Context, limit time.Duration) error {
 			for _, p := range e.Members() {
 				alive[p.Name] = p.Alive
 			}
-			for _, c := range lc.Clouds {
+			for _, c := range append(slices.Clone(lc.Clouds), lc.Servers...) {
 				if !c.Closed() && !alive[c.Name()] {
 					ok = false
 				}
@@ -187,7 +201,7 @@ func (lc *Local) WaitConverged(ctx context.Context, limit time.Duration) error {
 // Shutdown stops every node gracefully.
 func (lc *Local) Shutdown(ctx context.Context) error {
 	var errs []error
-	for _, nd := range append(append([]*node.Node{}, lc.Edges...), lc.Clouds...) {
+	for _, nd := range slices.Concat(lc.Edges, lc.Servers, lc.Clouds) {
 		if err := nd.Shutdown(ctx); err != nil {
 			errs = append(errs, err)
 		}
@@ -197,7 +211,7 @@ func (lc *Local) Shutdown(ctx context.Context) error {
 
 // Kill stops every node abruptly.
 func (lc *Local) Kill() {
-	for _, nd := range append(append([]*node.Node{}, lc.Edges...), lc.Clouds...) {
+	for _, nd := range slices.Concat(lc.Edges, lc.Servers, lc.Clouds) {
 		nd.Kill()
 	}
 }

@@ -182,7 +182,7 @@ func (ca *CA) Issue(node string, opts IssueOptions) (*Identity, error) {
 	var uris []*url.URL
 	if opts.Role != "" {
 		if !opts.Role.valid() {
-			return nil, fmt.Errorf("pki: unknown role %q (want %s, %s or %s)", opts.Role, RoleEdge, RoleCloud, RoleClient)
+			return nil, fmt.Errorf("pki: unknown role %q (want %s, %s, %s or %s)", opts.Role, RoleEdge, RoleCloud, RoleEdgeServer, RoleClient)
 		}
 		uris = append(uris, &url.URL{Scheme: "urn", Opaque: roleURNPrefix + string(opts.Role)})
 	}
@@ -552,19 +552,24 @@ const (
 	RoleEdge Role = "edge"
 	// RoleCloud: a cloud node (runs segments for edges).
 	RoleCloud Role = "cloud"
+	// RoleEdgeServer: an edge server between devices and clouds (runs
+	// segments for edges and sends what follows on to a cloud).
+	RoleEdgeServer Role = "edge-server"
 	// RoleClient: a client of an edge's API.
 	RoleClient Role = "client"
 )
 
 const roleURNPrefix = "edgesplit:role:"
 
-func (r Role) valid() bool { return r == RoleEdge || r == RoleCloud || r == RoleClient }
+func (r Role) valid() bool {
+	return r == RoleEdge || r == RoleCloud || r == RoleEdgeServer || r == RoleClient
+}
 
 // ParseRole parses a role name.
 func ParseRole(s string) (Role, error) {
 	r := Role(s)
 	if !r.valid() {
-		return "", fmt.Errorf("pki: unknown role %q (want %s, %s or %s)", s, RoleEdge, RoleCloud, RoleClient)
+		return "", fmt.Errorf("pki: unknown role %q (want %s, %s, %s or %s)", s, RoleEdge, RoleCloud, RoleEdgeServer, RoleClient)
 	}
 	return r, nil
 }
