@@ -104,7 +104,7 @@ var ErrNotEdge = errors.New("node: only edge nodes take inference requests")
 type edgeRole struct {
 	bans     *scheduler.BanList
 	autoMu   sync.Mutex
-	autos    map[string]*scheduler.Auto // per model (and budget), keeps hysteresis
+	autos    map[string]*scheduler.Auto // per model version (budget, objective), keeps hysteresis
 	profiles *profileCache              // the clouds' profiles (profiles.go)
 	workers  *edgeWorkers               // the device's compute slots (throughput.go)
 	viaMu    sync.Mutex
