@@ -109,9 +109,11 @@ var ErrNotEdge = errors.New("node: only edge nodes take inference requests")
 type edgeRole struct {
 	bans     *scheduler.BanList
 	autoMu   sync.Mutex
-	autos    map[string]*scheduler.Auto // per model (and budget), keeps hysteresis
+	autos    map[string]*scheduler.Auto // per model version (budget, objective), keeps hysteresis
 	profiles *profileCache              // the clouds' profiles (profiles.go)
 	workers  *edgeWorkers               // the device's compute slots (throughput.go)
+	viaMu    sync.Mutex
+	viaCorr  map[string]*scheduler.EWMA // per edge server: measured − predicted of its piece and second hop
 	access   accessLink                 // what the edge learned of its links (scheduler.EdgeLearner), and probes
 	exits    exitGuards                 // early exits' recent prediction errors (exits.go)
 }
@@ -124,6 +126,7 @@ func (n *Node) startEdge() {
 		autos:    make(map[string]*scheduler.Auto),
 		profiles: newProfileCache(),
 		workers:  newEdgeWorkers(n.cfg.EdgeWorkers),
+		viaCorr:  make(map[string]*scheduler.EWMA),
 	}
 	w := n.edge.workers
 	n.cfg.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{

@@ -62,6 +62,10 @@ func (n *Node) offload(ctx context.Context, m *Model, p scheduler.Plan, h *headR
 	res.TailVersion = x.hdr.Version
 	n.metrics.bytesSent.Add(float64(len(b.payload)))
 	n.learnOffload(m, p, b, x, res.Measured.Transfer)
+	if p.Via != "" {
+		// The server's compute time holds its piece and the second hop.
+		n.learnVia(p.Via, x.hdr.Compute+x.hdr.Encode-p.Predicted.Server-p.Predicted.Hop2)
+	}
 	return p, nil
 }
 

@@ -74,7 +74,7 @@ func (n *Node) inputs(ctx context.Context, m *Model, codec string, budget schedu
 	// edge plans on too (their profiles, queues and bans), over the links
 	// the server measured.
 	for _, s := range hops {
-		si := scheduler.ServerInput{CloudInput: in.Clouds[s.i]}
+		si := scheduler.ServerInput{CloudInput: in.Clouds[s.i], Correction: n.viaCorrection(in.Clouds[s.i].ID)}
 		for _, h := range s.hops {
 			for _, c := range in.Clouds {
 				if c.ID == h.Cloud && c.ID != si.ID {

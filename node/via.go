@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/edgesplit/edgesplit/scheduler"
 	"github.com/edgesplit/edgesplit/tensorcodec"
 	"github.com/edgesplit/edgesplit/transport"
 	"gorgonia.org/tensor"
@@ -227,4 +228,39 @@ func round2(v int64) int64 {
 		p *= 10
 	}
 	return (v + p/2) / p * p
+}
+
+// maxViaCorrection bounds the learned correction of an edge server's second
+// hop (either way), so one stalled exchange cannot push the server out of
+// plans for long.
+const maxViaCorrection = time.Second
+
+// learnVia folds in one three-tier exchange through server: how much longer
+// (or shorter) its piece and second hop took than predicted. The
+// prediction it is compared with already carries the correction, so the
+// average converges on the part still missing.
+func (n *Node) learnVia(server string, residual time.Duration) {
+	n.edge.viaMu.Lock()
+	defer n.edge.viaMu.Unlock()
+	e := n.edge.viaCorr[server]
+	if e == nil {
+		if len(n.edge.viaCorr) >= 256 {
+			clear(n.edge.viaCorr)
+		}
+		e = &scheduler.EWMA{Alpha: 0.3}
+		n.edge.viaCorr[server] = e
+	}
+	prev := time.Duration(e.Value())
+	next := max(-maxViaCorrection, min(maxViaCorrection, prev+residual))
+	e.Add(float64(next))
+}
+
+// viaCorrection is the learned correction of server's second hop.
+func (n *Node) viaCorrection(server string) time.Duration {
+	n.edge.viaMu.Lock()
+	defer n.edge.viaMu.Unlock()
+	if e := n.edge.viaCorr[server]; e != nil {
+		return time.Duration(e.Value())
+	}
+	return 0
 }

@@ -12,6 +12,12 @@ import (
 type ServerInput struct {
 	CloudInput
 	Next []CloudInput
+	// Correction is what the edge learned its three-tier exchanges through
+	// this server take beyond the prediction of the server's piece and the
+	// second hop (measured minus predicted, averaged; may be negative): the
+	// second hop is predicted on the link the server measured, which its
+	// probes can misjudge.
+	Correction time.Duration
 }
 
 // ThreeTier plans with two cuts (PipeEdge, EdgeShard): nodes [0, K) on the
@@ -118,6 +124,7 @@ func (in *Inputs) costThree(k1, k2 int, c1, c2 *CodecModel, s *ServerInput, cl *
 	b.Server = s.Profile.HeadLatency(k2) - s.Profile.HeadLatency(k1) + durOf(float64(raw2)*perByte(c2.EncodeBps))
 	b.Hop2 = cl.Link.upTime(wire2) + cl.Link.RTT + cl.Queue + cl.Profile.TailLatency(k2) +
 		durOf(float64(raw2)*perByte(c2.DecodeBps)) + cl.Link.downTime(in.Edge.OutputBytes)
+	b.Hop2 = max(0, b.Hop2+s.Correction)
 	b.Downlink = s.Link.downTime(in.Edge.OutputBytes)
 	b.sum()
 	return b, raw1, wire1, raw2, wire2
