@@ -114,6 +114,7 @@ type edgeRole struct {
 	workers  *edgeWorkers               // the device's compute slots (throughput.go)
 	viaMu    sync.Mutex
 	viaCorr  map[string]*scheduler.EWMA // per edge server: measured − predicted of its piece and second hop
+	twoCorr  map[string]*scheduler.EWMA // per target of two-tier offloads: measured − predicted total
 	access   accessLink                 // what the edge learned of its links (scheduler.EdgeLearner), and probes
 	exits    exitGuards                 // early exits' recent prediction errors (exits.go)
 }
@@ -127,6 +128,7 @@ func (n *Node) startEdge() {
 		profiles: newProfileCache(),
 		workers:  newEdgeWorkers(n.cfg.EdgeWorkers),
 		viaCorr:  make(map[string]*scheduler.EWMA),
+		twoCorr:  make(map[string]*scheduler.EWMA),
 	}
 	w := n.edge.workers
 	n.cfg.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -199,6 +201,12 @@ func (n *Node) Infer(ctx context.Context, req InferRequest) (*InferResult, error
 			n.edge.bans.Succeed(used.Target())
 			res.Plan = used
 			n.finish(ctx, m, res, start, "offloaded")
+			if used.Via == "" {
+				// How far the prediction (as corrected when compared with
+				// three-tier plans) was off.
+				corrected := used.Predicted.Total + n.correction(n.edge.twoCorr, used.Target())
+				n.learnCorrection(n.edge.twoCorr, used.Target(), res.Measured.Total-res.edgeWait-corrected)
+			}
 			n.compareCanary(m, req.Inputs, res.Class)
 			return res, nil
 		}

@@ -182,8 +182,16 @@ func (n *Node) plan(ctx context.Context, m *Model, policyName, codec string, bud
 		plan, err = scheduler.EdgeOnly{}.Plan(in)
 	}
 	if err == nil && len(in.Servers) > 0 && choosesCut(policyName) {
-		// A plan with two cuts, when one beats the policy's.
-		if t, ok := in.ThreeTier(plan.Policy); ok && in.Score(t) < in.Score(plan) {
+		// A plan with two cuts, when one beats the policy's. Both sides
+		// are compared as measured: the three-tier plan carries the
+		// learned correction of its second hop, and the policy's offload
+		// the learned error of its target's predictions (the policy chose
+		// among two-tier plans, which share their biases, without it).
+		rival := plan
+		if !plan.EdgeOnly() && plan.Via == "" {
+			rival.Predicted.Total = max(0, rival.Predicted.Total+n.correction(n.edge.twoCorr, plan.Target()))
+		}
+		if t, ok := in.ThreeTier(plan.Policy); ok && in.Score(t) < in.Score(rival) {
 			plan = t
 		}
 	}

@@ -240,26 +240,38 @@ const maxViaCorrection = time.Second
 // prediction it is compared with already carries the correction, so the
 // average converges on the part still missing.
 func (n *Node) learnVia(server string, residual time.Duration) {
+	n.learnCorrection(n.edge.viaCorr, server, residual)
+}
+
+// viaCorrection is the learned correction of server's second hop.
+func (n *Node) viaCorrection(server string) time.Duration {
+	return n.correction(n.edge.viaCorr, server)
+}
+
+// learnCorrection folds residual (measured − predicted, the prediction
+// already corrected by what m holds for key) into m's average for key,
+// bounded by ±maxViaCorrection.
+func (n *Node) learnCorrection(m map[string]*scheduler.EWMA, key string, residual time.Duration) {
 	n.edge.viaMu.Lock()
 	defer n.edge.viaMu.Unlock()
-	e := n.edge.viaCorr[server]
+	e := m[key]
 	if e == nil {
-		if len(n.edge.viaCorr) >= 256 {
-			clear(n.edge.viaCorr)
+		if len(m) >= 256 {
+			clear(m)
 		}
 		e = &scheduler.EWMA{Alpha: 0.3}
-		n.edge.viaCorr[server] = e
+		m[key] = e
 	}
 	prev := time.Duration(e.Value())
 	next := max(-maxViaCorrection, min(maxViaCorrection, prev+residual))
 	e.Add(float64(next))
 }
 
-// viaCorrection is the learned correction of server's second hop.
-func (n *Node) viaCorrection(server string) time.Duration {
+// correction is m's learned correction for key (0 before any exchange).
+func (n *Node) correction(m map[string]*scheduler.EWMA, key string) time.Duration {
 	n.edge.viaMu.Lock()
 	defer n.edge.viaMu.Unlock()
-	if e := n.edge.viaCorr[server]; e != nil {
+	if e := m[key]; e != nil {
 		return time.Duration(e.Value())
 	}
 	return 0
