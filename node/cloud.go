@@ -146,14 +146,10 @@ func (n *Node) runSegment(ctx context.Context, m *Model, req segmentRequest, bod
 	defer release()
 
 	start := time.Now()
-	inputs, err := tensorcodec.Decode(nil, buf.Bytes())
+	inputs, c, err := decodeSegment(buf.Bytes(), pr)
 	if err != nil {
-		code = "decode"
-		return transport.Errorf(transport.CodeBadRequest, "payload: %v", err)
-	}
-	if err := checkInputs(pr.piece.Graph.Inputs, inputs); err != nil {
-		code = "bad_request"
-		return transport.Errorf(transport.CodeBadRequest, "%v", err)
+		code = c
+		return err
 	}
 	decoded := time.Now()
 	outs, err := pr.run(ctx, inputs)
@@ -219,6 +215,19 @@ func (n *Node) acceptSegment(ctx context.Context, pr *pieceRunner, body io.Reade
 		n.srv.busy.Add(-1)
 		<-n.srv.workers
 	}, "", nil
+}
+
+// decodeSegment decodes a segment's body and checks it against piece pr's
+// inputs; on error it returns the metrics code too.
+func decodeSegment(b []byte, pr *pieceRunner) ([]*tensor.Dense, string, error) {
+	inputs, err := tensorcodec.Decode(nil, b)
+	if err != nil {
+		return nil, "decode", transport.Errorf(transport.CodeBadRequest, "payload: %v", err)
+	}
+	if err := checkInputs(pr.piece.Graph.Inputs, inputs); err != nil {
+		return nil, "bad_request", transport.Errorf(transport.CodeBadRequest, "%v", err)
+	}
+	return inputs, "", nil
 }
 
 // maxSegmentBody bounds an encoded message of tensors of the inputs'

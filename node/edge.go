@@ -169,15 +169,11 @@ func (n *Node) Infer(ctx context.Context, req InferRequest) (*InferResult, error
 		budget = *req.Accuracy
 	}
 	res := &InferResult{Policy: policyName}
-	n.edge.workers.inFlight.Add(1)
-	defer n.edge.workers.inFlight.Add(-1)
-	held := time.Now()
-	release, err := n.holdRequest(ctx)
+	leave, err := n.enterEdge(ctx, m, res)
 	if err != nil {
-		return nil, fmt.Errorf("node: %s: waiting for the edge: %w", m.ID, err)
+		return nil, err
 	}
-	defer release()
-	res.edgeWait = time.Since(held)
+	defer leave()
 	var lastHead *headResult
 	for attempt := 0; attempt < n.cfg.Attempts; attempt++ {
 		planStart := time.Now()

@@ -129,15 +129,11 @@ func (n *Node) inferExits(ctx context.Context, m *Model, req InferRequest, deadl
 	}
 	// Plans here bound latency (they maximise accuracy within it).
 	res := &InferResult{Policy: exitPolicy, Objective: scheduler.ObjectiveLatency.String()}
-	n.edge.workers.inFlight.Add(1)
-	defer n.edge.workers.inFlight.Add(-1)
-	held := time.Now()
-	release, err := n.holdRequest(ctx)
+	leave, err := n.enterEdge(ctx, m, res)
 	if err != nil {
-		return nil, fmt.Errorf("node: %s: waiting for the edge: %w", m.ID, err)
+		return nil, err
 	}
-	defer release()
-	res.edgeWait = time.Since(held)
+	defer leave()
 	planStart := time.Now()
 	em, exits, err := exitModel(m)
 	if err != nil {

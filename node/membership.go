@@ -93,8 +93,10 @@ type Peer struct {
 	// Joined is when this node last saw it join: first contact, or alive
 	// again after it left or was declared dead (a restarted process).
 	Joined time.Time
-	// Left is set on a peer that is gone because it announced its leave
-	// (it is draining what it runs), not because it was declared dead.
+	// Left is set on a peer that is gone after it announced that it
+	// drains (Meta.Draining: a graceful shutdown, finishing what it runs),
+	// not because it was declared dead. (memberlist does not tell a leave
+	// from a death in its callbacks, so the node says it in its metadata.)
 	Left bool
 }
 
@@ -343,7 +345,7 @@ func (m *Membership) observe(kind peerEvent, n *memberlist.Node) {
 	}
 	now := time.Now()
 	p := Peer{Name: n.Name, Addr: n.Address(), Meta: meta, Alive: kind != peerLeft, Since: now,
-		Left: kind == peerLeft && n.State == memberlist.StateLeft}
+		Left: kind == peerLeft && meta.Draining}
 	m.mu.Lock()
 	old, known := m.view[n.Name]
 	if known && kind != peerJoined {

@@ -59,6 +59,9 @@ type Meta struct {
 	Queue         int        `json:"qd,omitempty"` // requests waiting
 	ServiceMicros int64      `json:"st,omitempty"` // mean segment service time, µs
 	Seq           uint64     `json:"n,omitempty"`  // bumped on each update
+	// Draining is set by a node shutting down gracefully, just before it
+	// leaves: it finishes what it was given and takes nothing new.
+	Draining bool `json:"dr,omitempty"`
 	// Hops are an edge server's estimates of its links to clouds (at most
 	// maxHops), for the three-tier plans of edges.
 	Hops []Hop `json:"x,omitempty"`

@@ -331,6 +331,17 @@ func (n *Node) Shutdown(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
+	// Say it drains first: edges stop planning on it, and keep their
+	// connections to it when it leaves, so the calls in flight finish.
+	n.metaMu.Lock()
+	meta := n.members.Meta()
+	meta.Draining = true
+	mctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	if err := n.members.UpdateMeta(mctx, meta); err != nil {
+		n.log.Warn("could not gossip that this node drains", "err", err)
+	}
+	cancel()
+	n.metaMu.Unlock()
 	if err := n.members.Leave(500 * time.Millisecond); err != nil {
 		// Nodes stopping at the same moment may not hear each other's
 		// leave; they will see this one dead instead, so it is no

@@ -44,8 +44,8 @@ func localRun(t testing.TB, m *node.Model, x *tensor.Dense) []float32 {
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-// counterValue sums the samples of the counter family name in n's metrics
-// registry whose labels include label=value ("" matches every sample).
+// counterValue sums the samples of the counter (or gauge) family name in
+// n's metrics registry whose labels include label=value ("" matches every sample).
 func counterValue(t testing.TB, n *node.Node, name, label, value string) float64 {
 	t.Helper()
 	fams, err := n.Registry().Gather()
@@ -63,7 +63,7 @@ func counterValue(t testing.TB, n *node.Node, name, label, value string) float64
 				match = match || l.GetName() == label && l.GetValue() == value
 			}
 			if match {
-				sum += m.GetCounter().GetValue()
+				sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
 			}
 		}
 	}

@@ -100,7 +100,7 @@ type serverHops struct {
 // model m (nil: any model): an alive cloud serving m's version that is not
 // quarantined.
 func (n *Node) usableCloud(p Peer, m *Model) bool {
-	if !p.Alive || !n.offloadsTo(p.Meta.Role) || len(p.Meta.Models) == 0 || m != nil && !servesVersion(p.Meta, m) {
+	if !p.Alive || p.Meta.Draining || !n.offloadsTo(p.Meta.Role) || len(p.Meta.Models) == 0 || m != nil && !servesVersion(p.Meta, m) {
 		return false
 	}
 	return n.quarantined.reason(p) == ""

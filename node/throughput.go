@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"fmt"
 	"sync/atomic"
 	"time"
 
@@ -53,6 +54,23 @@ func (w *edgeWorkers) acquire(ctx context.Context) (release func(), err error) {
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+}
+
+// enterEdge counts a request in flight and, for sequential requests, takes
+// its worker (the wait goes to res.edgeWait); leave undoes both.
+func (n *Node) enterEdge(ctx context.Context, m *Model, res *InferResult) (leave func(), err error) {
+	n.edge.workers.inFlight.Add(1)
+	held := time.Now()
+	release, err := n.holdRequest(ctx)
+	if err != nil {
+		n.edge.workers.inFlight.Add(-1)
+		return nil, fmt.Errorf("node: %s: waiting for the edge: %w", m.ID, err)
+	}
+	res.edgeWait = time.Since(held)
+	return func() {
+		release()
+		n.edge.workers.inFlight.Add(-1)
+	}, nil
 }
 
 // holdRequest takes a worker for a whole request when requests are not

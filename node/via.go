@@ -57,14 +57,10 @@ func (n *Node) runVia(ctx context.Context, m *Model, req segmentRequest, body io
 	defer release()
 
 	start := time.Now()
-	inputs, err := tensorcodec.Decode(nil, buf.Bytes())
+	inputs, c, err := decodeSegment(buf.Bytes(), all)
 	if err != nil {
-		code = "decode"
-		return transport.Errorf(transport.CodeBadRequest, "payload: %v", err)
-	}
-	if err := checkInputs(all.piece.Graph.Inputs, inputs); err != nil {
-		code = "bad_request"
-		return transport.Errorf(transport.CodeBadRequest, "%v", err)
+		code = c
+		return err
 	}
 	values := make(map[string]*tensor.Dense, len(inputs))
 	for i, vi := range all.piece.Graph.Inputs {

@@ -178,6 +178,37 @@ func apiClient(caFile string) (*http.Client, error) {
 	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: pki.ClusterDNSName}}}, nil
 }
 
+// callAPI sends req to an edge's API with the bearer token (tokenFile, else
+// $EDGESPLIT_TOKEN) over a client trusting caFile, and returns the body of
+// a 2xx answer (at most limit bytes); any other answer is an error naming
+// the request, the status and what the node said.
+func callAPI(req *http.Request, tokenFile, caFile string, limit int64) ([]byte, error) {
+	tok, err := apiToken(tokenFile)
+	if err != nil {
+		return nil, err
+	}
+	if tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	client, err := apiClient(caFile)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, limit))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode/100 != 2 {
+		return nil, fmt.Errorf("%s %s: %s: %s", req.Method, req.URL.Redacted(), resp.Status, strings.TrimSpace(string(b)))
+	}
+	return b, nil
+}
+
 // edgeURL turns an --node value into the edge's /v1/infer URL: a bare
 // host:port means http://host:port.
 func edgeURL(base string) (*url.URL, error) {
@@ -220,28 +251,9 @@ func inferRemote(cmd *cobra.Command, r remoteInfer) error {
 	if err != nil {
 		return err
 	}
-	tok, err := apiToken(r.tokenFile)
+	out, err := callAPI(req, r.tokenFile, r.caFile, 64<<20)
 	if err != nil {
 		return err
-	}
-	if tok != "" {
-		req.Header.Set("Authorization", "Bearer "+tok)
-	}
-	client, err := apiClient(r.caFile)
-	if err != nil {
-		return err
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	out, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s: %s: %s", u.Redacted(), resp.Status, strings.TrimSpace(string(out)))
 	}
 	if r.output != "" {
 		var ans struct {

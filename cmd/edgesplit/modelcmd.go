@@ -173,28 +173,9 @@ func (a *adminFlags) do(cmd *cobra.Command, method, path string, q url.Values, b
 	if ctype != "" {
 		req.Header.Set("Content-Type", ctype)
 	}
-	tok, err := apiToken(a.tokenFile)
+	b, err := callAPI(req, a.tokenFile, a.caFile, 16<<20)
 	if err != nil {
 		return err
-	}
-	if tok != "" {
-		req.Header.Set("Authorization", "Bearer "+tok)
-	}
-	client, err := apiClient(a.caFile)
-	if err != nil {
-		return err
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("%s %s: %s: %s", method, u.Redacted(), resp.Status, strings.TrimSpace(string(b)))
 	}
 	if err := json.Unmarshal(b, out); err != nil {
 		return fmt.Errorf("%s %s: answer is not JSON: %w", method, u.Redacted(), err)
