@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # bench/engine.sh — edgesplit's engine vs ONNX Runtime (batch 1) on the real
-# PP-OCR classifier and on the zoo's 224×224 MobileNetV2 and ResNet-18, at 1
+# PP-OCR classifier and PP-OCRv4 detector and on the zoo's 224×224 MobileNetV2,
+# ResNet-18 and VGG-16, at 1
 # and 2 intra-op threads, run alternately in one session; prints each best
 # median and the ratios (ours 2-thread ÷ ours 1-thread; ours ÷ ORT per thread
 # count).
@@ -18,14 +19,16 @@ OUT=bench/out
 mkdir -p "$OUT"
 go build -o "$OUT/edgesplit" ./cmd/edgesplit
 go build -o "$OUT/ortbench" ./bench/ortbench
-for m in mobilenetv2 resnet18; do
+for m in mobilenetv2 resnet18 vgg16; do
 	"$OUT/edgesplit" export --model "$m" --out "$OUT/$m.onnx" >/dev/null
 done
 median() { sed -n 's/.*median_ms=\([0-9.]*\).*/\1/p'; }
 echo "model,threads,edgesplit_median_ms,ort_median_ms,ratio" >"$OUT/engine.csv"
 go run ./bench/mkinput -shape 1,3,224,224 -out "$OUT/x224.npy"
+go run ./bench/mkinput -shape 1,3,640,640 -out "$OUT/x640.npy"
 for pair in "$CACHE/ch_ppocr_mobile_v2.0_cls_infer.onnx:model/onnx/testdata/ppocr/x.npy" \
-	"$OUT/mobilenetv2.onnx:$OUT/x224.npy" "$OUT/resnet18.onnx:$OUT/x224.npy"; do
+	"$OUT/mobilenetv2.onnx:$OUT/x224.npy" "$CACHE/ch_PP-OCRv4_det_infer.onnx:$OUT/x640.npy" \
+	"$OUT/resnet18.onnx:$OUT/x224.npy" "$OUT/vgg16.onnx:$OUT/x224.npy"; do
 	m=${pair%%:*} x=${pair#*:}
 	declare -A es=() ort=()
 	# Alternate the runtimes and thread counts three times and keep each

@@ -1,6 +1,11 @@
 package model
 
-import "math"
+import (
+	"math"
+	"unsafe"
+
+	"github.com/edgesplit/edgesplit/model/internal/kern"
+)
 
 // This file: MaxPool, AveragePool (1-D and 2-D), GlobalAveragePool,
 // GlobalMaxPool (any rank).
@@ -74,6 +79,8 @@ type poolLayer struct {
 	hk0, hk1     []int32   // valid kernel rows per output row
 	wk0, wk1     []int32   // valid kernel columns per output column
 	fast2x2      bool      // 2×2 kernel, stride 2, no dilation
+	threads      int
+	pool         *kern.Pool // splits the planes (nil: serial)
 }
 
 func buildPool(c *nodeCtx) (layer, error) {
@@ -90,6 +97,8 @@ func buildPool(c *nodeCtx) (layer, error) {
 		w:          w,
 		inHW:       w.in[0] * w.in[1],
 		outHW:      w.out[0] * w.out[1],
+		threads:    max(1, c.threads),
+		pool:       c.pool,
 	}
 	l.hk0, l.hk1 = validTaps(w.in[0], w.out[0], w.k[0], w.s[0], w.d[0], w.pb[0])
 	l.wk0, l.wk1 = validTaps(w.in[1], w.out[1], w.k[1], w.s[1], w.d[1], w.pb[1])
@@ -145,7 +154,7 @@ func validTaps(in, out, k, st, d, pb int) (k0, k1 []int32) {
 	return k0, k1
 }
 
-func (l *poolLayer) scratchLen() int { return l.w.in[1] }
+func (l *poolLayer) scratchLen() int { return kern.PlaneScratch(l.threads, l.w.in[1]) }
 
 // separableRow computes one output row of an undilated pool: first the
 // column-wise max (or sum) of the nr valid input rows from r0, then the
@@ -165,23 +174,26 @@ func (l *poolLayer) separableRow(xp, yr []float32, r0, nr, sw, pl, oh int, v []f
 	}
 	first := xp[r0*W : (r0+1)*W]
 	if l.max {
-		copy(v, first)
+		// The column maxima stay in the order-preserving integer form
+		// (ordOf) until the output: one conversion per input element.
+		vo := unsafe.Slice((*int32)(unsafe.Pointer(&v[0])), W)
+		for i, a := range first {
+			vo[i] = ordOf(a)
+		}
 		for r := 1; r < nr; r++ {
 			row := xp[(r0+r)*W : (r0+r+1)*W]
+			row = row[:len(vo)]
 			for i, a := range row {
-				v[i] = fromOrd(max(ordOf(v[i]), ordOf(a)))
+				vo[i] = max(vo[i], ordOf(a))
 			}
 		}
+		negInf := ordOf(float32(math.Inf(-1)))
 		for ow := range yr {
 			w0 := ow*sw - pl
 			j0, j1 := w0+int(l.wk0[ow]), w0+int(l.wk1[ow])
-			m := ordOf(float32(math.Inf(-1)))
-			if j1 <= j0 {
-				yr[ow] = fromOrd(m)
-				continue
-			}
-			for _, a := range v[j0:j1] {
-				m = max(m, ordOf(a))
+			m := negInf
+			for _, a := range vo[max(j0, 0):max(j1, j0, 0)] {
+				m = max(m, a)
 			}
 			yr[ow] = fromOrd(m)
 		}
@@ -211,14 +223,19 @@ func (l *poolLayer) separableRow(xp, yr []float32, r0, nr, sw, pl, oh int, v []f
 }
 
 func (l *poolLayer) forward(in, out [][]float32, scratch []float32) {
-	x, y := in[0], out[0]
+	w := &l.w
+	l.pool.RunPlanes(l, in[0], out[0], scratch, l.planes, l.outHW*w.k[0]*w.k[1], w.in[1])
+}
+
+// Planes computes planes [p0, p1) (kern.PlaneWork).
+func (l *poolLayer) Planes(x, y, scratch []float32, p0, p1 int) {
 	w := &l.w
 	W := w.in[1]
 	OH, OW := w.out[0], w.out[1]
 	sh, sw, dh, dw := w.s[0], w.s[1], w.d[0], w.d[1]
 	pt, pl := w.pb[0], w.pb[1]
 	negInf := float32(math.Inf(-1))
-	for p := 0; p < l.planes; p++ {
+	for p := p0; p < p1; p++ {
 		xp := x[p*l.inHW : (p+1)*l.inHW]
 		yp := y[p*l.outHW : (p+1)*l.outHW]
 		for oh := 0; oh < OH; oh++ {

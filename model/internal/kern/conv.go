@@ -161,7 +161,23 @@ func NewConv(s ConvShape, w, bias []float32, act Activation) (*Conv, error) {
 // im2colScratch is one goroutine's scratch on the im2col path: a chunk of
 // the column matrix (K × up to nc columns) and the B packing buffer.
 func (c *Conv) im2colScratch() int {
-	return c.k*min(c.kr.nc, c.n) + c.kr.packBLen(c.k, c.n)
+	return c.k*min(c.colChunk(), c.n) + c.kr.packBLen(c.k, c.n)
+}
+
+// ColChunkBytes bounds the im2col chunk (K rows × chunk columns) so that it
+// stays in L2 with the B block packed from it.
+var ColChunkBytes = 1 << 19
+
+// MinColChunk is the fewest columns an im2col chunk has (A is read once
+// per chunk, so tiny chunks cost more than an L2 overflow).
+var MinColChunk = 256
+
+// colChunk is the number of im2col columns built at a time: the kernel's
+// nc, fewer when K is long, in whole nr-column panels.
+func (c *Conv) colChunk() int {
+	nr := c.kr.nr
+	n := ColChunkBytes / 4 / max(1, c.k) / nr * nr
+	return max(min(c.kr.nc, MinColChunk/nr*nr), min(c.kr.nc, n))
 }
 
 // Shape returns the shape the Conv was built with.
@@ -177,10 +193,29 @@ func (c *Conv) ScratchLen(threads int) int {
 	case pathDepthwise:
 		return t * c.dw.scratchLen()
 	case pathPointwise:
-		return t * c.kr.packBLen(c.k, c.n)
+		return t*c.kr.packBLen(c.k, c.n) + c.sharedBLen(t)
 	default:
-		return t * c.im2colScratch()
+		return t*c.im2colScratch() + c.sharedBLen(t)
 	}
+}
+
+// rowSplit reports whether a parallel GEMM conv cut into parts parts is
+// split by mr-row panels (few columns) rather than by column blocks; see
+// convTask.split.
+func (c *Conv) rowSplit(parts int) bool {
+	panels := (c.m + c.kr.mr - 1) / c.kr.mr
+	nblocks := (c.n + c.kr.nr - 1) / c.kr.nr
+	return parts > 1 && !(nblocks >= 2*parts || nblocks >= panels)
+}
+
+// sharedBLen is the scratch for one group's whole packed B that the parts
+// of a row split share (0 when threads threads would not split by rows):
+// without it every part would build (im2col) and pack all of B itself.
+func (c *Conv) sharedBLen(threads int) int {
+	if c.path == pathDepthwise || !c.rowSplit(c.parallelism(threads)) {
+		return 0
+	}
+	return c.kr.packedBLen(c.k, c.n)
 }
 
 // Forward computes y (OutC×OutH×OutW) from x (InC×InH×InW) for one image.
@@ -208,12 +243,26 @@ func (c *Conv) Forward(x, y, scratch []float32, p *Pool) {
 		} else {
 			ct.dw = false
 			mpad := roundUp(c.m, c.kr.mr)
+			var shared []float32
+			if sb := c.sharedBLen(threads); sb > 0 {
+				shared = scratch[len(scratch)-sb:]
+			}
 			for g := 0; g < s.Group; g++ {
 				job := c.groupJob(g, x, y, mpad)
 				ct.group = g
+				if shared != nil {
+					// Phase 1: the parts pack B once, by column
+					// panels, into the shared buffer; phase 2 (the
+					// GEMM by row panels) reads it.
+					ct.pack, ct.shared = true, shared
+					p.w.run(ct, min(parts, (c.n+c.kr.nr-1)/c.kr.nr))
+					ct.pack = false
+					job.pre = shared
+				}
 				ct.split(&job, parts)
 				p.w.run(ct, parts)
 			}
+			ct.shared = nil
 			clear(ct.jobs[:parts]) // drop the references to x and y
 		}
 		ct.conv, ct.x, ct.y, ct.scratch = nil, nil, nil, nil
@@ -279,12 +328,12 @@ func (c *Conv) groupJob(g int, x, y []float32, mpad int) gemmJob {
 // im2col path it builds the column matrix nc columns at a time, so the chunk
 // stays in cache and the scratch stays small.
 func (c *Conv) runGemm(job *gemmJob, g int, x, scratch []float32) {
-	if c.path == pathPointwise {
+	if c.path == pathPointwise || job.pre != nil {
 		job.bbuf = scratch
 		job.run()
 		return
 	}
-	nc := c.kr.nc
+	nc := c.colChunk()
 	colLen := c.k * min(nc, c.n)
 	col, bbuf := scratch[:colLen], scratch[colLen:]
 	j0, j1 := job.j0, job.j1
@@ -312,6 +361,8 @@ type convTask struct {
 	scratch []float32
 	group   int
 	dw      bool
+	pack    bool      // phase 1 of a row split: pack B into shared
+	shared  []float32 // the group's whole packed B (row splits)
 }
 
 var _ Task = (*convTask)(nil)
@@ -349,10 +400,44 @@ func (ct *convTask) Part(t, n, slot int) {
 		}
 		return
 	}
+	if ct.pack {
+		c.packPart(t, n, ct.group, ct.x, ct.shared, ct.scratch[slot*c.ScratchLen(1):(slot+1)*c.ScratchLen(1)])
+		return
+	}
 	j := &ct.jobs[t]
 	if j.i0 < j.i1 && j.j0 < j.j1 {
 		per := c.ScratchLen(1)
 		c.runGemm(j, ct.group, ct.x, ct.scratch[slot*per:(slot+1)*per])
+	}
+}
+
+// packPart packs part t of n of group g's B (nr-column panels, in nc-column
+// pieces) into the whole packed B dst, building the im2col columns it needs
+// in scratch (one goroutine's ScratchLen(1)).
+func (c *Conv) packPart(t, n, g int, x, dst, scratch []float32) {
+	kr, s := c.kr, &c.s
+	nblocks := (c.n + kr.nr - 1) / kr.nr
+	j0 := min(c.n, nblocks*t/n*kr.nr)
+	j1 := min(c.n, nblocks*(t+1)/n*kr.nr)
+	icg := s.InC / s.Group
+	for j := j0; j < j1; {
+		jc := j / kr.nc * kr.nc
+		je := min(j1, jc+kr.nc)
+		b, col0 := matrix{}, 0
+		if c.path == pathPointwise {
+			b = matrix{p: x[g*icg*c.n : (g+1)*icg*c.n], ld: c.n}
+			col0 = j
+		} else {
+			col := scratch[:c.k*(je-j)]
+			im2colRange(s, g, x, col, j, je)
+			b = matrix{p: col, ld: je - j}
+		}
+		for pc := 0; pc < c.k; pc += kr.kc {
+			kcb := min(kr.kc, c.k-pc)
+			off := kr.packedBOffset(c.k, c.n, jc, pc) + (j-jc)*kcb
+			kr.packB(dst[off:], b, pc, kcb, col0, je-j)
+		}
+		j = je
 	}
 }
 

@@ -87,16 +87,16 @@ type gemmKernel struct {
 }
 
 // forShape returns the kernel to use for an m×n product: kr, or its
-// 12-row sibling. The sibling is about 1.2× faster when its panels are
-// full and n is large (fewer B loads per FMA), and about even when n is
-// small; so it is picked when it pads m no more than kr does, or when n is
-// large and the extra padding costs less than that 1.2×.
+// 12-row sibling when the sibling pads m no more than kr does. (It used to
+// be picked for large n despite extra padding, on the assumption that its
+// full panels are 1.2× faster; measured on a 64-row 3×3 convolution the
+// padded 12-row tiles were 1.08× slower than exact 8-row ones.)
 func (kr *gemmKernel) forShape(m, n int) *gemmKernel {
 	if kr.alt == nil {
 		return kr
 	}
 	p12, p8 := roundUp(m, kr.alt.mr), roundUp(m, kr.mr)
-	if p12 <= p8 || (n >= 512 && p12*5 < p8*6) {
+	if p12 <= p8 {
 		return kr.alt
 	}
 	return kr
@@ -274,6 +274,20 @@ type gemmJob struct {
 	i0, i1  int       // row range, multiples of mr (i1 may be m)
 	j0, j1  int       // column range of C
 	bcol0   int       // the C column that b's column 0 holds
+	// pre, when set, is all of B already packed (see packedBOffset): run
+	// reads its panels instead of packing b into bbuf. Parts of one GEMM
+	// split by rows share it, so B is packed once, not once per part.
+	pre []float32
+}
+
+// packedBLen is the length of all of B (k×n) packed as run reads it: for
+// each nc-column block, for each kc-row block, kcb × roundUp(ncb, nr).
+func (kr *gemmKernel) packedBLen(k, n int) int { return k * roundUp(n, kr.nr) }
+
+// packedBOffset is where the packed kc-block at row pc of the nc-block
+// starting at column jc (a multiple of nc) begins in a whole packed B.
+func (kr *gemmKernel) packedBOffset(k, n, jc, pc int) int {
+	return jc*k + pc*roundUp(min(kr.nc, n-jc), kr.nr)
 }
 
 // run computes rows [i0, i1) × columns [j0, j1) of C.
@@ -289,7 +303,12 @@ func (g *gemmJob) run() {
 		ncb := min(kr.nc, g.j1-jc)
 		for pc := 0; pc < g.k; pc += kr.kc {
 			kcb := min(kr.kc, g.k-pc)
-			kr.packB(g.bbuf, g.b, pc, kcb, jc-g.bcol0, ncb)
+			bblk := g.bbuf
+			if g.pre != nil {
+				bblk = g.pre[kr.packedBOffset(g.k, g.n, jc, pc):]
+			} else {
+				kr.packB(bblk, g.b, pc, kcb, jc-g.bcol0, ncb)
+			}
 			flags := flagAccumulate
 			if pc == 0 && !g.acc {
 				flags = 0
@@ -309,7 +328,7 @@ func (g *gemmJob) run() {
 			ablk := g.pa[pc*mpad:]
 			for jr := 0; jr < ncb; jr += nr {
 				cols := min(nr, ncb-jr)
-				p.b = &g.bbuf[jr*kcb]
+				p.b = &bblk[jr*kcb]
 				for ir := g.i0; ir < g.i1; ir += mr {
 					rows := min(mr, g.m-ir)
 					p.a = &ablk[ir*kcb]

@@ -636,3 +636,54 @@ func TestConvRandomShapes(t *testing.T) {
 		}
 	})
 }
+
+// TestConvRowSplitBitIdentical covers the parallel path that packs B once
+// and shares it (convolutions with few output columns, split by row
+// panels): each thread count gives the single-threaded output bit for bit,
+// on shapes that take that path (checked), with k spanning several kc
+// blocks, grouped convolutions and n spanning several nc blocks.
+func TestConvRowSplitBitIdentical(t *testing.T) {
+	cases := []struct {
+		name    string
+		s       ConvShape
+		threads []int
+	}{
+		{"3x3 256 14x14", ConvShape{InC: 256, InH: 14, InW: 14, OutC: 256, OutH: 14, OutW: 14, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadT: 1, PadL: 1, DilH: 1, DilW: 1, Group: 1}, []int{2, 3}},
+		{"3x3s2 128to256 7x7", ConvShape{InC: 128, InH: 14, InW: 14, OutC: 256, OutH: 7, OutW: 7, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadT: 1, PadL: 1, DilH: 1, DilW: 1, Group: 1}, []int{2}},
+		{"1x1 960to160 7x7", ConvShape{InC: 960, InH: 7, InW: 7, OutC: 160, OutH: 7, OutW: 7, KH: 1, KW: 1, StrideH: 1, StrideW: 1, DilH: 1, DilW: 1, Group: 1}, []int{2, 3}},
+		{"grouped 3x3 g2", ConvShape{InC: 64, InH: 6, InW: 9, OutC: 192, OutH: 6, OutW: 9, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadT: 1, PadL: 1, DilH: 1, DilW: 1, Group: 2}, []int{2}},
+		{"1x1 n past nc", ConvShape{InC: 40, InH: 1, InW: 1100, OutC: 600, OutH: 1, OutW: 1100, KH: 1, KW: 1, StrideH: 1, StrideW: 1, DilH: 1, DilW: 1, Group: 1}, []int{16}},
+		{"1x3 n past nc", ConvShape{InC: 30, InH: 1, InW: 1100, OutC: 600, OutH: 1, OutW: 1100, KH: 1, KW: 3, StrideH: 1, StrideW: 1, PadL: 1, DilH: 1, DilW: 1, Group: 1}, []int{16}},
+	}
+	kernelModes(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(31, 32))
+		shared := 0 // runs that took the shared-B path
+		for _, c := range cases {
+			conv, err := NewConv(c.s, randSlice(r, c.s.weightLen()), randSlice(r, c.s.OutC), Activation{Kind: ActClip, Beta: 6})
+			if err != nil {
+				t.Fatalf("%s: %v", c.name, err)
+			}
+			x := randSlice(r, c.s.inLen())
+			want := make([]float32, c.s.outLen())
+			conv.Forward(x, want, make([]float32, conv.ScratchLen(1)), nil)
+			for _, th := range c.threads {
+				if conv.sharedBLen(th) > 0 {
+					shared++
+				}
+				pool := NewPool(th)
+				got := nanSlice(c.s.outLen())
+				conv.Forward(x, got, nanSlice(conv.ScratchLen(th)), pool)
+				pool.Close()
+				for i := range want {
+					if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+						t.Fatalf("%s, %d threads: y[%d] = %v, 1 thread gives %v", c.name, th, i, got[i], want[i])
+					}
+				}
+			}
+		}
+		// Which cases split by rows depends on the family's tile.
+		if shared < 3 {
+			t.Fatalf("only %d runs took the shared-B row split; the cases no longer cover it", shared)
+		}
+	})
+}

@@ -63,6 +63,7 @@ type poolWorkers struct {
 	wg     sync.WaitGroup
 	conv   convTask  // Conv.Forward's task, used under mu
 	sgemm  sgemmTask // SgemmOn's task, used under mu
+	planes planesTask // RunPlanes's task, used under mu
 }
 
 func stateGen(s uint64) uint64 { return s >> 16 }
