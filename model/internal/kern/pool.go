@@ -61,8 +61,8 @@ type poolWorkers struct {
 	asleep []atomic.Bool   // per worker: parked on wake
 	doneCh chan struct{}   // buffered 1: a worker's signal to a parked caller
 	wg     sync.WaitGroup
-	conv   convTask  // Conv.Forward's task, used under mu
-	sgemm  sgemmTask // SgemmOn's task, used under mu
+	conv   convTask   // Conv.Forward's task, used under mu
+	sgemm  sgemmTask  // SgemmOn's task, used under mu
 	planes planesTask // RunPlanes's task, used under mu
 }
 
