@@ -161,7 +161,7 @@ func (l *poolLayer) scratchLen() int { return kern.PlaneScratch(l.threads, l.w.i
 // max (or sum) over each window of that row.
 func (l *poolLayer) separableRow(xp, yr []float32, r0, nr, sw, pl, oh int, v []float32) {
 	W := len(v)
-	if nr <= 0 {
+	if nr <= 0 || W == 0 {
 		// Every window of this row lies in the padding.
 		fill := float32(0)
 		if l.max {
@@ -192,7 +192,12 @@ func (l *poolLayer) separableRow(xp, yr []float32, r0, nr, sw, pl, oh int, v []f
 			w0 := ow*sw - pl
 			j0, j1 := w0+int(l.wk0[ow]), w0+int(l.wk1[ow])
 			m := negInf
-			for _, a := range vo[max(j0, 0):max(j1, j0, 0)] {
+			if j1 <= j0 {
+				// The window lies in the padding (ceil_mode).
+				yr[ow] = fromOrd(m)
+				continue
+			}
+			for _, a := range vo[j0:j1] {
 				m = max(m, a)
 			}
 			yr[ow] = fromOrd(m)
