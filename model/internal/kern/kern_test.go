@@ -491,6 +491,10 @@ func TestNewConvErrors(t *testing.T) {
 
 func TestForwardAllocatesNothing(t *testing.T) {
 	r := rand.New(rand.NewPCG(9, 10))
+	// Every conv below splits on 2 threads, so its scratch is sized for
+	// that (a split by row panels needs a shared packed B on top).
+	defer func(old int) { MinParallelWork = old }(MinParallelWork)
+	MinParallelWork = 0
 	for _, cc := range []convCase{convCases[3], convCases[9], convCases[10], convCases[23]} {
 		s := cc.shape()
 		conv, err := NewConv(s, randSlice(r, s.weightLen()), randSlice(r, s.OutC), Activation{Kind: ActRelu})
@@ -502,8 +506,6 @@ func TestForwardAllocatesNothing(t *testing.T) {
 		if n := testing.AllocsPerRun(20, func() { conv.Forward(x, y, scratch, nil) }); n != 0 {
 			t.Errorf("%s: Forward allocates %v times per run", cc.name, n)
 		}
-		defer func(old int) { MinParallelWork = old }(MinParallelWork)
-		MinParallelWork = 0
 		if n := testing.AllocsPerRun(20, func() { conv.Forward(x, y, scratch, testPool(2)) }); n != 0 {
 			t.Errorf("%s: Forward on a 2-thread pool allocates %v times per run", cc.name, n)
 		}
