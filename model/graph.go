@@ -2,6 +2,7 @@ package model
 
 import (
 	"fmt"
+	"math"
 	"sort"
 
 	"gorgonia.org/tensor"
@@ -242,4 +243,21 @@ func (g *Graph) Sort() error {
 	}
 	g.Nodes = order
 	return nil
+}
+
+// IsAdditiveMask reports whether the initializer t is an additive mask (a
+// causal attention mask, say): float32 data holding −Inf, which no trained
+// weight can hold. Trainers keep such a tensor constant and parameter counts
+// leave it out.
+func IsAdditiveMask(t *tensor.Dense) bool {
+	d, ok := t.Data().([]float32)
+	if !ok || t.Dims() == 0 {
+		return false
+	}
+	for _, v := range d {
+		if math.IsInf(float64(v), -1) {
+			return true
+		}
+	}
+	return false
 }

@@ -49,6 +49,7 @@ func newRootCmd() *cobra.Command {
 		newEvalCmd(),
 		newTokenCmd(),
 		newOCRCmd(),
+		newGenerateCmd(),
 	)
 	return root
 }

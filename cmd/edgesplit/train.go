@@ -7,20 +7,21 @@ import (
 	"time"
 
 	"github.com/edgesplit/edgesplit/model/dataset"
+	"github.com/edgesplit/edgesplit/model/lm"
 	"github.com/edgesplit/edgesplit/model/train"
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 )
 
 func newTrainCmd() *cobra.Command {
-	var arch, ds, out, optimizer string
+	var arch, ds, out, optimizer, corpus string
 	var epochs, batch, workers, limit, shift int
 	var lr, decay float64
 	var flip bool
 	var seed uint64
 	cmd := &cobra.Command{
-		Use:   "train --arch seed-cnn|lenet5|lenet-exits|resnet-exits|vit-tiny --dataset mnist|fashion-mnist|DIR --epochs N [--batch 32] [--lr] [--seed] --out model.onnx",
-		Short: "Train a CNN or a small vision transformer in Go and write it as ONNX plus a JSON sidecar (preprocessing, labels, accuracy)",
+		Use:   "train --arch seed-cnn|lenet5|lenet-exits|resnet-exits|vit-tiny|gpt-tiny --dataset mnist|fashion-mnist|DIR (--corpus DIR for gpt-tiny) --epochs N [--batch 32] [--lr] [--seed] --out model.onnx",
+		Short: "Train a CNN, a small vision transformer or a small GPT-style language model in Go and write it as ONNX plus a JSON sidecar (preprocessing, labels, accuracy; for a language model its card: held-out perplexity)",
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			errOut := cmd.ErrOrStderr()
 			var bar *progressbar.ProgressBar
@@ -31,8 +32,12 @@ func newTrainCmd() *cobra.Command {
 				Arch: arch, Dataset: ds, Epochs: epochs, Batch: batch, LR: lr, LRDecay: decay, Optimizer: optimizer,
 				Seed: seed, Workers: workers, Shift: shift, Flip: flip, DatasetOptions: dataset.Options{Seed: seed, Limit: limit},
 				Progress: func(p train.Progress) {
-					desc := fmt.Sprintf("epoch %d/%d loss %.4f acc %.2f%% %.0f img/s ETA %v", p.Epoch+1, p.Epochs,
-						p.Loss, 100*p.Accuracy, p.ImagesPerSec, p.ETA.Round(time.Second))
+					unit := "img/s"
+					if train.IsLM(arch) {
+						unit = "windows/s"
+					}
+					desc := fmt.Sprintf("epoch %d/%d loss %.4f acc %.2f%% %.0f %s ETA %v", p.Epoch+1, p.Epochs,
+						p.Loss, 100*p.Accuracy, p.ImagesPerSec, unit, p.ETA.Round(time.Second))
 					if !onTerminal {
 						// Logs and CI: one line per tenth of each epoch.
 						tenth := p.Epoch*10 + 10*p.Batch/max(p.Batches, 1)
@@ -54,6 +59,32 @@ func newTrainCmd() *cobra.Command {
 					bar.Describe(desc)
 					_ = bar.Set(p.Batch)
 				},
+			}
+			if train.IsLM(arch) {
+				if !cmd.Flags().Changed("lr-decay") {
+					decay = 0.8
+				}
+				res, err := train.RunLM(cmd.Context(), train.LMConfig{Arch: arch, Corpus: corpus, Epochs: epochs, Batch: batch,
+					LR: lr, LRDecay: decay, Seed: seed, Workers: workers, Limit: limit, Progress: cfg.Progress})
+				if bar != nil {
+					_ = bar.Finish()
+				}
+				if err != nil {
+					return err
+				}
+				w := cmd.OutOrStdout()
+				for _, e := range res.Epochs {
+					fmt.Fprintf(w, "epoch %d: loss %.4f nats/token, next-token accuracy %.2f%%, %.0f windows/s, %v\n",
+						e.Epoch+1, e.Loss, 100*e.Accuracy, e.ImagesPerSec, e.Duration.Round(time.Millisecond))
+				}
+				c := res.Card
+				fmt.Fprintf(w, "held-out perplexity %.3f over %d tokens (%d training tokens, %d parameters)\n",
+					c.HeldPerplexity, c.HeldScored, c.TrainTokens, c.Params)
+				if err := res.Save(out); err != nil {
+					return err
+				}
+				fmt.Fprintf(w, "wrote %s and %s\n", out, train.LMCardPath(out))
+				return nil
 			}
 			if limit > 0 && (ds == "mnist" || ds == "fashion-mnist") {
 				fmt.Fprintf(errOut, "--limit %d: training on at most %d images and testing on at most %d (a sixth, as the data set's split)\n",
@@ -85,7 +116,8 @@ func newTrainCmd() *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&arch, "arch", "seed-cnn", "architecture: seed-cnn, lenet5, lenet-exits, resnet-exits, vit-tiny")
+	f.StringVar(&arch, "arch", "seed-cnn", "architecture: seed-cnn, lenet5, lenet-exits, resnet-exits, vit-tiny, gpt-tiny (a character language model)")
+	f.StringVar(&corpus, "corpus", lm.DefaultCorpus, "gpt-tiny: a folder of fortune files (Debian package fortunes); every 20th entry is held out")
 	f.StringVar(&ds, "dataset", "mnist", "mnist, fashion-mnist, or a folder with one sub-folder of images per class")
 	f.IntVar(&epochs, "epochs", 3, "epochs")
 	f.IntVar(&batch, "batch", 32, "mini-batch size")
@@ -96,7 +128,7 @@ func newTrainCmd() *cobra.Command {
 	f.IntVar(&workers, "workers", 2, "goroutines per mini-batch")
 	f.IntVar(&shift, "shift", 0, "augment training images with random translations of up to this many pixels (0 = none)")
 	f.BoolVar(&flip, "flip", false, "augment training images with random left-right mirroring (not for digits)")
-	f.IntVar(&limit, "limit", 0, "use at most this many training images, and for mnist/fashion-mnist a sixth as many test images (0 = all)")
+	f.IntVar(&limit, "limit", 0, "use at most this many training images, and for mnist/fashion-mnist a sixth as many test images; for gpt-tiny this many training tokens (0 = all)")
 	f.StringVar(&out, "out", "model.onnx", "output ONNX file (the sidecar goes beside it as .json)")
 	return cmd
 }

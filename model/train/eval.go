@@ -108,6 +108,9 @@ func (t *Trainer) Evaluate(ctx context.Context, set *dataset.Set, threshold floa
 	if set.ImageLen() != t.net.values[t.net.input].size {
 		return nil, fmt.Errorf("train: dataset images are %d×%d×%d, model input is %v", set.C, set.H, set.W, t.net.values[t.net.input].shape)
 	}
+	if p := t.net.Positions(); p != 1 {
+		return nil, fmt.Errorf("%w: Evaluate scores classifiers; this net predicts %d positions per sample (a language model: see model/lm)", ErrUnsupported, p)
+	}
 	if threshold == 0 {
 		threshold = 0.5
 	}
@@ -221,7 +224,8 @@ func (t *Trainer) inferChunk(w *worker, x []float32, n int) {
 }
 
 // Predict runs inference on n samples stored contiguously in x and returns,
-// per graph output, n×classes softmax probabilities.
+// per graph output, n×positions×classes softmax probabilities (positions is
+// 1 for a classifier).
 func (t *Trainer) Predict(x []float32, n int) ([][]float32, error) {
 	in := t.net.values[t.net.input].size
 	if n <= 0 || len(x) != n*in {
@@ -236,11 +240,11 @@ func (t *Trainer) Predict(x []float32, n int) ([][]float32, error) {
 		e := min(s+w.cap, n)
 		t.inferChunk(w, x[s*in:e*in], e-s)
 		for k, o := range t.net.outputs {
-			c := t.net.values[o.logits].size
-			for i := 0; i < e-s; i++ {
+			c := o.classes
+			for i := 0; i < (e-s)*o.positions; i++ {
 				row := w.act[o.logits][i*c : (i+1)*c]
 				lse, _ := logSumExp(row)
-				dst := out[k][(s+i)*c : (s+i+1)*c]
+				dst := out[k][s*o.positions*c+i*c:][:c]
 				for j, v := range row {
 					dst[j] = float32(math.Exp(float64(v) - lse))
 				}

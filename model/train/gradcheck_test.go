@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/edgesplit/edgesplit/model"
+	"github.com/edgesplit/edgesplit/model/zoo"
 	"gorgonia.org/tensor"
 )
 
@@ -270,6 +271,23 @@ func gradCases() []gradCase {
 			b.head(y, 12, 3, "out")
 			return b.g
 		}, nil},
+		{"causal_lm_positions", 2, func() *model.Graph {
+			// A one-block GPT: causal mask (constant, −Inf above the
+			// diagonal), a label per position.
+			g, err := zoo.BuildGPT("gpt-grad", zoo.GPTConfig{Vocab: 3, Context: 4, Dim: 4, Depth: 1, Heads: 2, MLP: 6}, 5)
+			if err != nil {
+				panic(err)
+			}
+			// Embeddings of unit scale: at the zoo's 0.02 a ±2e-3 step
+			// is 10 % of the LayerNorm's input and the central
+			// difference is no longer accurate.
+			for _, name := range []string{"tok_embed", "pos_embed"} {
+				for i := range g.Initializers[name].Data().([]float32) {
+					g.Initializers[name].Data().([]float32)[i] *= 40
+				}
+			}
+			return g
+		}, nil},
 		{"two_exits_weighted", 2, func() *model.Graph {
 			b := newTB(1, 1, 4, 4)
 			c := b.op("Relu", nil, conv(b, "x", 1, 2, 3, map[string]model.Attribute{"pads": ai(1, 1, 1, 1)}, true))
@@ -290,7 +308,7 @@ func lossAndGrads(tr *Trainer, x []float32, labels []int) (float64, [][]float32,
 	if g := w.grad[tr.net.input]; g != nil {
 		clear(g)
 	}
-	r := tr.runWorker(w, x, labels, len(labels))
+	r := tr.runWorker(w, x, labels, len(labels)/tr.net.Positions())
 	return r.loss / float64(len(labels)), w.pgrad, w.grad[tr.net.input]
 }
 
@@ -311,7 +329,7 @@ func TestGradients(t *testing.T) {
 			for i := range x {
 				x[i] = float32(rng.NormFloat64())
 			}
-			labels := make([]int, c.batch)
+			labels := make([]int, c.batch*net.Positions())
 			for i := range labels {
 				labels[i] = rng.IntN(3)
 			}

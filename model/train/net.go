@@ -38,11 +38,15 @@ type param struct {
 	data  []float32
 }
 
-// output is one graph output: the loss is softmax cross-entropy on logits.
+// output is one graph output: the loss is softmax cross-entropy on logits,
+// classes wide, at positions positions per sample (1 for a classifier; a
+// language model's Context, each position with its own label).
 type output struct {
-	name    string
-	logits  int  // value index of the logits
-	softmax bool // the graph applies Softmax to logits to make the output
+	name      string
+	logits    int  // value index of the logits
+	softmax   bool // the graph applies Softmax to logits to make the output
+	classes   int
+	positions int
 }
 
 // Net is a graph compiled for training: layers with forward and backward
@@ -147,11 +151,12 @@ func newNet(g *model.Graph, inputGrad bool) (*Net, error) {
 			if !ok {
 				return nil, fmt.Errorf("train: node %s reads %q, which is not an activation", nd, nd.Inputs[0])
 			}
-			if len(n.values[vi].shape) != 1 {
-				return nil, fmt.Errorf("%w: node %s: Softmax over a %d-D activation; want N×classes", ErrUnsupported, nd, len(n.values[vi].shape)+1)
+			r := len(n.values[vi].shape)
+			if r != 1 && r != 2 {
+				return nil, fmt.Errorf("%w: node %s: Softmax over a %d-D activation; want N×classes or N×positions×classes", ErrUnsupported, nd, r+1)
 			}
-			if ax := nd.AttrInt("axis", -1); ax != 1 && ax != -1 {
-				return nil, fmt.Errorf("%w: node %s: Softmax axis %d, want 1", ErrUnsupported, nd, ax)
+			if ax := nd.AttrInt("axis", -1); ax != int64(r) && ax != -1 {
+				return nil, fmt.Errorf("%w: node %s: Softmax axis %d, want the last (%d)", ErrUnsupported, nd, ax, r)
 			}
 		}
 	}
@@ -164,10 +169,18 @@ func newNet(g *model.Graph, inputGrad bool) (*Net, error) {
 		if !ok {
 			return nil, fmt.Errorf("train: graph output %q is not produced by any node", o.Name)
 		}
-		if len(n.values[vi].shape) != 1 {
-			return nil, fmt.Errorf("%w: graph output %q has per-sample shape %v, want [classes]", ErrUnsupported, o.Name, n.values[vi].shape)
+		s := n.values[vi].shape
+		o := output{name: o.Name, logits: vi, softmax: sm, classes: s[len(s)-1], positions: 1}
+		switch {
+		case len(s) == 2 && sm:
+			o.positions = s[0]
+		case len(s) != 1:
+			return nil, fmt.Errorf("%w: graph output %q has per-sample shape %v, want [classes] (or [positions, classes] from a Softmax)", ErrUnsupported, o.name, s)
 		}
-		n.outputs = append(n.outputs, output{name: o.Name, logits: vi, softmax: sm})
+		if len(n.outputs) > 0 && n.outputs[0].positions != o.positions {
+			return nil, fmt.Errorf("%w: graph outputs %q and %q have %d and %d positions; all outputs need the same", ErrUnsupported, n.outputs[0].name, o.name, n.outputs[0].positions, o.positions)
+		}
+		n.outputs = append(n.outputs, o)
 	}
 	return n, nil
 }
@@ -274,7 +287,12 @@ func (n *Net) Outputs() []string {
 func (n *Net) InputShape() []int { return slices.Clone(n.values[n.input].shape) }
 
 // Classes returns the number of classes of output k.
-func (n *Net) Classes(k int) int { return n.values[n.outputs[k].logits].size }
+func (n *Net) Classes(k int) int { return n.outputs[k].classes }
+
+// Positions returns the number of labelled positions per sample: 1 for a
+// classifier, the context of a language model whose output has one row of
+// class probabilities per position. Step takes that many labels per sample.
+func (n *Net) Positions() int { return n.outputs[0].positions }
 
 // Graph returns a copy of the source graph whose initializers hold the
 // current trained weights and batch-norm running statistics (new tensors;

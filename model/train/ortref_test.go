@@ -4,15 +4,18 @@ package train
 
 import (
 	"context"
+	"encoding/json"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/edgesplit/edgesplit/internal/ortref"
 	"github.com/edgesplit/edgesplit/model"
 	"github.com/edgesplit/edgesplit/model/dataset"
+	"github.com/edgesplit/edgesplit/model/lm"
 	"github.com/edgesplit/edgesplit/model/onnx"
 	"github.com/edgesplit/edgesplit/model/zoo"
 	"gorgonia.org/tensor"
@@ -125,7 +128,9 @@ func TestORTMatchesTrainer(t *testing.T) {
 // (EDGESPLIT_ORT_MODELS: comma-separated .onnx paths, each with its
 // sidecar) on their whole test set in ONNX Runtime and in the trainer's
 // inference pass: the probabilities must agree within 1e-4 and ONNX
-// Runtime's accuracy must equal the sidecar's. Skips when the variable is
+// Runtime's accuracy must equal the sidecar's. A language model (a .lm.json
+// card beside it) is run on the first 64 windows of its held-out text,
+// token by token against the engine (see ortLM). Skips when the variable is
 // unset (bench/train/vit.sh's models are the intended input).
 func TestORTTrainedFiles(t *testing.T) {
 	paths := os.Getenv("EDGESPLIT_ORT_MODELS")
@@ -138,6 +143,10 @@ func TestORTTrainedFiles(t *testing.T) {
 			g, err := onnx.Load(path)
 			if err != nil {
 				t.Fatal(err)
+			}
+			if b, err := os.ReadFile(LMCardPath(path)); err == nil {
+				ortTrainedLM(t, path, g, b)
+				return
 			}
 			sc, err := dataset.ReadSidecar(dataset.SidecarPath(path))
 			if err != nil {
@@ -197,5 +206,126 @@ func TestORTTrainedFiles(t *testing.T) {
 				t.Fatalf("ONNX Runtime differs: max difference %v, accuracy %v vs %v", worst, acc, sc.Accuracy)
 			}
 		})
+	}
+}
+
+// ortLM runs the language model g in ONNX Runtime on the windows of toks
+// (at most maxWindows of them) and compares every probability with the
+// engine's (lm.Model) and the trainer's inference pass; it returns ONNX
+// Runtime's perplexity over those windows, the engine's, and the largest
+// difference seen.
+func ortLM(t *testing.T, g *model.Graph, toks []int, maxWindows int) (ortPPL, enginePPL, worst float64) {
+	t.Helper()
+	data, err := onnx.Encode(g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shape := g.Inputs[0].Shape
+	ctxLen, vocab := shape[1], shape[2]
+	s, err := ortref.New(data, []string{g.Inputs[0].Name}, [][]int{shape}, []string{g.Outputs[0].Name}, [][]int{shape}, 1)
+	if err != nil {
+		t.Fatalf("ONNX Runtime rejects the language model: %v", err)
+	}
+	defer s.Close()
+	m, err := lm.New(g, model.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	net, err := New(g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := NewTrainer(net, Options{Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	starts := lm.Windows(len(toks), ctxLen)
+	if len(starts) > maxWindows {
+		starts = starts[:maxWindows]
+	}
+	if len(starts) == 0 {
+		t.Fatalf("%d tokens: no window of %d", len(toks), ctxLen+1)
+	}
+	var ortNLL float64
+	for _, st := range starts {
+		x := s.Input(0)
+		clear(x)
+		for p := 0; p < ctxLen; p++ {
+			x[p*vocab+toks[st+p]] = 1
+		}
+		if err := s.Run(); err != nil {
+			t.Fatal(err)
+		}
+		ref := s.Output(0)
+		want, err := tr.Predict(slices.Clone(x), 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for p := 0; p < ctxLen; p++ {
+			got, err := m.Next(context.Background(), toks[st:st+p+1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			for j := range vocab {
+				r := ref[p*vocab+j]
+				d := max(math.Abs(float64(got[j]-r)), math.Abs(float64(want[0][p*vocab+j]-r)))
+				worst = max(worst, d)
+				if d > 1e-4 {
+					t.Fatalf("window at %d, position %d, token %d: ONNX Runtime %v, engine %v, trainer %v", st, p, j, r, got[j], want[0][p*vocab+j])
+				}
+			}
+			ortNLL -= math.Log(float64(ref[p*vocab+toks[st+p+1]]))
+		}
+	}
+	ortPPL = math.Exp(ortNLL / float64(len(starts)*ctxLen))
+	enginePPL, _, err = m.Perplexity(context.Background(), toks[:starts[len(starts)-1]+ctxLen+1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ortPPL, enginePPL, worst
+}
+
+// TestORTMatchesLM trains gpt-tiny briefly on the docs' text and runs it in
+// ONNX Runtime on held-out windows: every next-token probability (the
+// additive −Inf causal mask, LayerNormalization, batched MatMul, Softmax,
+// Gelu) within 1e-4 of the engine, token by token, and of the trainer, and
+// the same perplexity.
+func TestORTMatchesLM(t *testing.T) {
+	ortref.InitTest(t)
+	entries := docsText(t)
+	res, err := RunLM(context.Background(), LMConfig{Entries: entries, HoldEvery: 10, Limit: 20000, Seed: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, held, _ := lm.Split(entries, 10)
+	ortPPL, enginePPL, worst := ortLM(t, res.Graph, lm.Stream(held), 8)
+	t.Logf("gpt-tiny (1 epoch on 20000 tokens): 8 held-out windows, perplexity ONNX Runtime %.4f, engine %.4f; max |ORT − edgesplit| = %.2g",
+		ortPPL, enginePPL, worst)
+	if math.Abs(ortPPL-enginePPL) > 1e-4*enginePPL {
+		t.Errorf("perplexity: ONNX Runtime %v, engine %v", ortPPL, enginePPL)
+	}
+}
+
+// ortTrainedLM checks the language model g trained by `edgesplit train`
+// (card: its .lm.json) in ONNX Runtime on its held-out corpus text.
+func ortTrainedLM(t *testing.T, path string, g *model.Graph, card []byte) {
+	var c LMCard
+	if err := json.Unmarshal(card, &c); err != nil {
+		t.Fatalf("%s: %v", LMCardPath(path), err)
+	}
+	entries, err := lm.ReadCorpus(c.Corpus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, held, err := lm.Split(entries, c.HoldEvery)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ortPPL, enginePPL, worst := ortLM(t, g, lm.Stream(held), 64)
+	t.Logf("%s: 64 held-out windows, perplexity ONNX Runtime %.4f, engine %.4f (card, all %d held-out tokens: %.4f); max |ORT − edgesplit| = %.2g",
+		path, ortPPL, enginePPL, c.HeldScored, c.HeldPerplexity, worst)
+	if math.Abs(ortPPL-enginePPL) > 1e-4*enginePPL {
+		t.Errorf("perplexity: ONNX Runtime %v, engine %v", ortPPL, enginePPL)
 	}
 }

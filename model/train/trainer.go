@@ -122,23 +122,25 @@ type stepResult struct {
 	correct int
 }
 
-// Step runs one training step on len(labels) samples (≤ Batch) whose
-// preprocessed images lie contiguously in x, and returns the batch's mean
-// weighted loss and how many samples the last output classified correctly.
+// Step runs one training step on the samples (≤ Batch) whose preprocessed
+// inputs lie contiguously in x, labels holding Net.Positions labels per
+// sample (one for a classifier; for a language model the next token at each
+// position), and returns the batch's mean weighted loss per label and how
+// many labels the last output predicted correctly.
 func (t *Trainer) Step(x []float32, labels []int) (loss float64, correct int, err error) {
-	n := len(labels)
+	pos := t.net.Positions()
+	n := len(labels) / pos
 	in := t.net.values[t.net.input].size
-	if n == 0 || n > t.opts.Batch {
-		return 0, 0, fmt.Errorf("train: step of %d samples, want 1..%d", n, t.opts.Batch)
+	if n == 0 || n > t.opts.Batch || len(labels)%pos != 0 {
+		return 0, 0, fmt.Errorf("train: step of %d labels, want %d per sample for 1..%d samples", len(labels), pos, t.opts.Batch)
 	}
 	if len(x) != n*in {
 		return 0, 0, fmt.Errorf("train: step input has %d values, want %d (%d samples × %d)", len(x), n*in, n, in)
 	}
 	for _, o := range t.net.outputs {
-		classes := t.net.values[o.logits].size
 		for i, l := range labels {
-			if l < 0 || l >= classes {
-				return 0, 0, fmt.Errorf("train: label %d of sample %d, want 0..%d", l, i, classes-1)
+			if l < 0 || l >= o.classes {
+				return 0, 0, fmt.Errorf("train: label %d of sample %d, want 0..%d", l, i/pos, o.classes-1)
 			}
 		}
 	}
@@ -155,7 +157,7 @@ func (t *Trainer) Step(x []float32, labels []int) (loss float64, correct int, er
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			res[i] = t.runWorker(w, x[lo*in:hi*in], labels[lo:hi], n)
+			res[i] = t.runWorker(w, x[lo*in:hi*in], labels[lo*pos:hi*pos], n)
 		}()
 	}
 	wg.Wait()
@@ -176,7 +178,7 @@ func (t *Trainer) Step(x []float32, labels []int) (loss float64, correct int, er
 		loss += r.loss
 		correct += r.correct
 	}
-	return loss / float64(n), correct, nil
+	return loss / float64(n*pos), correct, nil
 }
 
 func clearGrads(w *worker) {
@@ -186,10 +188,11 @@ func clearGrads(w *worker) {
 }
 
 // runWorker runs forward, loss and backward for one worker's chunk; total
-// is the whole batch size (gradients are of the batch mean).
+// is the whole batch size (gradients are of the mean over the batch's
+// labels).
 func (t *Trainer) runWorker(w *worker, x []float32, labels []int, total int) stepResult {
 	n := t.net
-	b := len(labels)
+	b := len(labels) / n.Positions()
 	copy(w.act[n.input], x)
 	p := &pass{n: n, w: w, batch: b, train: true}
 	for i, l := range n.layers {
@@ -205,7 +208,7 @@ func (t *Trainer) runWorker(w *worker, x []float32, labels []int, total int) ste
 	var r stepResult
 	for k, o := range n.outputs {
 		wt := t.opts.ExitWeights[k]
-		classes := n.values[o.logits].size
+		classes := o.classes
 		z := w.act[o.logits]
 		var dz []float32
 		if n.values[o.logits].needGrad {
@@ -220,7 +223,7 @@ func (t *Trainer) runWorker(w *worker, x []float32, labels []int, total int) ste
 			}
 			if dz != nil {
 				g := dz[i*classes : (i+1)*classes]
-				scale := wt / float64(total)
+				scale := wt / float64(total*o.positions)
 				for j, v := range row {
 					pj := math.Exp(float64(v) - lse)
 					if j == label {

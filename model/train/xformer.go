@@ -555,10 +555,13 @@ func (l *reduceMeanLayer) backward(p *pass) {
 
 // biasAddLayer is Y = X + W where the weight W (a trainable initializer)
 // broadcasts over the trailing axes of X: a bias [M] over tokens×M, a
-// position embedding [1, T, D] over T×D.
+// position embedding [1, T, D] over T×D. An additive mask (an initializer
+// holding −Inf, model.IsAdditiveMask: a causal attention mask [T, T] over
+// heads×T×T) is added the same way but stays constant.
 type biasAddLayer struct {
 	x, y, w int
-	period  int // len(W)
+	period  int       // len(W)
+	mask    []float32 // the constant mask; nil for a trainable weight
 }
 
 func (n *Net) newBiasAdd(nd *model.Node, x int, wname string) (layer, error) {
@@ -577,11 +580,17 @@ func (n *Net) newBiasAdd(nd *model.Node, x int, wname string) (layer, error) {
 	}
 	l := &biasAddLayer{x: x, period: max(shapeSize(ws), 1)}
 	var err error
-	if l.w, err = n.addParam(nd, wname, l.period); err != nil {
+	if model.IsAdditiveMask(t) {
+		if l.mask, _, err = n.floatInit(nd, wname); err != nil {
+			return nil, err
+		}
+	} else if l.w, err = n.addParam(nd, wname, l.period); err != nil {
 		return nil, err
 	}
 	l.y, err = n.setOutput(nd, s, x)
-	n.values[l.y].needGrad = true
+	if l.mask == nil {
+		n.values[l.y].needGrad = true
+	}
 	return l, err
 }
 
@@ -590,7 +599,10 @@ func (l *biasAddLayer) scratch(*Net, int) layerState { return layerState{} }
 func (l *biasAddLayer) forward(p *pass) {
 	size := p.batch * p.n.values[l.y].size
 	x, y := p.w.act[l.x][:size], p.w.act[l.y][:size]
-	w := p.n.params[l.w].data
+	w := l.mask
+	if w == nil {
+		w = p.n.params[l.w].data
+	}
 	for r := 0; r < size; r += l.period {
 		src, dst := x[r:r+l.period], y[r:r+l.period]
 		for j, v := range src {
@@ -600,17 +612,25 @@ func (l *biasAddLayer) forward(p *pass) {
 }
 
 func (l *biasAddLayer) backward(p *pass) {
+	if !p.n.values[l.y].needGrad {
+		return // a mask added to activations no parameter lies before
+	}
 	size := p.batch * p.n.values[l.y].size
 	dy := p.w.grad[l.y][:size]
-	dw := p.w.pgrad[l.w]
+	var dw []float32
+	if l.mask == nil {
+		dw = p.w.pgrad[l.w]
+	}
 	var dx []float32
 	if p.n.values[l.x].needGrad {
 		dx = p.w.grad[l.x][:size]
 	}
 	for r := 0; r < size; r += l.period {
 		g := dy[r : r+l.period]
-		for j, v := range g {
-			dw[j] += v
+		if dw != nil {
+			for j, v := range g {
+				dw[j] += v
+			}
 		}
 		if dx != nil {
 			d := dx[r : r+l.period]

@@ -37,6 +37,7 @@ var registry = map[string]func(mode) *model.Graph{
 	"lenet-exits":  lenetExits,
 	"resnet-exits": resNetExits,
 	"vit-tiny":     vitTiny,
+	"gpt-tiny":     gptTiny,
 }
 
 // Names lists the model names Build accepts, sorted.
@@ -306,7 +307,7 @@ func ParamCount(g *model.Graph) int64 {
 	}
 	var total int64
 	for name, t := range g.Initializers {
-		if skip[name] || t.Dims() == 0 {
+		if skip[name] || t.Dims() == 0 || model.IsAdditiveMask(t) {
 			continue
 		}
 		if _, ok := t.Data().([]float32); !ok {

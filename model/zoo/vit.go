@@ -73,7 +73,7 @@ func vit(name string, c ViTConfig, m mode) *model.Graph {
 	x = b.node("Add", "pos_add", []string{x, pos}, "pos_add.out", b.shape(x), nil)
 	for i := 1; i <= c.Depth; i++ {
 		p := fmt.Sprintf("blk%d.", i)
-		x = b.add(x, b.attention(b.layerNorm(x, p+"ln1"), p+"attn.", c.Heads))
+		x = b.add(x, b.attention(b.layerNorm(x, p+"ln1"), p+"attn.", c.Heads, ""))
 		h := b.linear(b.layerNorm(x, p+"ln2"), c.MLP, p+"mlp.fc1")
 		h = b.node("Gelu", p+"mlp.gelu", []string{h}, p+"mlp.gelu.out", b.shape(h), nil)
 		x = b.add(x, b.linear(h, c.Dim, p+"mlp.fc2"))
@@ -87,8 +87,9 @@ func vit(name string, c ViTConfig, m mode) *model.Graph {
 }
 
 // attention is multi-head self-attention of x (1×T×D) with heads heads:
-// softmax(Q·Kᵀ/√dh)·V per head, then the output projection.
-func (b *builder) attention(x, p string, heads int) string {
+// softmax(Q·Kᵀ/√dh + mask)·V per head, then the output projection; mask
+// (a T×T initializer, broadcast over heads) is left out when empty.
+func (b *builder) attention(x, p string, heads int, mask string) string {
 	s := b.shape(x)
 	t, d := s[1], s[2]
 	dh := d / heads
@@ -101,6 +102,9 @@ func (b *builder) attention(x, p string, heads int) string {
 	v := split(b.linear(x, d, p+"v"), p+"v", 0, 2, 1, 3) // 1×H×T×dh
 	sc := b.node("MatMul", p+"scores", []string{q, k}, p+"scores.out", []int{1, heads, t, t}, nil)
 	sc = b.node("Mul", p+"scale", []string{sc, b.scalar(p+"scale.k", float32(1/math.Sqrt(float64(dh))))}, p+"scale.out", b.shape(sc), nil)
+	if mask != "" {
+		sc = b.node("Add", p+"mask", []string{sc, mask}, p+"mask.out", b.shape(sc), nil)
+	}
 	sc = b.node("Softmax", p+"softmax", []string{sc}, p+"softmax.out", b.shape(sc), map[string]model.Attribute{"axis": intAttr(-1)})
 	o := b.node("MatMul", p+"context", []string{sc, v}, p+"context.out", []int{1, heads, t, dh}, nil)
 	o = b.transpose(o, p+"merge", 0, 2, 1, 3) // 1×T×H×dh

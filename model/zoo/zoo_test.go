@@ -29,6 +29,8 @@ func TestParamCounts(t *testing.T) {
 		{"resnet18", 11689512, false},
 		{"mobilenetv2", 3504872, false},
 		{"vit-tiny", 3200 + 1024 + 4*(2*128+4*(64*64+64)+(64*128+128)+(128*64+64)) + 128 + 650, false},
+		// embedding, positions, two blocks, final norm, head (the causal mask is no parameter)
+		{"gpt-tiny", 97*64 + 64*64 + 2*(2*128+4*(64*64+64)+(64*256+256)+(256*64+64)) + 128 + (64*97 + 97), false},
 		{"alexnet", 61100840, true},
 		{"vgg16", 138357544, true},
 	}
@@ -122,7 +124,8 @@ func TestSimplifyAndRun(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Compile: %v", err)
 			}
-			x := tensor.New(tensor.WithShape(g.Inputs[0].Shape...), tensor.WithBacking(make([]float32, 28*28)))
+			in := g.Inputs[0].Shape
+			x := tensor.New(tensor.WithShape(in...), tensor.WithBacking(make([]float32, shapeSize(in))))
 			for i, v := range x.Data().([]float32) {
 				x.Data().([]float32)[i] = v + float32(i%29)/29
 			}
@@ -131,12 +134,18 @@ func TestSimplifyAndRun(t *testing.T) {
 				t.Fatalf("Run: %v", err)
 			}
 			for k, o := range outs {
-				var sum float32
-				for _, p := range o.Data().([]float32) {
-					sum += p
-				}
-				if math.Abs(float64(sum-1)) > 1e-4 {
-					t.Errorf("output %d: probabilities sum to %v", k, sum)
+				// Probabilities over the last axis (one row per position
+				// for a language model).
+				d := o.Data().([]float32)
+				n := o.Shape()[o.Dims()-1]
+				for r := 0; r < len(d); r += n {
+					var sum float32
+					for _, p := range d[r : r+n] {
+						sum += p
+					}
+					if math.Abs(float64(sum-1)) > 1e-4 {
+						t.Errorf("output %d row %d: probabilities sum to %v", k, r/n, sum)
+					}
 				}
 			}
 		})
@@ -285,4 +294,12 @@ func TestSkeletonMatchesSimplify(t *testing.T) {
 	if _, err := Skeleton("resnet1000"); !errors.Is(err, ErrUnknownModel) {
 		t.Errorf("Skeleton of an unknown name: %v, want ErrUnknownModel", err)
 	}
+}
+
+func shapeSize(s []int) int {
+	n := 1
+	for _, d := range s {
+		n *= d
+	}
+	return n
 }
