@@ -180,7 +180,8 @@ func (l apiLimits) acquire(ctx context.Context) bool {
 
 // Handler returns the node's client API. Routes and the scope each needs
 // (Config.API decides who holds which): POST /v1/infer (infer; ?policy=,
-// ?codec=, ?max_loss= need override), GET /v1/cluster and /v1/status,
+// ?codec=, ?max_loss= need override), POST /v1/generate (infer; a cut or
+// cloud needs override; server-sent events), GET /v1/cluster and /v1/status,
 // /v1/status/events and GET /v1/models (cluster), PUT /v1/models/{name} and
 // POST /v1/models/{name}/rollout (models), GET /metrics (metrics); GET / (the status
 // page, which holds no data itself), GET /v1/openapi.json and GET /healthz
@@ -215,6 +216,7 @@ func (n *Node) Handler() http.Handler {
 		defer func() { <-lim.inflight }()
 		model, res = n.handleInfer(sw, r, lim)
 	}))
+	mux.Handle("POST /v1/generate", n.require(access.ScopeInfer, func(w http.ResponseWriter, r *http.Request) { n.handleGenerate(w, r, lim) }))
 	mux.Handle("GET /v1/cluster", n.require(access.ScopeCluster, n.handleCluster))
 	mux.HandleFunc("GET /v1/openapi.json", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")

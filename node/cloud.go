@@ -79,7 +79,7 @@ func (n *Node) serveSegment(ctx context.Context, treq *transport.Request, body i
 		}
 		return transport.Errorf(transport.CodeNotFound, "model %q not held by %s", req.Model, n.cfg.Name)
 	}
-	if req.Op == opRun || req.Op == opProbe || req.Op == opRunVia {
+	if req.Op == opRun || req.Op == opProbe || req.Op == opRunVia || req.Op == opGenerate || req.Op == opGenerateEnd {
 		// Segments and probes carry activations: only edges (and edge
 		// servers, sending on what follows their piece) send them; a
 		// piece to send on is asked of edge servers by edges only.
@@ -109,6 +109,12 @@ func (n *Node) serveSegment(ctx context.Context, treq *transport.Request, body i
 		}
 		_, err = w.Write(b)
 		return err
+	}
+	if req.Op == opGenerate || req.Op == opGenerateEnd {
+		if n.cfg.Role != RoleCloud {
+			return transport.Errorf(transport.CodeBadRequest, "%s is a %s, not a cloud: it serves no generations", n.cfg.Name, n.cfg.Role)
+		}
+		return n.serveGenerate(ctx, m, req, body, w)
 	}
 	if req.Op == opRunVia {
 		if n.cfg.Role != RoleEdgeServer {
@@ -198,6 +204,14 @@ func (n *Node) acceptSegment(ctx context.Context, pr *pieceRunner, body io.Reade
 		return hdr, 0, nil, "too_large", transport.Errorf(transport.CodeTooLarge, "payload over %d bytes, the most the segment's inputs %s can encode to", limit, shapesOf(pr.piece.Graph.Inputs))
 	}
 	rc.report(&hdr)
+	wait, release, code, err = n.acquireWorker(ctx)
+	return hdr, wait, release, code, err
+}
+
+// acquireWorker waits for one of the node's segment workers (or ctx's
+// end); it returns the time waited and the worker's release, or the
+// metrics code and error.
+func (n *Node) acquireWorker(ctx context.Context) (wait time.Duration, release func(), code string, err error) {
 	queued := time.Now()
 	n.srv.waiting.Add(1)
 	n.metrics.queueDepth.Inc()
@@ -206,12 +220,12 @@ func (n *Node) acceptSegment(ctx context.Context, pr *pieceRunner, body io.Reade
 	case <-ctx.Done():
 		n.srv.waiting.Add(-1)
 		n.metrics.queueDepth.Dec()
-		return hdr, 0, nil, "deadline", transport.Errorf(transport.CodeDeadlineExceeded, "queued for %v on %s", time.Since(queued), n.cfg.Name)
+		return 0, nil, "deadline", transport.Errorf(transport.CodeDeadlineExceeded, "queued for %v on %s", time.Since(queued), n.cfg.Name)
 	}
 	n.srv.waiting.Add(-1)
 	n.metrics.queueDepth.Dec()
 	n.srv.busy.Add(1)
-	return hdr, time.Since(queued), func() {
+	return time.Since(queued), func() {
 		n.srv.busy.Add(-1)
 		<-n.srv.workers
 	}, "", nil

@@ -51,6 +51,7 @@ type Node struct {
 	reqID       atomic.Uint64   // ids of the node protocol requests this node sends
 	statusLog   statusLog       // what the status page shows (statuspage.go)
 	rollout     rollouts        // rollouts and canaries this node ran (rollout.go)
+	gen         genState        // generation sessions served, LM costs (generate.go)
 
 	mu       sync.Mutex
 	closed   bool
@@ -355,6 +356,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		errs = append(errs, err)
 	}
 	n.wg.Wait()
+	n.gen.closeAll()
 	return errors.Join(errs...)
 }
 
@@ -398,4 +400,5 @@ func (n *Node) Kill() {
 	}
 	n.ep.Close()
 	n.wg.Wait()
+	n.gen.closeAll()
 }

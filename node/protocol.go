@@ -23,7 +23,7 @@ import (
 //
 //	version  byte = protocolVersion
 //	op       byte (opRun, opProbe, opProfile, opCalibration, opModelEntry,
-//	         opModelChunk, opModelLoad, opRunVia)
+//	         opModelChunk, opModelLoad, opRunVia, opGenerate, opGenerateEnd)
 //	model    string: model id
 //	version  string: model version (the model ops: the full registry
 //	         version, 64 hex digits)
@@ -35,6 +35,12 @@ import (
 //	split    varint (opRunVia only): the first node the cloud runs
 //	next     string (opRunVia only): the cloud's name
 //	codec2   string (opRunVia only): the preset of the server's boundary
+//	session  string (opGenerate, opGenerateEnd): the edge's generation id
+//	cut      varint (opGenerate only): the first block the cloud runs
+//	prefill  varint (opGenerate only): tokens in the body's prefill window
+//	         (0: the body holds steps only)
+//	pos      varint (opGenerate only): the position of the body's first
+//	         step (with a prefill: prefill)
 //
 // A response header (opRun and opProbe answers; the others send none):
 //
@@ -59,6 +65,9 @@ const (
 	maxNameBytes  = 256     // model id, version, codec
 	maxRanges     = 4096    // ranges in a node set
 	maxModelNodes = 1 << 16 // a node set's indices are below this
+	// maxGenerateSize bounds a generate request's cut, prefill and
+	// position (a model's blocks and context are far smaller).
+	maxGenerateSize = 1 << 16
 )
 
 // errProtocol is wrapped by every node protocol decoding error.
@@ -69,14 +78,16 @@ type op byte
 
 // The operations of the node protocol.
 const (
-	opRun         op = 1 // run the node set on the body (a tensorcodec message); answer its outputs
-	opProbe       op = 2 // read the body, discard it, answer one byte: an edge measuring its link
-	opProfile     op = 3 // answer the node's profile of the model (JSON of partition.Profile)
-	opCalibration op = 4 // answer the node's calibration table of the model (JSON, scheduler.Calibration)
-	opModelEntry  op = 5 // answer the stored version's registry entry (JSON, registry.Entry)
-	opModelChunk  op = 6 // answer one chunk of the stored version (plain bytes)
-	opModelLoad   op = 7 // fetch the version (from the caller or peers), serve it and make it active; answer nothing
-	opRunVia      op = 8 // an edge server: run the node set up to Split, send the rest on to Next with Codec2; answer the whole set's outputs
+	opRun         op = 1  // run the node set on the body (a tensorcodec message); answer its outputs
+	opProbe       op = 2  // read the body, discard it, answer one byte: an edge measuring its link
+	opProfile     op = 3  // answer the node's profile of the model (JSON of partition.Profile)
+	opCalibration op = 4  // answer the node's calibration table of the model (JSON, scheduler.Calibration)
+	opModelEntry  op = 5  // answer the stored version's registry entry (JSON, registry.Entry)
+	opModelChunk  op = 6  // answer one chunk of the stored version (plain bytes)
+	opModelLoad   op = 7  // fetch the version (from the caller or peers), serve it and make it active; answer nothing
+	opRunVia      op = 8  // an edge server: run the node set up to Split, send the rest on to Next with Codec2; answer the whole set's outputs
+	opGenerate    op = 9  // run a language model's blocks from Cut on the body's hidden states (a prefill window, then steps) against the session's key/value cache; answer the next token
+	opGenerateEnd op = 10 // forget the session's cache; answer nothing
 )
 
 func (o op) String() string {
@@ -97,6 +108,10 @@ func (o op) String() string {
 		return "model-load"
 	case opRunVia:
 		return "run-via"
+	case opGenerate:
+		return "generate"
+	case opGenerateEnd:
+		return "generate-end"
 	}
 	return fmt.Sprintf("op(%d)", byte(o))
 }
@@ -113,6 +128,11 @@ type segmentRequest struct {
 	Split  int
 	Next   string
 	Codec2 string
+	// opGenerate (Session also opGenerateEnd): the generation, the first
+	// block the cloud runs, the tokens of the body's prefill window (0:
+	// none) and the position of its first step.
+	Session           string
+	Cut, Prefill, Pos int
 }
 
 // segmentResponse is the header of a node's answer to opRun (all fields)
@@ -149,9 +169,18 @@ func (r *segmentRequest) check() error {
 		if r.Next == "" || r.Codec2 == "" {
 			return protoErr("run-via request without a next node or its codec")
 		}
-	case opProbe, opProfile, opCalibration, opModelEntry, opModelLoad:
+	case opProbe, opProfile, opCalibration, opModelEntry, opModelLoad, opGenerateEnd:
 		if len(r.Nodes) != 0 || r.Codec != "" {
 			return protoErr("%v request carries a node set or codec", r.Op)
+		}
+	case opGenerate:
+		if len(r.Nodes) != 0 || r.Codec == "" {
+			return protoErr("generate request wants a codec and no node set")
+		}
+		if r.Cut < 0 || r.Cut >= maxGenerateSize || r.Prefill < 0 || r.Prefill > maxGenerateSize || r.Pos < 0 || r.Pos > maxGenerateSize ||
+			(r.Prefill > 0 && r.Pos != r.Prefill) {
+			return protoErr("generate request: cut %d, prefill %d, position %d (want each below %d, and the position the prefill's end)",
+				r.Cut, r.Prefill, r.Pos, maxGenerateSize)
 		}
 	case opModelChunk:
 		if len(r.Nodes) != 1 || r.Codec != "" {
@@ -163,8 +192,13 @@ func (r *segmentRequest) check() error {
 	if r.Op != opRunVia && (r.Split != 0 || r.Next != "" || r.Codec2 != "") {
 		return protoErr("%v request carries a split, next node or second codec", r.Op)
 	}
+	generates := r.Op == opGenerate || r.Op == opGenerateEnd
+	if generates != (r.Session != "") || r.Op != opGenerate && (r.Cut != 0 || r.Prefill != 0 || r.Pos != 0) {
+		return protoErr("%v request: session %q, cut %d, prefill %d, position %d (a session for the generate ops only, the rest for opGenerate only)",
+			r.Op, r.Session, r.Cut, r.Prefill, r.Pos)
+	}
 	for _, f := range []struct{ name, v string }{{"model", r.Model}, {"version", r.Version}, {"codec", r.Codec},
-		{"next", r.Next}, {"codec2", r.Codec2}} {
+		{"next", r.Next}, {"codec2", r.Codec2}, {"session", r.Session}} {
 		if len(f.v) > maxNameBytes {
 			return protoErr("%s is %d bytes, limit %d", f.name, len(f.v), maxNameBytes)
 		}
@@ -212,6 +246,15 @@ func (r *segmentRequest) marshal() ([]byte, error) {
 		for _, s := range []string{r.Next, r.Codec2} {
 			b = binary.AppendUvarint(b, uint64(len(s)))
 			b = append(b, s...)
+		}
+	}
+	if r.Op == opGenerate || r.Op == opGenerateEnd {
+		b = binary.AppendUvarint(b, uint64(len(r.Session)))
+		b = append(b, r.Session...)
+	}
+	if r.Op == opGenerate {
+		for _, v := range []int{r.Cut, r.Prefill, r.Pos} {
+			b = binary.AppendUvarint(b, uint64(v))
 		}
 	}
 	return b, nil
@@ -268,6 +311,21 @@ func unmarshalSegmentRequest(b []byte) (segmentRequest, error) {
 		}
 		r.Next = d.string("next")
 		r.Codec2 = d.string("codec2")
+	}
+	if r.Op == opGenerate || r.Op == opGenerateEnd {
+		r.Session = d.string("session")
+	}
+	if r.Op == opGenerate {
+		for _, f := range []struct {
+			name string
+			v    *int
+		}{{"cut", &r.Cut}, {"prefill", &r.Prefill}, {"pos", &r.Pos}} {
+			if v := d.uvarint(f.name); d.err == nil && v > maxGenerateSize {
+				d.err = protoErr("%s = %d, limit %d", f.name, v, maxGenerateSize)
+			} else {
+				*f.v = int(v)
+			}
+		}
 	}
 	if err := d.end(); err != nil {
 		return segmentRequest{}, err

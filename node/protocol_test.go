@@ -27,6 +27,9 @@ func TestSegmentRequestRoundTrip(t *testing.T) {
 		{Op: opModelChunk, Model: "m", Version: strings.Repeat("a", 64), Nodes: []int{7}},
 		{Op: opModelLoad, Model: "m", Version: strings.Repeat("a", 64)},
 		{Op: opRunVia, Model: "alexnet", Version: "v", Codec: "lossless", Nodes: []int{0, 1, 2, 3, 4}, Split: 3, Next: "cloud-1", Codec2: "fp16"},
+		{Op: opGenerate, Model: "gpt", Version: "v", Codec: "lossless", Session: "5f3c", Cut: 1, Prefill: 12, Pos: 12},
+		{Op: opGenerate, Model: "gpt", Version: "v", Codec: "lossless", Session: "5f3c", Cut: 1, Pos: 13},
+		{Op: opGenerateEnd, Model: "gpt", Version: "v", Session: "5f3c"},
 	} {
 		b, err := r.marshal()
 		if err != nil {
@@ -72,7 +75,11 @@ func TestSegmentRequestErrors(t *testing.T) {
 	}{
 		{"empty", "", "empty header"},
 		{"version", string(append([]byte{9}, good[1:]...)), "version 9, want 2"},
-		{"unknown op", string(hdr(9, str("m"), str(""), str(""), vs(0))), "unknown op 9"},
+		{"unknown op", string(hdr(11, str("m"), str(""), str(""), vs(0))), "unknown op 11"},
+		{"generate without session", string(hdr(9, str("m"), str(""), str("lossless"), vs(0), str(""), vs(1, 0, 3))), "a session for the generate ops only"},
+		{"generate prefill and position", string(hdr(9, str("m"), str(""), str("lossless"), vs(0), str("s"), vs(1, 4, 3))), "the position the prefill's end"},
+		{"generate huge cut", string(hdr(9, str("m"), str(""), str("lossless"), vs(0), str("s"), vs(1<<40, 0, 3))), "cut = 1099511627776, limit 65536"},
+		{"generate without codec", string(hdr(9, str("m"), str(""), str(""), vs(0), str("s"), vs(1, 0, 3))), "generate request wants a codec"},
 		{"chunk without index", string(hdr(6, str("m"), str(""), str(""), vs(0))), "model-chunk request wants one chunk index"},
 		{"entry with nodes", string(hdr(5, str("m"), str(""), str(""), vs(1, 0, 0))), "model-entry request carries a node set"},
 		{"via without its fields", string(hdr(8, str("m"), str(""), str("c"), vs(1, 0, 3))), "bad varint in split"},
@@ -102,6 +109,9 @@ func TestSegmentRequestErrors(t *testing.T) {
 		{Op: opProfile, Model: "m", Codec: "fp16"},
 		{Op: opRun, Model: "m", Nodes: []int{1, 2}, Split: 2, Next: "c", Codec2: "fp16"},
 		{Op: opRunVia, Model: "m", Nodes: []int{1, 2}, Split: 1, Next: "c", Codec2: "fp16"},
+		{Op: opRun, Model: "m", Nodes: []int{1}, Session: "s"},
+		{Op: opGenerateEnd, Model: "m", Session: "s", Pos: 3},
+		{Op: opGenerate, Model: "m", Codec: "lossless", Session: "s", Cut: -1},
 		{Op: 0, Model: "m"},
 	} {
 		if _, err := r.marshal(); !errors.Is(err, errProtocol) {
@@ -182,6 +192,8 @@ func FuzzDecodeSegmentRequest(f *testing.F) {
 		{Op: opRun, Model: "lenet5", Version: "3f2a", Codec: "fp16", Nodes: []int{0, 1, 2, 3, 5, 7, 8}},
 		{Op: opProbe, Model: "m"},
 		{Op: opRunVia, Model: "m", Codec: "lossless", Nodes: []int{2, 3, 4, 5}, Split: 4, Next: "cloud-1", Codec2: "fp16"},
+		{Op: opGenerate, Model: "gpt", Codec: "lossless", Session: "s", Cut: 1, Prefill: 5, Pos: 5},
+		{Op: opGenerateEnd, Model: "gpt", Session: "s"},
 	} {
 		b, _ := r.marshal()
 		f.Add(b)

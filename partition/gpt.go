@@ -55,44 +55,20 @@ type GPTStage struct {
 // with every block) and compiles each stage's part of the full graph and of
 // the decode-step graph.
 func GPTStages(g *model.Graph, cuts []int, opts model.Options) ([]*GPTStage, error) {
-	c, err := zoo.GPTConfigOf(g)
+	pg, err := prepareGPT(g)
 	if err != nil {
 		return nil, err
 	}
 	bounds := append([]int{0}, cuts...)
-	bounds = append(bounds, c.Depth)
+	bounds = append(bounds, pg.cfg.Depth)
 	for i := 1; i < len(bounds); i++ {
-		if bounds[i] <= bounds[i-1] || bounds[i] > c.Depth || (i < len(bounds)-1 && bounds[i] >= c.Depth) {
-			return nil, fmt.Errorf("%w: cuts %v of a %d-block GPT: want ascending block counts in 1..%d", ErrRange, cuts, c.Depth, c.Depth-1)
+		if bounds[i] <= bounds[i-1] || bounds[i] > pg.cfg.Depth || (i < len(bounds)-1 && bounds[i] >= pg.cfg.Depth) {
+			return nil, fmt.Errorf("%w: cuts %v of a %d-block GPT: want ascending block counts in 1..%d", ErrRange, cuts, pg.cfg.Depth, pg.cfg.Depth-1)
 		}
-	}
-	full, err := zoo.GPTWithCache(g)
-	if err != nil {
-		return nil, err
-	}
-	step, err := zoo.GPTStep(g)
-	if err != nil {
-		return nil, err
-	}
-	sf, err := model.Simplify(full, nil)
-	if err != nil {
-		return nil, fmt.Errorf("partition: GPT with cache: %w", err)
-	}
-	ss, err := model.Simplify(step, nil)
-	if err != nil {
-		return nil, fmt.Errorf("partition: GPT step: %w", err)
-	}
-	fb, err := blockStarts(sf, c.Depth)
-	if err != nil {
-		return nil, err
-	}
-	sb, err := blockStarts(ss, c.Depth)
-	if err != nil {
-		return nil, err
 	}
 	var stages []*GPTStage
 	for i := 1; i < len(bounds); i++ {
-		s, err := newGPTStage(sf, ss, c, bounds[i-1], bounds[i], fb, sb, opts)
+		s, err := pg.stage(bounds[i-1], bounds[i], opts)
 		if err != nil {
 			for _, p := range stages {
 				p.Close()
@@ -102,6 +78,61 @@ func GPTStages(g *model.Graph, cuts []int, opts model.Options) ([]*GPTStage, err
 		stages = append(stages, s)
 	}
 	return stages, nil
+}
+
+// NewGPTStage compiles the one stage of the GPT g that runs blocks
+// [from, to) (0 ≤ from < to ≤ Depth): what one node of a split generation
+// runs.
+func NewGPTStage(g *model.Graph, from, to int, opts model.Options) (*GPTStage, error) {
+	pg, err := prepareGPT(g)
+	if err != nil {
+		return nil, err
+	}
+	if from < 0 || to <= from || to > pg.cfg.Depth {
+		return nil, fmt.Errorf("%w: blocks [%d,%d) of a %d-block GPT", ErrRange, from, to, pg.cfg.Depth)
+	}
+	return pg.stage(from, to, opts)
+}
+
+// preparedGPT is a GPT's full graph (with its caches as outputs) and
+// decode-step graph, simplified, with where each block starts in both.
+type preparedGPT struct {
+	cfg        zoo.GPTConfig
+	full, step *model.Graph
+	fb, sb     []int
+}
+
+func prepareGPT(g *model.Graph) (*preparedGPT, error) {
+	c, err := zoo.GPTConfigOf(g)
+	if err != nil {
+		return nil, err
+	}
+	full, err := zoo.GPTWithCache(g)
+	if err != nil {
+		return nil, err
+	}
+	step, err := zoo.GPTStep(g)
+	if err != nil {
+		return nil, err
+	}
+	pg := &preparedGPT{cfg: c}
+	if pg.full, err = model.Simplify(full, nil); err != nil {
+		return nil, fmt.Errorf("partition: GPT with cache: %w", err)
+	}
+	if pg.step, err = model.Simplify(step, nil); err != nil {
+		return nil, fmt.Errorf("partition: GPT step: %w", err)
+	}
+	if pg.fb, err = blockStarts(pg.full, c.Depth); err != nil {
+		return nil, err
+	}
+	if pg.sb, err = blockStarts(pg.step, c.Depth); err != nil {
+		return nil, err
+	}
+	return pg, nil
+}
+
+func (pg *preparedGPT) stage(from, to int, opts model.Options) (*GPTStage, error) {
+	return newGPTStage(pg.full, pg.step, pg.cfg, from, to, pg.fb, pg.sb, opts)
 }
 
 // blockStarts returns, for b in 0..depth−1, the index in the simplified

@@ -1,0 +1,180 @@
+package node_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/edgesplit/edgesplit/model"
+	"github.com/edgesplit/edgesplit/model/lm"
+	"github.com/edgesplit/edgesplit/model/zoo"
+	"github.com/edgesplit/edgesplit/node"
+	"github.com/edgesplit/edgesplit/node/cluster"
+	"github.com/edgesplit/edgesplit/transport/linkem"
+)
+
+// gptModel is a 3-block GPT over lm's vocabulary (context 32) whose output
+// head is scaled so that greedy decoding has clear maxima.
+func gptModel(t *testing.T) *node.Model {
+	t.Helper()
+	g, err := zoo.BuildGPT("gpt-test", zoo.GPTConfig{Vocab: lm.VocabSize, Context: 32, Dim: 32, Depth: 3, Heads: 4, MLP: 64}, 11)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"head.weight", "tok_embed", "pos_embed"} {
+		w := g.Initializers[name].Data().([]float32)
+		for i := range w {
+			w[i] *= 25
+		}
+	}
+	m, err := node.NewModel("gpt", "", g, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func unsplitTokens(t *testing.T, m *node.Model, prompt string, n int) []int {
+	t.Helper()
+	lmm, err := lm.New(m.Graph, model.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lmm.Close()
+	want, err := lmm.Generate(context.Background(), lm.Encode(prompt), n, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return want
+}
+
+// TestGenerateSplit generates through a real cluster (gossip, QUIC with
+// mutual TLS, an emulated LTE uplink) at every cut — cloud-only, after each
+// block, edge-only — and planned: every run gives the unsplit model's
+// tokens, and per step only one hidden state goes up. Then the cloud a
+// generation runs on is killed halfway: the edge replays to the other cloud
+// and the generation completes with the same tokens.
+func TestGenerateSplit(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 3-node cluster")
+	}
+	m := gptModel(t)
+	lte, err := linkem.LookupProfile("lte")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lc, err := cluster.Start(context.Background(), cluster.Config{
+		Edges: 1, Clouds: 2, Models: []*node.Model{m},
+		EdgeDevice: node.Device{Name: "slow", Slowdown: 4}, Uplink: lte.Up, Downlink: lte.Down,
+		GossipKey: []byte("0123456789abcdef"), Logger: quietLogger(),
+		Tune: func(c *node.Config) { c.ProfileRuns = 3; c.Hedge = -1 },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(lc.Kill)
+	edge := lc.Edges[0]
+	ctx := context.Background()
+	const prompt, tokens = "Edge and cloud, one model: ", 80
+	want := unsplitTokens(t, m, prompt, tokens)
+	for _, cut := range []int{0, 1, 2, 3, -1} {
+		var events []int
+		res, err := edge.Generate(ctx, node.GenerateRequest{Prompt: prompt, Tokens: tokens, Cut: cut},
+			func(e node.GenerateEvent) error { events = append(events, e.Token); return nil })
+		if err != nil {
+			t.Fatalf("cut %d: %v", cut, err)
+		}
+		if !slices.Equal(res.Tokens, want) || !slices.Equal(events, want) {
+			t.Fatalf("cut %d: generated %q, unsplit %q", cut, res.Text, lm.Decode(want))
+		}
+		if res.Prefills < 2 || res.Prefills+res.Steps != tokens {
+			t.Errorf("cut %d: %d prefills, %d steps for %d tokens", cut, res.Prefills, res.Steps, tokens)
+		}
+		if (res.Cut == 3) != (res.BytesUp == 0) || (res.Cut == 3) != (res.Cloud == "") {
+			t.Errorf("cut %d: cloud %q, %d bytes up", res.Cut, res.Cloud, res.BytesUp)
+		}
+		if res.Cut > 0 && res.Cut < 3 && !(res.BytesPerStep > 4*32 && res.BytesPerStep < 4*32+64) {
+			t.Errorf("cut %d: %.0f bytes per step, want one 32-float hidden state and a header", res.Cut, res.BytesPerStep)
+		}
+		t.Logf("cut %d (asked %d): cloud %q, %.0f bytes up per token (%.0f per step), first token %.1f ms, %.1f tokens/s, %d prefills, plans %+v",
+			res.Cut, cut, res.Cloud, res.BytesPerToken, res.BytesPerStep, res.FirstTokenMS, res.TokensPerSec, res.Prefills, res.Plans)
+	}
+
+	// The client API streams the same tokens as server-sent events.
+	rec := httptest.NewRecorder()
+	edge.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/v1/generate",
+		strings.NewReader(`{"prompt": "`+prompt+`", "tokens": 20}`)))
+	if rec.Code != http.StatusOK || rec.Header().Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("POST /v1/generate: %d %s\n%s", rec.Code, rec.Header().Get("Content-Type"), rec.Body)
+	}
+	var streamed []int
+	var done node.GenerateResult
+	for _, ev := range strings.Split(strings.TrimSpace(rec.Body.String()), "\n\n") {
+		name, data, _ := strings.Cut(ev, "\ndata: ")
+		switch name {
+		case "event: token":
+			var e node.GenerateEvent
+			if err := json.Unmarshal([]byte(data), &e); err != nil || e.Index != len(streamed) {
+				t.Fatalf("token event %q: %v", data, err)
+			}
+			streamed = append(streamed, e.Token)
+		case "event: done":
+			if err := json.Unmarshal([]byte(data), &done); err != nil {
+				t.Fatal(err)
+			}
+		default:
+			t.Fatalf("unexpected event %q", ev)
+		}
+	}
+	if !slices.Equal(streamed, want[:20]) || !slices.Equal(done.Tokens, want[:20]) {
+		t.Fatalf("streamed %v, done %v, want %v", streamed, done.Tokens, want[:20])
+	}
+	for body, code := range map[string]int{`{"prompt": "x"}`: 400, `{"prompt": "x", "tokens": 2, "bogus": 1}`: 400, `not json`: 400,
+		`{"prompt": "x", "tokens": 2, "model": "none"}`: 404} {
+		rec := httptest.NewRecorder()
+		edge.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/v1/generate", strings.NewReader(body)))
+		if rec.Code != code {
+			t.Errorf("POST /v1/generate %s: %d, want %d\n%s", body, rec.Code, code, rec.Body)
+		}
+	}
+
+	// A cloud dies mid-generation.
+	var killed string
+	res, err := edge.Generate(ctx, node.GenerateRequest{Prompt: prompt, Tokens: tokens, Cut: 1}, func(e node.GenerateEvent) error {
+		if e.Index == tokens/2 {
+			for _, c := range lc.Clouds {
+				if c.Name() == e.Cloud {
+					killed = c.Name()
+					c.Kill()
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("generation with a cloud killed: %v", err)
+	}
+	if killed == "" || res.Failovers != 1 || res.Cloud == killed || res.Cloud == "" {
+		t.Fatalf("killed %q: %d failovers, finished on %q", killed, res.Failovers, res.Cloud)
+	}
+	if !slices.Equal(res.Tokens, want) {
+		t.Fatalf("after the failover: %q, unsplit %q", res.Text, lm.Decode(want))
+	}
+	t.Logf("killed %s at token %d: finished on %s, identical; %.0f bytes up per token (replay included)", killed, tokens/2, res.Cloud, res.BytesPerToken)
+
+	for name, req := range map[string]node.GenerateRequest{
+		"no prompt":  {Tokens: 3, Cut: -1},
+		"no tokens":  {Prompt: "x", Cut: -1},
+		"too many":   {Prompt: "x", Tokens: node.MaxGenerateTokens + 1, Cut: -1},
+		"cut beyond": {Prompt: "x", Tokens: 3, Cut: 4},
+	} {
+		if _, err := edge.Generate(ctx, req, nil); !errors.Is(err, node.ErrBadRequest) {
+			t.Errorf("%s: %v, want ErrBadRequest", name, err)
+		}
+	}
+}
