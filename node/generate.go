@@ -161,7 +161,9 @@ func (g *genState) session(key string, create bool) (*genSession, error) {
 	for k, s := range g.sessions {
 		if s.mu.TryLock() {
 			if now.Sub(s.last) > GenerationSessionIdle {
-				s.stage.Close()
+				if s.stage != nil {
+					s.stage.Close()
+				}
 				delete(g.sessions, k)
 			}
 			s.mu.Unlock()
@@ -189,6 +191,20 @@ func (g *genState) drop(key string) {
 			s.stage.Close()
 		}
 		s.mu.Unlock()
+	}
+}
+
+// dropHeld is drop for a caller holding s.mu: it forgets key's session s
+// and releases its stage without locking s again.
+func (g *genState) dropHeld(key string, s *genSession) {
+	g.mu.Lock()
+	if g.sessions[key] == s {
+		delete(g.sessions, key)
+	}
+	g.mu.Unlock()
+	if s.stage != nil {
+		s.stage.Close()
+		s.stage = nil
 	}
 }
 
@@ -270,12 +286,15 @@ func (n *Node) serveGenerate(ctx context.Context, m *Model, req segmentRequest, 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.last = time.Now()
+	if req.Prefill == 0 && s.stage == nil {
+		return transport.Errorf(transport.CodeNotFound, "generation %s was dropped here: replay from the prefill", req.Session)
+	}
 	if req.Prefill > 0 && (s.stage == nil || s.model != m || s.cut != req.Cut) {
 		if s.stage != nil {
 			s.stage.Close()
 		}
 		if s.stage, err = partition.NewGPTStage(m.Graph, req.Cut, c.Depth, model.Options{}); err != nil {
-			n.gen.drop(key)
+			n.gen.dropHeld(key, s)
 			return transport.Errorf(transport.CodeInternal, "generation stage: %v", err)
 		}
 		s.model, s.cut = m, req.Cut
@@ -306,7 +325,7 @@ func (n *Node) serveGenerate(ctx context.Context, m *Model, req segmentRequest, 
 		err = n.cfg.Device.Emulate(ctx, time.Since(decoded), 0)
 	}
 	if err != nil {
-		n.gen.drop(key) // its cache is part-updated
+		n.gen.dropHeld(key, s) // its cache is part-updated
 		if ctx.Err() != nil {
 			return transport.Errorf(transport.CodeDeadlineExceeded, "generation: %v", context.Cause(ctx))
 		}
