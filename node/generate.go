@@ -420,7 +420,7 @@ func (n *Node) planGeneration(m *Model, c zoo.GPTConfig, promptLen, tokens int, 
 		}
 		costs.PrefillBytes, costs.StepBytes = append(costs.PrefillBytes, pb), append(costs.StepBytes, sb)
 	}
-	best, cloud := scheduler.GenerationPlan{Cut: -1}, ""
+	best, cloud := scheduler.GenerationPlan{PrefillCut: -1, DecodeCut: -1}, ""
 	reports := make([]GenerationPlanReport, c.Depth+1)
 	for i := range reports {
 		reports[i].Cut = i
@@ -438,9 +438,20 @@ func (n *Node) planGeneration(m *Model, c zoo.GPTConfig, promptLen, tokens int, 
 		if p.Name != "" {
 			link = n.linkEstimate(p)
 		}
-		b, all, err := scheduler.PlanGeneration(cc, link, tokens)
+		_, pairs, err := scheduler.PlanGeneration(cc, link, tokens)
 		if err != nil {
 			return err
+		}
+		// One cut serves both phases here: the single-cut plans.
+		all := make([]scheduler.GenerationPlan, c.Depth+1)
+		for k := range all {
+			all[k] = pairs[k*(c.Depth+2)]
+		}
+		b := all[c.Depth]
+		for _, pl := range all {
+			if pl.Total < b.Total {
+				b = pl
+			}
 		}
 		for k, pl := range all {
 			if p.Name == "" && k < c.Depth {
@@ -456,10 +467,10 @@ func (n *Node) planGeneration(m *Model, c zoo.GPTConfig, promptLen, tokens int, 
 		if p.Name == "" {
 			b = all[c.Depth]
 		}
-		if best.Cut < 0 || b.Total < best.Total {
+		if best.DecodeCut < 0 || b.Total < best.Total {
 			best = b
 			cloud = p.Name
-			if b.Cut == c.Depth {
+			if b.DecodeCut == c.Depth {
 				cloud = ""
 			}
 		}
@@ -476,7 +487,7 @@ func (n *Node) planGeneration(m *Model, c zoo.GPTConfig, promptLen, tokens int, 
 			return 0, "", nil, err
 		}
 	}
-	return best.Cut, cloud, reports, nil
+	return best.DecodeCut, cloud, reports, nil
 }
 
 // genCall is the edge's side of one split generation: the cloud it talks
