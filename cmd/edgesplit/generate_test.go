@@ -74,3 +74,60 @@ func TestTrainGenerateLM(t *testing.T) {
 		}
 	}
 }
+
+func TestGenerateFlagErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"generate", "--prompt", "x"}, "generate needs --model"},
+		{[]string{"generate", "--model", "gpt-tiny", "--prompt", "x", "--cut", "1"}, "--cut applies to a generation on an edge node"},
+		{[]string{"generate", "--model", "gpt-tiny", "--prompt", "x", "--result", "r.json"}, "--result applies to a generation on an edge node"},
+		{[]string{"generate", "--node", "127.0.0.1:1"}, "--node needs --prompt"},
+		{[]string{"generate", "--node", "127.0.0.1:1", "--prompt", "x", "--perplexity-corpus", "."}, "does not apply with --node"},
+		{[]string{"generate", "--node", "ftp://x", "--prompt", "x"}, "want http:// or https://"},
+	} {
+		o, err := runCLI(t, tc.args...)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("edgesplit %s: %v (want an error containing %q)\n%s", strings.Join(tc.args, " "), err, tc.want, o)
+		}
+	}
+}
+
+func TestReadEvents(t *testing.T) {
+	type ev struct{ name, data string }
+	for _, tc := range []struct {
+		name, stream string
+		want         []ev
+		err          string
+	}{
+		{"two events", "event: token\ndata: {\"a\":1}\n\nevent: done\ndata: {}\n\n", []ev{{"token", `{"a":1}`}, {"done", "{}"}}, ""},
+		{"multi-line data, comments, default name", ": hi\ndata: a\ndata: b\n\n", []ev{{"message", "a\nb"}}, ""},
+		{"unterminated last event is dropped", "event: token\ndata: x", nil, ""},
+		{"stop ends cleanly", "event: done\ndata: 1\n\nevent: token\ndata: 2\n\n", []ev{{"done", "1"}}, ""},
+		{"oversized line", "data: " + strings.Repeat("x", maxEventBytes+1) + "\n\n", nil, "event stream"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got []ev
+			err := readEvents(strings.NewReader(tc.stream), func(name string, data []byte) error {
+				got = append(got, ev{name, string(data)})
+				if name == "done" {
+					return errStopEvents
+				}
+				return nil
+			})
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("error %v, want one containing %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Errorf("events %v, want %v", got, tc.want)
+			}
+		})
+	}
+}

@@ -183,6 +183,17 @@ func apiClient(caFile string) (*http.Client, error) {
 // a 2xx answer (at most limit bytes); any other answer is an error naming
 // the request, the status and what the node said.
 func callAPI(req *http.Request, tokenFile, caFile string, limit int64) ([]byte, error) {
+	resp, err := openAPI(req, tokenFile, caFile)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	return io.ReadAll(io.LimitReader(resp.Body, limit))
+}
+
+// openAPI sends req as callAPI does and returns a 2xx response with its
+// body still to read (a stream); the caller closes it.
+func openAPI(req *http.Request, tokenFile, caFile string) (*http.Response, error) {
 	tok, err := apiToken(tokenFile)
 	if err != nil {
 		return nil, err
@@ -198,20 +209,17 @@ func callAPI(req *http.Request, tokenFile, caFile string, limit int64) ([]byte, 
 	if err != nil {
 		return nil, err
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, limit))
-	if err != nil {
-		return nil, err
-	}
 	if resp.StatusCode/100 != 2 {
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 		return nil, fmt.Errorf("%s %s: %s: %s", req.Method, req.URL.Redacted(), resp.Status, strings.TrimSpace(string(b)))
 	}
-	return b, nil
+	return resp, nil
 }
 
-// edgeURL turns an --node value into the edge's /v1/infer URL: a bare
-// host:port means http://host:port.
-func edgeURL(base string) (*url.URL, error) {
+// edgeURL turns an --node value into the URL of path (such as /v1/infer)
+// on the edge's API: a bare host:port means http://host:port.
+func edgeURL(base, path string) (*url.URL, error) {
 	if !strings.Contains(base, "://") {
 		base = "http://" + base
 	}
@@ -225,14 +233,14 @@ func edgeURL(base string) (*url.URL, error) {
 	if u.Host == "" {
 		return nil, fmt.Errorf("--node %q: no host", base)
 	}
-	u.Path = strings.TrimRight(u.Path, "/") + "/v1/infer"
+	u.Path = strings.TrimRight(u.Path, "/") + path
 	return u, nil
 }
 
 // inferRemote posts the input file to an edge node's /v1/infer, prints the
 // JSON answer and, when asked, writes its output as .npy.
 func inferRemote(cmd *cobra.Command, r remoteInfer) error {
-	u, err := edgeURL(r.base)
+	u, err := edgeURL(r.base, "/v1/infer")
 	if err != nil {
 		return err
 	}

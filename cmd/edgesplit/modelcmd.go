@@ -160,11 +160,10 @@ func (a *adminFlags) register(f *pflag.FlagSet) {
 // do sends one request to the edge's API and decodes a 2xx JSON answer
 // into out.
 func (a *adminFlags) do(cmd *cobra.Command, method, path string, q url.Values, body io.Reader, ctype string, out any) error {
-	u, err := edgeURL(a.node)
+	u, err := edgeURL(a.node, path)
 	if err != nil {
 		return err
 	}
-	u.Path = strings.TrimSuffix(u.Path, "/v1/infer") + path
 	u.RawQuery = q.Encode()
 	req, err := http.NewRequestWithContext(cmd.Context(), method, u.String(), body)
 	if err != nil {
