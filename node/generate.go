@@ -28,10 +28,14 @@ import (
 // between an edge and a cloud): the edge runs the embedding and blocks
 // [0, Cut) with their key/value caches, the cloud blocks [Cut, Depth) and
 // the head with theirs, in a session the edge opens; per token only the
-// new position's hidden state goes up and the next token comes down. The
-// edge keeps what it sent since the window's last prefill, so when its
-// cloud is lost it replays that to another, which rebuilds the same cache
-// by the same computations: the generation goes on with the same tokens.
+// new position's hidden state goes up and the next token comes down.
+// Prefill and decode may be cut apart: with a decode cut D above the
+// prefill cut P the cloud prefills blocks [P, Depth) and sends the caches
+// of blocks [P, D) down with the first token, and the edge decodes those
+// blocks itself (D = Depth: the cloud only prefills). The edge keeps what
+// it sent since the window's last prefill, so when its cloud is lost it
+// replays that to another, which rebuilds the same cache by the same
+// computations: the generation goes on with the same tokens.
 
 // Limits of a generation.
 const (
@@ -64,8 +68,11 @@ type GenerateRequest struct {
 	Prompt string
 	Tokens int // tokens to generate (1..MaxGenerateTokens)
 	// Cut, when ≥ 0, fixes the blocks that run on the edge (0: cloud-only,
-	// the model's depth: edge-only); -1 lets the edge plan it.
-	Cut int
+	// the model's depth: edge-only); -1 lets the edge plan it. DecodeCut,
+	// when above Cut, decodes at another cut than the prefill's (the
+	// caches of blocks [Cut, DecodeCut) come down from the cloud after
+	// each prefill); 0 or -1 decodes at Cut.
+	Cut, DecodeCut int
 	// Cloud, when set, is the cloud to start on.
 	Cloud string
 }
@@ -84,7 +91,8 @@ type GenerateResult struct {
 	Version   string `json:"model_version"`
 	Text      string `json:"text"`
 	Tokens    []int  `json:"tokens"`
-	Cut       int    `json:"cut"`
+	Cut       int    `json:"cut"`        // the prefill's
+	DecodeCut int    `json:"decode_cut"` // the decode steps' (≥ Cut)
 	Blocks    int    `json:"blocks"`
 	Cloud     string `json:"cloud,omitempty"` // the cloud that finished it
 	Failovers int    `json:"failovers"`
@@ -96,16 +104,22 @@ type GenerateResult struct {
 	BytesUp       int64   `json:"bytes_up"`
 	BytesPerToken float64 `json:"bytes_per_token"`
 	BytesPerStep  float64 `json:"bytes_per_step"`
-	FirstTokenMS  float64 `json:"first_token_ms"`
+	// BytesDown counts what came down: the answers (the next token) and,
+	// when DecodeCut > Cut, the key/value caches after each prefill.
+	BytesDown    int64   `json:"bytes_down"`
+	FirstTokenMS float64 `json:"first_token_ms"`
 	TokensPerSec  float64 `json:"tokens_per_s"`
 	TotalMS       float64 `json:"total_ms"`
-	// Plans are the predictions for every cut (when the edge planned).
+	// Plans are the predictions for every pair of cuts (when the edge
+	// planned).
 	Plans []GenerationPlanReport `json:"plans,omitempty"`
 }
 
-// GenerationPlanReport is one cut's prediction.
+// GenerationPlanReport is one pair of cuts' prediction, on the best cloud
+// for it.
 type GenerationPlanReport struct {
 	Cut          int     `json:"cut"`
+	DecodeCut    int     `json:"decode_cut"`
 	Cloud        string  `json:"cloud,omitempty"`
 	FirstTokenMS float64 `json:"first_token_ms"`
 	PerTokenMS   float64 `json:"per_token_ms"`
@@ -128,13 +142,29 @@ type genState struct {
 	costs    map[string]*gptCosts // model version → costs
 }
 
-// genSession is one caller's cache on this node.
+// genSession is one caller's cache on this node: blocks [cut, decode)
+// run in prefills only (their caches go to the edge), blocks [decode,
+// Depth) in prefills and decode steps.
 type genSession struct {
-	mu    sync.Mutex
-	model *Model
-	cut   int
-	stage *partition.GPTStage
-	last  time.Time
+	mu          sync.Mutex
+	model       *Model
+	cut, decode int
+	front       *partition.GPTStage // [cut, decode); nil when equal
+	stage       *partition.GPTStage // [decode, Depth); nil at Depth
+	last        time.Time
+}
+
+// open reports whether the session holds stages.
+func (s *genSession) open() bool { return s.front != nil || s.stage != nil }
+
+// close releases the session's stages.
+func (s *genSession) close() {
+	for _, st := range []*partition.GPTStage{s.front, s.stage} {
+		if st != nil {
+			st.Close()
+		}
+	}
+	s.front, s.stage = nil, nil
 }
 
 // gptOf returns m's GPT configuration, or ErrNotLM.
@@ -161,9 +191,7 @@ func (g *genState) session(key string, create bool) (*genSession, error) {
 	for k, s := range g.sessions {
 		if s.mu.TryLock() {
 			if now.Sub(s.last) > GenerationSessionIdle {
-				if s.stage != nil {
-					s.stage.Close()
-				}
+				s.close()
 				delete(g.sessions, k)
 			}
 			s.mu.Unlock()
@@ -187,9 +215,7 @@ func (g *genState) drop(key string) {
 	g.mu.Unlock()
 	if ok {
 		s.mu.Lock()
-		if s.stage != nil {
-			s.stage.Close()
-		}
+		s.close()
 		s.mu.Unlock()
 	}
 }
@@ -202,10 +228,7 @@ func (g *genState) dropHeld(key string, s *genSession) {
 		delete(g.sessions, key)
 	}
 	g.mu.Unlock()
-	if s.stage != nil {
-		s.stage.Close()
-		s.stage = nil
-	}
+	s.close()
 }
 
 // closeAll releases every session (the node is stopping).
@@ -213,9 +236,7 @@ func (g *genState) closeAll() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	for k, s := range g.sessions {
-		if s.stage != nil {
-			s.stage.Close()
-		}
+		s.close()
 		delete(g.sessions, k)
 	}
 }
@@ -232,18 +253,20 @@ func (n *Node) serveGenerate(ctx context.Context, m *Model, req segmentRequest, 
 	if err != nil {
 		return transport.Errorf(transport.CodeBadRequest, "%v", err)
 	}
-	if req.Cut >= c.Depth {
-		return transport.Errorf(transport.CodeBadRequest, "cut %d of a %d-block model leaves the cloud nothing", req.Cut, c.Depth)
+	if req.Cut >= c.Depth || req.Decode > c.Depth {
+		return transport.Errorf(transport.CodeBadRequest, "cut %d, decode cut %d of a %d-block model: the cloud must prefill a block", req.Cut, req.Decode, c.Depth)
 	}
 	if req.Prefill > c.Context || req.Pos >= c.Context {
 		return transport.Errorf(transport.CodeBadRequest, "prefill %d, position %d: the context is %d", req.Prefill, req.Pos, c.Context)
 	}
-	width := c.Dim
-	if req.Cut == 0 {
-		width = c.Vocab
+	width := func(cut int) int {
+		if cut == 0 {
+			return c.Vocab
+		}
+		return c.Dim
 	}
 	// At most a window and a step per position: the body's bound.
-	limit := maxSegmentBody([]model.ValueInfo{{Shape: []int{2 * c.Context, width}}, {Shape: []int{c.Context, 1}}})
+	limit := maxSegmentBody([]model.ValueInfo{{Shape: []int{c.Context, width(req.Cut)}}, {Shape: []int{c.Context, width(req.Decode)}}, {Shape: []int{c.Context, 1}}})
 	buf := bufPool.Get().(*bytes.Buffer)
 	defer bufPool.Put(buf)
 	buf.Reset()
@@ -263,17 +286,20 @@ func (n *Node) serveGenerate(ctx context.Context, m *Model, req segmentRequest, 
 	}
 	steps := xs
 	if req.Prefill > 0 {
-		if len(xs) == 0 || !slices.Equal([]int(xs[0].Shape()), []int{1, c.Context, width}) {
-			return transport.Errorf(transport.CodeBadRequest, "generate payload: want a 1×%d×%d prefill window first", c.Context, width)
+		if len(xs) == 0 || !slices.Equal([]int(xs[0].Shape()), []int{1, c.Context, width(req.Cut)}) {
+			return transport.Errorf(transport.CodeBadRequest, "generate payload: want a 1×%d×%d prefill window first", c.Context, width(req.Cut))
 		}
 		steps = xs[1:]
 	}
 	if len(xs) == 0 || req.Pos+len(steps) > c.Context {
 		return transport.Errorf(transport.CodeBadRequest, "generate payload: %d steps from position %d in a context of %d", len(steps), req.Pos, c.Context)
 	}
+	if len(steps) > 0 && req.Decode == c.Depth {
+		return transport.Errorf(transport.CodeBadRequest, "generate payload: %d decode steps for a generation the edge decodes alone", len(steps))
+	}
 	for i, x := range steps {
-		if !slices.Equal([]int(x.Shape()), []int{1, 1, width}) {
-			return transport.Errorf(transport.CodeBadRequest, "generate payload: step %d is %v, want 1×1×%d", i, []int(x.Shape()), width)
+		if !slices.Equal([]int(x.Shape()), []int{1, 1, width(req.Decode)}) {
+			return transport.Errorf(transport.CodeBadRequest, "generate payload: step %d is %v, want 1×1×%d", i, []int(x.Shape()), width(req.Decode))
 		}
 	}
 	s, err := n.gen.session(key, req.Prefill > 0)
@@ -286,21 +312,26 @@ func (n *Node) serveGenerate(ctx context.Context, m *Model, req segmentRequest, 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.last = time.Now()
-	if req.Prefill == 0 && s.stage == nil {
+	if req.Prefill == 0 && !s.open() {
 		return transport.Errorf(transport.CodeNotFound, "generation %s was dropped here: replay from the prefill", req.Session)
 	}
-	if req.Prefill > 0 && (s.stage == nil || s.model != m || s.cut != req.Cut) {
-		if s.stage != nil {
-			s.stage.Close()
+	if req.Prefill > 0 && (!s.open() || s.model != m || s.cut != req.Cut || s.decode != req.Decode) {
+		s.close()
+		if req.Decode > req.Cut {
+			s.front, err = partition.NewGPTStage(m.Graph, req.Cut, req.Decode, model.Options{})
 		}
-		if s.stage, err = partition.NewGPTStage(m.Graph, req.Cut, c.Depth, model.Options{}); err != nil {
+		if err == nil && req.Decode < c.Depth {
+			s.stage, err = partition.NewGPTStage(m.Graph, req.Decode, c.Depth, model.Options{})
+		}
+		if err != nil {
 			n.gen.dropHeld(key, s)
 			return transport.Errorf(transport.CodeInternal, "generation stage: %v", err)
 		}
-		s.model, s.cut = m, req.Cut
+		s.model, s.cut, s.decode = m, req.Cut, req.Decode
 	}
-	if s.model != m || s.cut != req.Cut {
-		return transport.Errorf(transport.CodeBadRequest, "generation %s runs version %s from block %d, not %s from %d", req.Session, s.model.Version, s.cut, m.Version, req.Cut)
+	if s.model != m || s.cut != req.Cut || s.decode != req.Decode {
+		return transport.Errorf(transport.CodeBadRequest, "generation %s runs version %s prefilled from block %d and decoded from %d, not %s from %d and %d",
+			req.Session, s.model.Version, s.cut, s.decode, m.Version, req.Cut, req.Decode)
 	}
 	if req.Prefill == 0 && s.stage.Filled() != req.Pos {
 		return transport.Errorf(transport.CodeNotFound, "generation %s holds %d positions, the step is at %d: replay from the prefill", req.Session, s.stage.Filled(), req.Pos)
@@ -312,10 +343,22 @@ func (n *Node) serveGenerate(ctx context.Context, m *Model, req segmentRequest, 
 	defer release()
 	decoded := time.Now()
 	var p *tensor.Dense
+	var caches []byte
 	row := 0
 	if req.Prefill > 0 {
-		p, err = s.stage.Prefill(ctx, xs[0], req.Prefill)
+		p = xs[0]
+		for _, st := range []*partition.GPTStage{s.front, s.stage} {
+			if st != nil && err == nil {
+				p, err = st.Prefill(ctx, p, req.Prefill)
+			}
+		}
 		row = req.Prefill - 1
+		if err == nil && req.Caches {
+			var kv []*tensor.Dense
+			if kv, err = s.front.Caches(req.Prefill); err == nil {
+				caches, _, err = tensorcodec.EncodePreset(nil, generationPreset, kv...)
+			}
+		}
 	}
 	for i := 0; err == nil && i < len(steps); i++ {
 		p, err = s.stage.Step(ctx, steps[i], req.Pos+i)
@@ -339,8 +382,19 @@ func (n *Node) serveGenerate(ctx context.Context, m *Model, req segmentRequest, 
 	w.SetHeader(hdr.marshal())
 	ans := binary.AppendUvarint(nil, uint64(tok))
 	ans = binary.LittleEndian.AppendUint32(ans, math.Float32bits(probs[tok]))
-	_, err = w.Write(ans)
+	if _, err = w.Write(ans); err == nil && caches != nil {
+		_, err = w.Write(caches)
+	}
 	return err
+}
+
+// cacheLimit bounds the encoded caches of blocks [cut, decode) of c.
+func cacheLimit(c zoo.GPTConfig, cut, decode int) int64 {
+	var vi []model.ValueInfo
+	for range 2 * (decode - cut) {
+		vi = append(vi, model.ValueInfo{Shape: []int{c.Context, c.Dim}})
+	}
+	return maxSegmentBody(vi)
 }
 
 // costsOf measures m's native prefill and step times once (a few runs of
@@ -396,16 +450,18 @@ func (n *Node) costsOf(m *Model, c zoo.GPTConfig) (*gptCosts, error) {
 	return gc, gc.err
 }
 
-// planGeneration predicts every cut on every usable cloud and returns the
-// best cut and cloud ("" for edge-only) and the predictions of the best
-// cloud per cut.
-func (n *Node) planGeneration(m *Model, c zoo.GPTConfig, promptLen, tokens int, only string) (int, string, []GenerationPlanReport, error) {
+// planGeneration predicts every pair of a prefill cut and a decode cut at
+// or above it on every usable cloud and returns the best pair and cloud
+// ("" for edge-only) and the predictions of the best cloud per pair.
+func (n *Node) planGeneration(m *Model, c zoo.GPTConfig, promptLen, tokens int, only string) (scheduler.GenerationPlan, string, []GenerationPlanReport, error) {
+	none := scheduler.GenerationPlan{PrefillCut: -1, DecodeCut: -1}
 	gc, err := n.costsOf(m, c)
 	if err != nil {
-		return 0, "", nil, err
+		return none, "", nil, err
 	}
 	rows := min(promptLen, c.Context)
-	costs := scheduler.GenerationCosts{Blocks: c.Depth, AnswerBytes: 6}
+	// One block's keys and values for the window's rows, losslessly coded.
+	costs := scheduler.GenerationCosts{Blocks: c.Depth, AnswerBytes: 6, KVBytes: int64(2*4*rows*c.Dim) + 64}
 	edgeSlow := max(n.cfg.Device.Slowdown, 1)
 	for k := 0; k <= c.Depth; k++ {
 		f := gc.fraction[k]
@@ -420,11 +476,15 @@ func (n *Node) planGeneration(m *Model, c zoo.GPTConfig, promptLen, tokens int, 
 		}
 		costs.PrefillBytes, costs.StepBytes = append(costs.PrefillBytes, pb), append(costs.StepBytes, sb)
 	}
-	best, cloud := scheduler.GenerationPlan{PrefillCut: -1, DecodeCut: -1}, ""
-	reports := make([]GenerationPlanReport, c.Depth+1)
-	for i := range reports {
-		reports[i].Cut = i
-		reports[i].FirstTokenMS = -1
+	best, cloud := none, ""
+	// The pairs this node runs: decode at or above the prefill's cut.
+	var reports []GenerationPlanReport
+	index := map[[2]int]int{}
+	for pc := 0; pc <= c.Depth; pc++ {
+		for dc := pc; dc <= c.Depth; dc++ {
+			index[[2]int{pc, dc}] = len(reports)
+			reports = append(reports, GenerationPlanReport{Cut: pc, DecodeCut: dc, FirstTokenMS: -1})
+		}
 	}
 	consider := func(p Peer, slow float64) error {
 		cc := costs
@@ -442,52 +502,34 @@ func (n *Node) planGeneration(m *Model, c zoo.GPTConfig, promptLen, tokens int, 
 		if err != nil {
 			return err
 		}
-		// One cut serves both phases here: the single-cut plans.
-		all := make([]scheduler.GenerationPlan, c.Depth+1)
-		for k := range all {
-			all[k] = pairs[k*(c.Depth+2)]
-		}
-		b := all[c.Depth]
-		for _, pl := range all {
-			if pl.Total < b.Total {
-				b = pl
+		for _, pl := range pairs {
+			i, ok := index[[2]int{pl.PrefillCut, pl.DecodeCut}]
+			split := pl.Split(c.Depth)
+			if !ok || split != (p.Name != "") {
+				continue // a pair this node does not run, or edge-only judged with a cloud
 			}
-		}
-		for k, pl := range all {
-			if p.Name == "" && k < c.Depth {
-				continue
+			if r := &reports[i]; r.FirstTokenMS < 0 || ms(pl.Total) < r.FirstTokenMS+float64(tokens-1)*r.PerTokenMS {
+				*r = GenerationPlanReport{Cut: pl.PrefillCut, DecodeCut: pl.DecodeCut, Cloud: p.Name, FirstTokenMS: ms(pl.FirstToken), PerTokenMS: ms(pl.PerToken)}
 			}
-			if r := &reports[k]; r.FirstTokenMS < 0 || ms(pl.Total) < r.FirstTokenMS+float64(tokens-1)*r.PerTokenMS {
-				*r = GenerationPlanReport{Cut: k, FirstTokenMS: ms(pl.FirstToken), PerTokenMS: ms(pl.PerToken)}
-				if k < c.Depth {
-					r.Cloud = p.Name
-				}
-			}
-		}
-		if p.Name == "" {
-			b = all[c.Depth]
-		}
-		if best.DecodeCut < 0 || b.Total < best.Total {
-			best = b
-			cloud = p.Name
-			if b.DecodeCut == c.Depth {
-				cloud = ""
+			// Ties go to edge-only (judged first), then to one cut for both.
+			if best.PrefillCut < 0 || pl.Total < best.Total || pl.Total == best.Total && best.PrefillCut != best.DecodeCut && pl.PrefillCut == pl.DecodeCut {
+				best, cloud = pl, p.Name
 			}
 		}
 		return nil
 	}
 	if err := consider(Peer{}, 1); err != nil { // edge-only
-		return 0, "", nil, err
+		return none, "", nil, err
 	}
 	for _, p := range n.members.Peers() {
 		if !n.usableCloud(p, m) || (only != "" && p.Name != only) {
 			continue
 		}
 		if err := consider(p, max(p.Meta.Slowdown, 1)); err != nil {
-			return 0, "", nil, err
+			return none, "", nil, err
 		}
 	}
-	return best.DecodeCut, cloud, reports, nil
+	return best, cloud, reports, nil
 }
 
 // genCall is the edge's side of one split generation: the cloud it talks
@@ -496,8 +538,13 @@ type genCall struct {
 	n       *Node
 	m       *Model
 	session string
-	cut     int
-	cloud   string
+	cfg     zoo.GPTConfig
+	// cut and decode: the first block the cloud runs in a prefill and in
+	// a decode step; load takes the caches of blocks [cut, decode) the
+	// cloud sends after a fresh prefill.
+	cut, decode int
+	load        func(n int, kv []*tensor.Dense) error
+	cloud       string
 	tried   map[string]bool
 	// log: the current window's prefill (tokens, encoded window) and the
 	// steps after it (each encoded on its own), for a replay.
@@ -505,6 +552,7 @@ type genCall struct {
 	prefillMsg *tensor.Dense
 	steps      []*tensor.Dense
 	bytesUp    int64
+	bytesDown  int64 // answers and caches received
 	stepBytes  int64 // of the step-only messages
 	stepMsgs   int
 	failovers  int
@@ -526,17 +574,26 @@ func (g *genCall) send(ctx context.Context, prefill bool) (int, error) {
 			g.failovers++
 			prefill = true // the new cloud gets the whole log
 		}
-		req := segmentRequest{Op: opGenerate, Model: g.m.ID, Version: g.m.Version, Codec: generationPreset.String(), Session: g.session, Cut: g.cut}
+		req := segmentRequest{Op: opGenerate, Model: g.m.ID, Version: g.m.Version, Codec: generationPreset.String(), Session: g.session, Cut: g.cut, Decode: g.decode}
 		var xs []*tensor.Dense
 		if prefill {
 			req.Prefill, req.Pos = g.prefillN, g.prefillN
 			xs = append([]*tensor.Dense{g.prefillMsg}, g.steps...)
+			// The edge's blocks [cut, decode) need the caches of this
+			// window unless it has decoded with them already (a replay).
+			req.Caches = g.decode > g.cut && len(g.steps) == 0
 		} else {
 			req.Pos = g.prefillN + len(g.steps) - 1
 			xs = g.steps[len(g.steps)-1:]
 		}
-		tok, sent, err := g.n.callGenerate(ctx, g.cloud, req, xs)
+		tok, kv, sent, got, err := g.n.callGenerate(ctx, g.cloud, g.cfg, req, xs)
 		g.bytesUp += sent
+		g.bytesDown += got
+		if err == nil && req.Caches {
+			if err = g.load(g.prefillN, kv); err != nil {
+				err = fmt.Errorf("node: caches from %s: %w", g.cloud, err)
+			}
+		}
 		if !prefill {
 			g.stepBytes += sent
 			g.stepMsgs++
@@ -578,16 +635,18 @@ func (n *Node) nextGenCloud(m *Model, tried map[string]bool) string {
 }
 
 // callGenerate sends one opGenerate request through the edge's access link
-// and decodes the answer: the next token.
-func (n *Node) callGenerate(ctx context.Context, cloud string, req segmentRequest, xs []*tensor.Dense) (tok int, sent int64, err error) {
+// and decodes the answer: the next token, and the caches when req asked for
+// them; sent and got count the payload bytes each way.
+func (n *Node) callGenerate(ctx context.Context, cloud string, c zoo.GPTConfig, req segmentRequest, xs []*tensor.Dense) (tok int, kv []*tensor.Dense, sent, got int64, err error) {
 	peer, ok := n.members.Peer(cloud)
 	if !ok || !peer.Alive {
-		return 0, 0, transport.Errorf(transport.CodeUnavailable, "cloud %s is gone", cloud)
+		return 0, nil, 0, 0, transport.Errorf(transport.CodeUnavailable, "cloud %s is gone", cloud)
 	}
 	payload, _, err := tensorcodec.EncodePreset(nil, generationPreset, xs...)
 	if err != nil {
-		return 0, 0, err
+		return 0, nil, 0, 0, err
 	}
+	sent = int64(len(payload))
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	link := n.linkTo(cloud)
@@ -595,25 +654,38 @@ func (n *Node) callGenerate(ctx context.Context, cloud string, req segmentReques
 	resp, err := n.callPeer(cctx, peer, req, up)
 	up.done()
 	if err != nil {
-		return 0, int64(len(payload)), err
+		return 0, nil, sent, 0, err
 	}
 	defer resp.Body.Close()
 	hdr, err := unmarshalSegmentResponse(resp.Header)
 	if err != nil {
-		return 0, int64(len(payload)), fmt.Errorf("node: answer from %s: %w", cloud, err)
+		return 0, nil, sent, 0, fmt.Errorf("node: answer from %s: %w", cloud, err)
 	}
 	if hdr.Version != req.Version {
-		return 0, int64(len(payload)), fmt.Errorf("node: %s ran version %q, the generation's is %s", cloud, hdr.Version, req.Version)
+		return 0, nil, sent, 0, fmt.Errorf("node: %s ran version %q, the generation's is %s", cloud, hdr.Version, req.Version)
 	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 16))
+	limit := int64(16)
+	if req.Caches {
+		limit += cacheLimit(c, req.Cut, req.Decode)
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
-		return 0, int64(len(payload)), err
+		return 0, nil, sent, int64(len(b)), err
+	}
+	got = int64(len(b))
+	if got > limit {
+		return 0, nil, sent, got, fmt.Errorf("node: generate answer from %s is over %d bytes", cloud, limit)
 	}
 	v, k := binary.Uvarint(b)
-	if k <= 0 || len(b) != k+4 || v >= lm.VocabSize {
-		return 0, int64(len(payload)), fmt.Errorf("node: generate answer from %s is malformed (% x)", cloud, b)
+	if k <= 0 || len(b) < k+4 || v >= lm.VocabSize || !req.Caches && len(b) != k+4 {
+		return 0, nil, sent, got, fmt.Errorf("node: generate answer from %s is malformed (% x)", cloud, b[:min(len(b), 16)])
 	}
-	return int(v), int64(len(payload)), nil
+	if req.Caches {
+		if kv, err = tensorcodec.Decode(nil, b[k+4:]); err != nil {
+			return 0, nil, sent, got, fmt.Errorf("node: caches from %s: %w", cloud, err)
+		}
+	}
+	return int(v), kv, sent, got, nil
 }
 
 // endGeneration tells the clouds used to drop the session (best effort).
@@ -658,51 +730,75 @@ func (n *Node) Generate(ctx context.Context, req GenerateRequest, emit func(Gene
 	if req.Cut > c.Depth || req.Cut < -1 {
 		return nil, fmt.Errorf("%w: cut %d of a %d-block model, want -1 (plan) or 0..%d", ErrBadRequest, req.Cut, c.Depth, c.Depth)
 	}
+	if req.DecodeCut > 0 && (req.Cut < 0 || req.DecodeCut < req.Cut || req.DecodeCut > c.Depth) || req.DecodeCut < -1 {
+		return nil, fmt.Errorf("%w: decode cut %d with cut %d of a %d-block model, want 0 or -1 (the cut's), or a cut from the prefill's up to %d", ErrBadRequest, req.DecodeCut, req.Cut, c.Depth, c.Depth)
+	}
 	prompt := lm.Encode(req.Prompt)
-	res := &GenerateResult{Model: m.ID, Version: m.Version, Cut: req.Cut, Blocks: c.Depth}
+	res := &GenerateResult{Model: m.ID, Version: m.Version, Cut: req.Cut, DecodeCut: req.DecodeCut, Blocks: c.Depth}
+	if res.DecodeCut <= 0 {
+		res.DecodeCut = res.Cut
+	}
 	cloud := req.Cloud
 	if req.Cut < 0 {
-		res.Cut, cloud, res.Plans, err = n.planGeneration(m, c, len(prompt), req.Tokens, req.Cloud)
+		var best scheduler.GenerationPlan
+		best, cloud, res.Plans, err = n.planGeneration(m, c, len(prompt), req.Tokens, req.Cloud)
 		if err != nil {
 			return nil, err
 		}
+		res.Cut, res.DecodeCut = best.PrefillCut, best.DecodeCut
 	} else if res.Cut < c.Depth && cloud == "" {
 		cloud = n.nextGenCloud(m, nil)
 	}
 	if res.Cut < c.Depth && cloud == "" {
 		return nil, fmt.Errorf("%w: no cloud serves %s version %s for the cloud's part of cut %d", ErrNoCloud, m.ID, m.Version, res.Cut)
 	}
-	var edge *partition.GPTStage
+	// The edge's stages: head [0, Cut) runs in prefills and steps, mid
+	// [Cut, DecodeCut) in steps only, on the caches the cloud sends.
+	var head, mid *partition.GPTStage
 	if res.Cut > 0 {
-		if edge, err = partition.NewGPTStage(m.Graph, 0, res.Cut, model.Options{}); err != nil {
+		if head, err = partition.NewGPTStage(m.Graph, 0, res.Cut, model.Options{}); err != nil {
 			return nil, err
 		}
-		defer edge.Close()
+		defer head.Close()
+	}
+	if res.DecodeCut > res.Cut {
+		if mid, err = partition.NewGPTStage(m.Graph, res.Cut, res.DecodeCut, model.Options{}); err != nil {
+			return nil, err
+		}
+		defer mid.Close()
 	}
 	sid := make([]byte, 8)
 	_, _ = rand.Read(sid)
-	g := &genCall{n: n, m: m, session: hex.EncodeToString(sid), cut: res.Cut, cloud: cloud, tried: map[string]bool{}}
+	g := &genCall{n: n, m: m, session: hex.EncodeToString(sid), cfg: c, cut: res.Cut, decode: res.DecodeCut, cloud: cloud, tried: map[string]bool{}}
+	if mid != nil {
+		g.load = mid.LoadCaches
+	}
 	defer func() { n.endGeneration(m, g.session, g.used) }()
 
 	window := make([]float32, c.Context*c.Vocab)
 	windowT := tensor.New(tensor.WithShape(1, c.Context, c.Vocab), tensor.WithBacking(window))
 	token := make([]float32, c.Vocab)
 	tokenT := tensor.New(tensor.WithShape(1, 1, c.Vocab), tensor.WithBacking(token))
-	// edgeRun runs the edge's blocks (emulating its device) and returns
-	// what goes up: a hidden state, or for cut 0 the one-hot input.
-	edgeRun := func(f func() (*tensor.Dense, error), x *tensor.Dense) (*tensor.Dense, error) {
-		if edge == nil {
-			return x.Clone().(*tensor.Dense), nil
-		}
+	// edgeRun runs x through the edge's stages with f (emulating its
+	// device) and returns the result: a hidden state or probabilities, or
+	// x itself when there is no stage (a copy: the log keeps it).
+	edgeRun := func(x *tensor.Dense, f func(*partition.GPTStage, *tensor.Dense) (*tensor.Dense, error), stages ...*partition.GPTStage) (*tensor.Dense, error) {
 		t := time.Now()
-		y, err := f()
-		if err == nil {
+		var err error
+		ran := false
+		for _, st := range stages {
+			if st != nil && err == nil {
+				x, err = f(st, x)
+				ran = true
+			}
+		}
+		if err == nil && ran {
 			err = n.cfg.Device.Emulate(ctx, time.Since(t), 0)
 		}
 		if err != nil {
 			return nil, err
 		}
-		return y.Clone().(*tensor.Dense), nil
+		return x.Clone().(*tensor.Dense), nil
 	}
 	next := func(ids []int, prefill bool, pos int) (int, error) {
 		if prefill {
@@ -710,7 +806,7 @@ func (n *Node) Generate(ctx context.Context, req GenerateRequest, emit func(Gene
 			for p, id := range ids {
 				window[p*c.Vocab+id] = 1
 			}
-			y, err := edgeRun(func() (*tensor.Dense, error) { return edge.Prefill(ctx, windowT, len(ids)) }, windowT)
+			y, err := edgeRun(windowT, func(st *partition.GPTStage, x *tensor.Dense) (*tensor.Dense, error) { return st.Prefill(ctx, x, len(ids)) }, head)
 			if err != nil {
 				return 0, err
 			}
@@ -724,12 +820,12 @@ func (n *Node) Generate(ctx context.Context, req GenerateRequest, emit func(Gene
 		}
 		clear(token)
 		token[ids[len(ids)-1]] = 1
-		y, err := edgeRun(func() (*tensor.Dense, error) { return edge.Step(ctx, tokenT, pos) }, tokenT)
+		y, err := edgeRun(tokenT, func(st *partition.GPTStage, x *tensor.Dense) (*tensor.Dense, error) { return st.Step(ctx, x, pos) }, head, mid)
 		if err != nil {
 			return 0, err
 		}
 		res.Steps++
-		if res.Cut == c.Depth {
+		if res.DecodeCut == c.Depth {
 			return lm.Argmax(y.Data().([]float32)), nil
 		}
 		g.steps = append(g.steps, y)
@@ -768,7 +864,7 @@ func (n *Node) Generate(ctx context.Context, req GenerateRequest, emit func(Gene
 	res.Text = lm.Decode(res.Tokens)
 	res.Cloud = g.cloud
 	res.Failovers = g.failovers
-	res.BytesUp = g.bytesUp
+	res.BytesUp, res.BytesDown = g.bytesUp, g.bytesDown
 	res.BytesPerToken = float64(g.bytesUp) / float64(len(res.Tokens))
 	if g.stepMsgs > 0 {
 		res.BytesPerStep = float64(g.stepBytes) / float64(g.stepMsgs)

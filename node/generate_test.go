@@ -69,7 +69,7 @@ func TestGenerateSplit(t *testing.T) {
 		t.Fatal(err)
 	}
 	lc, err := cluster.Start(context.Background(), cluster.Config{
-		Edges: 1, Clouds: 2, Models: []*node.Model{m},
+		Edges: 1, Clouds: 3, Models: []*node.Model{m},
 		EdgeDevice: node.Device{Name: "slow", Slowdown: 4}, Uplink: lte.Up, Downlink: lte.Down,
 		GossipKey: []byte("0123456789abcdef"), Logger: quietLogger(),
 		Tune: func(c *node.Config) { c.ProfileRuns = 3; c.Hedge = -1 },
@@ -82,9 +82,14 @@ func TestGenerateSplit(t *testing.T) {
 	ctx := context.Background()
 	const prompt, tokens = "Edge and cloud, one model: ", 80
 	want := unsplitTokens(t, m, prompt, tokens)
-	for _, cut := range []int{0, 1, 2, 3, -1} {
+	// Pairs of a prefill cut and a decode cut: one cut for both, then
+	// prefills in the cloud whose caches come down for the edge to
+	// decode blocks [cut, decode) itself (decode 3: the edge decodes
+	// alone), then the edge's plan.
+	for _, cuts := range [][2]int{{0, 0}, {1, 1}, {2, 2}, {3, 3}, {0, 2}, {1, 3}, {0, 3}, {-1, -1}} {
+		cut, decode := cuts[0], cuts[1]
 		var events []int
-		res, err := edge.Generate(ctx, node.GenerateRequest{Prompt: prompt, Tokens: tokens, Cut: cut},
+		res, err := edge.Generate(ctx, node.GenerateRequest{Prompt: prompt, Tokens: tokens, Cut: cut, DecodeCut: decode},
 			func(e node.GenerateEvent) error { events = append(events, e.Token); return nil })
 		if err != nil {
 			t.Fatalf("cut %d: %v", cut, err)
@@ -95,14 +100,30 @@ func TestGenerateSplit(t *testing.T) {
 		if res.Prefills < 2 || res.Prefills+res.Steps != tokens {
 			t.Errorf("cut %d: %d prefills, %d steps for %d tokens", cut, res.Prefills, res.Steps, tokens)
 		}
+		if cut >= 0 && (res.Cut != cut || res.DecodeCut != decode) {
+			t.Errorf("asked cuts %d/%d, ran %d/%d", cut, decode, res.Cut, res.DecodeCut)
+		}
 		if (res.Cut == 3) != (res.BytesUp == 0) || (res.Cut == 3) != (res.Cloud == "") {
 			t.Errorf("cut %d: cloud %q, %d bytes up", res.Cut, res.Cloud, res.BytesUp)
 		}
-		if res.Cut > 0 && res.Cut < 3 && !(res.BytesPerStep > 4*32 && res.BytesPerStep < 4*32+64) {
-			t.Errorf("cut %d: %.0f bytes per step, want one 32-float hidden state and a header", res.Cut, res.BytesPerStep)
+		// Caches come down only for blocks the edge decodes but did not
+		// prefill: two 32-float rows per position and block, for the ≥ 16
+		// positions of each window; otherwise only the answers (≤ 8 B).
+		calls := int64(res.Prefills + res.Steps)
+		if kv := int64(2 * 4 * 32 * (res.DecodeCut - res.Cut)); kv == 0 && res.BytesDown > 8*calls || kv > 0 && res.BytesDown < 16*kv*int64(res.Prefills) {
+			t.Errorf("cuts %d/%d: %d bytes down over %d prefills and %d steps", res.Cut, res.DecodeCut, res.BytesDown, res.Prefills, res.Steps)
 		}
-		t.Logf("cut %d (asked %d): cloud %q, %.0f bytes up per token (%.0f per step), first token %.1f ms, %.1f tokens/s, %d prefills, plans %+v",
-			res.Cut, cut, res.Cloud, res.BytesPerToken, res.BytesPerStep, res.FirstTokenMS, res.TokensPerSec, res.Prefills, res.Plans)
+		if res.DecodeCut == 3 && res.BytesPerStep != 0 || res.DecodeCut > 0 && res.DecodeCut < 3 && !(res.BytesPerStep > 4*32 && res.BytesPerStep < 4*32+64) {
+			t.Errorf("cuts %d/%d: %.0f bytes per step, want one 32-float hidden state and a header (none when the edge decodes alone)", res.Cut, res.DecodeCut, res.BytesPerStep)
+		}
+		t.Logf("cuts %d/%d (asked %d/%d): cloud %q, %.0f bytes up per token (%.0f per step), %d bytes down, first token %.1f ms, %.1f tokens/s, %d prefills",
+			res.Cut, res.DecodeCut, cut, decode, res.Cloud, res.BytesPerToken, res.BytesPerStep, res.BytesDown, res.FirstTokenMS, res.TokensPerSec, res.Prefills)
+		if cut < 0 {
+			if len(res.Plans) != 10 {
+				t.Errorf("%d plans, want one per pair of cuts with the decode's at or above the prefill's (10)", len(res.Plans))
+			}
+			t.Logf("plans %+v", res.Plans)
+		}
 	}
 
 	// The client API streams the same tokens as server-sent events.
@@ -143,9 +164,36 @@ func TestGenerateSplit(t *testing.T) {
 		}
 	}
 
-	// A cloud dies mid-generation.
+	// A cloud dies mid-generation, once with one cut, once prefilling
+	// from block 0 and decoding from block 2 (the edge holds the caches
+	// of blocks 0 and 1 from the dead cloud).
+	for _, cuts := range [][2]int{{1, 1}, {0, 2}} {
+		killMidway(t, lc, edge, prompt, tokens, cuts[0], cuts[1], want)
+	}
+
+	for name, req := range map[string]node.GenerateRequest{
+		"no prompt":           {Tokens: 3, Cut: -1},
+		"no tokens":           {Prompt: "x", Cut: -1},
+		"too many":            {Prompt: "x", Tokens: node.MaxGenerateTokens + 1, Cut: -1},
+		"cut beyond":          {Prompt: "x", Tokens: 3, Cut: 4},
+		"decode below cut":    {Prompt: "x", Tokens: 3, Cut: 2, DecodeCut: 1},
+		"decode beyond":       {Prompt: "x", Tokens: 3, Cut: 1, DecodeCut: 4},
+		"decode, no cut":      {Prompt: "x", Tokens: 3, Cut: -1, DecodeCut: 2},
+		"decode cut below -1": {Prompt: "x", Tokens: 3, Cut: 1, DecodeCut: -2},
+	} {
+		if _, err := edge.Generate(ctx, req, nil); !errors.Is(err, node.ErrBadRequest) {
+			t.Errorf("%s: %v, want ErrBadRequest", name, err)
+		}
+	}
+}
+
+// killMidway generates at cuts cut/decode and kills the cloud carrying it
+// halfway: the generation completes on another cloud with tokens want.
+func killMidway(t *testing.T, lc *cluster.Local, edge *node.Node, prompt string, tokens, cut, decode int, want []int) {
+	t.Helper()
+	ctx := context.Background()
 	var killed string
-	res, err := edge.Generate(ctx, node.GenerateRequest{Prompt: prompt, Tokens: tokens, Cut: 1}, func(e node.GenerateEvent) error {
+	res, err := edge.Generate(ctx, node.GenerateRequest{Prompt: prompt, Tokens: tokens, Cut: cut, DecodeCut: decode}, func(e node.GenerateEvent) error {
 		if e.Index == tokens/2 {
 			for _, c := range lc.Clouds {
 				if c.Name() == e.Cloud {
@@ -165,16 +213,5 @@ func TestGenerateSplit(t *testing.T) {
 	if !slices.Equal(res.Tokens, want) {
 		t.Fatalf("after the failover: %q, unsplit %q", res.Text, lm.Decode(want))
 	}
-	t.Logf("killed %s at token %d: finished on %s, identical; %.0f bytes up per token (replay included)", killed, tokens/2, res.Cloud, res.BytesPerToken)
-
-	for name, req := range map[string]node.GenerateRequest{
-		"no prompt":  {Tokens: 3, Cut: -1},
-		"no tokens":  {Prompt: "x", Cut: -1},
-		"too many":   {Prompt: "x", Tokens: node.MaxGenerateTokens + 1, Cut: -1},
-		"cut beyond": {Prompt: "x", Tokens: 3, Cut: 4},
-	} {
-		if _, err := edge.Generate(ctx, req, nil); !errors.Is(err, node.ErrBadRequest) {
-			t.Errorf("%s: %v, want ErrBadRequest", name, err)
-		}
-	}
+	t.Logf("cuts %d/%d: killed %s at token %d: finished on %s, identical; %.0f bytes up per token (replay included)", cut, decode, killed, tokens/2, res.Cloud, res.BytesPerToken)
 }

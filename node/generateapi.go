@@ -16,9 +16,11 @@ type generateBody struct {
 	Model  string `json:"model"`
 	Prompt string `json:"prompt"`
 	Tokens int    `json:"tokens"`
-	// Cut and Cloud replace the edge's plan: they need scope override.
-	Cut   *int   `json:"cut"`
-	Cloud string `json:"cloud"`
+	// Cut, DecodeCut and Cloud replace the edge's plan: they need scope
+	// override. DecodeCut (≥ Cut) decodes at another cut than the prefill.
+	Cut       *int   `json:"cut"`
+	DecodeCut *int   `json:"decode_cut"`
+	Cloud     string `json:"cloud"`
 }
 
 // MaxGenerateDuration bounds one POST /v1/generate stream.
@@ -47,15 +49,22 @@ func (n *Node) handleGenerate(w http.ResponseWriter, r *http.Request, lim apiLim
 		return
 	}
 	id, _ := access.FromContext(r.Context())
-	if (req.Cut != nil || req.Cloud != "") && !id.Has(access.ScopeOverride) {
+	if (req.Cut != nil || req.DecodeCut != nil || req.Cloud != "") && !id.Has(access.ScopeOverride) {
 		ref := access.Refusal{Status: http.StatusForbidden, Client: id.Name,
-			Reason: fmt.Sprintf("cut and cloud replace the edge's plan: client %q needs scope %s", id.Name, access.ScopeOverride)}
+			Reason: fmt.Sprintf("cut, decode_cut and cloud replace the edge's plan: client %q needs scope %s", id.Name, access.ScopeOverride)}
 		n.refuse(sw, r, ref)
 		return
 	}
-	greq := GenerateRequest{Model: req.Model, Prompt: req.Prompt, Tokens: req.Tokens, Cut: -1, Cloud: req.Cloud}
+	greq := GenerateRequest{Model: req.Model, Prompt: req.Prompt, Tokens: req.Tokens, Cut: -1, DecodeCut: -1, Cloud: req.Cloud}
 	if req.Cut != nil {
 		greq.Cut = *req.Cut
+	}
+	if req.DecodeCut != nil {
+		if req.Cut == nil {
+			writeJSON(sw, http.StatusBadRequest, apiError{"decode_cut needs cut (the prefill's cut) too"})
+			return
+		}
+		greq.DecodeCut = *req.DecodeCut
 	}
 	rc := http.NewResponseController(w)
 	_ = rc.SetWriteDeadline(time.Now().Add(MaxGenerateDuration))

@@ -129,10 +129,14 @@ type segmentRequest struct {
 	Next   string
 	Codec2 string
 	// opGenerate (Session also opGenerateEnd): the generation, the first
-	// block the cloud runs, the tokens of the body's prefill window (0:
-	// none) and the position of its first step.
-	Session           string
-	Cut, Prefill, Pos int
+	// block the cloud runs in a prefill (Cut) and in a decode step
+	// (Decode ≥ Cut; the model's depth: the edge decodes alone), the
+	// tokens of the body's prefill window (0: none) and the position of
+	// its first step. Caches (with a prefill only) asks for the caches of
+	// blocks [Cut, Decode) after the token: the edge decodes those.
+	Session                   string
+	Cut, Decode, Prefill, Pos int
+	Caches                    bool
 }
 
 // segmentResponse is the header of a node's answer to opRun (all fields)
@@ -177,10 +181,13 @@ func (r *segmentRequest) check() error {
 		if len(r.Nodes) != 0 || r.Codec == "" {
 			return protoErr("generate request wants a codec and no node set")
 		}
-		if r.Cut < 0 || r.Cut >= maxGenerateSize || r.Prefill < 0 || r.Prefill > maxGenerateSize || r.Pos < 0 || r.Pos > maxGenerateSize ||
-			(r.Prefill > 0 && r.Pos != r.Prefill) {
-			return protoErr("generate request: cut %d, prefill %d, position %d (want each below %d, and the position the prefill's end)",
-				r.Cut, r.Prefill, r.Pos, maxGenerateSize)
+		if r.Cut < 0 || r.Cut >= maxGenerateSize || r.Decode < r.Cut || r.Decode > maxGenerateSize || r.Prefill < 0 || r.Prefill > maxGenerateSize ||
+			r.Pos < 0 || r.Pos > maxGenerateSize || (r.Prefill > 0 && r.Pos != r.Prefill) {
+			return protoErr("generate request: cut %d, decode cut %d, prefill %d, position %d (want each below %d, the decode cut not below the cut, and the position the prefill's end)",
+				r.Cut, r.Decode, r.Prefill, r.Pos, maxGenerateSize)
+		}
+		if r.Caches && (r.Prefill == 0 || r.Decode == r.Cut) {
+			return protoErr("generate request asks for caches without a prefill (%d) or with no blocks between cut %d and decode cut %d", r.Prefill, r.Cut, r.Decode)
 		}
 	case opModelChunk:
 		if len(r.Nodes) != 1 || r.Codec != "" {
@@ -193,7 +200,7 @@ func (r *segmentRequest) check() error {
 		return protoErr("%v request carries a split, next node or second codec", r.Op)
 	}
 	generates := r.Op == opGenerate || r.Op == opGenerateEnd
-	if generates != (r.Session != "") || r.Op != opGenerate && (r.Cut != 0 || r.Prefill != 0 || r.Pos != 0) {
+	if generates != (r.Session != "") || r.Op != opGenerate && (r.Cut != 0 || r.Decode != 0 || r.Prefill != 0 || r.Pos != 0 || r.Caches) {
 		return protoErr("%v request: session %q, cut %d, prefill %d, position %d (a session for the generate ops only, the rest for opGenerate only)",
 			r.Op, r.Session, r.Cut, r.Prefill, r.Pos)
 	}
@@ -253,7 +260,11 @@ func (r *segmentRequest) marshal() ([]byte, error) {
 		b = append(b, r.Session...)
 	}
 	if r.Op == opGenerate {
-		for _, v := range []int{r.Cut, r.Prefill, r.Pos} {
+		caches := 0
+		if r.Caches {
+			caches = 1
+		}
+		for _, v := range []int{r.Cut, r.Decode, r.Prefill, r.Pos, caches} {
 			b = binary.AppendUvarint(b, uint64(v))
 		}
 	}
@@ -319,12 +330,19 @@ func unmarshalSegmentRequest(b []byte) (segmentRequest, error) {
 		for _, f := range []struct {
 			name string
 			v    *int
-		}{{"cut", &r.Cut}, {"prefill", &r.Prefill}, {"pos", &r.Pos}} {
+		}{{"cut", &r.Cut}, {"decode", &r.Decode}, {"prefill", &r.Prefill}, {"pos", &r.Pos}} {
 			if v := d.uvarint(f.name); d.err == nil && v > maxGenerateSize {
 				d.err = protoErr("%s = %d, limit %d", f.name, v, maxGenerateSize)
 			} else {
 				*f.v = int(v)
 			}
+		}
+		switch v := d.uvarint("caches"); {
+		case d.err != nil:
+		case v > 1:
+			d.err = protoErr("caches = %d, want 0 or 1", v)
+		default:
+			r.Caches = v == 1
 		}
 	}
 	if err := d.end(); err != nil {

@@ -27,8 +27,9 @@ func TestSegmentRequestRoundTrip(t *testing.T) {
 		{Op: opModelChunk, Model: "m", Version: strings.Repeat("a", 64), Nodes: []int{7}},
 		{Op: opModelLoad, Model: "m", Version: strings.Repeat("a", 64)},
 		{Op: opRunVia, Model: "alexnet", Version: "v", Codec: "lossless", Nodes: []int{0, 1, 2, 3, 4}, Split: 3, Next: "cloud-1", Codec2: "fp16"},
-		{Op: opGenerate, Model: "gpt", Version: "v", Codec: "lossless", Session: "5f3c", Cut: 1, Prefill: 12, Pos: 12},
-		{Op: opGenerate, Model: "gpt", Version: "v", Codec: "lossless", Session: "5f3c", Cut: 1, Pos: 13},
+		{Op: opGenerate, Model: "gpt", Version: "v", Codec: "lossless", Session: "5f3c", Cut: 1, Decode: 1, Prefill: 12, Pos: 12},
+		{Op: opGenerate, Model: "gpt", Version: "v", Codec: "lossless", Session: "5f3c", Cut: 1, Decode: 1, Pos: 13},
+		{Op: opGenerate, Model: "gpt", Version: "v", Codec: "lossless", Session: "5f3c", Cut: 0, Decode: 2, Prefill: 9, Pos: 9, Caches: true},
 		{Op: opGenerateEnd, Model: "gpt", Version: "v", Session: "5f3c"},
 	} {
 		b, err := r.marshal()
@@ -112,6 +113,10 @@ func TestSegmentRequestErrors(t *testing.T) {
 		{Op: opRun, Model: "m", Nodes: []int{1}, Session: "s"},
 		{Op: opGenerateEnd, Model: "m", Session: "s", Pos: 3},
 		{Op: opGenerate, Model: "m", Codec: "lossless", Session: "s", Cut: -1},
+		{Op: opGenerate, Model: "m", Codec: "lossless", Session: "s", Cut: 2, Decode: 1},
+		{Op: opGenerate, Model: "m", Codec: "lossless", Session: "s", Cut: 1, Decode: 2, Pos: 3, Caches: true},
+		{Op: opGenerate, Model: "m", Codec: "lossless", Session: "s", Cut: 1, Decode: 1, Prefill: 3, Pos: 3, Caches: true},
+		{Op: opGenerateEnd, Model: "m", Session: "s", Caches: true},
 		{Op: 0, Model: "m"},
 	} {
 		if _, err := r.marshal(); !errors.Is(err, errProtocol) {
@@ -192,7 +197,7 @@ func FuzzDecodeSegmentRequest(f *testing.F) {
 		{Op: opRun, Model: "lenet5", Version: "3f2a", Codec: "fp16", Nodes: []int{0, 1, 2, 3, 5, 7, 8}},
 		{Op: opProbe, Model: "m"},
 		{Op: opRunVia, Model: "m", Codec: "lossless", Nodes: []int{2, 3, 4, 5}, Split: 4, Next: "cloud-1", Codec2: "fp16"},
-		{Op: opGenerate, Model: "gpt", Codec: "lossless", Session: "s", Cut: 1, Prefill: 5, Pos: 5},
+		{Op: opGenerate, Model: "gpt", Codec: "lossless", Session: "s", Cut: 1, Decode: 2, Prefill: 5, Pos: 5, Caches: true},
 		{Op: opGenerateEnd, Model: "gpt", Session: "s"},
 	} {
 		b, _ := r.marshal()

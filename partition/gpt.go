@@ -353,6 +353,74 @@ func (s *GPTStage) Step(ctx context.Context, x *tensor.Dense, pos int) (*tensor.
 	return out[s.stepOut[0]], nil
 }
 
+// Caches returns the key/value caches of the stage's blocks for their
+// first n positions (n ≤ Filled()): per block From+1..To its keys as a
+// 1×Heads×dh×n tensor, then its values as 1×Heads×n×dh — what another
+// stage over the same blocks needs to take over decoding with LoadCaches
+// (prefilled here, decoded there). The tensors are fresh copies.
+func (s *GPTStage) Caches(n int) ([]*tensor.Dense, error) {
+	if n < 1 || n > s.filled {
+		return nil, fmt.Errorf("%w: caches of %d positions, the stage holds %d", ErrCache, n, s.filled)
+	}
+	c, h := s.cfg.Context, s.cfg.Heads
+	dh := s.cfg.Dim / h
+	out := make([]*tensor.Dense, 0, 2*len(s.keys))
+	for j := range s.keys {
+		k := make([]float32, h*dh*n)
+		for r := 0; r < h*dh; r++ {
+			copy(k[r*n:(r+1)*n], s.keys[j][r*c:r*c+n])
+		}
+		v := make([]float32, h*n*dh)
+		for hh := 0; hh < h; hh++ {
+			copy(v[hh*n*dh:(hh+1)*n*dh], s.values[j][hh*c*dh:hh*c*dh+n*dh])
+		}
+		out = append(out, tensor.New(tensor.WithShape(1, h, dh, n), tensor.WithBacking(k)),
+			tensor.New(tensor.WithShape(1, h, n, dh), tensor.WithBacking(v)))
+	}
+	return out, nil
+}
+
+// LoadCaches replaces the stage's caches by kv, as Caches(n) of a stage
+// over the same blocks returned them, as if this stage had prefilled those
+// n positions: the next Step is at position n.
+func (s *GPTStage) LoadCaches(n int, kv []*tensor.Dense) error {
+	c, h := s.cfg.Context, s.cfg.Heads
+	dh := s.cfg.Dim / h
+	if n < 1 || n > c {
+		return fmt.Errorf("%w: caches of %d positions, the context is %d", ErrCache, n, c)
+	}
+	if len(kv) != 2*len(s.keys) {
+		return fmt.Errorf("%w: %d cache tensors for blocks [%d,%d), want %d", ErrCache, len(kv), s.From, s.To, 2*len(s.keys))
+	}
+	for i, t := range kv {
+		want := []int{1, h, dh, n}
+		if i%2 == 1 {
+			want = []int{1, h, n, dh}
+		}
+		if t == nil || !slices.Equal([]int(t.Shape()), want) {
+			var got []int
+			if t != nil {
+				got = t.Shape()
+			}
+			return fmt.Errorf("%w: cache tensor %d (block %d) is %v, want %v", ErrCache, i, s.From+1+i/2, got, want)
+		}
+		if _, ok := t.Data().([]float32); !ok {
+			return fmt.Errorf("%w: cache tensor %d is %v, want float32", ErrCache, i, t.Dtype())
+		}
+	}
+	for j := range s.keys {
+		k, v := kv[2*j].Data().([]float32), kv[2*j+1].Data().([]float32)
+		for r := 0; r < h*dh; r++ {
+			copy(s.keys[j][r*c:r*c+n], k[r*n:(r+1)*n])
+		}
+		for hh := 0; hh < h; hh++ {
+			copy(s.values[j][hh*c*dh:hh*c*dh+n*dh], v[hh*n*dh:(hh+1)*n*dh])
+		}
+	}
+	s.filled = n
+	return nil
+}
+
 // GPTDecoder generates greedily through a chain of GPT stages in one
 // process, under lm.Start's window rule: the prompt (its window) is
 // prefilled, then each token steps through the stages, and when the window

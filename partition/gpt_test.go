@@ -10,6 +10,7 @@ import (
 	"github.com/edgesplit/edgesplit/model"
 	"github.com/edgesplit/edgesplit/model/lm"
 	"github.com/edgesplit/edgesplit/model/zoo"
+	"gorgonia.org/tensor"
 )
 
 // peakyGPT is a 3-block GPT over lm's vocabulary with a context of 16 whose
@@ -211,6 +212,104 @@ func TestGPTStagesErrors(t *testing.T) {
 	} {
 		if err := f(); err == nil {
 			t.Errorf("%s: no error", name)
+		}
+	}
+}
+
+// TestGPTCacheHandover prefills blocks [1,2) on one side ("the cloud") and
+// decodes them on the other ("the edge") from the caches handed over: the
+// probabilities are the unsplit model's bit for bit (prefill cut 1, decode
+// cut 2).
+func TestGPTCacheHandover(t *testing.T) {
+	ctx := context.Background()
+	g := peakyGPT(t)
+	whole := decoder(t, g)
+	stage := func(from, to int) *GPTStage {
+		s, err := NewGPTStage(g, from, to, model.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	edgeA, edgeB := stage(0, 1), stage(1, 2)
+	cloudC1, cloudC2 := stage(1, 2), stage(2, 3)
+	c := edgeA.Config()
+	toks := lm.Encode("handed over, bit for bit")
+	const n = 5
+	window := make([]float32, c.Context*c.Vocab)
+	for p, id := range toks[:n] {
+		window[p*c.Vocab+id] = 1
+	}
+	x := tensor.New(tensor.WithShape(1, c.Context, c.Vocab), tensor.WithBacking(window))
+	h1, err := edgeA.Prefill(ctx, x, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h2, err := cloudC1.Prefill(ctx, h1, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := cloudC2.Prefill(ctx, h2, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv, err := cloudC1.Caches(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := edgeB.LoadCaches(n, kv); err != nil {
+		t.Fatal(err)
+	}
+	if edgeB.Filled() != n {
+		t.Fatalf("loaded stage holds %d positions, want %d", edgeB.Filled(), n)
+	}
+	pw, err := whole.prefill(ctx, toks[:n])
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := p.Data().([]float32)[(n-1)*c.Vocab : n*c.Vocab]
+	for pos := n; ; pos++ {
+		if !slices.Equal(got, pw) {
+			t.Fatalf("at position %d the handed-over decode differs from the unsplit model", pos)
+		}
+		if pos == 14 {
+			break
+		}
+		one := make([]float32, c.Vocab)
+		one[toks[pos]] = 1
+		y, err := edgeA.Step(ctx, tensor.New(tensor.WithShape(1, 1, c.Vocab), tensor.WithBacking(one)), pos)
+		if err == nil {
+			y, err = edgeB.Step(ctx, y, pos)
+		}
+		if err == nil {
+			y, err = cloudC2.Step(ctx, y, pos)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = y.Data().([]float32)
+		if pw, err = whole.step(ctx, toks[pos], pos); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Bad hand-overs are refused, naming what is wrong.
+	if _, err := cloudC1.Caches(n + 20); !errors.Is(err, ErrCache) {
+		t.Errorf("Caches past the filled positions: %v", err)
+	}
+	for name, tc := range map[string]struct {
+		n  int
+		kv []*tensor.Dense
+	}{
+		"too few":      {n, kv[:1]},
+		"wrong shape":  {n + 1, kv},
+		"no tensor":    {n, []*tensor.Dense{nil, kv[1]}},
+		"past context": {c.Context + 1, kv},
+		"int64":        {n, []*tensor.Dense{tensor.New(tensor.WithShape(kv[0].Shape()...), tensor.Of(tensor.Int64)), kv[1]}},
+	} {
+		if err := edgeB.LoadCaches(tc.n, tc.kv); !errors.Is(err, ErrCache) {
+			t.Errorf("%s: LoadCaches: %v, want ErrCache", name, err)
 		}
 	}
 }

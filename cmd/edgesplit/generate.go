@@ -35,6 +35,9 @@ func newGenerateCmd() *cobra.Command {
 				}
 				r.model, r.prompt, r.tokens = modelPath, prompt, n
 				if !cmd.Flags().Changed("cut") {
+					if r.decodeCut >= 0 {
+						return fmt.Errorf("--decode-cut needs --cut (the prefill's cut)")
+					}
 					r.cut = -1
 				}
 				return generateRemote(cmd, r)
@@ -42,7 +45,8 @@ func newGenerateCmd() *cobra.Command {
 			if modelPath == "" {
 				return fmt.Errorf("generate needs --model (a file; or --node URL to ask an edge)")
 			}
-			for flag, set := range map[string]bool{"--cut": cmd.Flags().Changed("cut"), "--cloud": r.cloud != "", "--result": r.result != ""} {
+			for flag, set := range map[string]bool{"--cut": cmd.Flags().Changed("cut"), "--decode-cut": cmd.Flags().Changed("decode-cut"),
+				"--cloud": r.cloud != "", "--result": r.result != ""} {
 				if set {
 					return fmt.Errorf("%s applies to a generation on an edge node (--node URL)", flag)
 				}
@@ -106,6 +110,7 @@ func newGenerateCmd() *cobra.Command {
 	f.IntVar(&holdEvery, "hold-every", 20, "with --perplexity-corpus: the held-out entries are every N-th (default: as the model's .lm.json card says `edgesplit train` held them, else 20)")
 	f.StringVar(&r.node, "node", "", "edge node's client API, e.g. http://127.0.0.1:8080: the edge generates, split with its clouds as it plans, and streams the tokens")
 	f.IntVar(&r.cut, "cut", -1, "with --node: blocks on the edge (0: cloud-only, the model's depth: edge-only) instead of the edge's plan (needs scope override)")
+	f.IntVar(&r.decodeCut, "decode-cut", -1, "with --node and --cut: decode at this cut (≥ --cut) instead: the cloud prefills blocks [cut, depth) and sends the caches of [cut, decode-cut) down, the edge decodes those blocks itself")
 	f.StringVar(&r.cloud, "cloud", "", "with --node: the cloud to start on (needs scope override)")
 	f.StringVar(&r.result, "result", "", "with --node: also write the finished generation's report (JSON: cut, cloud, bytes per token, tokens/s, failovers) here")
 	f.StringVar(&r.tokenFile, "token-file", "", "with --node: file holding the API bearer token (default $EDGESPLIT_TOKEN)")
@@ -116,7 +121,7 @@ func newGenerateCmd() *cobra.Command {
 // remoteGenerate is one POST /v1/generate to an edge.
 type remoteGenerate struct {
 	node, model, prompt, cloud, result, tokenFile, caFile string
-	tokens, cut                                           int
+	tokens, cut, decodeCut                                int
 }
 
 // maxEventBytes bounds one server-sent event's line (the done event holds
@@ -137,6 +142,9 @@ func generateRemote(cmd *cobra.Command, r remoteGenerate) error {
 	}
 	if r.cut >= 0 {
 		body["cut"] = r.cut
+	}
+	if r.decodeCut >= 0 {
+		body["decode_cut"] = r.decodeCut
 	}
 	if r.cloud != "" {
 		body["cloud"] = r.cloud
@@ -192,7 +200,10 @@ func generateRemote(cmd *cobra.Command, r remoteGenerate) error {
 		return fmt.Errorf("%s: the stream ended before its done event", u.Redacted())
 	}
 	where := "edge-only"
-	if done.Cut < done.Blocks {
+	switch {
+	case done.Cut < done.Blocks && done.DecodeCut > done.Cut:
+		where = fmt.Sprintf("prefill cut %d, decode cut %d of %d blocks, cloud %s, %d B of caches and answers down", done.Cut, done.DecodeCut, done.Blocks, done.Cloud, done.BytesDown)
+	case done.Cut < done.Blocks:
 		where = fmt.Sprintf("cut %d of %d blocks, cloud %s", done.Cut, done.Blocks, done.Cloud)
 	}
 	fmt.Fprintf(cmd.ErrOrStderr(), "%d tokens, %s: first token %.0f ms, %.1f tokens/s, %.0f B per token up, %d failovers\n",

@@ -86,6 +86,8 @@ func TestGenerateOnProcesses(t *testing.T) {
 	}{
 		{"cloud-only", []string{"--cut", "0"}, 0},
 		{"cut 1", []string{"--cut", "1"}, 1},
+		{"prefill in the cloud, decode at cut 1", []string{"--cut", "0", "--decode-cut", "1"}, 0},
+		{"prefill in the cloud, decode at the edge", []string{"--cut", "0", "--decode-cut", "2"}, 0},
 		{"edge-only", []string{"--cut", "2"}, 2},
 		{"planned", nil, -1},
 	} {
@@ -105,13 +107,13 @@ func TestGenerateOnProcesses(t *testing.T) {
 				if r.BytesUp != 0 || r.Cloud != "" {
 					t.Errorf("edge-only sent %d bytes to %q", r.BytesUp, r.Cloud)
 				}
-			case r.Cut == 1:
+			case r.Cut == 1 || r.DecodeCut == 1:
 				// One 64-float hidden state, losslessly coded, and its header.
 				if r.BytesPerStep < 64 || r.BytesPerStep > 4*64+128 {
 					t.Errorf("%.0f bytes per decode step at cut 1, want about one hidden state (≤ %d)", r.BytesPerStep, 4*64+128)
 				}
 			}
-			t.Logf("cut %d (%s): first token %.0f ms, %.1f tokens/s, %.0f B/token, %.0f B/step", r.Cut, r.Cloud, r.FirstTokenMS, r.TokensPerSec, r.BytesPerToken, r.BytesPerStep)
+			t.Logf("cuts %d/%d (%s): first token %.0f ms, %.1f tokens/s, %.0f B/token up, %.0f B/step, %d B down", r.Cut, r.DecodeCut, r.Cloud, r.FirstTokenMS, r.TokensPerSec, r.BytesPerToken, r.BytesPerStep, r.BytesDown)
 		})
 	}
 

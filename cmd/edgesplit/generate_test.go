@@ -84,6 +84,8 @@ func TestGenerateFlagErrors(t *testing.T) {
 		{[]string{"generate", "--model", "gpt-tiny", "--prompt", "x", "--cut", "1"}, "--cut applies to a generation on an edge node"},
 		{[]string{"generate", "--model", "gpt-tiny", "--prompt", "x", "--result", "r.json"}, "--result applies to a generation on an edge node"},
 		{[]string{"generate", "--node", "127.0.0.1:1"}, "--node needs --prompt"},
+		{[]string{"generate", "--node", "127.0.0.1:1", "--prompt", "x", "--decode-cut", "2"}, "--decode-cut needs --cut"},
+		{[]string{"generate", "--model", "gpt-tiny", "--prompt", "x", "--decode-cut", "2"}, "--decode-cut applies to a generation on an edge node"},
 		{[]string{"generate", "--node", "127.0.0.1:1", "--prompt", "x", "--perplexity-corpus", "."}, "does not apply with --node"},
 		{[]string{"generate", "--node", "ftp://x", "--prompt", "x"}, "want http:// or https://"},
 	} {
