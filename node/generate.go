@@ -108,8 +108,8 @@ type GenerateResult struct {
 	// when DecodeCut > Cut, the key/value caches after each prefill.
 	BytesDown    int64   `json:"bytes_down"`
 	FirstTokenMS float64 `json:"first_token_ms"`
-	TokensPerSec  float64 `json:"tokens_per_s"`
-	TotalMS       float64 `json:"total_ms"`
+	TokensPerSec float64 `json:"tokens_per_s"`
+	TotalMS      float64 `json:"total_ms"`
 	// Plans are the predictions for every pair of cuts (when the edge
 	// planned).
 	Plans []GenerationPlanReport `json:"plans,omitempty"`
@@ -545,7 +545,7 @@ type genCall struct {
 	cut, decode int
 	load        func(n int, kv []*tensor.Dense) error
 	cloud       string
-	tried   map[string]bool
+	tried       map[string]bool
 	// log: the current window's prefill (tokens, encoded window) and the
 	// steps after it (each encoded on its own), for a replay.
 	prefillN   int
@@ -806,7 +806,9 @@ func (n *Node) Generate(ctx context.Context, req GenerateRequest, emit func(Gene
 			for p, id := range ids {
 				window[p*c.Vocab+id] = 1
 			}
-			y, err := edgeRun(windowT, func(st *partition.GPTStage, x *tensor.Dense) (*tensor.Dense, error) { return st.Prefill(ctx, x, len(ids)) }, head)
+			y, err := edgeRun(windowT, func(st *partition.GPTStage, x *tensor.Dense) (*tensor.Dense, error) {
+				return st.Prefill(ctx, x, len(ids))
+			}, head)
 			if err != nil {
 				return 0, err
 			}
