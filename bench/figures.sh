@@ -3,7 +3,7 @@
 # docs/figures/) and the scheduler-quality tables.
 #
 # Usage: bench/figures.sh [FIGURE...]
-#   FIGURE: latency energy load codec fidelity schedq adapt (default: all of them, ≈ 10 min)
+#   FIGURE: latency energy load codec fidelity generation schedq adapt (default: all of them, ≈ 10 min)
 # Each figure is one command of its own, e.g. `go run ./bench/figures latency`;
 # flags go before or after the figure names (`go run ./bench/figures -h`).
 # Model profiles are measured once with the engine and cached in bench/out/.
@@ -14,11 +14,11 @@ go build -o bench/out/figures ./bench/figures
 go build -o bench/out/schedq ./bench/schedq
 figs=("$@")
 if [ ${#figs[@]} -eq 0 ]; then
-	figs=(latency energy load codec fidelity schedq adapt)
+	figs=(latency energy load codec fidelity generation schedq adapt)
 fi
 for f in "${figs[@]}"; do
 	case "$f" in
-	latency | energy | load)
+	latency | energy | load | generation)
 		bench/out/figures "$f"
 		;;
 	codec | fidelity)
@@ -40,7 +40,7 @@ for f in "${figs[@]}"; do
 		bench/out/schedq -quality=false -adapt -drop 3g -tag resnet18-3g | tee docs/figures/schedq-adapt-resnet18-3g.md
 		;;
 	*)
-		echo "unknown figure $f (want latency energy load codec fidelity schedq adapt)" >&2
+		echo "unknown figure $f (want latency energy load codec fidelity generation schedq adapt)" >&2
 		exit 2
 		;;
 	esac

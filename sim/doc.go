@@ -116,4 +116,21 @@
 // Not modelled: cloud failures and retries, uplink contention between a
 // device's own link and the cell; the radio tail is the model's
 // min(tail, interval), not each device's actual next transfer.
+//
+// # Generation
+//
+// SimulateGeneration runs one token-by-token generation of a causal
+// language model (a GenerationProfile: gpt-tiny or a GPT-2-small-class
+// config, the edge's slowdown a parameter) over a GenerationLink (fixed
+// rates and RTT, or Mahimahi traces), event by event: the prompt's prefill
+// (the device's blocks, the window's hidden state up, the cloud's blocks,
+// key/value caches across when the prefill and decode cuts differ, the
+// token down), then one call per token (one hidden state up), prefilling
+// again where lm.Start's window jumps. Its costs are analytic
+// (partition.AnalyticGPTPrefill, AnalyticGPTStep on the reference device:
+// attention grows with the sequence); the policies (edge-only, cloud-only,
+// the best single cut, a split that keeps the tokens on the device, auto)
+// plan with scheduler.PlanGeneration, whose prediction the simulation
+// matches on a fixed link while the window does not jump. It reports the
+// time to the first token, tokens/s after it and bytes per token.
 package sim

@@ -6,6 +6,7 @@
 //	go run ./bench/figures load       # throughput and p99 vs devices per cloud (sim)
 //	go run ./bench/figures codec      # codec presets: ratio vs top-1 agreement (cutbench, MNIST)
 //	go run ./bench/figures fidelity   # the demo scenario in sim and on the emulated cluster
+//	go run ./bench/figures generation # LM generation: first token and tokens/s vs uplink bandwidth (sim)
 //	go run ./bench/figures all
 //
 // Model profiles are measured once with the engine (partition.Measure) on
@@ -52,9 +53,11 @@ func run() error {
 	fs.BoolVar(&e.linkCheck, "link-check", true, "fidelity: also force cloud-only with every codec on every link and compare network time with sim's model")
 	perPhase := fs.Int("per-phase", 10, "requests per link phase in the sim-vs-emulation run")
 	fidLag := fs.Duration("fidelity-lag", time.Second, "sim-vs-emulation: sim's device sees the true link this old (estimation source sampled; the edge's estimate follows a change in about a second); 0 = it learns its link from its transfers and probes by the edge's rules (source learned)")
+	genLink := fs.String("gen-link", "lte", "generation: link profile whose RTT and downlink/uplink ratio the sweep keeps")
+	genLaptop := fs.Float64("gen-laptop", 1.5, "generation: a second, laptop-class edge slowdown for gpt2-small")
 	fidPeriod := fs.Duration("fidelity-period", 0, "sim-vs-emulation: one request every period (0: back to back, as `edgesplit demo` sends them; sim then uses closed-loop arrivals)")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: figures [flags] latency|energy|load|codec|fidelity|all ...")
+		fmt.Fprintln(fs.Output(), "usage: figures [flags] latency|energy|load|codec|fidelity|generation|all ...")
 		fs.PrintDefaults()
 	}
 	// Flags may come before or after the subcommands.
@@ -75,7 +78,7 @@ func run() error {
 		return fmt.Errorf("no figure named")
 	}
 	if len(cmds) == 1 && cmds[0] == "all" {
-		cmds = []string{"latency", "energy", "load", "codec", "fidelity"}
+		cmds = []string{"latency", "energy", "load", "codec", "fidelity", "generation"}
 	}
 	for _, m := range strings.Split(*models, ",") {
 		if m = strings.TrimSpace(m); m != "" {
@@ -104,8 +107,10 @@ func run() error {
 			err = figCodec(ctx, e, *samples)
 		case "fidelity":
 			err = figFidelity(ctx, e, *fidModel, *fidDevice, *fidPolicy, *perPhase, *fidPeriod, *fidLag)
+		case "generation":
+			err = figGeneration(e, *genLink, *genLaptop)
 		default:
-			return fmt.Errorf("unknown figure %q (want latency, energy, load, codec, fidelity or all)", c)
+			return fmt.Errorf("unknown figure %q (want latency, energy, load, codec, fidelity, generation or all)", c)
 		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", c, err)
