@@ -293,3 +293,28 @@ func TestSoftmaxRows(t *testing.T) {
 		}
 	}
 }
+
+// The opset 18–19 forms: Split by num_outputs (uneven: the last part is
+// the smaller) and AveragePool with dilations.
+func TestOpset18Forms(t *testing.T) {
+	rng := rand.New(rand.NewSource(52))
+	x := randDense(rng, 1, 7, 2, 2)
+	xd := x.Float32s()
+	g, feed := oneNode("Split", 18, attrs{"axis": aInt(1), "num_outputs": aInt(2)}, []string{"x"}, map[string]*tensor.Dense{"x": x}, nil, 2)
+	outs := runBoth(t, g, feed...)
+	assertClose(t, "split0 (num_outputs)", outs[0], xd[:16], 0)
+	assertClose(t, "split1 (num_outputs)", outs[1], xd[16:], 0)
+
+	p := randDense(rng, 1, 1, 5, 5)
+	pd := p.Float32s()
+	got, shape := runNode(t, "AveragePool", 19, attrs{"kernel_shape": aInts(2, 2), "dilations": aInts(2, 2)}, []string{"x"}, map[string]*tensor.Dense{"x": p}, nil)
+	checkShape(t, shape, []int{1, 1, 3, 3})
+	for i := 0; i < 3; i++ {
+		for j := 0; j < 3; j++ {
+			want := (pd[i*5+j] + pd[i*5+j+2] + pd[(i+2)*5+j] + pd[(i+2)*5+j+2]) / 4
+			if d := got[i*3+j] - want; d > 1e-6 || d < -1e-6 {
+				t.Fatalf("dilated AveragePool[%d,%d] = %v, want %v", i, j, got[i*3+j], want)
+			}
+		}
+	}
+}

@@ -15,12 +15,17 @@ import (
 	"github.com/edgesplit/edgesplit/model/onnx/internal/onnxpb"
 )
 
-// The default-domain opset versions edgesplit is tested against. Models
-// outside the range are still tried, with a warning; for opsets before 7 the
-// few node forms that changed (legacy broadcast attributes) are translated.
+// The default-domain opset versions edgesplit is tested against: 9–17 by
+// the ONNX 1.12 conformance suite (Debian libonnx-testdata), 18–20 by the
+// engine's tests of the forms those opsets changed (axes as inputs of the
+// reductions and Pad, Split's num_outputs, AveragePool dilations, Gelu)
+// and by ONNX Runtime parity on the opset-20 transformers the trainer
+// exports. Models outside the range are still tried, with a warning; for
+// opsets before 7 the few node forms that changed (legacy broadcast
+// attributes) are translated.
 const (
 	MinOpset = 9
-	MaxOpset = 17
+	MaxOpset = 20
 )
 
 // subgraphOps are control-flow operators whose bodies are subgraphs.
