@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"math"
@@ -283,14 +284,19 @@ func TestLegacyBroadcast(t *testing.T) {
 }
 
 func TestOpsetWarning(t *testing.T) {
-	var buf bytes.Buffer
-	log := slog.New(slog.NewTextHandler(&buf, nil))
-	m := protoModel(19, []*onnxpb.NodeProto{node("Relu", []string{"x"}, []string{"y"})})
-	if _, err := Decode(marshal(t, m), WithLogger(log)); err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(buf.String(), "opset=19") {
-		t.Fatalf("no warning for opset 19; log: %q", buf.String())
+	for _, tc := range []struct {
+		opset int64
+		warn  bool
+	}{{MaxOpset + 1, true}, {MaxOpset, false}, {20, false}, {MinOpset, false}, {MinOpset - 1, true}} {
+		var buf bytes.Buffer
+		log := slog.New(slog.NewTextHandler(&buf, nil))
+		m := protoModel(tc.opset, []*onnxpb.NodeProto{node("Relu", []string{"x"}, []string{"y"})})
+		if _, err := Decode(marshal(t, m), WithLogger(log)); err != nil {
+			t.Fatal(err)
+		}
+		if warned := strings.Contains(buf.String(), fmt.Sprintf("opset=%d", tc.opset)); warned != tc.warn {
+			t.Errorf("opset %d: warned %v, want %v; log: %q", tc.opset, warned, tc.warn, buf.String())
+		}
 	}
 }
 
