@@ -193,3 +193,16 @@ func TestSimObjective(t *testing.T) {
 		}
 	}
 }
+
+func TestTrainPatchFlag(t *testing.T) {
+	for args, want := range map[string]string{
+		"train --arch lenet5 --patch 4":   "--patch applies to --arch vit-tiny, not lenet5",
+		"train --arch vit-tiny --patch 5": "--patch 5: want a divisor of the 28-pixel image side",
+		"train --arch vit-tiny --patch 0": "--patch 0: want a divisor",
+	} {
+		o, err := runCLI(t, append(strings.Fields(args), "--out", filepath.Join(t.TempDir(), "m.onnx"))...)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("edgesplit %s: %v, want an error containing %q\n%s", args, err, want, o)
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"github.com/edgesplit/edgesplit/model/dataset"
 	"github.com/edgesplit/edgesplit/model/lm"
 	"github.com/edgesplit/edgesplit/model/train"
+	"github.com/edgesplit/edgesplit/model/zoo"
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 )
@@ -18,6 +19,7 @@ func newTrainCmd() *cobra.Command {
 	var epochs, batch, workers, limit, shift int
 	var lr, decay float64
 	var flip bool
+	var patch int
 	var seed uint64
 	cmd := &cobra.Command{
 		Use:   "train --arch seed-cnn|lenet5|lenet-exits|resnet-exits|vit-tiny|gpt-tiny --dataset mnist|fashion-mnist|DIR (--corpus DIR for gpt-tiny) --epochs N [--batch 32] [--lr] [--seed] --out model.onnx",
@@ -86,6 +88,21 @@ func newTrainCmd() *cobra.Command {
 				fmt.Fprintf(w, "wrote %s and %s\n", out, train.LMCardPath(out))
 				return nil
 			}
+			if cmd.Flags().Changed("patch") {
+				if arch != "vit-tiny" {
+					return fmt.Errorf("--patch applies to --arch vit-tiny, not %s", arch)
+				}
+				c := zoo.ViTTinyConfig
+				c.Patch = patch
+				if patch < 1 || c.Size%patch != 0 {
+					return fmt.Errorf("--patch %d: want a divisor of the %d-pixel image side (7: 16 tokens, 4: 49)", patch, c.Size)
+				}
+				g, err := zoo.BuildViT(fmt.Sprintf("vit-tiny-p%d", patch), c, seed)
+				if err != nil {
+					return err
+				}
+				cfg.Graph = g
+			}
 			if limit > 0 && (ds == "mnist" || ds == "fashion-mnist") {
 				fmt.Fprintf(errOut, "--limit %d: training on at most %d images and testing on at most %d (a sixth, as the data set's split)\n",
 					limit, limit, max(limit/6, 1))
@@ -127,6 +144,7 @@ func newTrainCmd() *cobra.Command {
 	f.Uint64Var(&seed, "seed", 1, "seed for weights, shuffling and the data split")
 	f.IntVar(&workers, "workers", 2, "goroutines per mini-batch")
 	f.IntVar(&shift, "shift", 0, "augment training images with random translations of up to this many pixels (0 = none)")
+	f.IntVar(&patch, "patch", 7, "vit-tiny: the patches' side in pixels (7: 16 tokens; 4: 49 tokens, about 3.5× the compute per image)")
 	f.BoolVar(&flip, "flip", false, "augment training images with random left-right mirroring (not for digits)")
 	f.IntVar(&limit, "limit", 0, "use at most this many training images, and for mnist/fashion-mnist a sixth as many test images; for gpt-tiny this many training tokens (0 = all)")
 	f.StringVar(&out, "out", "model.onnx", "output ONNX file (the sidecar goes beside it as .json)")
