@@ -140,6 +140,78 @@ type genState struct {
 	mu       sync.Mutex
 	sessions map[string]*genSession
 	costs    map[string]*gptCosts // model version → costs
+	stages   stagePool
+}
+
+// stagePool keeps compiled GPT stages between generations (compiling one
+// takes milliseconds, as long as a small model's whole first token): a few
+// idle ones per model version and block range, a bounded number in all. A
+// stage taken from it holds another generation's caches, which its
+// Prefill or LoadCaches replaces.
+type stagePool struct {
+	mu    sync.Mutex
+	idle  map[stageKey][]*partition.GPTStage
+	total int
+}
+
+type stageKey struct {
+	model, version string
+	from, to       int
+}
+
+// Idle stages kept per key and in all.
+const (
+	maxIdleStagesPerKey = 2
+	maxIdleStages       = 16
+)
+
+// get returns an idle stage of m's blocks [from, to), or compiles one.
+func (p *stagePool) get(m *Model, from, to int) (*partition.GPTStage, error) {
+	k := stageKey{m.ID, m.Version, from, to}
+	p.mu.Lock()
+	if l := p.idle[k]; len(l) > 0 {
+		st := l[len(l)-1]
+		p.idle[k] = l[:len(l)-1]
+		p.total--
+		p.mu.Unlock()
+		return st, nil
+	}
+	p.mu.Unlock()
+	return partition.NewGPTStage(m.Graph, from, to, model.Options{})
+}
+
+// put keeps st (of m) for a later get, or closes it when the pool is full.
+func (p *stagePool) put(m *Model, st *partition.GPTStage) {
+	if st == nil {
+		return
+	}
+	k := stageKey{m.ID, m.Version, st.From, st.To}
+	p.mu.Lock()
+	if p.idle == nil {
+		p.idle = make(map[stageKey][]*partition.GPTStage)
+	}
+	if len(p.idle[k]) < maxIdleStagesPerKey && p.total < maxIdleStages {
+		p.idle[k] = append(p.idle[k], st)
+		p.total++
+		st = nil
+	}
+	p.mu.Unlock()
+	if st != nil {
+		st.Close()
+	}
+}
+
+// closeAll closes every idle stage.
+func (p *stagePool) closeAll() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for k, l := range p.idle {
+		for _, st := range l {
+			st.Close()
+		}
+		delete(p.idle, k)
+	}
+	p.total = 0
 }
 
 // genSession is one caller's cache on this node: blocks [cut, decode)
@@ -157,10 +229,15 @@ type genSession struct {
 // open reports whether the session holds stages.
 func (s *genSession) open() bool { return s.front != nil || s.stage != nil }
 
-// close releases the session's stages.
-func (s *genSession) close() {
+// close releases the session's stages: back to pool when it is not nil,
+// else closed (a failed session's stages are not reused).
+func (s *genSession) close(pool *stagePool) {
 	for _, st := range []*partition.GPTStage{s.front, s.stage} {
-		if st != nil {
+		switch {
+		case st == nil:
+		case pool != nil:
+			pool.put(s.model, st)
+		default:
 			st.Close()
 		}
 	}
@@ -191,7 +268,7 @@ func (g *genState) session(key string, create bool) (*genSession, error) {
 	for k, s := range g.sessions {
 		if s.mu.TryLock() {
 			if now.Sub(s.last) > GenerationSessionIdle {
-				s.close()
+				s.close(&g.stages)
 				delete(g.sessions, k)
 			}
 			s.mu.Unlock()
@@ -215,7 +292,7 @@ func (g *genState) drop(key string) {
 	g.mu.Unlock()
 	if ok {
 		s.mu.Lock()
-		s.close()
+		s.close(&g.stages)
 		s.mu.Unlock()
 	}
 }
@@ -228,7 +305,7 @@ func (g *genState) dropHeld(key string, s *genSession) {
 		delete(g.sessions, key)
 	}
 	g.mu.Unlock()
-	s.close()
+	s.close(nil)
 }
 
 // closeAll releases every session (the node is stopping).
@@ -236,9 +313,10 @@ func (g *genState) closeAll() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	for k, s := range g.sessions {
-		s.close()
+		s.close(nil)
 		delete(g.sessions, k)
 	}
+	g.stages.closeAll()
 }
 
 // serveGenerate is a cloud's side of opGenerate and opGenerateEnd.
@@ -316,12 +394,13 @@ func (n *Node) serveGenerate(ctx context.Context, m *Model, req segmentRequest, 
 		return transport.Errorf(transport.CodeNotFound, "generation %s was dropped here: replay from the prefill", req.Session)
 	}
 	if req.Prefill > 0 && (!s.open() || s.model != m || s.cut != req.Cut || s.decode != req.Decode) {
-		s.close()
+		s.close(&n.gen.stages)
+		s.model = m
 		if req.Decode > req.Cut {
-			s.front, err = partition.NewGPTStage(m.Graph, req.Cut, req.Decode, model.Options{})
+			s.front, err = n.gen.stages.get(m, req.Cut, req.Decode)
 		}
 		if err == nil && req.Decode < c.Depth {
-			s.stage, err = partition.NewGPTStage(m.Graph, req.Decode, c.Depth, model.Options{})
+			s.stage, err = n.gen.stages.get(m, req.Decode, c.Depth)
 		}
 		if err != nil {
 			n.gen.dropHeld(key, s)
@@ -756,16 +835,16 @@ func (n *Node) Generate(ctx context.Context, req GenerateRequest, emit func(Gene
 	// [Cut, DecodeCut) in steps only, on the caches the cloud sends.
 	var head, mid *partition.GPTStage
 	if res.Cut > 0 {
-		if head, err = partition.NewGPTStage(m.Graph, 0, res.Cut, model.Options{}); err != nil {
+		if head, err = n.gen.stages.get(m, 0, res.Cut); err != nil {
 			return nil, err
 		}
-		defer head.Close()
+		defer n.gen.stages.put(m, head)
 	}
 	if res.DecodeCut > res.Cut {
-		if mid, err = partition.NewGPTStage(m.Graph, res.Cut, res.DecodeCut, model.Options{}); err != nil {
+		if mid, err = n.gen.stages.get(m, res.Cut, res.DecodeCut); err != nil {
 			return nil, err
 		}
-		defer mid.Close()
+		defer n.gen.stages.put(m, mid)
 	}
 	sid := make([]byte, 8)
 	_, _ = rand.Read(sid)
