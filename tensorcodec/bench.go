@@ -6,6 +6,9 @@ import (
 	"math"
 	"math/rand/v2"
 	"runtime"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"gorgonia.org/tensor"
@@ -25,7 +28,9 @@ type BenchOptions struct {
 
 // BenchResult is what [Bench] measured for one preset on one set of tensors.
 type BenchResult struct {
-	Preset   Preset
+	Preset Preset
+	// Name is the preset's or the variant's name.
+	Name     string
 	Tensors  int
 	Elements int
 	// RawBytes is the float32 size; Bytes the encoded message size.
@@ -51,18 +56,28 @@ type BenchResult struct {
 // String formats the result as one table row.
 func (r BenchResult) String() string {
 	return fmt.Sprintf("%-17s %10d B  %6.2fx  enc %7.0f MB/s (%.2fx memmove)  dec %7.0f MB/s (%.2fx memmove)  maxerr %.3g  relrmse %.3g",
-		r.Preset, r.Bytes, r.Ratio, r.EncodeMBps, r.EncodeMBps/r.MemmoveMBps, r.DecodeMBps, r.DecodeMBps/r.MemmoveMBps, r.MaxAbsErr, r.RelRMSE)
+		r.Name, r.Bytes, r.Ratio, r.EncodeMBps, r.EncodeMBps/r.MemmoveMBps, r.DecodeMBps, r.DecodeMBps/r.MemmoveMBps, r.MaxAbsErr, r.RelRMSE)
 }
 
 // Bench encodes and decodes ts (as one message) with preset p repeatedly on
 // the calling goroutine and reports size, speed and error. It stops early,
 // returning ctx's error, when ctx is cancelled.
 func Bench(ctx context.Context, p Preset, ts []*tensor.Dense, o BenchOptions) (BenchResult, error) {
-	res := BenchResult{Preset: p}
+	return bench(ctx, p, p.String(), append([]EOption{WithPreset(p)}, o.Encoder...), ts, o)
+}
+
+// BenchVariant is [Bench] for a [Variant] (o.Encoder applies after its
+// options); the result's Preset is meaningless, its Name is v.Name.
+func BenchVariant(ctx context.Context, v Variant, ts []*tensor.Dense, o BenchOptions) (BenchResult, error) {
+	return bench(ctx, 0, v.Name, append(slices.Clone(v.Options), o.Encoder...), ts, o)
+}
+
+func bench(ctx context.Context, p Preset, name string, opts []EOption, ts []*tensor.Dense, o BenchOptions) (BenchResult, error) {
+	res := BenchResult{Preset: p, Name: name}
 	if o.MinTime <= 0 {
 		o.MinTime = 200 * time.Millisecond
 	}
-	enc, err := NewEncoder(append([]EOption{WithPreset(p)}, o.Encoder...)...)
+	enc, err := NewEncoder(opts...)
 	if err != nil {
 		return res, err
 	}
@@ -79,7 +94,7 @@ func Bench(ctx context.Context, p Preset, ts []*tensor.Dense, o BenchOptions) (B
 	defer dec.Close()
 	out, err := dec.Decode(nil, msg)
 	if err != nil {
-		return res, fmt.Errorf("tensorcodec: bench %s: decoding own output: %w", p, err)
+		return res, fmt.Errorf("tensorcodec: bench %s: decoding own output: %w", name, err)
 	}
 	res.Tensors, res.Elements, res.RawBytes, res.Bytes = st.Tensors, st.Elements, st.RawBytes, st.Bytes
 	res.Ratio, res.MaxAbsErr, res.RelRMSE = st.Ratio(), st.MaxAbsErr, st.RelRMSE
@@ -199,4 +214,100 @@ func SyntheticActivation(seed uint64, c, h, w int) *tensor.Dense {
 		}
 	}
 	return tensor.New(tensor.WithShape(1, c, h, w), tensor.WithBacking(out))
+}
+
+// Variant is a named combination of encoder stages, for measuring schemes
+// beyond the presets (edgesplit codec bench --variants). Build one with
+// [ParseVariant]; the zero value encodes with [PresetLossless].
+type Variant struct {
+	// Name is the variant's spec as given to ParseVariant.
+	Name string
+	// Options configure an Encoder (see [NewEncoder]).
+	Options []EOption
+}
+
+// NewEncoder returns an Encoder configured as v.
+func (v Variant) NewEncoder() (*Encoder, error) { return NewEncoder(v.Options...) }
+
+// ParseVariant parses a variant spec: a preset name ("int4-zstd"), or
+//
+//	TRANSFORM[:LEVELS][/LAYOUT[/ENTROPY[:LEVEL]]][@AXIS]
+//
+// with the names of [Transform], [Layout] and [Entropy] (String), e.g.
+// "int8-channel/plain/huff0@2" (int8 with one scale per index of axis 2,
+// plain layout, huff0) or "int8-channel:63/plain/zstd@1" (63 quantisation
+// steps, see [WithLevels]; one scale per index of axis 1). LAYOUT defaults
+// to plain, ENTROPY to none, LEVEL to 1, LEVELS to the transform's full
+// range and AXIS to automatic (see [WithChannelAxis]; only for per-channel
+// transforms). The exact fast paths are off unless the spec is the preset
+// "lossless". Names are case-insensitive.
+func ParseVariant(spec string) (Variant, error) {
+	v := Variant{Name: spec}
+	if p, err := ParsePreset(spec); err == nil {
+		v.Options = []EOption{WithPreset(p)}
+		return v, nil
+	}
+	bad := func(format string, args ...any) (Variant, error) {
+		return Variant{}, fmt.Errorf("%w: variant %q: %s", ErrOption, spec, fmt.Sprintf(format, args...))
+	}
+	body, axisText, hasAxis := strings.Cut(spec, "@")
+	parts := strings.Split(body, "/")
+	if len(parts) > 3 {
+		return bad("want TRANSFORM[:LEVELS][/LAYOUT[/ENTROPY[:LEVEL]]][@AXIS]")
+	}
+	tname, levelsText, hasLevels := strings.Cut(parts[0], ":")
+	ti := slices.IndexFunc(transformNames[:], func(n string) bool { return strings.EqualFold(n, tname) })
+	if ti < 0 {
+		return bad("unknown transform %q (want one of %s, or a preset)", tname, strings.Join(transformNames[:], ", "))
+	}
+	tf := Transform(ti)
+	v.Options = []EOption{WithExactPaths(false), WithTransform(tf), WithLayout(LayoutPlain), WithEntropy(EntropyNone, 0)}
+	if hasLevels {
+		if !tf.quantised() {
+			return bad("levels apply only to int8, int8-channel and int4-channel, not %s", tf)
+		}
+		l, err := strconv.Atoi(levelsText)
+		if err != nil || l < 1 {
+			return bad("levels %q: want an integer in 1..255", levelsText)
+		}
+		v.Options = append(v.Options, WithLevels(l))
+	}
+	if len(parts) > 1 {
+		li := slices.IndexFunc(layoutNames[:], func(n string) bool { return strings.EqualFold(n, parts[1]) })
+		if li < 0 {
+			return bad("unknown layout %q (want one of %s)", parts[1], strings.Join(layoutNames[:], ", "))
+		}
+		v.Options = append(v.Options, WithLayout(Layout(li)))
+	}
+	if len(parts) > 2 {
+		name, levelText, hasLevel := strings.Cut(parts[2], ":")
+		ei := slices.IndexFunc(entropyNames[:], func(n string) bool { return strings.EqualFold(n, name) })
+		if ei < 0 {
+			return bad("unknown entropy coder %q (want one of %s)", name, strings.Join(entropyNames[:], ", "))
+		}
+		level := 0
+		if hasLevel {
+			l, err := strconv.Atoi(levelText)
+			if err != nil {
+				return bad("level %q: %v", levelText, err)
+			}
+			level = l
+		}
+		v.Options = append(v.Options, WithEntropy(Entropy(ei), level))
+	}
+	if hasAxis {
+		if !tf.perChannel() {
+			return bad("an axis applies only to per-channel transforms, not %s", tf)
+		}
+		a, err := strconv.Atoi(axisText)
+		if err != nil {
+			return bad("axis %q: %v", axisText, err)
+		}
+		v.Options = append(v.Options, WithChannelAxis(a))
+	}
+	// Check the whole combination now rather than at first use.
+	if _, err := NewEncoder(v.Options...); err != nil {
+		return Variant{}, fmt.Errorf("variant %q: %w", spec, err)
+	}
+	return v, nil
 }

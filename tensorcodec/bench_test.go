@@ -3,6 +3,7 @@ package tensorcodec
 import (
 	"bytes"
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -174,5 +175,69 @@ func TestBenchHelper(t *testing.T) {
 	cancel()
 	if _, err := Bench(ctx, PresetInt8, []*tensor.Dense{a}, BenchOptions{MinTime: time.Hour}); err == nil {
 		t.Fatal("Bench ignored a cancelled context")
+	}
+}
+
+// TestParseVariant: variant specs select the stages, levels and axis they
+// name (checked on the wire), a preset name encodes as the preset, and bad
+// specs are ErrOption.
+func TestParseVariant(t *testing.T) {
+	a := SyntheticActivation(3, 4, 8, 8)
+	for _, tc := range []struct {
+		spec string
+		tf   Transform
+		lay  Layout
+		ent  Entropy
+		axis int
+	}{
+		{"int8", TransformInt8, LayoutPlain, EntropyNone, 0},
+		{"INT8-channel:63/plain/huff0@2", TransformInt8Channel, LayoutPlain, EntropyHuff0, 2},
+		{"int4-channel/sparse/zstd:3@1", TransformInt4Channel, LayoutSparse, EntropyZstd, 1},
+		{"fp16/shuffle/s2", TransformFP16, LayoutShuffle, EntropyS2, 0},
+	} {
+		v, err := ParseVariant(tc.spec)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.spec, err)
+		}
+		e, err := v.NewEncoder()
+		if err != nil {
+			t.Fatalf("%s: %v", tc.spec, err)
+		}
+		msg, _, err := e.Encode(nil, a)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.spec, err)
+		}
+		hs, err := Inspect(msg, Limits{})
+		if err != nil {
+			t.Fatalf("%s: %v", tc.spec, err)
+		}
+		h := hs[0]
+		// An entropy stage that does not shrink the data is dropped.
+		if h.Transform != tc.tf || h.Layout != tc.lay || (h.Entropy != tc.ent && h.Entropy != EntropyNone) || h.Axis != tc.axis {
+			t.Errorf("%s: header %v", tc.spec, &h)
+		}
+		if v.Name != tc.spec {
+			t.Errorf("%s: name %q", tc.spec, v.Name)
+		}
+	}
+	v, err := ParseVariant("int8-sparse-zstd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, _ := v.NewEncoder()
+	got, _, _ := e.Encode(nil, a)
+	want, _, _ := EncodePreset(nil, PresetInt8SparseZstd, a)
+	if !bytes.Equal(got, want) {
+		t.Error("preset variant encodes differently from the preset")
+	}
+	r, err := BenchVariant(context.Background(), v, []*tensor.Dense{a}, BenchOptions{MinTime: time.Millisecond})
+	if err != nil || r.Name != "int8-sparse-zstd" || r.Bytes != len(want) {
+		t.Errorf("BenchVariant: %+v, %v", r, err)
+	}
+	for _, bad := range []string{"", "int9", "int8/diagonal", "int8/plain/lz4", "int8/plain/zstd:9", "int8@1",
+		"fp16:63", "int8-channel:0", "int8-channel:256", "int8-channel@x", "int8/plain/none/extra", "int8-channel@9"} {
+		if _, err := ParseVariant(bad); !errors.Is(err, ErrOption) {
+			t.Errorf("ParseVariant(%q): err %v, want ErrOption", bad, err)
+		}
 	}
 }

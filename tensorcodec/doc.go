@@ -77,7 +77,10 @@
 //     q = (code + z) mod 2⁸ or 2⁴. The encoder picks s = (hi - lo)/L and
 //     z = round(-lo/s) where lo = min(0, min x) and hi = max(0, max x) over
 //     the tensor (int8) or over every element whose index along axis is the
-//     channel (per-channel); NaN encodes as code 0 and ±Inf saturate.
+//     channel (per-channel); NaN encodes as code 0 and ±Inf saturate. An
+//     encoder may use fewer steps L′ < L ([WithLevels]: s = (hi - lo)/L′,
+//     q in 0..L′); the decoder's rule is the same, so the format does not
+//     change.
 //   - lattice / lattice-channel (lossless): one byte per element. Each
 //     parameter set (the tensor's, or the channel's along axis) has a
 //     table of K entries; entry k is the bits of the prediction

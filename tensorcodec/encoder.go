@@ -273,9 +273,13 @@ func (e *Encoder) encodeRecord(dst []byte, t *tensor.Dense, idx int, st *Stats) 
 		codes = e.codes
 		acc = encodeHalf(codes, x, tf == TransformBF16)
 	default:
-		levels := 255
+		mask := 255
 		if tf.nibbles() {
-			levels = 15
+			mask = 15
+		}
+		levels := mask
+		if e.cfg.levels > 0 {
+			levels = min(e.cfg.levels, mask)
 		}
 		outer, chans, inner := 1, 1, n
 		if tf.perChannel() {
@@ -307,7 +311,7 @@ func (e *Encoder) encodeRecord(dst []byte, t *tensor.Dense, idx int, st *Stats) 
 				p := params[c*quantParamSize:]
 				s := math.Float32frombits(binary.LittleEndian.Uint32(p))
 				off := (o*chans + c) * inner
-				quantRun(codes[off:off+inner], x[off:off+inner], s, p[4], levels, &acc)
+				quantRun(codes[off:off+inner], x[off:off+inner], s, p[4], levels, mask, &acc)
 			}
 		}
 	}

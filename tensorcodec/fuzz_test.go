@@ -71,6 +71,8 @@ func fuzzSeeds() [][]byte {
 		{WithTransform(TransformFP16), WithLayout(LayoutPlain), WithEntropy(EntropyNone, 0)},
 		{WithTransform(TransformInt4Channel), WithLayout(LayoutPlain), WithEntropy(EntropyS2, 2)},
 		{WithTransform(TransformInt8Channel), WithLayout(LayoutShuffle), WithEntropy(EntropyHuff0, 0), WithChannelAxis(2)},
+		{WithTransform(TransformInt8Channel), WithLayout(LayoutPlain), WithEntropy(EntropyHuff0, 0), WithChannelAxis(1), WithLevels(63)},
+		{WithTransform(TransformInt4Channel), WithLayout(LayoutSparse), WithEntropy(EntropyNone, 0), WithLevels(5)},
 		{WithTransform(TransformNone), WithLayout(LayoutSparse), WithEntropy(EntropyNone, 0)},
 	} {
 		e, _ := NewEncoder(opts...)

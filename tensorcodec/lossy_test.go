@@ -238,3 +238,99 @@ func TestMinMax(t *testing.T) {
 		}
 	}
 }
+
+// TestLevels checks WithLevels: with L steps every channel's codes take at
+// most L+1 values, the error stays within s/2 for the s in the header
+// (s = range/L), zeros stay exact, the reported Stats equal the error seen
+// by an unchanged decoder, fewer steps make a smaller entropy-coded message,
+// and WithPreset resets the option.
+func TestLevels(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	x := make([]float32, 16*64)
+	for i := range x {
+		x[i] = float32(r.NormFloat64())
+		if i%97 == 0 {
+			x[i] = 0
+		}
+	}
+	in := newDense([]int{1, 16, 64}, x)
+	dec, _ := NewDecoder()
+	for _, tf := range []Transform{TransformInt8, TransformInt8Channel, TransformInt4Channel} {
+		prev := 0
+		for _, levels := range []int{0, 127, 63, 31, 7, 1} {
+			enc, err := NewEncoder(WithTransform(tf), WithLayout(LayoutPlain), WithEntropy(EntropyHuff0, 0), WithLevels(levels))
+			if err != nil {
+				t.Fatal(err)
+			}
+			msg, st, err := enc.Encode(nil, in)
+			if err != nil {
+				t.Fatalf("%s L=%d: %v", tf, levels, err)
+			}
+			hs, err := Inspect(msg, Limits{})
+			if err != nil {
+				t.Fatalf("%s L=%d: inspect: %v", tf, levels, err)
+			}
+			out, err := dec.Decode(nil, msg)
+			if err != nil {
+				t.Fatalf("%s L=%d: decode: %v", tf, levels, err)
+			}
+			h, y := hs[0], out[0].Float32s()
+			full := 255
+			if tf == TransformInt4Channel {
+				full = 15
+			}
+			l := full
+			if levels > 0 {
+				l = min(levels, full)
+			}
+			outer, chans, inner := 1, 1, len(x)
+			if tf.perChannel() {
+				outer, chans, inner = geometry(h.Shape(), h.Axis)
+			}
+			var maxE, se, sx float64
+			for c := 0; c < chans; c++ {
+				s, _ := h.Param(c)
+				seen := map[float32]bool{}
+				for o := 0; o < outer; o++ {
+					for i := 0; i < inner; i++ {
+						k := (o*chans+c)*inner + i
+						seen[y[k]] = true
+						e := math.Abs(float64(x[k]) - float64(y[k]))
+						if e > float64(s)*0.5*(1+1e-5)+math.Abs(float64(x[k]))*0x1p-22 {
+							t.Fatalf("%s L=%d elem %d: x=%g x̂=%g err %g > s/2 = %g", tf, levels, k, x[k], y[k], e, s/2)
+						}
+						if x[k] == 0 && y[k] != 0 {
+							t.Fatalf("%s L=%d: zero became %g", tf, levels, y[k])
+						}
+						maxE, se, sx = max(maxE, e), se+e*e, sx+float64(x[k])*float64(x[k])
+					}
+				}
+				if len(seen) > l+1 {
+					t.Fatalf("%s L=%d channel %d: %d distinct values, want ≤ %d", tf, levels, c, len(seen), l+1)
+				}
+			}
+			if float32(maxE) != float32(st.MaxAbsErr) {
+				t.Errorf("%s L=%d: reported max error %g, measured %g", tf, levels, st.MaxAbsErr, maxE)
+			}
+			if rel := relRMSE(se, sx); math.Abs(rel-st.RelRMSE) > 1e-3*rel+1e-12 {
+				t.Errorf("%s L=%d: reported rel RMSE %g, measured %g", tf, levels, st.RelRMSE, rel)
+			}
+			if tf != TransformInt4Channel && prev > 0 && levels < 127 && len(msg) >= prev {
+				t.Errorf("%s L=%d: %d bytes, not smaller than the %d of the step before", tf, levels, len(msg), prev)
+			}
+			prev = len(msg)
+		}
+	}
+	for _, bad := range []int{-1, 256} {
+		if _, err := NewEncoder(WithLevels(bad)); err == nil {
+			t.Errorf("WithLevels(%d) accepted", bad)
+		}
+	}
+	a, _ := NewEncoder(WithLevels(3), WithPreset(PresetInt8))
+	b, _ := NewEncoder(WithPreset(PresetInt8))
+	ma, _, _ := a.Encode(nil, in)
+	mb, _, _ := b.Encode(nil, in)
+	if string(ma) != string(mb) {
+		t.Error("WithPreset after WithLevels kept the levels")
+	}
+}

@@ -274,6 +274,7 @@ type encoderConfig struct {
 	level     int
 	axis      int  // channel axis; -1 = automatic (1 for rank ≥ 2, else 0)
 	exact     bool // try the exact fast paths (see WithExactPaths)
+	levels    int  // quantisation steps L of int8/int4 (see WithLevels); 0 = 255 or 15
 }
 
 func (c *encoderConfig) setDefault() {
@@ -285,13 +286,15 @@ func (c *encoderConfig) setPreset(p Preset) {
 	s := presetStages[p]
 	c.transform, c.layout, c.entropy, c.level = s.t, s.l, s.e, s.v
 	c.exact = p == PresetLossless
+	c.levels = 0 // the presets' error bounds assume the full code range
 }
 
 // EOption configures an [Encoder].
 type EOption func(*encoderConfig) error
 
 // WithPreset selects all three stages from a named preset. Default:
-// [PresetLossless]. Later options override single stages.
+// [PresetLossless]. Later options override single stages; it resets
+// [WithLevels].
 func WithPreset(p Preset) EOption {
 	return func(c *encoderConfig) error {
 		if p >= numPresets {
@@ -371,6 +374,24 @@ func WithEntropy(e Entropy, level int) EOption {
 			level = 1
 		}
 		c.entropy, c.level = e, level
+		return nil
+	}
+}
+
+// WithLevels sets L, the number of quantisation steps of the integer
+// transforms (int8, int8-channel, int4-channel): q takes the L+1 values
+// 0..L and s = (hi − lo)/L, so the error bound grows to (hi − lo)/(2L).
+// Default 0: L = 255 for int8, 15 for int4; larger values are clamped to
+// those. Codes keep their width on the wire (one byte, or a nibble for
+// int4) and decoders need nothing new: with, say, L = 63 an int8 code
+// holds about 6 bits of information, which an entropy stage (huff0, zstd)
+// turns into a smaller message — a bit width between int4 and int8.
+func WithLevels(levels int) EOption {
+	return func(c *encoderConfig) error {
+		if levels < 0 || levels > 255 {
+			return fmt.Errorf("%w: quantisation levels %d out of range 0..255", ErrOption, levels)
+		}
+		c.levels = levels
 		return nil
 	}
 }

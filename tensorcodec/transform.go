@@ -299,21 +299,22 @@ func chooseParams(lo, hi float32, levels int) (scale float32, zero uint8) {
 }
 
 // quantRun quantises one run of values sharing a scale and zero point into
-// codes (q - zero) mod 2^bits and accumulates the error of the
-// reconstruction (q - zero)·scale that the decoder computes.
+// codes (q - zero) mod 2^bits, q in 0..levels, and accumulates the error of
+// the reconstruction (q - zero)·scale that the decoder computes. mask is
+// 2^bits − 1 of the transform (255 for int8, 15 for int4); levels ≤ mask.
 //
 // The fast loop clamps in the integer domain (branch-free CMOVs) and keeps
 // the largest error as float bits (non-negative floats order like their
 // bits). It assumes finite inputs within the run's [lo, hi]; a chunk whose
 // error sums come out non-finite (NaN or ±Inf present) is redone by
 // quantRunSlow.
-func quantRun(dst []byte, src []float32, scale float32, zero uint8, levels int, a *errAcc) {
+func quantRun(dst []byte, src []float32, scale float32, zero uint8, levels, mask int, a *errAcc) {
 	dst = dst[:len(src)]
 	inv := 1 / scale
 	zf := float32(zero)
 	lq := int32(levels)
 	zq := int32(zero)
-	mask := int32(levels)
+	mq := int32(mask)
 	const chunk = 4096
 	for base := 0; base < len(src); base += chunk {
 		s := src[base:min(base+chunk, len(src))]
@@ -329,7 +330,7 @@ func quantRun(dst []byte, src []float32, scale float32, zero uint8, levels int, 
 			q1 := min(max(int32(x1*inv+zf+0.5), 0), lq)
 			q2 := min(max(int32(x2*inv+zf+0.5), 0), lq)
 			q3 := min(max(int32(x3*inv+zf+0.5), 0), lq)
-			dd[0], dd[1], dd[2], dd[3] = byte((q0-zq)&mask), byte((q1-zq)&mask), byte((q2-zq)&mask), byte((q3-zq)&mask)
+			dd[0], dd[1], dd[2], dd[3] = byte((q0-zq)&mq), byte((q1-zq)&mq), byte((q2-zq)&mq), byte((q3-zq)&mq)
 			e0 := x0 - (float32(q0)-zf)*scale
 			e1 := x1 - (float32(q1)-zf)*scale
 			e2 := x2 - (float32(q2)-zf)*scale
@@ -348,7 +349,7 @@ func quantRun(dst []byte, src []float32, scale float32, zero uint8, levels int, 
 		for ; i < len(s); i++ {
 			x := s[i]
 			q := min(max(int32(x*inv+zf+0.5), 0), lq)
-			d[i] = byte((q - zq) & mask)
+			d[i] = byte((q - zq) & mq)
 			e := x - (float32(q)-zf)*scale
 			se0 += e * e
 			sx0 += x * x
@@ -360,15 +361,15 @@ func quantRun(dst []byte, src []float32, scale float32, zero uint8, levels int, 
 			a.add(errAcc{sumE2: se, sumX2: sx, maxE: math.Float32frombits(max(mb0, mb1))})
 			continue
 		}
-		quantRunSlow(d, s, scale, zero, levels, a)
+		quantRunSlow(d, s, scale, zero, levels, mask, a)
 	}
 }
 
 // quantRunSlow handles runs holding NaN or ±Inf (or values whose squares
 // overflow float32): NaN → 0, ±Inf saturate; sums in float64 over finite inputs.
-func quantRunSlow(d []byte, s []float32, scale float32, zero uint8, levels int, a *errAcc) {
+func quantRunSlow(d []byte, s []float32, scale float32, zero uint8, levels, mask int, a *errAcc) {
 	zf := float32(zero)
-	mask := byte(levels)
+	mb := byte(mask)
 	for i, x := range s {
 		if x != x {
 			d[i] = 0
@@ -378,7 +379,7 @@ func quantRunSlow(d []byte, s []float32, scale float32, zero uint8, levels int, 
 		v := float64(x)/float64(scale) + float64(zero)
 		v = max(0, min(float64(levels), v))
 		q := int32(v + 0.5)
-		d[i] = (byte(q) - zero) & mask
+		d[i] = (byte(q) - zero) & mb
 		if !finite(x) {
 			a.nonFinite++
 			continue
