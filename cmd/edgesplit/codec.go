@@ -1,30 +1,22 @@
 package main
 
 import (
-	"context"
 	"encoding/csv"
-	"errors"
 	"fmt"
 	"io"
-	"math"
 	"os"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"text/tabwriter"
 	"time"
 
-	"github.com/edgesplit/edgesplit/model"
 	"github.com/edgesplit/edgesplit/model/dataset"
 	"github.com/edgesplit/edgesplit/node"
-	"github.com/edgesplit/edgesplit/partition"
 	"github.com/edgesplit/edgesplit/scheduler"
 	"github.com/edgesplit/edgesplit/tensorcodec"
 	"github.com/edgesplit/edgesplit/tensorcodec/calib"
 	"github.com/spf13/cobra"
-	"gorgonia.org/tensor"
 )
 
 func newCodecCmd() *cobra.Command {
@@ -109,15 +101,18 @@ func newCodecCmd() *cobra.Command {
 					return err
 				}
 				for _, r := range res.Rows {
-					rows = append(rows, presetRow(r))
+					rows = append(rows, newCodecRow(r, r.Preset.String(), calib.Fidelity(r.Preset).String(), false))
 				}
 			}
 			if len(variants) > 0 {
-				vrows, err := benchVariants(cmd.Context(), cfg, variants, progress(cmd, "variant inputs"))
+				cfg.Progress = progress(cmd, "variant inputs")
+				vrows, err := calib.Variants(cmd.Context(), cfg, variants)
 				if err != nil {
 					return err
 				}
-				rows = append(rows, vrows...)
+				for _, r := range vrows {
+					rows = append(rows, newCodecRow(r.Row, r.Variant, "variant", r.NA))
+				}
 				slices.SortStableFunc(rows, func(a, b codecRow) int { return a.K - b.K })
 			}
 			out := cmd.OutOrStdout()
@@ -188,10 +183,11 @@ type codecRow struct {
 	NA bool
 }
 
-func presetRow(r calib.Row) codecRow {
-	return codecRow{K: r.K, Boundary: r.Boundary, Codec: r.Preset.String(), Fidelity: calib.Fidelity(r.Preset).String(),
+// newCodecRow is r printed as codec with its fidelity (na: see codecRow.NA).
+func newCodecRow(r calib.Row, codec, fidelity string, na bool) codecRow {
+	return codecRow{K: r.K, Boundary: r.Boundary, Codec: codec, Fidelity: fidelity,
 		RawBytes: r.RawBytes, Bytes: r.Bytes, Ratio: r.Ratio, EncodeMBps: r.EncodeMBps, DecodeMBps: r.DecodeMBps,
-		MemmoveMBps: r.MemmoveMBps, MaxAbsErr: r.MaxAbsErr, RelRMSE: r.RelRMSE, Agreement: r.Agreement, Exact: r.Exact, Stopped: r.Stopped}
+		MemmoveMBps: r.MemmoveMBps, MaxAbsErr: r.MaxAbsErr, RelRMSE: r.RelRMSE, Agreement: r.Agreement, Exact: r.Exact, Stopped: r.Stopped, NA: na}
 }
 
 // agreeText is a row's top-1 agreement: "exact" when it holds by
@@ -208,252 +204,6 @@ func (r codecRow) agreeText() string {
 		s += " stopped"
 	}
 	return s
-}
-
-// variantCut is the measurement of one cut for every variant, owned by one
-// goroutine.
-type variantCut struct {
-	k        int
-	boundary []string
-	tailEx   *model.Extractor
-	outIdx   int
-	encs     []*tensorcodec.Encoder
-	dec      *tensorcodec.Decoder
-	rows     []codecRow
-	stats    []tensorcodec.Stats
-	bnd, got []*tensor.Dense
-	buf      []byte
-	probs    []float64
-}
-
-// benchVariants measures variants at cfg's cuts (cfg.Cuts; else every
-// single-tensor cut, or every cut with cfg.AllCuts, short of the last) on
-// cfg.Inputs: per input, the unsplit model's boundary tensors are encoded,
-// decoded, and run through the cut's tail, whose top-1 answer is compared
-// with the unsplit one — what calib.Run does for the presets.
-func benchVariants(ctx context.Context, cfg calib.Config, variants []tensorcodec.Variant, prog func(done, total int)) ([]codecRow, error) {
-	g := cfg.Graph
-	cuts, err := partition.Cuts(g)
-	if err != nil {
-		return nil, err
-	}
-	n := len(g.Nodes)
-	ks := slices.Clone(cfg.Cuts)
-	if ks == nil {
-		for k := 0; k < n; k++ {
-			if cfg.AllCuts || cuts[k].Single() {
-				ks = append(ks, k)
-			}
-		}
-	}
-	slices.Sort(ks)
-	ks = slices.Compact(ks)
-	// One run of the whole model gives every boundary and the answer.
-	capture := *g
-	capture.Outputs = slices.Clone(g.Outputs)
-	slot := map[string]int{}
-	for i, o := range g.Outputs {
-		slot[o.Name] = i
-	}
-	inputSlot := map[string]int{}
-	for i, in := range g.Inputs {
-		inputSlot[in.Name] = i
-	}
-	last := g.Outputs[len(g.Outputs)-1].Name
-	softmaxOut := false
-	for _, nd := range g.Nodes {
-		if slices.Contains(nd.Outputs, last) {
-			softmaxOut = nd.Op == "Softmax"
-		}
-	}
-	states := make([]*variantCut, len(ks))
-	for i, k := range ks {
-		if k < 0 || k >= n {
-			return nil, fmt.Errorf("--cuts: cut %d outside [0,%d) (edge-only sends nothing)", k, n)
-		}
-		for _, name := range cuts[k].Boundary {
-			_, isOut := slot[name]
-			_, isIn := inputSlot[name]
-			if !isOut && !isIn {
-				slot[name] = len(capture.Outputs)
-				capture.Outputs = append(capture.Outputs, model.ValueInfo{Name: name, Shape: g.Shapes[name]})
-			}
-		}
-		tail, err := partition.CompilePiece(g, k, n, model.Options{})
-		if err != nil {
-			return nil, err
-		}
-		st := &variantCut{k: k, boundary: cuts[k].Boundary, tailEx: tail.Net.NewExtractor(), outIdx: -1}
-		for j, o := range tail.Graph.Outputs {
-			if o.Name == last {
-				st.outIdx = j
-			}
-		}
-		if st.outIdx < 0 {
-			return nil, fmt.Errorf("the tail of cut %d does not produce %q", k, last)
-		}
-		if st.dec, err = tensorcodec.NewDecoder(); err != nil {
-			return nil, err
-		}
-		for _, v := range variants {
-			e, err := v.NewEncoder()
-			if err != nil {
-				return nil, err
-			}
-			st.encs = append(st.encs, e)
-			st.rows = append(st.rows, codecRow{K: k, Boundary: cuts[k].Boundary, Codec: v.Name, Fidelity: "variant"})
-		}
-		st.stats = make([]tensorcodec.Stats, len(variants))
-		states[i] = st
-	}
-	net, err := model.Compile(&capture, model.Options{})
-	if err != nil {
-		return nil, fmt.Errorf("compile: %w", err)
-	}
-	ex := net.NewExtractor()
-	total := cfg.Inputs.Len()
-	workers := min(runtime.GOMAXPROCS(0), len(states))
-	var ref []float64
-	for i := 0; i < total; i++ {
-		in, err := cfg.Inputs.Input(i)
-		if err != nil {
-			return nil, fmt.Errorf("input %d: %w", i, err)
-		}
-		outs, err := ex.Run(ctx, in...)
-		if err != nil {
-			return nil, fmt.Errorf("input %d: %w", i, err)
-		}
-		ref = probabilities(ref[:0], outs[slot[last]], softmaxOut)
-		refClass := argmax(ref)
-		for _, st := range states {
-			st.bnd = st.bnd[:0]
-			for _, name := range st.boundary {
-				if j, ok := inputSlot[name]; ok {
-					st.bnd = append(st.bnd, in[j])
-				} else {
-					st.bnd = append(st.bnd, outs[slot[name]])
-				}
-			}
-		}
-		if i == 0 {
-			per := max(cfg.SpeedTime/time.Duration(max(len(states), 1)), 5*time.Millisecond)
-			for _, st := range states {
-				for j, v := range variants {
-					r, err := tensorcodec.BenchVariant(ctx, v, st.bnd, tensorcodec.BenchOptions{MinTime: per})
-					if errors.Is(err, tensorcodec.ErrShape) {
-						continue // not applicable here: measure marks the row
-					}
-					if err != nil {
-						return nil, fmt.Errorf("cut %d %s: %w", st.k, v.Name, err)
-					}
-					st.rows[j].EncodeMBps, st.rows[j].DecodeMBps, st.rows[j].MemmoveMBps = r.EncodeMBps, r.DecodeMBps, r.MemmoveMBps
-				}
-			}
-		}
-		errs := make([]error, workers)
-		var wg sync.WaitGroup
-		for w := range workers {
-			wg.Go(func() {
-				for si := w; si < len(states) && errs[w] == nil; si += workers {
-					errs[w] = states[si].measure(ctx, refClass, ref, softmaxOut)
-				}
-			})
-		}
-		wg.Wait()
-		if err := errors.Join(errs...); err != nil {
-			return nil, fmt.Errorf("input %d: %w", i, err)
-		}
-		if prog != nil {
-			prog(i+1, total)
-		}
-	}
-	var rows []codecRow
-	for _, st := range states {
-		for j := range st.rows {
-			r := &st.rows[j]
-			s := st.stats[j]
-			if s.Tensors > 0 && s.Bytes > 0 {
-				r.RawBytes = float64(s.RawBytes) / float64(r.Samples)
-				r.Bytes = float64(s.Bytes) / float64(r.Samples)
-				r.Ratio = r.RawBytes / r.Bytes
-			}
-			r.MaxAbsErr, r.RelRMSE = s.MaxAbsErr, s.RelRMSE
-			st.encs[j].Close()
-		}
-		st.dec.Close()
-		rows = append(rows, st.rows...)
-	}
-	return rows, nil
-}
-
-// measure runs the cut's boundary through every variant and the tail.
-func (st *variantCut) measure(ctx context.Context, refClass int, ref []float64, softmaxOut bool) error {
-	for j, e := range st.encs {
-		if st.rows[j].NA {
-			continue
-		}
-		var s tensorcodec.Stats
-		var err error
-		if st.buf, s, err = e.Encode(st.buf[:0], st.bnd...); errors.Is(err, tensorcodec.ErrShape) {
-			st.rows[j].NA = true // e.g. a channel axis beyond this boundary's rank
-			continue
-		} else if err != nil {
-			return fmt.Errorf("cut %d %s: %w", st.k, st.rows[j].Codec, err)
-		}
-		st.stats[j].Add(s)
-		if st.got, err = st.dec.Decode(st.got, st.buf); err != nil {
-			return fmt.Errorf("cut %d %s: decode: %w", st.k, st.rows[j].Codec, err)
-		}
-		outs, err := st.tailEx.Run(ctx, st.got...)
-		if err != nil {
-			return fmt.Errorf("cut %d %s: tail: %w", st.k, st.rows[j].Codec, err)
-		}
-		st.probs = probabilities(st.probs[:0], outs[st.outIdx], softmaxOut)
-		r := &st.rows[j]
-		r.Samples++
-		if argmax(st.probs) == refClass {
-			r.Agree++
-		}
-		for c := range min(len(st.probs), len(ref)) {
-			r.MaxProbDelta = max(r.MaxProbDelta, math.Abs(st.probs[c]-ref[c]))
-		}
-	}
-	return nil
-}
-
-// probabilities appends t's values to dst, through a softmax unless they
-// are probabilities already.
-func probabilities(dst []float64, t *tensor.Dense, already bool) []float64 {
-	start := len(dst)
-	m := math.Inf(-1)
-	for _, v := range t.Data().([]float32) {
-		dst = append(dst, float64(v))
-		m = math.Max(m, float64(v))
-	}
-	if already {
-		return dst
-	}
-	var sum float64
-	for i := start; i < len(dst); i++ {
-		dst[i] = math.Exp(dst[i] - m)
-		sum += dst[i]
-	}
-	if sum > 0 && !math.IsInf(sum, 0) && !math.IsNaN(sum) {
-		for i := start; i < len(dst); i++ {
-			dst[i] /= sum
-		}
-	}
-	return dst
-}
-
-func argmax(p []float64) int {
-	best := 0
-	for i := range p {
-		if p[i] > p[best] {
-			best = i
-		}
-	}
-	return best
 }
 
 // writeCodecMarkdown writes rows as a Markdown table: one row per cut, one

@@ -8,13 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"runtime"
-	"slices"
-	"sync"
 	"time"
 
 	"github.com/edgesplit/edgesplit/model"
-	"github.com/edgesplit/edgesplit/partition"
 	"github.com/edgesplit/edgesplit/scheduler"
 	"github.com/edgesplit/edgesplit/tensorcodec"
 	"gorgonia.org/tensor"
@@ -39,8 +35,8 @@ func (s Slice) Len() int { return len(s) }
 // Input implements Source.
 func (s Slice) Input(i int) ([]*tensor.Dense, error) { return s[i], nil }
 
-// Config selects what Run measures. Graph is required (simplified, as nodes
-// hold it) and so is Inputs.
+// Config selects what Run (and Variants) measures. Graph is required
+// (simplified, as nodes hold it) and so is Inputs.
 type Config struct {
 	Graph *model.Graph
 	// ModelID and ModelVersion identify the model in the table.
@@ -114,209 +110,59 @@ func Fidelity(p tensorcodec.Preset) scheduler.Fidelity {
 // ErrConfig is wrapped by Run for a bad configuration.
 var ErrConfig = errors.New("calib: bad configuration")
 
-// cutState is the measurement of one cut, owned by one worker.
-type cutState struct {
-	k        int
-	boundary []string
-	tail     *partition.Piece
-	tailEx   *model.Extractor
-	outIdx   int // index of the graph's last output among the tail's outputs
-	presets  []presetState
-	buf      []byte
-	dec      []*tensor.Dense
-	bnd      []*tensor.Dense
-}
-
-type presetState struct {
-	p       tensorcodec.Preset
-	exact   bool
-	stats   tensorcodec.Stats
-	encoded int
-	agr     scheduler.Agreement
-	stopped bool
-	enc, dc float64 // per-cut speeds (SpeedPerCut)
-	mm      float64
-}
-
 // Run calibrates cfg.Graph on cfg.Inputs.
 func Run(ctx context.Context, cfg Config) (*Result, error) {
-	g := cfg.Graph
-	if g == nil || cfg.Inputs == nil || cfg.Inputs.Len() == 0 {
-		return nil, fmt.Errorf("%w: need a graph and at least one input", ErrConfig)
-	}
-	if len(g.Outputs) == 0 {
-		return nil, fmt.Errorf("%w: graph %s has no outputs", ErrConfig, g.Name)
-	}
-	if cfg.SpeedTime <= 0 {
-		cfg.SpeedTime = 200 * time.Millisecond
-	}
-	if cfg.StopBelow == 0 {
-		cfg.StopBelow = 0.99
-	}
-	if cfg.Workers <= 0 {
-		cfg.Workers = runtime.GOMAXPROCS(0)
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
 	presets := cfg.Presets
 	if presets == nil {
 		presets = tensorcodec.Presets()
 	}
-	cuts, err := partition.Cuts(g)
+	s, err := newSession(cfg, func() ([]codecState, error) {
+		cs := make([]codecState, len(presets))
+		for i, p := range presets {
+			cs[i] = codecState{p: p, exact: Fidelity(p) == scheduler.Exact}
+		}
+		return cs, nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	n := len(g.Nodes)
-	ks := cfg.Cuts
-	if ks == nil {
-		for k := 0; k < n; k++ {
-			if cfg.AllCuts || len(cuts[k].Boundary) == 1 {
-				ks = append(ks, k)
-			}
-		}
-	}
-	ks = slices.Clone(ks)
-	slices.Sort(ks)
-	ks = slices.Compact(ks)
-	for _, k := range ks {
-		if k < 0 || k >= n {
-			return nil, fmt.Errorf("%w: cut %d outside [0,%d) (edge-only sends nothing)", ErrConfig, k, n)
-		}
-	}
-
-	// One run of the whole model per input yields every boundary tensor and
-	// the unsplit answer: compile it with all of them as outputs.
-	capture := *g
-	capture.Outputs = slices.Clone(g.Outputs)
-	slot := make(map[string]int)
-	for i, o := range g.Outputs {
-		slot[o.Name] = i
-	}
-	inputSlot := make(map[string]int)
-	for i, in := range g.Inputs {
-		inputSlot[in.Name] = i
-	}
-	for _, k := range ks {
-		for _, name := range cuts[k].Boundary {
-			if _, ok := slot[name]; ok {
-				continue
-			}
-			if _, ok := inputSlot[name]; ok {
-				continue
-			}
-			slot[name] = len(capture.Outputs)
-			capture.Outputs = append(capture.Outputs, model.ValueInfo{Name: name, Shape: g.Shapes[name]})
-		}
-	}
-	net, err := model.Compile(&capture, model.Options{})
-	if err != nil {
-		return nil, fmt.Errorf("calib: compile: %w", err)
-	}
-	ex := net.NewExtractor()
-	last := g.Outputs[len(g.Outputs)-1].Name
-	probsOut := lastIsSoftmax(g, last)
-
-	states := make([]*cutState, len(ks))
-	for i, k := range ks {
-		r, err := partition.NewRunner(g, k, model.Options{})
-		if err != nil {
-			return nil, err
-		}
-		st := &cutState{k: k, boundary: cuts[k].Boundary, tail: r.Tail(), outIdx: -1}
-		if st.tail.Net == nil {
-			return nil, fmt.Errorf("calib: cut %d has no tail", k)
-		}
-		st.tailEx = st.tail.Net.NewExtractor()
-		for j, o := range st.tail.Graph.Outputs {
-			if o.Name == last {
-				st.outIdx = j
-			}
-		}
-		if st.outIdx < 0 {
-			return nil, fmt.Errorf("calib: the tail of cut %d does not produce %q", k, last)
-		}
-		for _, p := range presets {
-			st.presets = append(st.presets, presetState{p: p, exact: Fidelity(p) == scheduler.Exact})
-		}
-		states[i] = st
-	}
-
-	total := cfg.Inputs.Len()
+	defer s.close()
+	cfg = s.cfg
 	digest := sha256.New()
-	var refProbs []float64
 	var speeds map[tensorcodec.Preset]tensorcodec.BenchResult
-	for i := 0; i < total; i++ {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		in, err := cfg.Inputs.Input(i)
-		if err != nil {
-			return nil, fmt.Errorf("calib: input %d: %w", i, err)
-		}
-		if len(in) != len(g.Inputs) {
-			return nil, fmt.Errorf("calib: input %d has %d tensors, model %s takes %d", i, len(in), g.Name, len(g.Inputs))
-		}
+	err = s.run(ctx, func(in []*tensor.Dense) {
 		for _, t := range in {
 			hashTensor(digest, t)
 		}
-		outs, err := ex.Run(ctx, in...)
-		if err != nil {
-			return nil, fmt.Errorf("calib: input %d: %w", i, err)
+	}, func() (err error) {
+		if speeds, err = measureSpeeds(ctx, s.states, presets, cfg); err == nil && cfg.SpeedPerCut {
+			err = s.cutSpeeds(ctx)
 		}
-		ref := outs[slot[last]]
-		refClass := argmax(ref)
-		refProbs = probabilities(refProbs[:0], ref, probsOut)
-		value := func(name string) *tensor.Dense {
-			if j, ok := inputSlot[name]; ok {
-				return in[j]
-			}
-			return outs[slot[name]]
-		}
-		for _, st := range states {
-			st.bnd = st.bnd[:0]
-			for _, name := range st.boundary {
-				st.bnd = append(st.bnd, value(name))
-			}
-		}
-		if i == 0 {
-			if speeds, err = measureSpeeds(ctx, states, presets, cfg); err != nil {
-				return nil, err
-			}
-		}
-		if err := measureCuts(ctx, states, cfg, i, total, refClass, refProbs, probsOut); err != nil {
-			return nil, err
-		}
-		if cfg.Progress != nil {
-			cfg.Progress(i+1, total)
-		}
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
 
-	tab := scheduler.NewCalibration(cfg.ModelID, cfg.ModelVersion, n, scheduler.CalibrationData{
-		Source: cfg.SourceName, Samples: total, Digest: hex.EncodeToString(digest.Sum(nil)[:6])}, cfg.Now())
+	tab := scheduler.NewCalibration(cfg.ModelID, cfg.ModelVersion, s.n, scheduler.CalibrationData{
+		Source: cfg.SourceName, Samples: cfg.Inputs.Len(), Digest: hex.EncodeToString(digest.Sum(nil)[:6])}, cfg.Now())
 	res := &Result{Table: tab}
 	maxRel := make(map[tensorcodec.Preset]float64)
-	for _, st := range states {
+	for _, st := range s.states {
 		cut := scheduler.CalibratedCut{K: st.k, Boundary: st.boundary, Codecs: make(map[string]scheduler.CutMeasure)}
-		for _, ps := range st.presets {
-			row := Row{K: st.k, Boundary: st.boundary, Preset: ps.p, Exact: ps.exact, Stopped: ps.stopped,
-				Agreement: ps.agr, MaxAbsErr: ps.stats.MaxAbsErr, RelRMSE: ps.stats.RelRMSE}
-			if ps.encoded > 0 {
-				row.RawBytes = float64(ps.stats.RawBytes) / float64(ps.encoded)
-				row.Bytes = float64(ps.stats.Bytes) / float64(ps.encoded)
-				row.Ratio = row.RawBytes / row.Bytes
-			}
-			sp := speeds[ps.p]
-			row.EncodeMBps, row.DecodeMBps, row.MemmoveMBps = sp.EncodeMBps, sp.DecodeMBps, sp.MemmoveMBps
-			if cfg.SpeedPerCut {
-				row.EncodeMBps, row.DecodeMBps, row.MemmoveMBps = ps.enc, ps.dc, ps.mm
+		for j := range st.codecs {
+			cs := &st.codecs[j]
+			row := cs.row(st)
+			if !cfg.SpeedPerCut {
+				sp := speeds[cs.p]
+				row.EncodeMBps, row.DecodeMBps, row.MemmoveMBps = sp.EncodeMBps, sp.DecodeMBps, sp.MemmoveMBps
 			}
 			res.Rows = append(res.Rows, row)
 			cut.RawBytes = int64(math.Round(row.RawBytes))
 			if row.Ratio > 0 {
-				cut.Codecs[ps.p.String()] = scheduler.CutMeasure{Ratio: row.Ratio, Agreement: ps.agr}
+				cut.Codecs[cs.p.String()] = scheduler.CutMeasure{Ratio: row.Ratio, Agreement: cs.agr}
 			}
-			maxRel[ps.p] = max(maxRel[ps.p], ps.stats.RelRMSE)
+			maxRel[cs.p] = max(maxRel[cs.p], cs.stats.RelRMSE)
 		}
 		tab.Cuts = append(tab.Cuts, cut)
 	}
@@ -332,7 +178,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 }
 
 // measureSpeeds times each preset on all boundaries of the first input as
-// one message (and per cut when asked).
+// one message.
 func measureSpeeds(ctx context.Context, states []*cutState, presets []tensorcodec.Preset, cfg Config) (map[tensorcodec.Preset]tensorcodec.BenchResult, error) {
 	var all []*tensor.Dense
 	for _, st := range states {
@@ -347,136 +193,7 @@ func measureSpeeds(ctx context.Context, states []*cutState, presets []tensorcode
 		r.Decoded = nil
 		out[p] = r
 	}
-	if cfg.SpeedPerCut {
-		per := max(cfg.SpeedTime/time.Duration(max(len(states), 1)), 5*time.Millisecond)
-		for _, st := range states {
-			for j := range st.presets {
-				ps := &st.presets[j]
-				r, err := tensorcodec.Bench(ctx, ps.p, st.bnd, tensorcodec.BenchOptions{MinTime: per})
-				if err != nil {
-					return nil, fmt.Errorf("calib: cut %d %s: %w", st.k, ps.p, err)
-				}
-				ps.enc, ps.dc, ps.mm = r.EncodeMBps, r.DecodeMBps, r.MemmoveMBps
-			}
-		}
-	}
 	return out, nil
-}
-
-// measureCuts runs input i's boundary of every cut through every preset
-// still measured and the tail, spreading cuts over cfg.Workers goroutines
-// (each cut's state is touched by one goroutine only).
-func measureCuts(ctx context.Context, states []*cutState, cfg Config, i, total, refClass int, refProbs []float64, probsOut bool) error {
-	w := min(cfg.Workers, len(states))
-	errs := make([]error, w)
-	var wg sync.WaitGroup
-	for wi := 0; wi < w; wi++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var probs []float64
-			for si := wi; si < len(states); si += w {
-				st := states[si]
-				for j := range st.presets {
-					ps := &st.presets[j]
-					if ps.stopped {
-						continue
-					}
-					var s tensorcodec.Stats
-					var err error
-					st.buf, s, err = tensorcodec.EncodePreset(st.buf[:0], ps.p, st.bnd...)
-					if err != nil {
-						errs[wi] = fmt.Errorf("calib: cut %d %s input %d: %w", st.k, ps.p, i, err)
-						return
-					}
-					ps.stats.Add(s)
-					ps.encoded++
-					ps.agr.Samples++
-					if ps.exact {
-						ps.agr.Agree++
-						continue
-					}
-					if st.dec, err = tensorcodec.Decode(st.dec, st.buf); err != nil {
-						errs[wi] = fmt.Errorf("calib: cut %d %s input %d: decode: %w", st.k, ps.p, i, err)
-						return
-					}
-					outs, err := st.tailEx.Run(ctx, st.dec...)
-					if err != nil {
-						errs[wi] = fmt.Errorf("calib: cut %d %s input %d: tail: %w", st.k, ps.p, i, err)
-						return
-					}
-					y := outs[st.outIdx]
-					if argmax(y) == refClass {
-						ps.agr.Agree++
-					}
-					probs = probabilities(probs[:0], y, probsOut)
-					for c := range probs {
-						if c < len(refProbs) {
-							ps.agr.MaxProbDelta = max(ps.agr.MaxProbDelta, math.Abs(probs[c]-refProbs[c]))
-						}
-					}
-					if cfg.StopBelow > 0 && ps.agr.Agree < ps.agr.Samples {
-						best := scheduler.Agreement{Agree: ps.agr.Agree + total - i - 1, Samples: total}
-						ps.stopped = best.Lower(scheduler.DefaultConfidence) < cfg.StopBelow
-					}
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	return errors.Join(errs...)
-}
-
-// lastIsSoftmax reports whether the output named last is made by a Softmax
-// node (so it holds probabilities already).
-func lastIsSoftmax(g *model.Graph, last string) bool {
-	for _, nd := range g.Nodes {
-		for _, o := range nd.Outputs {
-			if o == last {
-				return nd.Op == "Softmax"
-			}
-		}
-	}
-	return false
-}
-
-// probabilities appends the softmax of t (or t itself when it already holds
-// probabilities) to dst.
-func probabilities(dst []float64, t *tensor.Dense, already bool) []float64 {
-	d := t.Data().([]float32)
-	if already {
-		for _, v := range d {
-			dst = append(dst, float64(v))
-		}
-		return dst
-	}
-	m := math.Inf(-1)
-	for _, v := range d {
-		m = math.Max(m, float64(v))
-	}
-	var sum float64
-	for _, v := range d {
-		e := math.Exp(float64(v) - m)
-		dst = append(dst, e)
-		sum += e
-	}
-	if sum > 0 && !math.IsInf(sum, 0) && !math.IsNaN(sum) {
-		for i := range dst {
-			dst[i] /= sum
-		}
-	}
-	return dst
-}
-
-func argmax(t *tensor.Dense) int {
-	d := t.Data().([]float32)
-	best := 0
-	for i := range d {
-		if d[i] > d[best] {
-			best = i
-		}
-	}
-	return best
 }
 
 func hashTensor(h interface{ Write([]byte) (int, error) }, t *tensor.Dense) {

@@ -7,7 +7,8 @@
 // activations. The result is a [scheduler.Calibration] table, stored beside
 // the model so nodes load it instead of recalibrating, from which the
 // scheduler's accuracy budget decides which codec may carry which boundary;
-// the per-row detail backs `edgesplit codec bench`.
+// the per-row detail backs `edgesplit codec bench`, and [Variants] measures
+// encoder stage combinations (tensorcodec.Variant) the same way.
 //
 // A calibration is costly (one tail run per cut × non-exact preset × input),
 // so exact presets are not run through the tail (their answer is the unsplit
