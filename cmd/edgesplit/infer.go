@@ -178,12 +178,52 @@ func apiClient(caFile string) (*http.Client, error) {
 	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: pki.ClusterDNSName}}}, nil
 }
 
+// apiCaller sends requests to an edge's API with one bearer token over one
+// HTTP client (so its connections are reused); safe for concurrent use.
+type apiCaller struct {
+	client *http.Client
+	token  string
+}
+
+// newAPICaller reads the token (tokenFile, else $EDGESPLIT_TOKEN) and
+// builds a client trusting caFile.
+func newAPICaller(tokenFile, caFile string) (*apiCaller, error) {
+	tok, err := apiToken(tokenFile)
+	if err != nil {
+		return nil, err
+	}
+	client, err := apiClient(caFile)
+	if err != nil {
+		return nil, err
+	}
+	return &apiCaller{client: client, token: tok}, nil
+}
+
 // callAPI sends req to an edge's API with the bearer token (tokenFile, else
 // $EDGESPLIT_TOKEN) over a client trusting caFile, and returns the body of
 // a 2xx answer (at most limit bytes); any other answer is an error naming
 // the request, the status and what the node said.
 func callAPI(req *http.Request, tokenFile, caFile string, limit int64) ([]byte, error) {
-	resp, err := openAPI(req, tokenFile, caFile)
+	c, err := newAPICaller(tokenFile, caFile)
+	if err != nil {
+		return nil, err
+	}
+	return c.call(req, limit)
+}
+
+// openAPI sends req as callAPI does and returns a 2xx response with its
+// body still to read (a stream); the caller closes it.
+func openAPI(req *http.Request, tokenFile, caFile string) (*http.Response, error) {
+	c, err := newAPICaller(tokenFile, caFile)
+	if err != nil {
+		return nil, err
+	}
+	return c.open(req)
+}
+
+// call is callAPI on c's client and token.
+func (c *apiCaller) call(req *http.Request, limit int64) ([]byte, error) {
+	resp, err := c.open(req)
 	if err != nil {
 		return nil, err
 	}
@@ -191,21 +231,12 @@ func callAPI(req *http.Request, tokenFile, caFile string, limit int64) ([]byte, 
 	return io.ReadAll(io.LimitReader(resp.Body, limit))
 }
 
-// openAPI sends req as callAPI does and returns a 2xx response with its
-// body still to read (a stream); the caller closes it.
-func openAPI(req *http.Request, tokenFile, caFile string) (*http.Response, error) {
-	tok, err := apiToken(tokenFile)
-	if err != nil {
-		return nil, err
+// open is openAPI on c's client and token.
+func (c *apiCaller) open(req *http.Request) (*http.Response, error) {
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
-	if tok != "" {
-		req.Header.Set("Authorization", "Bearer "+tok)
-	}
-	client, err := apiClient(caFile)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := client.Do(req)
+	resp, err := c.client.Do(req)
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,11 @@
 // models have dynamic input sizes, so a [Pipeline] compiles one Net per input
 // shape it meets and keeps it.
 //
+// The recogniser can also run elsewhere: a [Recognizer] in Config (such as
+// `edgesplit ocr --node`'s, which posts each line to an edge node's
+// /v1/infer) gets each line's input, and Config.FixedWidth fits every line
+// to one input width, as a node serving the model with one shape needs.
+//
 // The pre- and post-processing follow PaddleOCR's inference defaults, with
 // one simplification: detected regions are axis-aligned rectangles (the
 // bounding box of each connected region of the binarised probability map,

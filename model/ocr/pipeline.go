@@ -30,12 +30,58 @@ const RecHeight = 48
 // ErrImage is wrapped by errors about an image the pipeline cannot read.
 var ErrImage = errors.New("ocr: bad image")
 
+// ErrRecognizer is wrapped by errors about a recogniser's input or output
+// that does not fit (a shape or type the pipeline cannot decode).
+var ErrRecognizer = errors.New("ocr: bad recogniser tensor")
+
+// Recognizer runs the text recogniser somewhere else than the Pipeline's own
+// engine: on an edge node's /v1/infer, which splits it with its clouds, or
+// on another Pipeline (a [*Pipeline] is one). Recognize may be called from
+// several goroutines at once.
+type Recognizer interface {
+	// Recognize runs the recogniser on x, 1×3×RecHeight×W (BGR planes,
+	// normalised to [-1, 1]), and returns its softmax output: 1×T×C, or the
+	// same T·C values in a 1-D or 1×(T·C) tensor (as an edge's /v1/infer
+	// answers it), C being the alphabet's class count.
+	Recognize(ctx context.Context, x *tensor.Dense) (*tensor.Dense, error)
+}
+
+// RecognizerFunc adapts a function to a [Recognizer].
+type RecognizerFunc func(ctx context.Context, x *tensor.Dense) (*tensor.Dense, error)
+
+// Recognize calls f.
+func (f RecognizerFunc) Recognize(ctx context.Context, x *tensor.Dense) (*tensor.Dense, error) {
+	return f(ctx, x)
+}
+
+var (
+	_ Recognizer = RecognizerFunc(nil)
+	_ Recognizer = (*Pipeline)(nil)
+)
+
+// DefaultFixedWidth is PaddleOCR's usual recogniser input width, a good
+// [Config.FixedWidth] for a recogniser served with one input shape.
+const DefaultFixedWidth = 320
+
 // Config says where the models are and how to run them.
 type Config struct {
 	// Det, Rec and Keys are the paths of the detector, the recogniser and
 	// the recogniser's alphabet (keys file). Det may be empty for a
-	// Pipeline that only reads single lines (ReadLine).
+	// Pipeline that only reads single lines (ReadLine); Rec is not loaded
+	// (and may be empty) when Recognizer is set.
 	Det, Rec, Keys string
+	// Recognizer, when set, runs the recogniser instead of the Pipeline's
+	// engine; its output is checked against the alphabet on each line.
+	// Detection, cropping and decoding stay local.
+	Recognizer Recognizer
+	// FixedWidth, when positive, makes every recogniser input exactly
+	// 1×3×RecHeight×FixedWidth: a line scaled to RecHeight is padded on the
+	// right to it, and a wider one is squeezed to it. A node serves a model
+	// with one input shape, so a remote Recognizer needs this (and the
+	// local path uses the same, to compare the two); DefaultFixedWidth is
+	// PaddleOCR's. Zero (the default): the line's own width, padded to a
+	// multiple of 32 and at least 320, up to MaxLineWidth.
+	FixedWidth int
 	// Threads is the engine's intra-op thread count (0 or 1: the calling
 	// goroutine only).
 	Threads int
@@ -57,7 +103,8 @@ type Line struct {
 }
 
 // Pipeline runs detection and recognition. Its methods may be called from
-// several goroutines; they run one at a time.
+// several goroutines: the local engine runs one model at a time, and a
+// Config.Recognizer is called concurrently.
 type Pipeline struct {
 	cfg      Config
 	det, rec *model.Graph
@@ -83,12 +130,18 @@ const maxShapes = 32
 
 // New loads the models and the alphabet named by cfg and checks that they
 // fit together (the recogniser's class count is the alphabet's).
+//
+// With a Config.Recognizer the recogniser is not loaded and the class count
+// is checked on each output.
 func New(cfg Config) (*Pipeline, error) {
-	if cfg.Rec == "" || cfg.Keys == "" {
-		return nil, errors.New("ocr: Config.Rec and Config.Keys are required")
+	if (cfg.Rec == "" && cfg.Recognizer == nil) || cfg.Keys == "" {
+		return nil, errors.New("ocr: Config.Keys and Config.Rec (or a Config.Recognizer) are required")
 	}
 	if cfg.MaxLineWidth <= 0 {
 		cfg.MaxLineWidth = 3200
+	}
+	if cfg.FixedWidth < 0 || cfg.FixedWidth > cfg.MaxLineWidth {
+		return nil, fmt.Errorf("ocr: Config.FixedWidth %d: want 0 (the line's width) or 1…%d (MaxLineWidth)", cfg.FixedWidth, cfg.MaxLineWidth)
 	}
 	cfg.Detect = cfg.Detect.withDefaults()
 	p := &Pipeline{cfg: cfg, nets: map[netKey]*shaped{}}
@@ -96,12 +149,14 @@ func New(cfg Config) (*Pipeline, error) {
 	if p.alpha, err = LoadAlphabet(cfg.Keys); err != nil {
 		return nil, err
 	}
-	if p.rec, err = loadImageModel(cfg.Rec, "recogniser"); err != nil {
-		return nil, err
-	}
-	out := p.rec.Outputs[0].Shape
-	if n := len(out); n != 3 || out[2] != p.alpha.Classes() {
-		return nil, fmt.Errorf("%w: recogniser %s has output shape %v, want [N T %d] for %s", ErrAlphabet, cfg.Rec, out, p.alpha.Classes(), cfg.Keys)
+	if cfg.Recognizer == nil {
+		if p.rec, err = loadImageModel(cfg.Rec, "recogniser"); err != nil {
+			return nil, err
+		}
+		out := p.rec.Outputs[0].Shape
+		if n := len(out); n != 3 || out[2] != p.alpha.Classes() {
+			return nil, fmt.Errorf("%w: recogniser %s has output shape %v, want [N T %d] for %s", ErrAlphabet, cfg.Rec, out, p.alpha.Classes(), cfg.Keys)
+		}
 	}
 	if cfg.Det != "" {
 		if p.det, err = loadImageModel(cfg.Det, "detector"); err != nil {
@@ -214,16 +269,10 @@ func (p *Pipeline) Read(ctx context.Context, img image.Image) ([]Line, error) {
 	if err != nil {
 		return nil, err
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	prob, err := p.runLocked(ctx, true, x)
+	boxes, err := p.detect(ctx, x, dw, dh)
 	if err != nil {
 		return nil, err
 	}
-	if s := prob.Shape(); len(s) != 4 || s[0] != 1 || s[1] != 1 || s[2] != dh || s[3] != dw {
-		return nil, fmt.Errorf("ocr: detector output shape %v, want [1 1 %d %d]", s, dh, dw)
-	}
-	boxes := textBoxes(prob.Data().([]float32), dw, dh, o)
 	sx, sy := float64(b.Dx())/float64(dw), float64(b.Dy())/float64(dh)
 	var lines []Line
 	for _, bx := range boxes {
@@ -233,7 +282,7 @@ func (p *Pipeline) Read(ctx context.Context, img image.Image) ([]Line, error) {
 		if r.Empty() {
 			continue
 		}
-		l, err := p.readLocked(ctx, crop(img, r))
+		l, err := p.readLine(ctx, crop(img, r))
 		if err != nil {
 			return nil, err
 		}
@@ -246,40 +295,153 @@ func (p *Pipeline) Read(ctx context.Context, img image.Image) ([]Line, error) {
 	return lines, nil
 }
 
+// detect runs the detector on x (1×3×dh×dw) and returns the text boxes of
+// its probability map.
+func (p *Pipeline) detect(ctx context.Context, x *tensor.Dense, dw, dh int) ([]box, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	prob, err := p.runLocked(ctx, true, x)
+	if err != nil {
+		return nil, err
+	}
+	if s := prob.Shape(); len(s) != 4 || s[0] != 1 || s[1] != 1 || s[2] != dh || s[3] != dw {
+		return nil, fmt.Errorf("ocr: detector output shape %v, want [1 1 %d %d]", s, dh, dw)
+	}
+	return textBoxes(prob.Data().([]float32), dw, dh, p.cfg.Detect), nil
+}
+
 // ReadLine reads img as one line of text (a crop such as Read makes).
 func (p *Pipeline) ReadLine(ctx context.Context, img image.Image) (Line, error) {
 	if _, err := checkImage(img); err != nil {
 		return Line{}, err
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.readLocked(ctx, img)
+	return p.readLine(ctx, img)
 }
 
-func (p *Pipeline) readLocked(ctx context.Context, img image.Image) (Line, error) {
-	b := img.Bounds()
+// LineInput is the recogniser input ReadLine makes of img: img scaled to
+// RecHeight keeping its aspect ratio (to at most MaxLineWidth, or
+// FixedWidth when set), in BGR planes normalised to [-1, 1], zero-padded on
+// the right to FixedWidth, or else to a multiple of 32 and at least 320.
+func (p *Pipeline) LineInput(img image.Image) (*tensor.Dense, error) {
+	b, err := checkImage(img)
+	if err != nil {
+		return nil, err
+	}
 	// As PaddleOCR: scale to RecHeight keeping the aspect ratio, pad on the
 	// right with zeros to at least 320 wide (here to a multiple of 32, to
-	// bound the shapes compiled).
-	w := min(p.cfg.MaxLineWidth, max(1, int(math.Ceil(float64(RecHeight)*float64(b.Dx())/float64(b.Dy())))))
-	pw := max(320, (w+31)/32*32)
-	x, err := bgrInput(img, w, RecHeight, []float32{0.5, 0.5, 0.5}, []float32{0.5, 0.5, 0.5}, pw)
+	// bound the shapes compiled), or to the one fixed width.
+	w := max(1, int(math.Ceil(float64(RecHeight)*float64(b.Dx())/float64(b.Dy()))))
+	var pw int
+	if fw := p.cfg.FixedWidth; fw > 0 {
+		w = min(w, fw)
+		pw = fw
+	} else {
+		w = min(w, p.cfg.MaxLineWidth)
+		pw = max(320, (w+31)/32*32)
+	}
+	return bgrInput(img, w, RecHeight, []float32{0.5, 0.5, 0.5}, []float32{0.5, 0.5, 0.5}, pw)
+}
+
+func (p *Pipeline) readLine(ctx context.Context, img image.Image) (Line, error) {
+	x, err := p.LineInput(img)
 	if err != nil {
 		return Line{}, err
 	}
-	y, err := p.runLocked(ctx, false, x)
+	var text string
+	var score float32
+	if p.cfg.Recognizer != nil {
+		y, err := p.cfg.Recognizer.Recognize(ctx, x)
+		if err != nil {
+			return Line{}, fmt.Errorf("ocr: recogniser: %w", err)
+		}
+		if text, score, err = p.decode(y); err != nil {
+			return Line{}, err
+		}
+	} else {
+		// The output belongs to the Net until its next run: decode it
+		// under the lock.
+		p.mu.Lock()
+		y, err := p.runLocked(ctx, false, x)
+		if err == nil {
+			text, score, err = p.decode(y)
+		}
+		p.mu.Unlock()
+		if err != nil {
+			return Line{}, err
+		}
+	}
+	return Line{Box: img.Bounds(), Text: text, Score: score}, nil
+}
+
+// decode checks a recogniser output (see [Recognizer]) and CTC-decodes it.
+func (p *Pipeline) decode(y *tensor.Dense) (string, float32, error) {
+	probs, steps, err := recOutput(y, p.alpha.Classes())
 	if err != nil {
-		return Line{}, err
+		return "", 0, err
+	}
+	text, score, err := p.alpha.Decode(probs, steps)
+	if err != nil {
+		return "", 0, fmt.Errorf("ocr: %w", err)
+	}
+	return text, score, nil
+}
+
+// recOutput returns the float32 values of a recogniser output for one line
+// and its time steps: y is 1×T×classes, or T·classes values in one row.
+func recOutput(y *tensor.Dense, classes int) ([]float32, int, error) {
+	if y == nil {
+		return nil, 0, fmt.Errorf("%w: no output", ErrRecognizer)
+	}
+	if y.Dtype() != tensor.Float32 {
+		return nil, 0, fmt.Errorf("%w: output of type %v, want float32", ErrRecognizer, y.Dtype())
 	}
 	s := y.Shape()
-	if len(s) != 3 || s[0] != 1 {
-		return Line{}, fmt.Errorf("ocr: recogniser output shape %v, want [1 T %d]", s, p.alpha.Classes())
+	n := s.TotalSize()
+	switch {
+	case n == 0: // Data would panic on an empty tensor
+	case len(s) == 3 && s[0] == 1 && s[2] == classes:
+	case (len(s) == 1 || len(s) == 2 && s[0] == 1) && n%classes == 0:
+	default:
+		n = 0
 	}
-	text, score, err := p.alpha.Decode(y.Data().([]float32), s[1])
+	if n == 0 {
+		return nil, 0, fmt.Errorf("%w: output shape %v, want [1 T %d] (or T·%d values in one row)", ErrRecognizer, s, classes, classes)
+	}
+	data, ok := y.Data().([]float32)
+	if !ok || len(data) != n {
+		return nil, 0, fmt.Errorf("%w: output shape %v holds %d values", ErrRecognizer, s, len(data))
+	}
+	return data, len(data) / classes, nil
+}
+
+// Recognize runs the recogniser (Config.Recognizer, or the Pipeline's own
+// engine) on a line input x, 1×3×RecHeight×W (see [Pipeline.LineInput]),
+// and returns its output, 1×T×C, in a tensor of its own. It makes the
+// Pipeline a [Recognizer].
+func (p *Pipeline) Recognize(ctx context.Context, x *tensor.Dense) (*tensor.Dense, error) {
+	if x == nil {
+		return nil, fmt.Errorf("%w: no input", ErrRecognizer)
+	}
+	if s := x.Shape(); len(s) != 4 || s[0] != 1 || s[1] != 3 || s[2] != RecHeight || s[3] <= 0 || s[3] > p.cfg.MaxLineWidth {
+		return nil, fmt.Errorf("%w: input shape %v, want [1 3 %d W] with W ≤ %d", ErrRecognizer, x.Shape(), RecHeight, p.cfg.MaxLineWidth)
+	}
+	if x.Dtype() != tensor.Float32 {
+		return nil, fmt.Errorf("%w: input of type %v, want float32", ErrRecognizer, x.Dtype())
+	}
+	if p.cfg.Recognizer != nil {
+		y, err := p.cfg.Recognizer.Recognize(ctx, x)
+		if err != nil {
+			return nil, fmt.Errorf("ocr: recogniser: %w", err)
+		}
+		return y, nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	y, err := p.runLocked(ctx, false, x)
 	if err != nil {
-		return Line{}, fmt.Errorf("ocr: %w", err)
+		return nil, err
 	}
-	return Line{Box: b, Text: text, Score: score}, nil
+	return y.Clone().(*tensor.Dense), nil
 }
 
 // bgrInput resizes img to w×h, scales it to [0,1], normalises each channel

@@ -4,18 +4,14 @@ import (
 	"context"
 	"errors"
 	"image"
-	"image/color"
-	"image/draw"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"golang.org/x/image/font"
 	"golang.org/x/image/font/gofont/goregular"
-	"golang.org/x/image/font/opentype"
-	"golang.org/x/image/math/fixed"
 
+	"github.com/edgesplit/edgesplit/model/ocr/ocrtest"
 	"github.com/edgesplit/edgesplit/model/onnx"
 )
 
@@ -54,27 +50,16 @@ func page(t testing.TB, w, h int, size float64, lines ...string) *image.RGBA {
 // pageFont is page in the TrueType font ttf.
 func pageFont(t testing.TB, ttf []byte, w, h int, size float64, lines ...string) *image.RGBA {
 	t.Helper()
-	f, err := opentype.Parse(ttf)
+	img, err := ocrtest.Page(ttf, w, h, size, lines...)
 	if err != nil {
 		t.Fatal(err)
-	}
-	face, err := opentype.NewFace(f, &opentype.FaceOptions{Size: size, DPI: 72, Hinting: font.HintingFull})
-	if err != nil {
-		t.Fatal(err)
-	}
-	img := image.NewRGBA(image.Rect(0, 0, w, h))
-	draw.Draw(img, img.Bounds(), image.NewUniform(color.White), image.Point{}, draw.Src)
-	d := &font.Drawer{Dst: img, Src: image.NewUniform(color.RGBA{20, 20, 30, 255}), Face: face}
-	for i, l := range lines {
-		d.Dot = fixed.P(int(size), int(size*(2*float64(i)+1.3)))
-		d.DrawString(l)
 	}
 	return img
 }
 
 // noSpace drops spaces: the Chinese PP-OCRv4 recogniser often merges the
 // words of Latin text, so the tests compare the other characters exactly.
-func noSpace(s string) string { return strings.ReplaceAll(s, " ", "") }
+func noSpace(s string) string { return ocrtest.NoSpace(s) }
 
 func TestReadLine(t *testing.T) {
 	p := newTestPipeline(t)
