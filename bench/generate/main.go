@@ -32,6 +32,7 @@ import (
 	"github.com/edgesplit/edgesplit/internal/stats"
 	"github.com/edgesplit/edgesplit/model"
 	"github.com/edgesplit/edgesplit/model/lm"
+	"github.com/edgesplit/edgesplit/model/onnx"
 	"github.com/edgesplit/edgesplit/model/zoo"
 	"github.com/edgesplit/edgesplit/node"
 	"github.com/edgesplit/edgesplit/node/cluster"
@@ -66,7 +67,7 @@ type row struct {
 }
 
 func run() error {
-	models := flag.String("models", "gpt-tiny,gpt-medium", "models: gpt-tiny (zoo, seeded), gpt-small (4 blocks of width 256), gpt-medium (8 blocks of width 512)")
+	models := flag.String("models", "gpt-tiny,gpt-medium", "models: gpt-tiny (zoo, seeded), gpt-small (4 blocks of width 256), gpt-medium (8 blocks of width 512), or an ONNX file of a trained one (bench/train/gpt.sh)")
 	links := flag.String("links", "lte,5g-midband", "link profiles (linkem names)")
 	device := flag.String("device", "raspberry-pi-4", "edge device profile (or slowdown:F)")
 	tokens := flag.Int("tokens", 96, "tokens to generate per run")
@@ -93,7 +94,7 @@ func run() error {
 			return err
 		}
 		for _, l := range strings.Split(*links, ",") {
-			r, err := measure(ctx, m, name, l, dev, *tokens, *reps, want)
+			r, err := measure(ctx, m, m.ID, l, dev, *tokens, *reps, want)
 			if err != nil {
 				return fmt.Errorf("%s over %s: %w", name, l, err)
 			}
@@ -115,9 +116,12 @@ func run() error {
 func loadModel(name string) (*node.Model, error) {
 	var g *model.Graph
 	var err error
-	if c, ok := configs[name]; ok {
+	switch c, ok := configs[name]; {
+	case ok:
 		g, err = zoo.BuildGPT(name, c, 1)
-	} else {
+	case strings.HasSuffix(name, ".onnx"): // a trained model, e.g. bench/train/gpt.sh's
+		g, err = onnx.Load(name)
+	default:
 		g, err = zoo.Build(name, 1)
 	}
 	if err != nil {
@@ -126,7 +130,11 @@ func loadModel(name string) (*node.Model, error) {
 	if _, err := zoo.GPTConfigOf(g); err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	return node.NewModel(name, "", g, nil)
+	id := name
+	if strings.HasSuffix(name, ".onnx") {
+		id = strings.TrimSuffix(filepath.Base(name), ".onnx") + "-trained"
+	}
+	return node.NewModel(id, "", g, nil)
 }
 
 func unsplit(ctx context.Context, m *node.Model, n int) ([]int, error) {
