@@ -315,8 +315,12 @@ func TestRollingUpdateOnProcesses(t *testing.T) {
 	if fallbacks > 0 {
 		t.Errorf("%d answers fell back to the edge: a cloud stopped with SIGTERM must finish what it was given", fallbacks)
 	}
-	if update > 2*steady {
-		t.Errorf("p99 during the update %v > 2× the steady p99 %v", update, steady)
+	// A rollout must not stall requests (a stall is a failover's hundreds of
+	// ms); 20 ms of slack keeps the check from failing on the scheduler noise
+	// of a loaded 2-core machine, where a loopback p99 of a few ms doubles
+	// by itself (CI: 8.3 → 21.9 ms with no request slower than 45 ms).
+	if limit := 2*steady + 20*time.Millisecond; update > limit {
+		t.Errorf("p99 during the update %v > 2× the steady p99 %v + 20 ms", update, steady)
 	}
 }
 
