@@ -10,7 +10,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/edgesplit/edgesplit/node"
 )
@@ -32,24 +31,9 @@ func TestGenerateOnProcesses(t *testing.T) {
 	}
 	bin := buildBinary(t)
 	dir := t.TempDir()
-	ca := newCA(t, bin, dir, "ca", map[string]string{"edge": "edge", "cloud1": "cloud", "cloud2": "cloud"})
-	clients := filepath.Join(dir, "clients.yaml")
-	tok, _, _ := strings.Cut(run(t, bin, "token", "new", "--name", "writer", "--scopes", "infer,override,cluster", "--clients", clients), "\n")
-	tokFile := filepath.Join(dir, "token")
-	if err := os.WriteFile(tokFile, []byte(tok+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	const mdl = "gpt-tiny"
-	c1 := launchNode(t, bin, "--role", "cloud", "--name", "cloud1", "--bind", "127.0.0.1:0", "--quic", "127.0.0.1:0", "--ca", ca, "--model", mdl)
-	c2 := launchNode(t, bin, "--role", "cloud", "--name", "cloud2", "--bind", "127.0.0.1:0", "--quic", "127.0.0.1:0", "--ca", ca, "--model", mdl, "--join", c1.gossip)
-	edge := launchNode(t, bin, "--role", "edge", "--name", "edge", "--bind", "127.0.0.1:0", "--join", c1.gossip+","+c2.gossip,
-		"--http", "127.0.0.1:0", "--api-clients", clients, "--api-tls", "--link", "lte", "--device", "slowdown:4", "--ca", ca, "--model", mdl)
-	base := "https://" + edge.http
-	caCert := filepath.Join(ca, "ca.crt")
-	useAPI(t, caCert, tok)
-	defer useAPI(t, "", "")
-	alive := func(name string) bool { return clusterMember(t, base, name).Alive }
-	waitFor(t, 20*time.Second, func() bool { return alive("cloud1") && alive("cloud2") }, "the edge to see both clouds")
+	cl := startEdgeAndClouds(t, bin, dir, mdl, "infer,override,cluster", "--link", "lte", "--device", "slowdown:4")
+	c1, base, caCert, tokFile := cl.c1, cl.base, cl.caCert, cl.tokFile
 
 	const prompt = "The edge and the cloud "
 	const n = 90 // past gpt-tiny's 64-token context: the window jumps

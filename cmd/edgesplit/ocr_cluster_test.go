@@ -77,24 +77,8 @@ func TestOCROnProcesses(t *testing.T) {
 	rec := filepath.Join(dir, "rec320.onnx")
 	run(t, bin, "export", "--model", cfg.Rec, "--shape", fmt.Sprintf("1,3,%d,%d", ocr.RecHeight, ocr.DefaultFixedWidth), "--out", rec)
 
-	ca := newCA(t, bin, dir, "ca", map[string]string{"edge": "edge", "cloud1": "cloud", "cloud2": "cloud"})
-	clients := filepath.Join(dir, "clients.yaml")
-	tok, _, _ := strings.Cut(run(t, bin, "token", "new", "--name", "reader", "--scopes", "infer,cluster", "--clients", clients), "\n")
-	tokFile := filepath.Join(dir, "token")
-	if err := os.WriteFile(tokFile, []byte(tok+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	mdl := "rec=" + rec
-	c1 := launchNode(t, bin, "--role", "cloud", "--name", "cloud1", "--bind", "127.0.0.1:0", "--quic", "127.0.0.1:0", "--ca", ca, "--model", mdl)
-	c2 := launchNode(t, bin, "--role", "cloud", "--name", "cloud2", "--bind", "127.0.0.1:0", "--quic", "127.0.0.1:0", "--ca", ca, "--model", mdl, "--join", c1.gossip)
-	edge := launchNode(t, bin, "--role", "edge", "--name", "edge", "--bind", "127.0.0.1:0", "--join", c1.gossip+","+c2.gossip,
-		"--http", "127.0.0.1:0", "--api-clients", clients, "--api-tls", "--link", "5g-midband", "--device", "slowdown:40", "--ca", ca, "--model", mdl)
-	base := "https://" + edge.http
-	caCert := filepath.Join(ca, "ca.crt")
-	useAPI(t, caCert, tok)
-	defer useAPI(t, "", "")
-	alive := func(name string) bool { return clusterMember(t, base, name).Alive }
-	waitFor(t, 20*time.Second, func() bool { return alive("cloud1") && alive("cloud2") }, "the edge to see both clouds")
+	cl := startEdgeAndClouds(t, bin, dir, "rec="+rec, "infer,cluster", "--link", "5g-midband", "--device", "slowdown:40")
+	base, caCert, tokFile := cl.base, cl.caCert, cl.tokFile
 
 	// ocrRun runs `edgesplit ocr --line` on every image and returns the
 	// text read from each, what it printed on stderr, and its wall time.

@@ -175,3 +175,38 @@ func (g *garbageReader) Read(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
+
+// edgeAndClouds is a running cluster of one edge ("edge") and two clouds
+// ("cloud1", "cloud2") as `edgesplit node` processes, with the API helpers
+// set to talk to the edge.
+type edgeAndClouds struct {
+	c1, c2, edge          nodeProc
+	base, caCert, tokFile string
+}
+
+// startEdgeAndClouds makes a CA in dir, a client token with scopes, and
+// starts two clouds serving model and an edge serving it over the API
+// (--api-tls) with edgeArgs (its link, device, …); it waits until the
+// edge sees both clouds alive.
+func startEdgeAndClouds(t *testing.T, bin, dir, model, scopes string, edgeArgs ...string) edgeAndClouds {
+	t.Helper()
+	ca := newCA(t, bin, dir, "ca", map[string]string{"edge": "edge", "cloud1": "cloud", "cloud2": "cloud"})
+	clients := filepath.Join(dir, "clients.yaml")
+	tok, _, _ := strings.Cut(run(t, bin, "token", "new", "--name", "client", "--scopes", scopes, "--clients", clients), "\n")
+	var c edgeAndClouds
+	c.tokFile = filepath.Join(dir, "token")
+	if err := os.WriteFile(c.tokFile, []byte(tok+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c.c1 = launchNode(t, bin, "--role", "cloud", "--name", "cloud1", "--bind", "127.0.0.1:0", "--quic", "127.0.0.1:0", "--ca", ca, "--model", model)
+	c.c2 = launchNode(t, bin, "--role", "cloud", "--name", "cloud2", "--bind", "127.0.0.1:0", "--quic", "127.0.0.1:0", "--ca", ca, "--model", model, "--join", c.c1.gossip)
+	c.edge = launchNode(t, bin, append([]string{"--role", "edge", "--name", "edge", "--bind", "127.0.0.1:0", "--join", c.c1.gossip + "," + c.c2.gossip,
+		"--http", "127.0.0.1:0", "--api-clients", clients, "--api-tls", "--ca", ca, "--model", model}, edgeArgs...)...)
+	c.base = "https://" + c.edge.http
+	c.caCert = filepath.Join(ca, "ca.crt")
+	useAPI(t, c.caCert, tok)
+	t.Cleanup(func() { useAPI(t, "", "") })
+	alive := func(name string) bool { return clusterMember(t, c.base, name).Alive }
+	waitFor(t, 20*time.Second, func() bool { return alive("cloud1") && alive("cloud2") }, "the edge to see both clouds")
+	return c
+}
